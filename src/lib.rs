@@ -1,0 +1,12 @@
+//! ipsec-server: an IKEv2 responder with a userspace ESP data plane bridged to TUN.
+//!
+//! Layers (see DESIGN.md §3): `wire` (codecs) → `crypto` (transforms, key schedule) →
+//! `ike` (sans-IO responder) → `ipsec` (SA database, ESP) → `pool` → `io`/`daemon` (OS code).
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod crypto;
+pub mod ike;
+pub mod ipsec;
+pub mod pool;
+pub mod wire;
