@@ -9,4 +9,5 @@ pub mod crypto;
 pub mod ike;
 pub mod ipsec;
 pub mod pool;
+pub mod secret;
 pub mod wire;
