@@ -1,1 +1,181 @@
-//! placeholder
+//! ClientIpPool leases (DESIGN.md §1: CP INTERNAL_IP4_ADDRESS, RFC 7296 §3.15).
+//!
+//! Invariants:
+//! - the network and broadcast addresses of the pool are never leased;
+//! - an address is leased to at most one IKE SA at a time;
+//! - at most `max_leases` addresses are leased at once (the gateway's MaxConnections);
+//! - an identity gets its previous address again while that address is free ("sticky"); the
+//!   sticky memory holds at most one entry per pool address, so it is bounded by the pool size.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("client address pool {0} is exhausted")]
+    Exhausted(Ipv4Net),
+    #[error("MaxConnections ({0}) reached")]
+    MaxConnections(usize),
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    net: Ipv4Net,
+    max_leases: usize,
+    leased: HashMap<Ipv4Addr, ()>,
+    /// The identity an address was last leased to, for stickiness.
+    last_owner: HashMap<Ipv4Addr, Vec<u8>>,
+    /// The reverse of `last_owner`.
+    sticky: HashMap<Vec<u8>, Ipv4Addr>,
+    /// Next host offset to try, so fresh addresses are spread before old ones are reused.
+    cursor: u32,
+}
+
+impl Pool {
+    pub fn new(net: Ipv4Net, max_leases: usize) -> Self {
+        Self {
+            net: net.trunc(),
+            max_leases,
+            leased: HashMap::new(),
+            last_owner: HashMap::new(),
+            sticky: HashMap::new(),
+            cursor: 0,
+        }
+    }
+
+    pub fn network(&self) -> Ipv4Net {
+        self.net
+    }
+
+    /// Number of addresses leased now.
+    pub fn in_use(&self) -> usize {
+        self.leased.len()
+    }
+
+    /// Leases an address to `identity`: its previous address if free, else a fresh one
+    /// (addresses never handed out first), else any free address.
+    pub fn acquire(&mut self, identity: &[u8]) -> Result<Ipv4Addr, PoolError> {
+        if self.leased.len() >= self.max_leases {
+            return Err(PoolError::MaxConnections(self.max_leases));
+        }
+        if let Some(&addr) = self.sticky.get(identity) {
+            if !self.leased.contains_key(&addr) {
+                self.leased.insert(addr, ());
+                return Ok(addr);
+            }
+        }
+        let addr = self
+            .scan(|pool, a| !pool.leased.contains_key(&a) && !pool.last_owner.contains_key(&a))
+            .or_else(|| self.scan(|pool, a| !pool.leased.contains_key(&a)))
+            .ok_or(PoolError::Exhausted(self.net))?;
+        self.leased.insert(addr, ());
+        if let Some(old) = self.last_owner.insert(addr, identity.to_vec()) {
+            self.sticky.remove(&old);
+        }
+        if let Some(prev) = self.sticky.insert(identity.to_vec(), addr) {
+            if prev != addr {
+                self.last_owner.remove(&prev);
+            }
+        }
+        Ok(addr)
+    }
+
+    /// Returns `addr` to the pool; unknown addresses are ignored.
+    pub fn release(&mut self, addr: Ipv4Addr) {
+        self.leased.remove(&addr);
+    }
+
+    pub fn is_leased(&self, addr: Ipv4Addr) -> bool {
+        self.leased.contains_key(&addr)
+    }
+
+    /// Usable host addresses: all but the network and broadcast addresses.
+    fn host_count(&self) -> u32 {
+        // prefix_len is 16..=29 after config validation, but stay total for any prefix.
+        let size = 1u64 << (32 - u32::from(self.net.prefix_len()));
+        size.saturating_sub(2).min(u64::from(u32::MAX)) as u32
+    }
+
+    /// First host address after the cursor satisfying `ok`, advancing the cursor past it.
+    fn scan(&mut self, ok: impl Fn(&Self, Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+        let hosts = self.host_count();
+        let base = u32::from(self.net.network());
+        for i in 0..hosts {
+            let offset = (self.cursor + i) % hosts;
+            let addr = Ipv4Addr::from(base + 1 + offset);
+            if ok(self, addr) {
+                self.cursor = (offset + 1) % hosts;
+                return Some(addr);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(net: &str, max: usize) -> Pool {
+        Pool::new(net.parse().unwrap(), max)
+    }
+
+    #[test]
+    fn never_leases_network_or_broadcast() {
+        let mut p = pool("10.0.0.0/29", 100);
+        let mut got = Vec::new();
+        for i in 0..6u8 {
+            got.push(p.acquire(&[i]).unwrap());
+        }
+        assert_eq!(got.first(), Some(&Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(got.last(), Some(&Ipv4Addr::new(10, 0, 0, 6)));
+        assert_eq!(p.acquire(&[9]), Err(PoolError::Exhausted(p.network())));
+    }
+
+    #[test]
+    fn same_identity_gets_same_address_again_while_free() {
+        let mut p = pool("10.0.0.0/24", 100);
+        let a = p.acquire(b"alice").unwrap();
+        let b = p.acquire(b"bob").unwrap();
+        p.release(a);
+        let c = p.acquire(b"carol").unwrap();
+        assert_ne!(c, a, "a fresh address is preferred over alice's old one");
+        assert_eq!(p.acquire(b"alice").unwrap(), a);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn two_sas_of_one_identity_get_distinct_addresses() {
+        let mut p = pool("10.0.0.0/24", 100);
+        let a1 = p.acquire(b"shared").unwrap();
+        let a2 = p.acquire(b"shared").unwrap();
+        assert_ne!(a1, a2);
+        assert_eq!(p.in_use(), 2);
+    }
+
+    #[test]
+    fn max_connections_limits_leases() {
+        let mut p = pool("10.0.0.0/24", 2);
+        p.acquire(b"a").unwrap();
+        let b = p.acquire(b"b").unwrap();
+        assert_eq!(p.acquire(b"c"), Err(PoolError::MaxConnections(2)));
+        p.release(b);
+        assert!(p.acquire(b"c").is_ok());
+    }
+
+    #[test]
+    fn reuses_released_addresses_when_no_fresh_one_is_left() {
+        let mut p = pool("10.0.0.0/30", 10);
+        let a = p.acquire(b"a").unwrap();
+        let b = p.acquire(b"b").unwrap();
+        p.release(a);
+        let c = p.acquire(b"c").unwrap();
+        assert_eq!(c, a);
+        assert!(p.is_leased(b));
+        // a's stickiness moved to c
+        p.release(c);
+        assert_eq!(p.acquire(b"c").unwrap(), c);
+    }
+}
