@@ -1,0 +1,368 @@
+//! A small but real IKEv2 initiator on the same codec and crypto: IKE_SA_INIT (following
+//! COOKIE and INVALID_KE_PAYLOAD answers), IKE_AUTH with PSK asking for a virtual IP, and the
+//! INFORMATIONAL DELETE. Used by the tests and the load generator.
+//!
+//! Like the responder it is sans-IO: it returns the bytes to send and takes the bytes received.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use rand::rand_core::CryptoRngCore;
+
+use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
+use crate::secret::SecretBytes;
+use crate::wire::{
+    AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message, NotifyType,
+    Payload, PayloadType, ProtocolId, FLAG_INITIATOR, IKEV2_VERSION,
+};
+
+use super::auth::AUTH_SHARED_KEY_MIC;
+use super::nat::nat_hash;
+use super::sa_init::notify;
+use super::sk::SkCrypto;
+use super::ts::{any_ipv4, Ipv4Range};
+use super::{id_payload_for, ChildSaSpec, EspSuite, IkeError, IkeSuite};
+
+/// What the initiator proposes and who it is.
+#[derive(Debug, Clone)]
+pub struct InitiatorConfig {
+    pub ike: IkeSuite,
+    pub esp: EspSuite,
+    pub psk: SecretBytes,
+    /// IDi.
+    pub id: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// TSr to ask for; empty asks for everything (0.0.0.0/0).
+    pub remote_ts: Vec<Ipv4Net>,
+    /// Whether IKE_AUTH carries CP(CFG_REQUEST) for a virtual IP.
+    pub request_vip: bool,
+}
+
+/// Progress of the initiator.
+enum State {
+    /// IKE_SA_INIT sent; waiting for its answer.
+    Init { dh: DhPrivate, ni: Vec<u8>, request: Vec<u8>, cookie: Option<Vec<u8>> },
+    /// IKE_AUTH sent.
+    Auth { keys: Box<IkeKeys>, ni: Vec<u8>, nr: Vec<u8>, init_response: Vec<u8>, sk: SkCrypto, child_spi: u32 },
+    /// Both exchanges done.
+    Established { sk: SkCrypto, child: Option<Box<ChildSaSpec>>, vip: Option<Ipv4Addr> },
+    Failed,
+}
+
+pub struct Initiator {
+    cfg: InitiatorConfig,
+    spi_i: u64,
+    spi_r: u64,
+    next_message_id: u32,
+    state: State,
+}
+
+impl Initiator {
+    /// Starts an IKE SA: returns the initiator and the IKE_SA_INIT request to send.
+    pub fn start(cfg: InitiatorConfig, rng: &mut dyn CryptoRngCore) -> (Self, Vec<u8>) {
+        let mut spi_i = 0;
+        while spi_i == 0 {
+            spi_i = rng.next_u64();
+        }
+        let mut me = Self { cfg, spi_i, spi_r: 0, next_message_id: 0, state: State::Failed };
+        let request = me.init_request(rng, None);
+        (me, request)
+    }
+
+    pub fn spi_i(&self) -> u64 {
+        self.spi_i
+    }
+
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Established { .. })
+    }
+
+    /// The Child SA from IKE_AUTH, seen from the initiator: inbound = responder → us.
+    pub fn child(&self) -> Option<&ChildSaSpec> {
+        match &self.state {
+            State::Established { child, .. } => child.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn virtual_ip(&self) -> Option<Ipv4Addr> {
+        match &self.state {
+            State::Established { vip, .. } => *vip,
+            _ => None,
+        }
+    }
+
+    /// Takes a response; returns the next request to send, if any.
+    pub fn handle(&mut self, rng: &mut dyn CryptoRngCore, bytes: &[u8]) -> Result<Option<Vec<u8>>, IkeError> {
+        let msg = Message::parse(bytes)?;
+        if !msg.header.is_response() || msg.header.spi_i != self.spi_i {
+            return Err(IkeError::InvalidSyntax("not a response to us"));
+        }
+        match std::mem::replace(&mut self.state, State::Failed) {
+            State::Init { dh, ni, request, cookie } => self.on_init_response(rng, &msg, bytes, dh, ni, request, cookie),
+            State::Auth { keys, ni, nr, init_response, sk, child_spi } => {
+                let inner = sk.open(bytes, &msg)?;
+                let child = self.on_auth_response(&inner, &keys, &ni, &nr, &init_response, child_spi)?;
+                let vip = child.as_ref().map(|c| c.client_vip);
+                self.state = State::Established { sk, child: child.map(Box::new), vip };
+                Ok(None)
+            }
+            State::Established { sk, child, vip } => {
+                let _ = sk.open(bytes, &msg)?;
+                self.state = State::Established { sk, child, vip };
+                Ok(None)
+            }
+            State::Failed => Err(IkeError::InvalidSyntax("initiator failed")),
+        }
+    }
+
+    /// INFORMATIONAL DELETE of the IKE SA (after it is established).
+    pub fn delete_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+        let State::Established { sk, .. } = &self.state else { return None };
+        let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
+        let delete = Payload::Delete(DeletePayload { protocol: ProtocolId::IKE, spi_size: 0, spis: vec![] });
+        let bytes = sk.seal(header, &[delete], rng.as_rngcore());
+        self.next_message_id += 1;
+        Some(bytes)
+    }
+
+    /// An empty INFORMATIONAL request (liveness check).
+    pub fn liveness_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+        let State::Established { sk, .. } = &self.state else { return None };
+        let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
+        let bytes = sk.seal(header, &[], rng.as_rngcore());
+        self.next_message_id += 1;
+        Some(bytes)
+    }
+
+    fn header(&self, exchange: ExchangeType, next: PayloadType) -> Header {
+        Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            next_payload: next,
+            version: IKEV2_VERSION,
+            exchange,
+            flags: FLAG_INITIATOR,
+            message_id: self.next_message_id,
+            length: 0,
+        }
+    }
+
+    fn init_request(&mut self, rng: &mut dyn CryptoRngCore, cookie: Option<Vec<u8>>) -> Vec<u8> {
+        let dh = DhPrivate::generate(self.cfg.ike.dh, rng);
+        let mut ni = vec![0u8; 32];
+        rng.fill_bytes(&mut ni);
+        let mut payloads = Vec::new();
+        if let Some(c) = &cookie {
+            payloads.push(notify(NotifyType::COOKIE, c.clone()));
+        }
+        payloads.extend([
+            Payload::Sa(vec![self.cfg.ike.proposal(1, Vec::new())]),
+            Payload::Ke(KePayload { group: self.cfg.ike.dh.id(), data: dh.public_value().to_vec() }),
+            Payload::Nonce(ni.clone()),
+            notify(NotifyType::NAT_DETECTION_SOURCE_IP, nat_hash(self.spi_i, 0, self.cfg.local)),
+            notify(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_hash(self.spi_i, 0, self.cfg.remote)),
+            notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()),
+        ]);
+        let header = self.header(ExchangeType::IKE_SA_INIT, payloads[0].payload_type());
+        let request = Message { header, payloads }.emit();
+        self.state = State::Init { dh, ni, request: request.clone(), cookie };
+        request
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_init_response(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+        msg: &Message,
+        bytes: &[u8],
+        dh: DhPrivate,
+        ni: Vec<u8>,
+        request: Vec<u8>,
+        cookie: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>, IkeError> {
+        for p in &msg.payloads {
+            let Payload::Notify(n) = p else { continue };
+            if n.notify_type == NotifyType::COOKIE && cookie.is_none() {
+                return Ok(Some(self.init_request(rng, Some(n.data.clone()))));
+            }
+            if n.notify_type == NotifyType::INVALID_KE_PAYLOAD {
+                let want = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                let group = want.and_then(DhGroup::from_id).ok_or(IkeError::NoProposalChosen)?;
+                if group == self.cfg.ike.dh {
+                    return Err(IkeError::NoProposalChosen);
+                }
+                self.cfg.ike.dh = group;
+                return Ok(Some(self.init_request(rng, cookie)));
+            }
+            if n.notify_type.is_error() {
+                return Err(notify_error(n.notify_type));
+            }
+        }
+        let mut nr = None;
+        let mut ke = None;
+        for p in &msg.payloads {
+            match p {
+                Payload::Nonce(n) => nr = Some(n.clone()),
+                Payload::Ke(k) => ke = Some(k),
+                _ => {}
+            }
+        }
+        let (Some(nr), Some(ke)) = (nr, ke) else {
+            return Err(IkeError::InvalidSyntax("IKE_SA_INIT response needs KE and Nonce"));
+        };
+        self.spi_r = msg.header.spi_r;
+        let suite = self.cfg.ike;
+        let g_ir = dh.shared_secret(&ke.data).map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
+        let skeyseed = crypto::skeyseed(suite.prf, &ni, &nr, g_ir.expose());
+        let keys = crypto::derive_ike_keys(
+            suite.prf,
+            suite.encr,
+            suite.integ,
+            skeyseed.expose(),
+            &ni,
+            &nr,
+            self.spi_i,
+            self.spi_r,
+        );
+        let sk = SkCrypto::initiator(suite.encr, suite.integ, &keys)?;
+        let idi = id_payload_for(&self.cfg.id);
+        let auth = crypto::psk_auth(
+            suite.prf,
+            self.cfg.psk.expose(),
+            &request,
+            &nr,
+            keys.sk_pi.expose(),
+            &idi.body(),
+        );
+        let mut child_spi = 0;
+        while child_spi < 0x100 {
+            child_spi = rng.next_u32();
+        }
+        let mut inner = vec![
+            Payload::IdI(idi),
+            notify(NotifyType::INITIAL_CONTACT, Vec::new()),
+            Payload::Auth(AuthPayload { method: AUTH_SHARED_KEY_MIC, data: auth.expose().to_vec() }),
+        ];
+        if self.cfg.request_vip {
+            inner.push(Payload::Cp(CpPayload {
+                cfg_type: CpPayload::CFG_REQUEST,
+                attributes: vec![
+                    CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_ADDRESS, value: vec![] },
+                    CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_DNS, value: vec![] },
+                ],
+            }));
+        }
+        let tsr = if self.cfg.remote_ts.is_empty() {
+            vec![any_ipv4()]
+        } else {
+            self.cfg.remote_ts.iter().map(|n| selector(Ipv4Range::from(*n))).collect()
+        };
+        inner.extend([
+            Payload::Sa(vec![self.cfg.esp.proposal(1, child_spi, None, true)]),
+            Payload::TsI(vec![any_ipv4()]),
+            Payload::TsR(tsr),
+        ]);
+        self.next_message_id = 1;
+        let header = self.header(ExchangeType::IKE_AUTH, PayloadType::SK);
+        let out = sk.seal(header, &inner, rng.as_rngcore());
+        self.next_message_id = 2;
+        self.state = State::Auth { keys: Box::new(keys), ni, nr, init_response: bytes.to_vec(), sk, child_spi };
+        Ok(Some(out))
+    }
+
+    fn on_auth_response(
+        &self,
+        inner: &[Payload],
+        keys: &IkeKeys,
+        ni: &[u8],
+        nr: &[u8],
+        init_response: &[u8],
+        child_spi: u32,
+    ) -> Result<Option<ChildSaSpec>, IkeError> {
+        let mut idr = None;
+        let mut auth = None;
+        let mut vip = None;
+        let mut proposals = None;
+        let mut tsr = None;
+        let mut child_error = None;
+        for p in inner {
+            match p {
+                Payload::IdR(id) => idr = Some(id),
+                Payload::Auth(a) => auth = Some(a),
+                Payload::Cp(cp) => {
+                    vip = cp
+                        .attributes
+                        .iter()
+                        .find(|a| a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4)
+                        .map(|a| Ipv4Addr::new(a.value[0], a.value[1], a.value[2], a.value[3]))
+                }
+                Payload::Sa(s) => proposals = Some(s),
+                Payload::TsR(t) => tsr = Some(t),
+                Payload::Notify(n) if n.notify_type == NotifyType::AUTHENTICATION_FAILED => {
+                    return Err(IkeError::AuthenticationFailed)
+                }
+                Payload::Notify(n) if n.notify_type.is_error() => child_error = Some(n.notify_type),
+                _ => {}
+            }
+        }
+        let (Some(idr), Some(auth)) = (idr, auth) else {
+            return Err(IkeError::InvalidSyntax("IKE_AUTH response needs IDr and AUTH"));
+        };
+        let suite = self.cfg.ike;
+        let expected =
+            crypto::psk_auth(suite.prf, self.cfg.psk.expose(), init_response, ni, keys.sk_pr.expose(), &idr.body());
+        if auth.method != AUTH_SHARED_KEY_MIC || !expected.ct_eq(&auth.data) {
+            return Err(IkeError::AuthenticationFailed);
+        }
+        if child_error.is_some() {
+            return Ok(None);
+        }
+        let (Some(proposals), Some(vip), Some(tsr)) = (proposals, vip, tsr) else {
+            return Ok(None);
+        };
+        let chosen = self.cfg.esp.choose(proposals, None)?;
+        let ck = crypto::derive_child_keys(suite.prf, keys.sk_d.expose(), None, ni, nr, self.cfg.esp.encr, self.cfg.esp.integ);
+        let local_ts = tsr
+            .iter()
+            .filter_map(|t| match t {
+                crate::wire::TrafficSelector::Ipv4 { start, end, .. } => Some(Ipv4Range { start: *start, end: *end }),
+                _ => None,
+            })
+            .collect();
+        Ok(Some(ChildSaSpec {
+            inbound_spi: child_spi,
+            outbound_spi: chosen.peer_spi,
+            encr: self.cfg.esp.encr,
+            integ: self.cfg.esp.integ,
+            inbound_encr_key: ck.encr_r,
+            inbound_integ_key: ck.integ_r,
+            outbound_encr_key: ck.encr_i,
+            outbound_integ_key: ck.integ_i,
+            client_vip: vip,
+            local_ts,
+            local: self.cfg.local,
+            remote: self.cfg.remote,
+            udp_encap: true,
+            lifetime: Duration::from_secs(3600),
+        }))
+    }
+}
+
+fn selector(r: Ipv4Range) -> crate::wire::TrafficSelector {
+    crate::wire::TrafficSelector::Ipv4 { ip_protocol: 0, start_port: 0, end_port: 0xffff, start: r.start, end: r.end }
+}
+
+/// The error an error notify in a response stands for.
+fn notify_error(ty: NotifyType) -> IkeError {
+    match ty {
+        NotifyType::NO_PROPOSAL_CHOSEN => IkeError::NoProposalChosen,
+        NotifyType::AUTHENTICATION_FAILED => IkeError::AuthenticationFailed,
+        NotifyType::TS_UNACCEPTABLE => IkeError::TsUnacceptable,
+        NotifyType::INTERNAL_ADDRESS_FAILURE => IkeError::InternalAddressFailure("refused by responder".into()),
+        _ => IkeError::InvalidSyntax("error notify from responder"),
+    }
+}

@@ -1,0 +1,128 @@
+//! The Encrypted payload (RFC 7296 §3.14): IV | ciphertext | ICV, where the ICV covers the
+//! whole message from the IKE header to the end of the ciphertext.
+//!
+//! Invariant: [`SkCrypto::open`] verifies the ICV (constant time) before it decrypts anything.
+
+use rand::RngCore;
+
+use crate::crypto::{Cipher, EncrAlg, IkeKeys, Integ, IntegAlg};
+use crate::wire::{self, Header, Message, Payload, PayloadType, SkPayload};
+
+use super::IkeError;
+
+/// Keyed transforms of one IKE SA, in the direction of one role.
+pub(crate) struct SkCrypto {
+    out_cipher: Cipher,
+    out_integ: Integ,
+    in_cipher: Cipher,
+    in_integ: Integ,
+}
+
+impl SkCrypto {
+    /// Keys of the responder: send with SK_er/SK_ar, receive with SK_ei/SK_ai.
+    pub fn responder(encr: EncrAlg, integ: IntegAlg, keys: &IkeKeys) -> Result<Self, IkeError> {
+        Self::new(encr, integ, (&keys.sk_er, &keys.sk_ar), (&keys.sk_ei, &keys.sk_ai))
+    }
+
+    /// Keys of the initiator: send with SK_ei/SK_ai, receive with SK_er/SK_ar.
+    pub fn initiator(encr: EncrAlg, integ: IntegAlg, keys: &IkeKeys) -> Result<Self, IkeError> {
+        Self::new(encr, integ, (&keys.sk_ei, &keys.sk_ai), (&keys.sk_er, &keys.sk_ar))
+    }
+
+    fn new(
+        encr: EncrAlg,
+        integ: IntegAlg,
+        out: (&crate::secret::SecretBytes, &crate::secret::SecretBytes),
+        inn: (&crate::secret::SecretBytes, &crate::secret::SecretBytes),
+    ) -> Result<Self, IkeError> {
+        let bad = |_| IkeError::InvalidSyntax("key length");
+        Ok(Self {
+            out_cipher: Cipher::new(encr, out.0.expose()).map_err(bad)?,
+            out_integ: Integ::new(integ, out.1.expose()).map_err(bad)?,
+            in_cipher: Cipher::new(encr, inn.0.expose()).map_err(bad)?,
+            in_integ: Integ::new(integ, inn.1.expose()).map_err(bad)?,
+        })
+    }
+
+    /// Verifies and decrypts the SK payload of `msg` (parsed from `raw`), returning the inner
+    /// payloads. An ICV failure is [`IkeError::IntegrityCheckFailed`] (dropped silently).
+    pub fn open(&self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, IkeError> {
+        let sk = match msg.payloads.last() {
+            Some(Payload::Sk(sk)) => sk,
+            _ => return Err(IkeError::InvalidSyntax("no SK payload")),
+        };
+        let (first, plain) = self.open_body(raw, sk.first_inner, &sk.body)?;
+        Ok(wire::parse_payloads(first, &plain)?)
+    }
+
+    /// Verifies `raw`'s ICV and decrypts `body` (IV | ciphertext | ICV, the last payload of
+    /// `raw`), returning the plaintext without padding. Shared by SK and SKF (RFC 7383 §2.5).
+    pub fn open_body(
+        &self,
+        raw: &[u8],
+        first: PayloadType,
+        body: &[u8],
+    ) -> Result<(PayloadType, Vec<u8>), IkeError> {
+        let icv_len = self.in_integ.alg().icv_len();
+        let iv_len = self.in_cipher.alg().iv_len();
+        let block = self.in_cipher.alg().block_len();
+        if body.len() < iv_len + icv_len + block || raw.len() < icv_len {
+            return Err(IkeError::InvalidSyntax("SK payload too short"));
+        }
+        let (signed, icv) = raw.split_at(raw.len() - icv_len);
+        if !self.in_integ.verify(signed, icv) {
+            return Err(IkeError::IntegrityCheckFailed);
+        }
+        let (iv, rest) = body.split_at(iv_len);
+        let mut plain = rest[..rest.len() - icv_len].to_vec();
+        if plain.len() % block != 0 {
+            return Err(IkeError::InvalidSyntax("SK ciphertext not block aligned"));
+        }
+        self.in_cipher
+            .decrypt(iv, &mut plain)
+            .map_err(|_| IkeError::InvalidSyntax("SK decryption"))?;
+        // §3.14: the last octet is the pad length; padding may have any content.
+        let pad_len = usize::from(*plain.last().unwrap_or(&0));
+        if pad_len + 1 > plain.len() {
+            return Err(IkeError::InvalidSyntax("SK pad length"));
+        }
+        plain.truncate(plain.len() - pad_len - 1);
+        Ok((first, plain))
+    }
+
+    /// Builds a protected message: `header` with an SK payload carrying `inner`.
+    pub fn seal(&self, header: Header, inner: &[Payload], rng: &mut dyn RngCore) -> Vec<u8> {
+        let mut plain = Vec::new();
+        let first = wire::emit_payloads(inner, &mut plain);
+        let body = self.seal_body(plain, rng);
+        let msg = Message { header, payloads: vec![Payload::Sk(SkPayload { first_inner: first, body })] };
+        self.sign(msg.emit())
+    }
+
+    /// IV | ciphertext(plain | padding | pad length) | zeroed ICV, ready for [`Self::sign`].
+    pub fn seal_body(&self, mut plain: Vec<u8>, rng: &mut dyn RngCore) -> Vec<u8> {
+        let alg = self.out_cipher.alg();
+        let block = alg.block_len();
+        let pad_len = (block - (plain.len() + 1) % block) % block;
+        plain.extend(std::iter::repeat_n(0u8, pad_len));
+        // pad_len < block ≤ 16, so it fits a byte.
+        plain.push(pad_len as u8);
+        let mut body = vec![0u8; alg.iv_len()];
+        rng.fill_bytes(&mut body);
+        // The plaintext was just padded to a block multiple, so encryption cannot fail.
+        let iv = body.clone();
+        let _ = self.out_cipher.encrypt(&iv, &mut plain);
+        body.extend_from_slice(&plain);
+        body.extend(std::iter::repeat_n(0u8, self.out_integ.alg().icv_len()));
+        body
+    }
+
+    /// Writes the ICV over everything before it into the message's last `icv_len` bytes.
+    pub fn sign(&self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let icv_len = self.out_integ.alg().icv_len();
+        let split = bytes.len() - icv_len;
+        let (signed, icv) = bytes.split_at_mut(split);
+        self.out_integ.sign(signed, icv);
+        bytes
+    }
+}
