@@ -15,7 +15,7 @@ use crate::wire::{AuthPayload, CpAttribute, CpPayload, IdPayload, NotifyType, Pa
 
 use super::responder::{error_notify, Child, Handled, IkeSa, Responder};
 use super::ts::{narrow_tsi, narrow_tsr};
-use super::{id_payload_for, id_to_string, Action, ChildSaSpec, IkeError};
+use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
 
 /// AUTH method 2: Shared Key Message Integrity Code (§3.8).
 pub(crate) const AUTH_SHARED_KEY_MIC: u8 = 2;
@@ -49,7 +49,7 @@ impl Responder {
             return fail(e);
         }
         let idr = match &self.cfg.local_id {
-            Some(id) => id_payload_for(id),
+            Some(id) => id_payload(id),
             None => match sa.local.ip() {
                 std::net::IpAddr::V4(a) => IdPayload { id_type: IdPayload::ID_IPV4_ADDR, data: a.octets().to_vec() },
                 std::net::IpAddr::V6(a) => IdPayload { id_type: IdPayload::ID_IPV6_ADDR, data: a.octets().to_vec() },
@@ -102,7 +102,7 @@ impl Responder {
             return Err(IkeError::AuthenticationFailed);
         }
         if let Some(want) = &self.cfg.remote_id {
-            if id_to_string(idi) != *want {
+            if idi.id_type != want.id_type() || idi.data != want.data() {
                 return Err(IkeError::AuthenticationFailed);
             }
         }

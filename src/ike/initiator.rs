@@ -23,7 +23,7 @@ use super::nat::nat_hash;
 use super::sa_init::notify;
 use super::sk::SkCrypto;
 use super::ts::{any_ipv4, Ipv4Range};
-use super::{id_payload_for, ChildSaSpec, EspSuite, IkeError, IkeSuite};
+use super::{id_payload, ChildSaSpec, EspSuite, IkeError, Identity, IkeSuite};
 
 /// What the initiator proposes and who it is.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct InitiatorConfig {
     pub esp: EspSuite,
     pub psk: SecretBytes,
     /// IDi.
-    pub id: String,
+    pub id: Identity,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// TSr to ask for; empty asks for everything (0.0.0.0/0).
@@ -229,7 +229,7 @@ impl Initiator {
             self.spi_r,
         );
         let sk = SkCrypto::initiator(suite.encr, suite.integ, &keys)?;
-        let idi = id_payload_for(&self.cfg.id);
+        let idi = id_payload(&self.cfg.id);
         let auth = crypto::psk_auth(
             suite.prf,
             self.cfg.psk.expose(),

@@ -27,6 +27,7 @@ mod ts;
 mod tests;
 
 use std::net::{Ipv4Addr, SocketAddr};
+
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -34,9 +35,11 @@ use ipnet::Ipv4Net;
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo};
-pub use ts::Ipv4Range;
+pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg};
+pub use crate::config::{Identity, UniquePolicy};
+use crate::config::Config;
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use crate::secret::SecretBytes;
 use crate::wire::IdPayload;
 
@@ -51,9 +54,9 @@ pub struct ResponderConfig {
     pub ipsec_lifetime: Duration,
     pub psk: SecretBytes,
     /// IDr; `None` answers with the address the client reached (ID_IPV4_ADDR).
-    pub local_id: Option<String>,
-    /// Required IDi; `None` accepts any.
-    pub remote_id: Option<String>,
+    pub local_id: Option<Identity>,
+    /// Required IDi (type and data must match); `None` accepts any.
+    pub remote_id: Option<Identity>,
     pub local_subnets: Vec<Ipv4Net>,
     pub pool: Ipv4Net,
     pub dns: Vec<Ipv4Addr>,
@@ -65,19 +68,6 @@ pub struct ResponderConfig {
     pub cookie_per_source: usize,
     /// How long an IKE SA may wait for its IKE_AUTH.
     pub half_open_timeout: Duration,
-}
-
-/// What to do with older IKE SAs of an identity that authenticates again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UniquePolicy {
-    /// Replace an older IKE SA of the same identity only when it comes from the same IP
-    /// address (a client reconnecting); clients sharing one identity from different addresses
-    /// coexist. The default.
-    SameAddress,
-    /// Never replace: every IKE SA stays until it is deleted or times out.
-    Never,
-    /// Replace any older IKE SA of the same identity.
-    Replace,
 }
 
 /// An effect the responder asks its caller to carry out.
@@ -92,43 +82,52 @@ pub enum Action {
     DeleteChild { inbound_spi: u32 },
 }
 
-/// Everything the data plane needs for one Child SA pair (tunnel mode, ESP-in-UDP).
-#[derive(Debug, Clone)]
-pub struct ChildSaSpec {
-    /// Our SPI: ESP from the client carries it.
-    pub inbound_spi: u32,
-    /// The client's SPI: ESP to the client carries it.
-    pub outbound_spi: u32,
-    pub encr: EncrAlg,
-    pub integ: IntegAlg,
-    /// Keys for client → gateway.
-    pub inbound_encr_key: SecretBytes,
-    pub inbound_integ_key: SecretBytes,
-    /// Keys for gateway → client.
-    pub outbound_encr_key: SecretBytes,
-    pub outbound_integ_key: SecretBytes,
-    /// The client's virtual IP: the only allowed inner source address of inbound packets.
-    pub client_vip: Ipv4Addr,
-    /// Narrowed TSr: allowed inner destinations of inbound packets.
-    pub local_ts: Vec<Ipv4Range>,
-    /// Our address the client talks to, and the client's observed address (UDP 4500 side).
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    /// Whether UDP encapsulation is in use (NAT detected, or the client floated to 4500).
-    pub udp_encap: bool,
-    pub lifetime: Duration,
+impl ResponderConfig {
+    /// The responder's view of a validated configuration; `None` without `[ipsec_server]`.
+    pub fn from_config(config: &Config) -> Option<Self> {
+        let server = config.ipsec_server()?;
+        let gw = config.gateway();
+        let (ike, ipsec) = (server.ike(), server.ipsec());
+        // The config's algorithm enums carry the IANA numbers; the crypto layer maps them
+        // back, so the set of algorithms is defined once. Every config value has a transform.
+        let encr = |e: crate::config::EncAlg| EncrAlg::from_ike(e.iana_id(), e.key_length_attr());
+        let dh = |g: crate::config::DhGroup| DhGroup::from_id(g.iana_id());
+        Some(Self {
+            ike: IkeSuite {
+                encr: encr(ike.enc())?,
+                integ: IntegAlg::from_ike(ike.auth().integ_id())?,
+                prf: PrfAlg::from_ike(ike.auth().prf_id())?,
+                dh: dh(ike.dh_group())?,
+            },
+            esp: EspSuite { encr: encr(ipsec.enc())?, integ: IntegAlg::from_ike(ipsec.auth().integ_id())? },
+            esp_pfs: ipsec.pfs().and_then(dh),
+            ike_lifetime: ike.lifetime(),
+            ipsec_lifetime: ipsec.lifetime(),
+            psk: server.psk().clone(),
+            local_id: ike.local_id().cloned(),
+            remote_id: ike.remote_id().cloned(),
+            local_subnets: server.local_subnets().to_vec(),
+            pool: server.client_ip_pool(),
+            dns: server.dns().to_vec(),
+            max_connections: gw.max_connections().get() as usize,
+            unique: gw.unique(),
+            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
+            cookie_per_source: DEFAULT_COOKIE_PER_SOURCE,
+            half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
+        })
+    }
 }
 
-/// IDr as we send it: an IPv4 literal becomes ID_IPV4_ADDR, `user@host` ID_RFC822_ADDR,
-/// anything else ID_FQDN (RFC 7296 §3.5).
-pub(crate) fn id_payload_for(id: &str) -> IdPayload {
-    if let Ok(addr) = id.parse::<Ipv4Addr>() {
-        IdPayload { id_type: IdPayload::ID_IPV4_ADDR, data: addr.octets().to_vec() }
-    } else if id.contains('@') {
-        IdPayload { id_type: IdPayload::ID_RFC822_ADDR, data: id.as_bytes().to_vec() }
-    } else {
-        IdPayload { id_type: IdPayload::ID_FQDN, data: id.as_bytes().to_vec() }
-    }
+/// Half-open IKE SAs before cookies are required of everyone (§2.6).
+pub const DEFAULT_COOKIE_THRESHOLD: usize = 512;
+/// Half-open IKE SAs from one address before that address must send cookies.
+pub const DEFAULT_COOKIE_PER_SOURCE: usize = 16;
+/// How long an IKE SA may wait for IKE_AUTH.
+pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An ID payload for a configured identity.
+pub(crate) fn id_payload(id: &Identity) -> IdPayload {
+    IdPayload { id_type: id.id_type(), data: id.data() }
 }
 
 /// A printable form of an identity, for logs, status and RemoteId comparison.

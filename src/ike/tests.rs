@@ -32,7 +32,7 @@ pub(crate) fn responder_config() -> ResponderConfig {
         ike_lifetime: Duration::from_secs(86400),
         ipsec_lifetime: Duration::from_secs(86400),
         psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        local_id: Some("gw.example.com".into()),
+        local_id: Some(Identity::Fqdn("gw.example.com".into())),
         remote_id: None,
         local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
         pool: "10.0.0.0/24".parse().unwrap(),
@@ -50,7 +50,7 @@ fn initiator_config(client: &str) -> InitiatorConfig {
         ike: suite(),
         esp: esp(),
         psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        id: "client1.example".into(),
+        id: Identity::Fqdn("client1.example".into()),
         local: client.parse().unwrap(),
         remote: GW500.parse().unwrap(),
         remote_ts: vec![],
@@ -192,7 +192,7 @@ fn wrong_psk_is_refused_and_leaves_nothing_behind() {
 #[test]
 fn remote_id_is_enforced() {
     let mut cfg = responder_config();
-    cfg.remote_id = Some("someone.else".into());
+    cfg.remote_id = Some(Identity::Fqdn("someone.else".into()));
     let mut h = Harness::new(cfg);
     let (_, _, result) = h.connect(initiator_config("198.51.100.7:500"));
     assert_eq!(result, Err(IkeError::AuthenticationFailed));
@@ -299,13 +299,13 @@ fn pool_exhaustion_gives_internal_address_failure_but_keeps_the_ike_sa() {
     let mut h = Harness::new(cfg);
     for i in 0..2 {
         let mut c = initiator_config(&format!("198.51.100.{}:500", 10 + i));
-        c.id = format!("c{i}");
+        c.id = Identity::Fqdn(format!("c{i}"));
         let (ini, _, r) = h.connect(c);
         r.unwrap();
         assert!(ini.child().is_some());
     }
     let mut c = initiator_config("198.51.100.20:500");
-    c.id = "c9".into();
+    c.id = Identity::Fqdn("c9".into());
     let (ini, actions, r) = h.connect(c);
     r.unwrap();
     assert!(ini.is_established());

@@ -8,34 +8,10 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use crate::ipsec::Ipv4Range;
 use crate::wire::TrafficSelector;
 
 use super::IkeError;
-
-/// An inclusive IPv4 address range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Range {
-    pub start: Ipv4Addr,
-    pub end: Ipv4Addr,
-}
-
-impl Ipv4Range {
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        self.start <= a && a <= self.end
-    }
-
-    fn intersect(&self, other: &Ipv4Range) -> Option<Ipv4Range> {
-        let start = self.start.max(other.start);
-        let end = self.end.min(other.end);
-        (start <= end).then_some(Ipv4Range { start, end })
-    }
-}
-
-impl From<Ipv4Net> for Ipv4Range {
-    fn from(n: Ipv4Net) -> Self {
-        Ipv4Range { start: n.network(), end: n.broadcast() }
-    }
-}
 
 /// TSi narrowed to `vip`/32: the client must have offered a selector containing it.
 pub(crate) fn narrow_tsi(tsi: &[TrafficSelector], vip: Ipv4Addr) -> Result<Vec<TrafficSelector>, IkeError> {

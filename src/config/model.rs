@@ -1,0 +1,262 @@
+//! The validated configuration. Fields are private to the `config` module: the only way to
+//! obtain these values is validation, so holding one is proof that its rules held.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use super::types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
+use crate::secret::SecretBytes;
+
+/// `[gateway]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub(super) vpn_gateway_id: String,
+    pub(super) region_id: String,
+    pub(super) listen_addrs: Vec<IpAddr>,
+    pub(super) ike_port: NonZeroU16,
+    pub(super) nat_t_port: NonZeroU16,
+    pub(super) tun_name: String,
+    pub(super) state_dir: PathBuf,
+    pub(super) ip_forward: bool,
+    pub(super) masquerade: bool,
+    pub(super) max_connections: NonZeroU32,
+    pub(super) dpd_interval: Option<Duration>,
+    pub(super) workers: Option<NonZeroU32>,
+    pub(super) unique: UniquePolicy,
+}
+
+impl GatewayConfig {
+    /// 1..=64 characters of `[A-Za-z0-9_-]`.
+    pub fn vpn_gateway_id(&self) -> &str {
+        &self.vpn_gateway_id
+    }
+    /// 1..=64 characters of `[A-Za-z0-9_-]`.
+    pub fn region_id(&self) -> &str {
+        &self.region_id
+    }
+    /// Non-empty, no duplicates, no multicast, never a wildcard together with a specific
+    /// address of the same family.
+    pub fn listen_addrs(&self) -> &[IpAddr] {
+        &self.listen_addrs
+    }
+    /// Differs from [`Self::nat_t_port`].
+    pub fn ike_port(&self) -> NonZeroU16 {
+        self.ike_port
+    }
+    pub fn nat_t_port(&self) -> NonZeroU16 {
+        self.nat_t_port
+    }
+    /// A valid Linux interface name: 1..=15 characters of `[A-Za-z0-9_.-]`, not `.`/`..`.
+    pub fn tun_name(&self) -> &str {
+        &self.tun_name
+    }
+    /// Absolute.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+    pub fn ip_forward(&self) -> bool {
+        self.ip_forward
+    }
+    pub fn masquerade(&self) -> bool {
+        self.masquerade
+    }
+    /// 1..=100000.
+    pub fn max_connections(&self) -> NonZeroU32 {
+        self.max_connections
+    }
+    /// `None`: our own liveness checks are disabled. At most one hour.
+    pub fn dpd_interval(&self) -> Option<Duration> {
+        self.dpd_interval
+    }
+    /// `None`: one data-plane worker per core. At most 1024.
+    pub fn workers(&self) -> Option<NonZeroU32> {
+        self.workers
+    }
+    pub fn unique(&self) -> UniquePolicy {
+        self.unique
+    }
+}
+
+/// One IPsec server (`[ipsec_server]` or a `CreateIpsecServer` call), validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpsecServerConfig {
+    pub(super) name: Option<String>,
+    pub(super) local_subnets: Vec<Ipv4Net>,
+    pub(super) client_ip_pool: Ipv4Net,
+    pub(super) effect_immediately: bool,
+    pub(super) psk: SecretBytes,
+    pub(super) psk_generated: bool,
+    pub(super) dns: Vec<Ipv4Addr>,
+    pub(super) ike: IkeConfig,
+    pub(super) ipsec: IpsecConfig,
+}
+
+impl IpsecServerConfig {
+    /// IpSecServerName: 1..=100 characters, no control characters, no `http(s)://` prefix.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    /// LocalSubnet: non-empty, canonical (no host bits), no duplicates. The TSr we offer.
+    pub fn local_subnets(&self) -> &[Ipv4Net] {
+        &self.local_subnets
+    }
+    /// ClientIpPool: canonical, prefix 16..=29, disjoint from every local subnet and from
+    /// the host networks validation was given.
+    pub fn client_ip_pool(&self) -> Ipv4Net {
+        self.client_ip_pool
+    }
+    pub fn effect_immediately(&self) -> bool {
+        self.effect_immediately
+    }
+    /// 1..=100 bytes of printable ASCII (0x20..=0x7e).
+    pub fn psk(&self) -> &SecretBytes {
+        &self.psk
+    }
+    /// True when no PSK was configured and validation generated one (16 alphanumerics).
+    /// A generated PSK changes on every validation: persist it if it must survive a restart.
+    pub fn psk_generated(&self) -> bool {
+        self.psk_generated
+    }
+    /// INTERNAL_IP4_DNS servers (RFC 7296 §3.15.1), possibly empty.
+    pub fn dns(&self) -> &[Ipv4Addr] {
+        &self.dns
+    }
+    pub fn ike(&self) -> &IkeConfig {
+        &self.ike
+    }
+    pub fn ipsec(&self) -> &IpsecConfig {
+        &self.ipsec
+    }
+}
+
+/// IkeConfig, validated. IkeVersion is always `ikev2` and IkeMode `main` (the only values
+/// accepted), so they are not stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeConfig {
+    pub(super) enc: EncAlg,
+    pub(super) auth: AuthAlg,
+    pub(super) dh_group: DhGroup,
+    pub(super) lifetime: Duration,
+    pub(super) local_id: Option<Identity>,
+    pub(super) remote_id: Option<Identity>,
+}
+
+impl IkeConfig {
+    pub fn enc(&self) -> EncAlg {
+        self.enc
+    }
+    /// PRF and integrity algorithm of the IKE SA.
+    pub fn auth(&self) -> AuthAlg {
+        self.auth
+    }
+    /// IkePfs: the IKE SA's DH group.
+    pub fn dh_group(&self) -> DhGroup {
+        self.dh_group
+    }
+    /// IkeLifetime, 0..=86400 s. Zero means the responder never rekeys or expires the IKE SA
+    /// itself and leaves that to the initiator.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+    /// IDr we send; `None`: the address the client reached.
+    pub fn local_id(&self) -> Option<&Identity> {
+        self.local_id.as_ref()
+    }
+    /// IDi we require; `None` accepts any.
+    pub fn remote_id(&self) -> Option<&Identity> {
+        self.remote_id.as_ref()
+    }
+    /// The API's JSON form (for ListIpsecServers).
+    pub fn to_api_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "IkeVersion": "ikev2",
+            "IkeMode": "main",
+            "IkeEncAlg": self.enc.api_name(),
+            "IkeAuthAlg": self.auth.api_name(),
+            "IkePfs": self.dh_group.api_name(),
+            "IkeLifetime": self.lifetime.as_secs(),
+            "LocalId": self.local_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+            "RemoteId": self.remote_id.as_ref().map(ToString::to_string).unwrap_or_default(),
+        })
+    }
+}
+
+/// IpsecConfig, validated: the Child SAs' transforms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpsecConfig {
+    pub(super) enc: EncAlg,
+    pub(super) auth: AuthAlg,
+    pub(super) pfs: Option<DhGroup>,
+    pub(super) lifetime: Duration,
+}
+
+impl IpsecConfig {
+    pub fn enc(&self) -> EncAlg {
+        self.enc
+    }
+    pub fn auth(&self) -> AuthAlg {
+        self.auth
+    }
+    /// IpsecPfs: DH group of CREATE_CHILD_SA rekeys (RFC 7296 §1.3.1); `None` = `disabled`.
+    /// The first Child SA is keyed from the IKE SA without its own DH (RFC 7296 §1.2).
+    pub fn pfs(&self) -> Option<DhGroup> {
+        self.pfs
+    }
+    /// IpsecLifetime, 0..=86400 s; zero as for [`IkeConfig::lifetime`].
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+    /// The API's JSON form (for ListIpsecServers).
+    pub fn to_api_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "IpsecEncAlg": self.enc.api_name(),
+            "IpsecAuthAlg": self.auth.api_name(),
+            "IpsecPfs": self.pfs.map_or("disabled", DhGroup::api_name),
+            "IpsecLifetime": self.lifetime.as_secs(),
+        })
+    }
+}
+
+/// `[api]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub(super) listen: SocketAddr,
+    pub(super) access_keys: Vec<AccessKey>,
+}
+
+impl ApiConfig {
+    /// Nonzero port.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    /// Non-empty; ids are unique.
+    pub fn access_keys(&self) -> &[AccessKey] {
+        &self.access_keys
+    }
+    /// The key with this AccessKeyId.
+    pub fn access_key(&self, id: &str) -> Option<&AccessKey> {
+        self.access_keys.iter().find(|k| k.id == id)
+    }
+}
+
+/// An AccessKey pair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKey {
+    pub(super) id: String,
+    pub(super) secret: SecretBytes,
+}
+
+impl AccessKey {
+    /// 1..=128 characters of printable ASCII without spaces.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// 1..=256 bytes of printable ASCII without spaces.
+    pub fn secret(&self) -> &SecretBytes {
+        &self.secret
+    }
+}

@@ -1,0 +1,407 @@
+//! The raw model: what serde reads from the TOML file (DESIGN.md §1b), or what the HTTP API
+//! assembles from `CreateIpsecServer` parameters (DESIGN.md §1).
+//!
+//! Values are kept as written (strings, `i64`, options) so that validation, not serde,
+//! reports a bad value with the API's error code. Every struct denies unknown keys, and
+//! the resulting error names the key. Secrets are deserialized straight into
+//! [`SecretBytes`] by a visitor whose errors never include the value.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::{codes, ConfigError};
+use crate::secret::SecretBytes;
+
+/// A whole config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRaw {
+    pub gateway: GatewayRaw,
+    /// `CreateIpsecServer`; optional when servers are made through the API.
+    #[serde(default)]
+    pub ipsec_server: Option<IpsecServerSpec>,
+    /// The control API; absent = disabled.
+    #[serde(default)]
+    pub api: Option<ApiRaw>,
+}
+
+impl ConfigRaw {
+    /// Parses TOML text. Errors carry `InvalidConfig.Syntax` and a line/column position but
+    /// never a snippet of the source, which could contain a secret.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .and_then(|span| line_col(text, span.start))
+                .map(|(line, col)| format!("line {line}, column {col}: "))
+                .unwrap_or_default();
+            // toml's messages may span lines ("invalid table header\nexpected `.`, `]`").
+            let message = e.message().trim_end().replace('\n', "; ");
+            ConfigError::new(codes::SYNTAX, format!("{at}{message}"))
+        })
+    }
+}
+
+/// `[gateway]`: the VPN gateway this daemon is.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayRaw {
+    pub vpn_gateway_id: String,
+    pub region_id: String,
+    #[serde(default = "defaults::listen_addrs")]
+    pub listen_addrs: Vec<String>,
+    #[serde(default = "defaults::ike_port")]
+    pub ike_port: i64,
+    #[serde(default = "defaults::nat_t_port")]
+    pub nat_t_port: i64,
+    #[serde(default = "defaults::tun_name")]
+    pub tun_name: String,
+    #[serde(default = "defaults::state_dir")]
+    pub state_dir: PathBuf,
+    /// Enable `net.ipv4.ip_forward`.
+    #[serde(default = "defaults::yes")]
+    pub ip_forward: bool,
+    /// SNAT client-pool traffic to the LAN.
+    #[serde(default)]
+    pub masquerade: bool,
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: i64,
+    /// Seconds between our liveness checks; 0 disables them.
+    #[serde(default = "defaults::dpd_interval")]
+    pub dpd_interval: i64,
+    /// Data-plane threads; 0 = one per core.
+    #[serde(default)]
+    pub workers: i64,
+    /// `same-address`, `never` or `replace` (see [`super::UniquePolicy`]).
+    #[serde(default = "defaults::unique")]
+    pub unique: String,
+}
+
+/// `[ipsec_server]`, or the parameters of a `CreateIpsecServer` call. The single input of
+/// [`IpsecServerSpec::validate`], shared by the file and the HTTP API.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpsecServerSpec {
+    /// IpSecServerName.
+    #[serde(default)]
+    pub ipsec_server_name: Option<String>,
+    /// LocalSubnet, one CIDR per item. In TOML either a list or the API's comma-separated
+    /// string; the API layer can use [`super::split_local_subnet`].
+    #[serde(deserialize_with = "string_or_list")]
+    pub local_subnet: Vec<String>,
+    /// ClientIpPool.
+    pub client_ip_pool: String,
+    /// EffectImmediately.
+    #[serde(default)]
+    pub effect_immediately: bool,
+    /// PskEnabled; `None` means `true` (PSK is the only method we implement).
+    #[serde(default)]
+    pub psk_enabled: Option<bool>,
+    /// Psk; `None` (and no `psk_file`) generates one.
+    #[serde(default, deserialize_with = "secret")]
+    pub psk: Option<SecretBytes>,
+    /// File-only alternative to `psk`: an absolute path; one trailing newline is dropped.
+    #[serde(default)]
+    pub psk_file: Option<PathBuf>,
+    /// File-only: DNS servers pushed as INTERNAL_IP4_DNS (RFC 7296 §3.15.1).
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// IkeConfig.
+    #[serde(default)]
+    pub ike_config: IkeConfigRaw,
+    /// IpsecConfig.
+    #[serde(default)]
+    pub ipsec_config: IpsecConfigRaw,
+}
+
+/// IkeConfig. TOML uses these snake_case keys; the API's JSON uses `IkeVersion` etc.,
+/// read by [`IkeConfigRaw::from_api_json`]. `None` = the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IkeConfigRaw {
+    pub ike_version: Option<String>,
+    pub ike_mode: Option<String>,
+    pub ike_enc_alg: Option<String>,
+    pub ike_auth_alg: Option<String>,
+    pub ike_pfs: Option<String>,
+    pub ike_lifetime: Option<i64>,
+    pub local_id: Option<String>,
+    pub remote_id: Option<String>,
+}
+
+/// IpsecConfig; see [`IkeConfigRaw`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpsecConfigRaw {
+    pub ipsec_enc_alg: Option<String>,
+    pub ipsec_auth_alg: Option<String>,
+    pub ipsec_pfs: Option<String>,
+    pub ipsec_lifetime: Option<i64>,
+}
+
+/// `[api]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiRaw {
+    /// `IP:PORT` of the HTTP listener.
+    #[serde(default = "defaults::api_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyRaw>,
+}
+
+/// `[[api.access_keys]]`: an AccessKey pair the SDKs sign requests with.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyRaw {
+    pub access_key_id: String,
+    #[serde(default, deserialize_with = "secret")]
+    pub access_key_secret: Option<SecretBytes>,
+    /// Absolute path; one trailing newline is dropped.
+    #[serde(default)]
+    pub access_key_secret_file: Option<PathBuf>,
+}
+
+impl IkeConfigRaw {
+    /// Reads the API's `IkeConfig` parameter, a JSON object with CamelCase keys, e.g.
+    /// `{"IkeVersion":"ikev2","IkeMode":"main","IkeEncAlg":"aes","IkeAuthAlg":"sha1",
+    /// "IkePfs":"group2","IkeLifetime":86400}`. Blank input means "all defaults";
+    /// IkeLifetime may be a number or a decimal string. Errors: `IllegalParam.IkeConfig`,
+    /// or `IllegalParam.IkeLifetime` for a lifetime that is not an integer.
+    pub fn from_api_json(json: &str) -> Result<Self, ConfigError> {
+        if json.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let api: IkeConfigApi = api_object(json, codes::ILLEGAL_IKE_CONFIG, "IkeConfig")?;
+        Ok(Self {
+            ike_version: api.ike_version,
+            ike_mode: api.ike_mode,
+            ike_enc_alg: api.ike_enc_alg,
+            ike_auth_alg: api.ike_auth_alg,
+            ike_pfs: api.ike_pfs,
+            ike_lifetime: json_int(api.ike_lifetime, codes::ILLEGAL_IKE_LIFETIME, "IkeLifetime")?,
+            local_id: api.local_id,
+            remote_id: api.remote_id,
+        })
+    }
+}
+
+impl IpsecConfigRaw {
+    /// Reads the API's `IpsecConfig` parameter, e.g. `{"IpsecEncAlg":"aes",
+    /// "IpsecAuthAlg":"sha1","IpsecPfs":"group2","IpsecLifetime":86400}`; as
+    /// [`IkeConfigRaw::from_api_json`], with `IllegalParam.IpsecConfig`.
+    pub fn from_api_json(json: &str) -> Result<Self, ConfigError> {
+        if json.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let api: IpsecConfigApi = api_object(json, codes::ILLEGAL_IPSEC_CONFIG, "IpsecConfig")?;
+        Ok(Self {
+            ipsec_enc_alg: api.ipsec_enc_alg,
+            ipsec_auth_alg: api.ipsec_auth_alg,
+            ipsec_pfs: api.ipsec_pfs,
+            ipsec_lifetime: json_int(
+                api.ipsec_lifetime,
+                codes::ILLEGAL_IPSEC_LIFETIME,
+                "IpsecLifetime",
+            )?,
+        })
+    }
+}
+
+/// Default values of the optional keys (DESIGN.md §1b and the brief of this module).
+pub(super) mod defaults {
+    use std::path::PathBuf;
+
+    pub const IKE_PORT: u16 = 500; // RFC 7296 §2
+    pub const NAT_T_PORT: u16 = 4500; // RFC 3948 §1, RFC 7296 §2.23
+    pub const TUN_NAME: &str = "ipsec0";
+    pub const STATE_DIR: &str = "/var/lib/ipsec-server";
+    pub const MAX_CONNECTIONS: u32 = 1000;
+    pub const DPD_INTERVAL_SECS: u32 = 30;
+    pub const API_LISTEN: &str = "127.0.0.1:8080";
+    pub const LIFETIME_SECS: u32 = 86400;
+
+    pub fn listen_addrs() -> Vec<String> {
+        vec!["0.0.0.0".to_owned()]
+    }
+    pub fn ike_port() -> i64 {
+        IKE_PORT.into()
+    }
+    pub fn nat_t_port() -> i64 {
+        NAT_T_PORT.into()
+    }
+    pub fn tun_name() -> String {
+        TUN_NAME.to_owned()
+    }
+    pub fn state_dir() -> PathBuf {
+        PathBuf::from(STATE_DIR)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn max_connections() -> i64 {
+        MAX_CONNECTIONS.into()
+    }
+    pub fn dpd_interval() -> i64 {
+        DPD_INTERVAL_SECS.into()
+    }
+    pub fn unique() -> String {
+        "same-address".to_owned()
+    }
+    pub fn api_listen() -> String {
+        API_LISTEN.to_owned()
+    }
+}
+
+/// The API's JSON spelling of [`IkeConfigRaw`].
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct IkeConfigApi {
+    ike_version: Option<String>,
+    ike_mode: Option<String>,
+    ike_enc_alg: Option<String>,
+    ike_auth_alg: Option<String>,
+    ike_pfs: Option<String>,
+    ike_lifetime: Option<serde_json::Value>,
+    local_id: Option<String>,
+    remote_id: Option<String>,
+}
+
+/// The API's JSON spelling of [`IpsecConfigRaw`].
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct IpsecConfigApi {
+    ipsec_enc_alg: Option<String>,
+    ipsec_auth_alg: Option<String>,
+    ipsec_pfs: Option<String>,
+    ipsec_lifetime: Option<serde_json::Value>,
+}
+
+/// Parses an API JSON parameter that must be an object.
+fn api_object<T: serde::de::DeserializeOwned>(
+    json: &str,
+    code: &'static str,
+    param: &str,
+) -> Result<T, ConfigError> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| ConfigError::new(code, format!("{param} is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ConfigError::new(
+            code,
+            format!("{param} must be a JSON object"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ConfigError::new(code, format!("{param}: {e}")))
+}
+
+/// A JSON integer, or a string holding one (SDK users often quote numbers).
+pub(super) fn json_int(
+    v: Option<serde_json::Value>,
+    code: &'static str,
+    field: &str,
+) -> Result<Option<i64>, ConfigError> {
+    let bad = |shown: String| ConfigError::new(code, format!("{field} {shown} is not an integer"));
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| bad(n.to_string()))
+        }
+        Some(serde_json::Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| bad(super::validate::shown(&s))),
+        Some(other) => Err(bad(super::validate::shown(&other.to_string()))),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset, if it is inside `text`.
+pub(super) fn line_col(text: &str, offset: usize) -> Option<(usize, usize)> {
+    let before = text.get(..offset)?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((line, col))
+}
+
+/// Deserializes a secret string; errors say what was wrong but never show the value.
+fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretBytes>, D::Error> {
+    d.deserialize_any(SecretVisitor).map(Some)
+}
+
+struct SecretVisitor;
+
+const NOT_A_STRING: &str = "a secret must be a string (value not shown)";
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = SecretBytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretBytes, E> {
+        Ok(SecretBytes::from_slice(v.as_bytes()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<SecretBytes, E> {
+        // Moves the buffer: no unzeroized copy is left behind.
+        Ok(SecretBytes::new(v.into_bytes()))
+    }
+    // The default implementations would echo the value in the error message.
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_char<E: de::Error>(self, _: char) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<SecretBytes, E> {
+        Err(E::custom(NOT_A_STRING))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<SecretBytes, A::Error> {
+        Err(de::Error::custom(NOT_A_STRING))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<SecretBytes, A::Error> {
+        Err(de::Error::custom(NOT_A_STRING))
+    }
+}
+
+/// LocalSubnet as a TOML list of strings or as the API's comma-separated string.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of CIDR strings or one comma-separated string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+            Ok(super::split_local_subnet(v))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}

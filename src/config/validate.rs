@@ -1,0 +1,858 @@
+//! Validation: raw model → validated model, with the API's error codes ([`codes`]).
+//!
+//! Every check reports the first violation as a [`ConfigError`] naming the field (the API
+//! parameter name, or the TOML key for file-only keys) and the offending value, shown
+//! escaped and truncated by [`shown`]. Secret values are never shown: PSK and AccessKey
+//! errors state only lengths and which rule failed.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU16, NonZeroU32};
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use rand::distributions::Alphanumeric;
+use rand::{Rng, RngCore};
+
+use super::model::{
+    AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig,
+};
+use super::raw::{ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec};
+use super::types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
+use super::{codes, ConfigError};
+use crate::secret::SecretBytes;
+
+/// Length of a generated PSK (seed: "随机生成一个16位的字符串").
+pub const GENERATED_PSK_LEN: usize = 16;
+
+impl IpsecServerSpec {
+    /// Validates a server spec from the file or the API. `host_networks` are the host's
+    /// directly connected networks (see [`super::host_networks`]), which ClientIpPool must
+    /// not overlap. Returns the server and the warnings to log (legacy algorithms, example
+    /// secrets, loose file permissions). A missing PSK is generated with `thread_rng`.
+    pub fn validate(
+        &self,
+        host_networks: &[Ipv4Net],
+    ) -> Result<(IpsecServerConfig, Vec<String>), ConfigError> {
+        self.validate_with_rng(host_networks, &mut rand::thread_rng())
+    }
+
+    /// As [`Self::validate`], generating a missing PSK from `rng` (a CSPRNG in production).
+    pub fn validate_with_rng(
+        &self,
+        host_networks: &[Ipv4Net],
+        rng: &mut dyn RngCore,
+    ) -> Result<(IpsecServerConfig, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let server = self.check(host_networks, rng, &mut warnings)?;
+        Ok((server, warnings))
+    }
+
+    /// Checks fields in the order the API documents its parameters; the first failure wins.
+    fn check(
+        &self,
+        host_networks: &[Ipv4Net],
+        rng: &mut dyn RngCore,
+        warnings: &mut Vec<String>,
+    ) -> Result<IpsecServerConfig, ConfigError> {
+        let local_subnets = local_subnets(&self.local_subnet)?;
+        let client_ip_pool = client_ip_pool(&self.client_ip_pool, &local_subnets, host_networks)?;
+        let name = self
+            .ipsec_server_name
+            .as_deref()
+            .map(server_name)
+            .transpose()?;
+        let ike = ike_config(&self.ike_config, warnings)?;
+        let ipsec = ipsec_config(&self.ipsec_config, warnings)?;
+        let (psk, psk_generated) = self.psk(rng, warnings)?;
+        let dns = self
+            .dns
+            .iter()
+            .map(|s| dns_server(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IpsecServerConfig {
+            name,
+            local_subnets,
+            client_ip_pool,
+            effect_immediately: self.effect_immediately,
+            psk,
+            psk_generated,
+            dns,
+            ike,
+            ipsec,
+        })
+    }
+
+    /// PskEnabled / Psk / psk_file → the PSK and whether it was generated.
+    fn psk(
+        &self,
+        rng: &mut dyn RngCore,
+        warnings: &mut Vec<String>,
+    ) -> Result<(SecretBytes, bool), ConfigError> {
+        if self.psk_enabled == Some(false) {
+            return Err(ConfigError::new(
+                codes::ILLEGAL_AUTH_METHOD,
+                "PskEnabled is false, which leaves no authentication method \
+                 (PSK is the only one supported); set PskEnabled to true",
+            ));
+        }
+        let psk = match (&self.psk, &self.psk_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    codes::PSK_FILE,
+                    "psk and psk_file are both set; set only one",
+                ))
+            }
+            (Some(psk), None) => psk.clone(),
+            (None, Some(path)) => read_secret_file(path, codes::PSK_FILE, "psk_file", warnings)?,
+            (None, None) => return Ok((generate_psk(rng), true)),
+        };
+        check_psk(&psk)?;
+        if EXAMPLE_SECRETS.iter().any(|ex| psk.ct_eq(ex)) {
+            warnings
+                .push("Psk is the example value of the shipped configuration; change it".into());
+        }
+        Ok((psk, false))
+    }
+}
+
+/// Splits the API's comma-separated LocalSubnet ("192.168.1.0/24,192.168.2.0/24") into
+/// items, trimming spaces around each. Empty items are kept so that validation rejects them.
+pub fn split_local_subnet(api_value: &str) -> Vec<String> {
+    api_value.split(',').map(|s| s.trim().to_owned()).collect()
+}
+
+/// Parses and validates the API's comma-separated LocalSubnet.
+/// Error: `IllegalParam.LocalSubnet`.
+pub fn parse_local_subnet(api_value: &str) -> Result<Vec<Ipv4Net>, ConfigError> {
+    local_subnets(&split_local_subnet(api_value))
+}
+
+/// A value for an error message: escaped (no control characters reach a log) and cut to
+/// 64 characters. Never call it on a secret.
+pub(super) fn shown(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.chars().count() <= MAX {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head:?}… ({} characters)", s.chars().count())
+    }
+}
+
+pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
+    let vpn_gateway_id = resource_id(&raw.vpn_gateway_id, codes::VPN_GATEWAY_ID, "vpn_gateway_id")?;
+    let region_id = resource_id(&raw.region_id, codes::REGION_ID, "region_id")?;
+    let listen_addrs = listen_addrs(&raw.listen_addrs)?;
+    let ike_port = port(raw.ike_port, codes::IKE_PORT, "ike_port")?;
+    let nat_t_port = port(raw.nat_t_port, codes::NAT_T_PORT, "nat_t_port")?;
+    if ike_port == nat_t_port {
+        return Err(ConfigError::new(
+            codes::NAT_T_PORT,
+            format!("gateway.nat_t_port {nat_t_port} equals gateway.ike_port; they must differ"),
+        ));
+    }
+    let tun_name = tun_name(&raw.tun_name)?;
+    if !raw.state_dir.is_absolute() {
+        return Err(ConfigError::new(
+            codes::STATE_DIR,
+            format!(
+                "gateway.state_dir {} is not an absolute path",
+                shown(&raw.state_dir.to_string_lossy())
+            ),
+        ));
+    }
+    let max_connections = in_range(
+        raw.max_connections,
+        1,
+        100_000,
+        codes::MAX_CONNECTIONS,
+        "gateway.max_connections",
+    )?;
+    // `in_range` returned at least 1, so the value is nonzero.
+    let max_connections = NonZeroU32::new(max_connections).unwrap_or(NonZeroU32::MIN);
+    let dpd = in_range(
+        raw.dpd_interval,
+        0,
+        3600,
+        codes::DPD_INTERVAL,
+        "gateway.dpd_interval",
+    )?;
+    let workers = in_range(raw.workers, 0, 1024, codes::WORKERS, "gateway.workers")?;
+    let unique = UniquePolicy::from_name(&raw.unique).ok_or_else(|| {
+        ConfigError::new(
+            codes::UNIQUE,
+            format!(
+                "gateway.unique {} is not one of same-address, never, replace",
+                shown(&raw.unique)
+            ),
+        )
+    })?;
+    Ok(GatewayConfig {
+        vpn_gateway_id,
+        region_id,
+        listen_addrs,
+        ike_port,
+        nat_t_port,
+        tun_name,
+        state_dir: raw.state_dir.clone(),
+        ip_forward: raw.ip_forward,
+        masquerade: raw.masquerade,
+        max_connections,
+        dpd_interval: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
+        workers: NonZeroU32::new(workers),
+        unique,
+    })
+}
+
+pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {
+    let listen: SocketAddr = raw
+        .listen
+        .parse()
+        .ok()
+        .filter(|a: &SocketAddr| a.port() != 0)
+        .ok_or_else(|| {
+            ConfigError::new(
+                codes::API_LISTEN,
+                format!(
+                    "api.listen {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
+                    shown(&raw.listen)
+                ),
+            )
+        })?;
+    if !listen.ip().is_loopback() {
+        warnings.push(format!(
+            "api.listen {listen} is not a loopback address: the API is plain HTTP, \
+             put it behind TLS or a firewall"
+        ));
+    }
+    if raw.access_keys.is_empty() {
+        return Err(ConfigError::new(
+            codes::ACCESS_KEYS,
+            "[api] needs at least one [[api.access_keys]]: every request must be signed",
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut access_keys = Vec::with_capacity(raw.access_keys.len());
+    for key in &raw.access_keys {
+        let id = &key.access_key_id;
+        let id_ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
+        if !id_ok {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEY_ID,
+                format!(
+                    "access_key_id {} must be 1..=128 printable ASCII characters without spaces",
+                    shown(id)
+                ),
+            ));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEY_ID,
+                format!("access_key_id {} appears more than once", shown(id)),
+            ));
+        }
+        let secret = match (&key.access_key_secret, &key.access_key_secret_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(path)) => read_secret_file(
+                path,
+                codes::ACCESS_KEY_SECRET,
+                "access_key_secret_file",
+                warnings,
+            )?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    codes::ACCESS_KEY_SECRET,
+                    format!(
+                        "access key {}: access_key_secret and access_key_secret_file are both \
+                         set; set only one",
+                        shown(id)
+                    ),
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    codes::ACCESS_KEY_SECRET,
+                    format!(
+                        "access key {}: set access_key_secret or access_key_secret_file",
+                        shown(id)
+                    ),
+                ))
+            }
+        };
+        let secret_ok = (1..=256).contains(&secret.len())
+            && secret.expose().iter().all(|b| b.is_ascii_graphic());
+        if !secret_ok {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEY_SECRET,
+                format!(
+                    "access key {}: the secret ({} bytes, value not shown) must be 1..=256 \
+                     printable ASCII characters without spaces",
+                    shown(id),
+                    secret.len()
+                ),
+            ));
+        }
+        if EXAMPLE_SECRETS.iter().any(|ex| secret.ct_eq(ex)) {
+            warnings.push(format!(
+                "access key {}: the secret is the example value of the shipped configuration; \
+                 change it",
+                shown(id)
+            ));
+        }
+        access_keys.push(AccessKey {
+            id: id.clone(),
+            secret,
+        });
+    }
+    Ok(ApiConfig {
+        listen,
+        access_keys,
+    })
+}
+
+/// Placeholder secrets of DESIGN.md §1b and `configs/ipsec-server.toml`.
+const EXAMPLE_SECRETS: [&[u8]; 2] = [b"change-me-please", b"change-me"];
+
+/// LocalSubnet: one or more canonical IPv4 CIDRs, no duplicates, none inside a reserved
+/// range. A CIDR with host bits set (`192.168.0.1/24`) is rejected as the API does, with
+/// the canonical form suggested.
+fn local_subnets(items: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
+    let bad = |msg: String| ConfigError::new(codes::ILLEGAL_LOCAL_SUBNET, msg);
+    if items.is_empty() {
+        return Err(bad(
+            "LocalSubnet is empty; give at least one IPv4 CIDR".into()
+        ));
+    }
+    let mut nets: Vec<Ipv4Net> = Vec::with_capacity(items.len());
+    for item in items {
+        let net = parse_cidr(item).map_err(|e| bad(format!("LocalSubnet {}: {e}", shown(item))))?;
+        if let Some(range) = reserved(net) {
+            return Err(bad(format!("LocalSubnet {net} lies in the {range}")));
+        }
+        if nets.contains(&net) {
+            return Err(bad(format!("LocalSubnet {net} is listed twice")));
+        }
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// ClientIpPool: canonical CIDR, prefix 16..=29, not reserved, disjoint from LocalSubnet
+/// and from the host's networks.
+fn client_ip_pool(
+    text: &str,
+    local: &[Ipv4Net],
+    host_networks: &[Ipv4Net],
+) -> Result<Ipv4Net, ConfigError> {
+    let pool = parse_cidr(text).map_err(|e| {
+        ConfigError::new(
+            codes::CLIENT_IP_POOL_SUBNET_INVALID,
+            format!("ClientIpPool {}: {e}", shown(text)),
+        )
+    })?;
+    if !(16..=29).contains(&pool.prefix_len()) {
+        return Err(ConfigError::new(
+            codes::CLIENT_IP_POOL_NETMASK_INVALID,
+            format!(
+                "ClientIpPool {pool}: the prefix length must be between 16 and 29, not {}",
+                pool.prefix_len()
+            ),
+        ));
+    }
+    // Link-local addresses (RFC 3927) are not routed, so clients could not use them.
+    let range = reserved(pool).or_else(|| {
+        within(
+            pool,
+            [169, 254, 0, 0],
+            16,
+            "link-local range 169.254.0.0/16",
+        )
+    });
+    if let Some(range) = range {
+        return Err(ConfigError::new(
+            codes::CLIENT_IP_POOL_SUBNET_INVALID,
+            format!("ClientIpPool {pool} lies in the {range}"),
+        ));
+    }
+    if let Some(net) = local.iter().find(|n| overlaps(**n, pool)) {
+        return Err(ConfigError::new(
+            codes::CLIENT_IP_POOL_CONFLICT,
+            format!("ClientIpPool {pool} overlaps LocalSubnet {net}"),
+        ));
+    }
+    if let Some(net) = host_networks.iter().find(|n| overlaps(n.trunc(), pool)) {
+        return Err(ConfigError::new(
+            codes::CLIENT_IP_POOL_CONFLICT,
+            format!(
+                "ClientIpPool {pool} overlaps {}, a network directly connected to this host",
+                net.trunc()
+            ),
+        ));
+    }
+    Ok(pool)
+}
+
+fn server_name(name: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::new(
+            codes::ILLEGAL_NAME,
+            format!("IpSecServerName {} {why}", shown(name)),
+        )
+    };
+    let len = name.chars().count();
+    if !(1..=100).contains(&len) {
+        return Err(bad("must be 1 to 100 characters long"));
+    }
+    if name.starts_with("http://") || name.starts_with("https://") {
+        return Err(bad("must not start with http:// or https://"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad("must not contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn ike_config(raw: &IkeConfigRaw, warnings: &mut Vec<String>) -> Result<IkeConfig, ConfigError> {
+    match raw.ike_version.as_deref() {
+        None | Some("ikev2") => {}
+        Some("ikev1") => {
+            return Err(ConfigError::new(
+                codes::UNSUPPORTED_IKE_VERSION,
+                "IkeVersion \"ikev1\" is not supported: this server implements IKEv2 only \
+                 (RFC 7296); use \"ikev2\"",
+            ))
+        }
+        Some(v) => {
+            return Err(ConfigError::new(
+                codes::ILLEGAL_IKE_VERSION,
+                format!("IkeVersion {} is not one of ikev1, ikev2", shown(v)),
+            ))
+        }
+    }
+    match raw.ike_mode.as_deref() {
+        None | Some("main") => {}
+        Some("aggressive") => {
+            return Err(ConfigError::new(
+                codes::UNSUPPORTED_IKE_MODE,
+                "IkeMode \"aggressive\" is not supported: aggressive mode exists only in IKEv1; \
+                 IKEv2 has a single exchange sequence (RFC 7296 §1.2), use \"main\"",
+            ))
+        }
+        Some(v) => {
+            return Err(ConfigError::new(
+                codes::ILLEGAL_IKE_MODE,
+                format!("IkeMode {} is not one of main, aggressive", shown(v)),
+            ))
+        }
+    }
+    let enc = enc_alg(
+        raw.ike_enc_alg.as_deref(),
+        codes::ILLEGAL_IKE_ENC_ALG,
+        "IkeEncAlg",
+        warnings,
+    )?;
+    let auth = auth_alg(
+        raw.ike_auth_alg.as_deref(),
+        codes::ILLEGAL_IKE_AUTH_ALG,
+        "IkeAuthAlg",
+        warnings,
+    )?;
+    let dh_group = match raw.ike_pfs.as_deref() {
+        None => DhGroup::Group2,
+        Some(v) => DhGroup::from_api_name(v).ok_or_else(|| {
+            ConfigError::new(
+                codes::ILLEGAL_IKE_PFS,
+                format!(
+                    "IkePfs {} is not one of {} (the IKE SA always uses DH)",
+                    shown(v),
+                    names(DhGroup::ALL.map(DhGroup::api_name))
+                ),
+            )
+        })?,
+    };
+    legacy(
+        warnings,
+        "IkePfs",
+        dh_group.api_name(),
+        dh_group.legacy_reason(),
+    );
+    Ok(IkeConfig {
+        enc,
+        auth,
+        dh_group,
+        lifetime: lifetime(raw.ike_lifetime, codes::ILLEGAL_IKE_LIFETIME, "IkeLifetime")?,
+        local_id: identity(raw.local_id.as_deref(), codes::ILLEGAL_LOCAL_ID, "LocalId")?,
+        remote_id: identity(
+            raw.remote_id.as_deref(),
+            codes::ILLEGAL_REMOTE_ID,
+            "RemoteId",
+        )?,
+    })
+}
+
+fn ipsec_config(
+    raw: &IpsecConfigRaw,
+    warnings: &mut Vec<String>,
+) -> Result<IpsecConfig, ConfigError> {
+    let enc = enc_alg(
+        raw.ipsec_enc_alg.as_deref(),
+        codes::ILLEGAL_IPSEC_ENC_ALG,
+        "IpsecEncAlg",
+        warnings,
+    )?;
+    let auth = auth_alg(
+        raw.ipsec_auth_alg.as_deref(),
+        codes::ILLEGAL_IPSEC_AUTH_ALG,
+        "IpsecAuthAlg",
+        warnings,
+    )?;
+    let pfs = match raw.ipsec_pfs.as_deref() {
+        None => Some(DhGroup::Group2),
+        Some("disabled") => None,
+        Some(v) => Some(DhGroup::from_api_name(v).ok_or_else(|| {
+            ConfigError::new(
+                codes::UNSUPPORTED_IPSEC_PFS,
+                format!(
+                    "IpsecPfs {} is not one of {}, disabled",
+                    shown(v),
+                    names(DhGroup::ALL.map(DhGroup::api_name))
+                ),
+            )
+        })?),
+    };
+    if let Some(g) = pfs {
+        legacy(warnings, "IpsecPfs", g.api_name(), g.legacy_reason());
+    }
+    Ok(IpsecConfig {
+        enc,
+        auth,
+        pfs,
+        lifetime: lifetime(
+            raw.ipsec_lifetime,
+            codes::ILLEGAL_IPSEC_LIFETIME,
+            "IpsecLifetime",
+        )?,
+    })
+}
+
+fn enc_alg(
+    v: Option<&str>,
+    code: &'static str,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<EncAlg, ConfigError> {
+    let alg = match v {
+        None => EncAlg::Aes128,
+        Some(v) => EncAlg::from_api_name(v).ok_or_else(|| {
+            ConfigError::new(
+                code,
+                format!(
+                    "{field} {} is not one of {}",
+                    shown(v),
+                    names(EncAlg::ALL.map(EncAlg::api_name))
+                ),
+            )
+        })?,
+    };
+    legacy(warnings, field, alg.api_name(), alg.legacy_reason());
+    Ok(alg)
+}
+
+fn auth_alg(
+    v: Option<&str>,
+    code: &'static str,
+    field: &str,
+    warnings: &mut Vec<String>,
+) -> Result<AuthAlg, ConfigError> {
+    let alg = match v {
+        None => AuthAlg::Sha1,
+        Some(v) => AuthAlg::from_api_name(v).ok_or_else(|| {
+            ConfigError::new(
+                code,
+                format!(
+                    "{field} {} is not one of {}",
+                    shown(v),
+                    names(AuthAlg::ALL.map(AuthAlg::api_name))
+                ),
+            )
+        })?,
+    };
+    legacy(warnings, field, alg.api_name(), alg.legacy_reason());
+    Ok(alg)
+}
+
+fn legacy(warnings: &mut Vec<String>, field: &str, value: &str, reason: Option<&str>) {
+    if let Some(reason) = reason {
+        warnings.push(format!("{field} {value} is a legacy algorithm: {reason}"));
+    }
+}
+
+fn names<const N: usize>(names: [&str; N]) -> String {
+    names.join(", ")
+}
+
+/// IkeLifetime / IpsecLifetime: 0..=86400 seconds, default 86400.
+fn lifetime(v: Option<i64>, code: &'static str, field: &str) -> Result<Duration, ConfigError> {
+    let secs = match v {
+        None => super::raw::defaults::LIFETIME_SECS,
+        Some(v) => in_range(v, 0, 86_400, code, field)?,
+    };
+    Ok(Duration::from_secs(secs.into()))
+}
+
+/// LocalId / RemoteId: absent or empty = none; at most 100 characters.
+fn identity(
+    v: Option<&str>,
+    code: &'static str,
+    field: &str,
+) -> Result<Option<Identity>, ConfigError> {
+    let Some(text) = v.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > 100 {
+        return Err(ConfigError::new(
+            code,
+            format!("{field} {} is longer than 100 characters", shown(text)),
+        ));
+    }
+    Identity::parse(text)
+        .map(Some)
+        .map_err(|why| ConfigError::new(code, format!("{field} {}: {why}", shown(text))))
+}
+
+fn dns_server(text: &str) -> Result<Ipv4Addr, ConfigError> {
+    let addr: Ipv4Addr = text.parse().map_err(|_| {
+        ConfigError::new(
+            codes::DNS,
+            format!("dns {} is not an IPv4 address", shown(text)),
+        )
+    })?;
+    if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+        return Err(ConfigError::new(
+            codes::DNS,
+            format!("dns {addr} is not a unicast address"),
+        ));
+    }
+    Ok(addr)
+}
+
+/// PSK: 1..=100 bytes of printable ASCII (0x20..=0x7e). The message never shows the value.
+fn check_psk(psk: &SecretBytes) -> Result<(), ConfigError> {
+    if !(1..=100).contains(&psk.len()) {
+        return Err(ConfigError::new(
+            codes::ILLEGAL_PSK,
+            format!(
+                "Psk must be 1 to 100 characters long, not {} (value not shown)",
+                psk.len()
+            ),
+        ));
+    }
+    if !psk.expose().iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return Err(ConfigError::new(
+            codes::ILLEGAL_PSK,
+            "Psk must contain only printable ASCII characters (value not shown)",
+        ));
+    }
+    Ok(())
+}
+
+/// 16 random alphanumerics, as the API generates when Psk is omitted.
+pub(super) fn generate_psk(rng: &mut dyn RngCore) -> SecretBytes {
+    let bytes: Vec<u8> = (0..GENERATED_PSK_LEN)
+        .map(|_| rng.sample(Alphanumeric))
+        .collect();
+    SecretBytes::new(bytes)
+}
+
+/// Reads a secret from an absolute path, dropping one trailing newline (`\n` or `\r\n`).
+/// Warns when the file is accessible to group or others.
+fn read_secret_file(
+    path: &Path,
+    code: &'static str,
+    key: &str,
+    warnings: &mut Vec<String>,
+) -> Result<SecretBytes, ConfigError> {
+    let where_ = shown(&path.to_string_lossy());
+    if !path.is_absolute() {
+        return Err(ConfigError::new(
+            code,
+            format!("{key} {where_} is not an absolute path"),
+        ));
+    }
+    let mut bytes = std::fs::read(path)
+        .map_err(|e| ConfigError::new(code, format!("{key} {where_}: cannot read: {e}")))?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    let secret = SecretBytes::new(bytes);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.mode() & 0o077 != 0 {
+                warnings.push(format!(
+                    "{key} {where_} is accessible to group or others (mode {:o}); chmod 600 it",
+                    meta.mode() & 0o7777
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = warnings;
+    Ok(secret)
+}
+
+/// Why a CIDR string is not a canonical IPv4 network.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum CidrError {
+    Syntax,
+    HostBits(Ipv4Net),
+}
+
+impl std::fmt::Display for CidrError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CidrError::Syntax => f.write_str("not an IPv4 CIDR such as 192.168.0.0/24"),
+            CidrError::HostBits(n) => write!(f, "host bits are set (the network is {n})"),
+        }
+    }
+}
+
+/// Strict `a.b.c.d/len`: dotted quad without leading zeros (std's parser), decimal prefix
+/// 0..=32 without leading zeros, no host bits. Stricter than `Ipv4Net::from_str`, which
+/// accepts `010.0.0.0/08` and host bits.
+pub(super) fn parse_cidr(text: &str) -> Result<Ipv4Net, CidrError> {
+    let (addr, len) = text.split_once('/').ok_or(CidrError::Syntax)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::Syntax)?;
+    let digits_ok = matches!(len.len(), 1 | 2)
+        && len.bytes().all(|b| b.is_ascii_digit())
+        && !(len.len() == 2 && len.starts_with('0'));
+    if !digits_ok {
+        return Err(CidrError::Syntax);
+    }
+    let len: u8 = len.parse().map_err(|_| CidrError::Syntax)?;
+    let net = Ipv4Net::new(addr, len).map_err(|_| CidrError::Syntax)?;
+    if net.trunc() != net {
+        return Err(CidrError::HostBits(net.trunc()));
+    }
+    Ok(net)
+}
+
+/// The special-purpose range (RFC 6890) `net` lies in, if it cannot be a unicast subnet.
+pub(super) fn reserved(net: Ipv4Net) -> Option<&'static str> {
+    const RANGES: [([u8; 4], u8, &str); 4] = [
+        ([0, 0, 0, 0], 8, "\"this network\" range 0.0.0.0/8"),
+        ([127, 0, 0, 0], 8, "loopback range 127.0.0.0/8"),
+        ([224, 0, 0, 0], 4, "multicast range 224.0.0.0/4"),
+        ([240, 0, 0, 0], 4, "reserved range 240.0.0.0/4"),
+    ];
+    RANGES
+        .iter()
+        .find_map(|&(addr, len, name)| within(net, addr, len, name))
+}
+
+/// `Some(name)` if `net` lies inside `addr/len`.
+fn within(net: Ipv4Net, addr: [u8; 4], len: u8, name: &'static str) -> Option<&'static str> {
+    let range = Ipv4Net::new(Ipv4Addr::from(addr), len).ok()?;
+    range.contains(&net).then_some(name)
+}
+
+pub(super) fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// `vpn_gateway_id`, `region_id`: 1..=64 characters of `[A-Za-z0-9_-]`.
+fn resource_id(v: &str, code: &'static str, key: &str) -> Result<String, ConfigError> {
+    let ok = (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(ConfigError::new(
+            code,
+            format!(
+                "gateway.{key} {} must be 1 to 64 characters of A-Z a-z 0-9 - _",
+                shown(v)
+            ),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+fn listen_addrs(items: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
+    let bad = |msg: String| ConfigError::new(codes::LISTEN_ADDRS, msg);
+    if items.is_empty() {
+        return Err(bad(
+            "gateway.listen_addrs is empty; use [\"0.0.0.0\"] for all IPv4 addresses".into(),
+        ));
+    }
+    let mut addrs: Vec<IpAddr> = Vec::with_capacity(items.len());
+    for item in items {
+        let addr: IpAddr = item.parse().map_err(|_| {
+            bad(format!(
+                "gateway.listen_addrs {} is not an IP address",
+                shown(item)
+            ))
+        })?;
+        if addr.is_multicast() {
+            return Err(bad(format!(
+                "gateway.listen_addrs {addr} is a multicast address"
+            )));
+        }
+        if addrs.contains(&addr) {
+            return Err(bad(format!("gateway.listen_addrs lists {addr} twice")));
+        }
+        addrs.push(addr);
+    }
+    // A wildcard already binds every address of its family; a specific one beside it would
+    // fail to bind (EADDRINUSE).
+    for wild in addrs.iter().filter(|a| a.is_unspecified()) {
+        if let Some(other) = addrs
+            .iter()
+            .find(|a| !a.is_unspecified() && a.is_ipv4() == wild.is_ipv4())
+        {
+            return Err(bad(format!(
+                "gateway.listen_addrs has both {wild} and {other}; {wild} already covers {other}"
+            )));
+        }
+    }
+    Ok(addrs)
+}
+
+fn port(v: i64, code: &'static str, key: &str) -> Result<NonZeroU16, ConfigError> {
+    u16::try_from(v)
+        .ok()
+        .and_then(NonZeroU16::new)
+        .ok_or_else(|| ConfigError::new(code, format!("gateway.{key} {v} is outside 1..=65535")))
+}
+
+fn tun_name(v: &str) -> Result<String, ConfigError> {
+    // Linux: IFNAMSIZ is 16 including the NUL; dev_valid_name() rejects "." and "..".
+    let ok = (1..=15).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && v != "."
+        && v != "..";
+    if !ok {
+        return Err(ConfigError::new(
+            codes::TUN_NAME,
+            format!(
+                "gateway.tun_name {} must be 1 to 15 characters of A-Z a-z 0-9 _ . - (not . or ..)",
+                shown(v)
+            ),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// `v` in `lo..=hi` (both within u32), as u32.
+fn in_range(v: i64, lo: u32, hi: u32, code: &'static str, field: &str) -> Result<u32, ConfigError> {
+    u32::try_from(v)
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| ConfigError::new(code, format!("{field} {v} is outside {lo}..={hi}")))
+}

@@ -1,0 +1,286 @@
+//! ESP seal and open (RFC 4303 §2, tunnel mode, 32-bit sequence numbers) into buffers the
+//! caller owns.
+//!
+//! Packet layout: SPI(4) | Seq(4) | IV | E(inner | padding 1,2,3… | pad length | next header) | ICV.
+//!
+//! Invariants: [`OutboundSa::seal`] never reuses or wraps a sequence number (it fails once
+//! 2^32-1 are used; the SA must be rekeyed before); [`InboundSa::open`] checks the replay
+//! window before and after the ICV, verifies the ICV before decrypting, and delivers only IPv4
+//! packets whose source is the client's address and whose destination is inside the SA's
+//! selectors.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::RngCore;
+
+use super::replay::{ReplayError, ReplayWindow};
+use super::{ChildSaSpec, Ipv4Range};
+use crate::crypto::{Cipher, CryptoError, Integ};
+
+/// SPI + sequence number (RFC 4303 §2.1, §2.2).
+const ESP_HEADER_LEN: usize = 8;
+/// IP protocol numbers used as ESP next header (RFC 4303 §2.6): IPv4-in-ESP and "no next
+/// header" (dummy packets, §2.6 / TFC).
+const NEXT_HEADER_IPV4: u8 = 4;
+const NEXT_HEADER_DUMMY: u8 = 59;
+/// Minimal IPv4 header.
+const IPV4_MIN_HEADER: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EspError {
+    #[error("packet too short")]
+    Truncated,
+    #[error("output buffer too small")]
+    BufferTooSmall,
+    #[error("replay check failed: {0:?}")]
+    Replay(ReplayError),
+    #[error("ICV check failed")]
+    Integrity,
+    #[error("bad padding")]
+    BadPadding,
+    #[error("dummy packet (next header 59)")]
+    Dummy,
+    #[error("unsupported next header {0}")]
+    NextHeader(u8),
+    #[error("inner packet does not match the SA's selectors")]
+    Selector,
+    #[error("sequence numbers exhausted: rekey needed")]
+    SeqExhausted,
+    #[error("IPv6 outer addresses are not supported by the data plane")]
+    Ipv6Outer,
+    #[error("bad key: {0}")]
+    Key(#[from] CryptoError),
+}
+
+/// Packet and byte counters of one direction of an SA.
+#[derive(Debug, Default)]
+pub struct SaCounters {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl SaCounters {
+    fn count(&self, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn drop_one(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (packets, bytes, dropped)
+    pub fn read(&self) -> (u64, u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Gateway → client.
+pub struct OutboundSa {
+    pub spi: u32,
+    /// Last sequence number used.
+    seq: AtomicU64,
+    cipher: Cipher,
+    integ: Integ,
+    /// The client's outer address (IPv4 + port packed), updated on NAT rebinding.
+    remote: AtomicU64,
+    pub local: SocketAddr,
+    pub counters: SaCounters,
+}
+
+/// Client → gateway.
+pub struct InboundSa {
+    pub spi: u32,
+    cipher: Cipher,
+    integ: Integ,
+    replay: ReplayWindow,
+    pub client_vip: Ipv4Addr,
+    local_ts: Vec<Ipv4Range>,
+    pub counters: SaCounters,
+}
+
+/// A packet [`InboundSa::open`] accepted: the inner packet is `out[..len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub len: usize,
+    pub seq: u32,
+}
+
+impl OutboundSa {
+    pub fn new(spec: &ChildSaSpec) -> Result<Self, EspError> {
+        Ok(Self {
+            spi: spec.outbound_spi,
+            seq: AtomicU64::new(0),
+            cipher: Cipher::new(spec.encr, spec.outbound_encr_key.expose())?,
+            integ: Integ::new(spec.integ, spec.outbound_integ_key.expose())?,
+            remote: AtomicU64::new(pack(spec.remote)?),
+            local: spec.local,
+            counters: SaCounters::default(),
+        })
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        unpack(self.remote.load(Ordering::Relaxed))
+    }
+
+    /// Follows the client to a new outer address (RFC 3948 §3.5 NAT rebinding, after an
+    /// authenticated packet came from there).
+    pub fn set_remote(&self, addr: SocketAddr) {
+        if let Ok(p) = pack(addr) {
+            self.remote.store(p, Ordering::Relaxed);
+        }
+    }
+
+    /// Makes `seq` the next sequence number sealed (tests of the wrap-around guard).
+    #[cfg(test)]
+    pub(crate) fn set_next_seq_for_test(&self, seq: u32) {
+        self.seq.store(u64::from(seq) - 1, Ordering::Relaxed);
+    }
+
+    /// Bytes [`Self::seal`] needs for an inner packet of `inner_len` bytes.
+    pub fn sealed_len(&self, inner_len: usize) -> usize {
+        let alg = self.cipher.alg();
+        let block = alg.block_len();
+        let padded = (inner_len + 2).div_ceil(block) * block;
+        ESP_HEADER_LEN + alg.iv_len() + padded + self.integ.alg().icv_len()
+    }
+
+    /// Encrypts `inner` (an IPv4 packet) into `out`; returns the ESP packet's length.
+    pub fn seal<R: RngCore + ?Sized>(&self, inner: &[u8], out: &mut [u8], rng: &mut R) -> Result<usize, EspError> {
+        let total = self.sealed_len(inner.len());
+        if out.len() < total {
+            return Err(EspError::BufferTooSmall);
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if seq > u64::from(u32::MAX) {
+            // Keep the counter saturated so every later call fails too.
+            self.seq.store(u64::from(u32::MAX), Ordering::Relaxed);
+            return Err(EspError::SeqExhausted);
+        }
+        let alg = self.cipher.alg();
+        let iv_len = alg.iv_len();
+        let icv_len = self.integ.alg().icv_len();
+        let body_start = ESP_HEADER_LEN + iv_len;
+        let body_end = total - icv_len;
+        out[..4].copy_from_slice(&self.spi.to_be_bytes());
+        out[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        rng.fill_bytes(&mut out[ESP_HEADER_LEN..body_start]);
+        out[body_start..body_start + inner.len()].copy_from_slice(inner);
+        // §2.4: padding bytes 1, 2, 3, …, then pad length and next header.
+        let pad_len = body_end - body_start - inner.len() - 2;
+        for (i, b) in out[body_start + inner.len()..body_end - 2].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
+        }
+        out[body_end - 2] = pad_len as u8;
+        out[body_end - 1] = NEXT_HEADER_IPV4;
+        let (head, body) = out.split_at_mut(body_start);
+        self.cipher.encrypt(&head[ESP_HEADER_LEN..], &mut body[..body_end - body_start])?;
+        let (signed, icv) = out[..total].split_at_mut(body_end);
+        self.integ.sign(signed, icv);
+        self.counters.count(inner.len());
+        Ok(total)
+    }
+}
+
+impl InboundSa {
+    pub fn new(spec: &ChildSaSpec) -> Result<Self, EspError> {
+        Ok(Self {
+            spi: spec.inbound_spi,
+            cipher: Cipher::new(spec.encr, spec.inbound_encr_key.expose())?,
+            integ: Integ::new(spec.integ, spec.inbound_integ_key.expose())?,
+            replay: ReplayWindow::new(),
+            client_vip: spec.client_vip,
+            local_ts: spec.local_ts.clone(),
+            counters: SaCounters::default(),
+        })
+    }
+
+    /// Authenticates and decrypts an ESP packet (starting at the SPI) into `out`.
+    pub fn open(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
+        let r = self.open_inner(packet, out);
+        match &r {
+            Ok(o) => self.counters.count(o.len),
+            Err(_) => self.counters.drop_one(),
+        }
+        r
+    }
+
+    fn open_inner(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
+        let alg = self.cipher.alg();
+        let (iv_len, block) = (alg.iv_len(), alg.block_len());
+        let icv_len = self.integ.alg().icv_len();
+        let body_start = ESP_HEADER_LEN + iv_len;
+        if packet.len() < body_start + block + icv_len {
+            return Err(EspError::Truncated);
+        }
+        let body_end = packet.len() - icv_len;
+        let body_len = body_end - body_start;
+        if body_len % block != 0 {
+            return Err(EspError::BadPadding);
+        }
+        if out.len() < body_len {
+            return Err(EspError::BufferTooSmall);
+        }
+        let seq = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        self.replay.check(seq).map_err(EspError::Replay)?;
+        if !self.integ.verify(&packet[..body_end], &packet[body_end..]) {
+            return Err(EspError::Integrity);
+        }
+        let plain = &mut out[..body_len];
+        plain.copy_from_slice(&packet[body_start..body_end]);
+        self.cipher.decrypt(&packet[ESP_HEADER_LEN..body_start], plain)?;
+        self.replay.accept(seq).map_err(EspError::Replay)?;
+        let next_header = plain[body_len - 1];
+        let pad_len = usize::from(plain[body_len - 2]);
+        if pad_len + 2 > body_len {
+            return Err(EspError::BadPadding);
+        }
+        let payload_len = body_len - 2 - pad_len;
+        // §2.4: the receiver should check the default padding 1, 2, 3, ….
+        if plain[payload_len..payload_len + pad_len].iter().enumerate().any(|(i, &b)| b != (i + 1) as u8) {
+            return Err(EspError::BadPadding);
+        }
+        match next_header {
+            NEXT_HEADER_IPV4 => {}
+            NEXT_HEADER_DUMMY => return Err(EspError::Dummy),
+            other => return Err(EspError::NextHeader(other)),
+        }
+        let len = self.check_selectors(&plain[..payload_len])?;
+        Ok(Opened { len, seq })
+    }
+
+    /// The inner IPv4 packet's length (TFC padding after it is cut) if its addresses match
+    /// the SA: source = the client's address, destination inside the local selectors.
+    fn check_selectors(&self, inner: &[u8]) -> Result<usize, EspError> {
+        if inner.len() < IPV4_MIN_HEADER || inner[0] >> 4 != 4 {
+            return Err(EspError::Selector);
+        }
+        let total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
+        if total < IPV4_MIN_HEADER || total > inner.len() {
+            return Err(EspError::Selector);
+        }
+        let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+        if src != self.client_vip || !self.local_ts.iter().any(|r| r.contains(dst)) {
+            return Err(EspError::Selector);
+        }
+        Ok(total)
+    }
+}
+
+fn pack(addr: SocketAddr) -> Result<u64, EspError> {
+    match addr {
+        SocketAddr::V4(a) => Ok((u64::from(u32::from(*a.ip())) << 16) | u64::from(a.port())),
+        SocketAddr::V6(_) => Err(EspError::Ipv6Outer),
+    }
+}
+
+fn unpack(v: u64) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from((v >> 16) as u32), v as u16))
+}

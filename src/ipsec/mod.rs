@@ -1,0 +1,83 @@
+//! The data plane: the SA database and ESP (RFC 4303, tunnel mode) in caller-owned buffers,
+//! with the anti-replay window. Knows nothing of IKE: an SA pair arrives as a
+//! [`ChildSaSpec`] with its keys and selectors.
+//!
+//! Invariants: no allocation and no lock per packet ([`Sad`] lookups read an `ArcSwap`
+//! snapshot; counters are atomics); an inbound packet is authenticated (constant-time ICV
+//! check) before it is decrypted, and its inner addresses must match the SA's selectors
+//! before it is delivered.
+
+mod esp;
+mod replay;
+mod sad;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+pub use esp::{EspError, InboundSa, Opened, OutboundSa, SaCounters};
+pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
+pub use sad::{Sad, SadSnapshot};
+
+use crate::crypto::{EncrAlg, IntegAlg};
+use crate::secret::SecretBytes;
+
+/// An inclusive IPv4 address range (a traffic selector's addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Range {
+    pub start: Ipv4Addr,
+    pub end: Ipv4Addr,
+}
+
+impl Ipv4Range {
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.start <= a && a <= self.end
+    }
+
+    pub fn intersect(&self, other: &Ipv4Range) -> Option<Ipv4Range> {
+        let start = self.start.max(other.start);
+        let end = self.end.min(other.end);
+        (start <= end).then_some(Ipv4Range { start, end })
+    }
+
+    pub fn single(a: Ipv4Addr) -> Self {
+        Ipv4Range { start: a, end: a }
+    }
+}
+
+impl From<ipnet::Ipv4Net> for Ipv4Range {
+    fn from(n: ipnet::Ipv4Net) -> Self {
+        Ipv4Range { start: n.network(), end: n.broadcast() }
+    }
+}
+
+/// Everything the data plane needs for one Child SA pair (tunnel mode, ESP-in-UDP), from the
+/// gateway's point of view: "inbound" comes from the client.
+#[derive(Debug, Clone)]
+pub struct ChildSaSpec {
+    /// Our SPI: ESP from the client carries it.
+    pub inbound_spi: u32,
+    /// The client's SPI: ESP to the client carries it.
+    pub outbound_spi: u32,
+    pub encr: EncrAlg,
+    pub integ: IntegAlg,
+    /// Keys for client → gateway.
+    pub inbound_encr_key: SecretBytes,
+    pub inbound_integ_key: SecretBytes,
+    /// Keys for gateway → client.
+    pub outbound_encr_key: SecretBytes,
+    pub outbound_integ_key: SecretBytes,
+    /// The client's virtual IP: the only allowed inner source of inbound packets and the
+    /// destination that selects this SA for outbound ones.
+    pub client_vip: Ipv4Addr,
+    /// Narrowed TSr: allowed inner destinations of inbound packets.
+    pub local_ts: Vec<Ipv4Range>,
+    /// Our address the client talks to, and the client's observed address (UDP 4500 side).
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Whether UDP encapsulation is in use (NAT detected, or the client floated to 4500).
+    pub udp_encap: bool,
+    pub lifetime: Duration,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The SA database: inbound SAs by SPI, outbound SAs by the client's virtual IP.
+//!
+//! Readers (the data-plane workers) load an immutable [`SadSnapshot`] through `ArcSwap`, once
+//! per batch, without a lock; the control plane (IKE) replaces the snapshot copy-on-write on
+//! install and delete, which are rare. SAs are `Arc`s shared by consecutive snapshots, so
+//! their counters and replay windows survive every change.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::esp::{EspError, InboundSa, OutboundSa};
+use super::ChildSaSpec;
+
+/// One immutable view of the SA database.
+#[derive(Default, Clone)]
+pub struct SadSnapshot {
+    inbound: HashMap<u32, Arc<InboundSa>>,
+    outbound: HashMap<Ipv4Addr, Arc<OutboundSa>>,
+    /// inbound SPI → the client's address, to delete the outbound side with it.
+    pairs: HashMap<u32, Ipv4Addr>,
+}
+
+impl SadSnapshot {
+    pub fn inbound(&self, spi: u32) -> Option<&Arc<InboundSa>> {
+        self.inbound.get(&spi)
+    }
+
+    /// The SA that carries packets to `dst` (a client's virtual IP).
+    pub fn outbound(&self, dst: Ipv4Addr) -> Option<&Arc<OutboundSa>> {
+        self.outbound.get(&dst)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inbound.is_empty()
+    }
+
+    /// (inbound, outbound) of every pair, for status output.
+    pub fn pairs(&self) -> impl Iterator<Item = (&Arc<InboundSa>, Option<&Arc<OutboundSa>>)> {
+        self.inbound.values().map(|i| (i, self.outbound.get(&i.client_vip)))
+    }
+}
+
+#[derive(Default)]
+pub struct Sad {
+    current: ArcSwap<SadSnapshot>,
+    /// Serializes writers (the control plane); readers never take it.
+    write: Mutex<()>,
+}
+
+impl Sad {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> Arc<SadSnapshot> {
+        self.current.load_full()
+    }
+
+    /// Installs an SA pair. The outbound SA of the client's address is replaced (make before
+    /// break: a rekeyed pair takes over sending at once; the old inbound SA stays until it is
+    /// deleted).
+    pub fn install(&self, spec: &ChildSaSpec) -> Result<(), EspError> {
+        let inbound = Arc::new(InboundSa::new(spec)?);
+        let outbound = Arc::new(OutboundSa::new(spec)?);
+        self.update(|s| {
+            s.inbound.insert(spec.inbound_spi, inbound);
+            s.outbound.insert(spec.client_vip, outbound);
+            s.pairs.insert(spec.inbound_spi, spec.client_vip);
+        });
+        Ok(())
+    }
+
+    /// Deletes the pair of inbound SPI `spi`; the outbound SA goes too unless a newer pair
+    /// of the same client replaced it.
+    pub fn remove(&self, spi: u32) {
+        self.update(|s| {
+            s.inbound.remove(&spi);
+            if let Some(vip) = s.pairs.remove(&spi) {
+                let still_used = s.pairs.values().any(|v| *v == vip);
+                if !still_used {
+                    s.outbound.remove(&vip);
+                }
+            }
+        });
+    }
+
+    pub fn clear(&self) {
+        self.update(|s| *s = SadSnapshot::default());
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SadSnapshot)) {
+        // A poisoned lock only means another writer panicked; the snapshot itself is
+        // immutable and consistent, so carry on.
+        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = SadSnapshot::clone(&self.current.load());
+        f(&mut next);
+        self.current.store(Arc::new(next));
+    }
+}
