@@ -6,7 +6,9 @@
 
 pub mod config;
 pub mod crypto;
+pub mod daemon;
 pub mod ike;
+pub mod io;
 pub mod ipsec;
 pub mod pool;
 pub mod secret;

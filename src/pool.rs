@@ -7,7 +7,7 @@
 //! - an identity gets its previous address again while that address is free ("sticky"); the
 //!   sticky memory holds at most one entry per pool address, so it is bounded by the pool size.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -24,7 +24,7 @@ pub enum PoolError {
 pub struct Pool {
     net: Ipv4Net,
     max_leases: usize,
-    leased: HashMap<Ipv4Addr, ()>,
+    leased: HashSet<Ipv4Addr>,
     /// The identity an address was last leased to, for stickiness.
     last_owner: HashMap<Ipv4Addr, Vec<u8>>,
     /// The reverse of `last_owner`.
@@ -38,7 +38,7 @@ impl Pool {
         Self {
             net: net.trunc(),
             max_leases,
-            leased: HashMap::new(),
+            leased: HashSet::new(),
             last_owner: HashMap::new(),
             sticky: HashMap::new(),
             cursor: 0,
@@ -61,16 +61,15 @@ impl Pool {
             return Err(PoolError::MaxConnections(self.max_leases));
         }
         if let Some(&addr) = self.sticky.get(identity) {
-            if !self.leased.contains_key(&addr) {
-                self.leased.insert(addr, ());
+            if self.leased.insert(addr) {
                 return Ok(addr);
             }
         }
         let addr = self
-            .scan(|pool, a| !pool.leased.contains_key(&a) && !pool.last_owner.contains_key(&a))
-            .or_else(|| self.scan(|pool, a| !pool.leased.contains_key(&a)))
+            .scan(|pool, a| !pool.leased.contains(&a) && !pool.last_owner.contains_key(&a))
+            .or_else(|| self.scan(|pool, a| !pool.leased.contains(&a)))
             .ok_or(PoolError::Exhausted(self.net))?;
-        self.leased.insert(addr, ());
+        self.leased.insert(addr);
         if let Some(old) = self.last_owner.insert(addr, identity.to_vec()) {
             self.sticky.remove(&old);
         }
@@ -88,7 +87,7 @@ impl Pool {
     }
 
     pub fn is_leased(&self, addr: Ipv4Addr) -> bool {
-        self.leased.contains_key(&addr)
+        self.leased.contains(&addr)
     }
 
     /// Usable host addresses: all but the network and broadcast addresses.
