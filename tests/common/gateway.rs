@@ -1,0 +1,282 @@
+//! The gateway under test, in the gateway namespace: `ipsec-server` (the default) or a
+//! strongSwan responder (`INTEROP_GATEWAY=strongswan`; also the baseline of the benchmarks).
+//!
+//! strongSwan as the gateway needs nothing beyond STRONGSWAN.md: with `kernel-libipsec` and
+//! `install_routes = yes`, charon creates its TUN device `ipsec0` and, per Child SA, installs
+//! `<client VIP>/32 dev ipsec0 src 192.168.0.1` in routing table 220 (with an `ip rule` to it),
+//! so LAN→client packets forwarded by the gateway namespace (ip_forward=1, set by the topology)
+//! go into the tunnel. The client pool is a swanctl `pools` entry; `local_ts` narrows the
+//! client's TSr to LocalSubnet; the only PSK entry names the gateway's own ID, so it matches any
+//! client ID.
+
+use super::charon::{Charon, Suite};
+use super::topo::{addr, Role, Topology};
+use super::{poll_until, GATEWAY_ID, PSK};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which implementation answers as the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayKind {
+    /// `ipsec-server run --config FILE` (this crate's binary).
+    IpsecServer,
+    /// strongSwan charon as responder (kernel-libipsec).
+    StrongSwan,
+}
+
+impl GatewayKind {
+    /// `INTEROP_GATEWAY=strongswan` → StrongSwan; unset or `ipsec-server` → IpsecServer.
+    pub fn from_env() -> GatewayKind {
+        match std::env::var("INTEROP_GATEWAY").as_deref() {
+            Err(_) | Ok("") | Ok("ipsec-server") => GatewayKind::IpsecServer,
+            Ok("strongswan") => GatewayKind::StrongSwan,
+            Ok(other) => panic!("INTEROP_GATEWAY={other:?}: expected ipsec-server or strongswan"),
+        }
+    }
+}
+
+/// What the gateway serves; rendered as the daemon's TOML (DESIGN.md §1b) or as swanctl.conf.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub psk: String,
+    pub suite: Suite,
+    pub local_id: String,
+    pub local_subnet: Vec<String>,
+    pub client_ip_pool: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            psk: PSK.to_string(),
+            suite: Suite::DEFAULT,
+            local_id: GATEWAY_ID.to_string(),
+            local_subnet: vec![addr::LOCAL_SUBNET.to_string()],
+            client_ip_pool: addr::CLIENT_IP_POOL.to_string(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn suite(mut self, suite: Suite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    /// The daemon's config file. Only keys from DESIGN.md §1b (unknown keys are errors there).
+    pub fn to_toml(&self, state_dir: &str) -> String {
+        let GatewayConfig {
+            psk,
+            suite,
+            local_id,
+            local_subnet,
+            client_ip_pool,
+        } = self;
+        let subnets: Vec<String> = local_subnet.iter().map(|s| format!("\"{s}\"")).collect();
+        let subnets = subnets.join(", ");
+        let Suite { enc, auth, pfs, .. } = suite;
+        format!(
+            r#"[gateway]
+vpn_gateway_id = "vpn-interop01"
+region_id = "local"
+listen_addrs = ["0.0.0.0"]
+ike_port = 500
+nat_t_port = 4500
+tun_name = "ipsec0"
+state_dir = "{state_dir}"
+
+[ipsec_server]
+ipsec_server_name = "interop"
+local_subnet = [{subnets}]
+client_ip_pool = "{client_ip_pool}"
+effect_immediately = false
+psk_enabled = true
+psk = "{psk}"
+
+[ipsec_server.ike_config]
+ike_version = "ikev2"
+ike_mode = "main"
+ike_enc_alg = "{enc}"
+ike_auth_alg = "{auth}"
+ike_pfs = "{pfs}"
+ike_lifetime = 86400
+local_id = "{local_id}"
+remote_id = ""
+
+[ipsec_server.ipsec_config]
+ipsec_enc_alg = "{enc}"
+ipsec_auth_alg = "{auth}"
+ipsec_pfs = "{pfs}"
+ipsec_lifetime = 86400
+"#
+        )
+    }
+
+    /// The equivalent strongSwan responder (see the module docs).
+    pub fn to_swanctl(&self) -> String {
+        let GatewayConfig {
+            psk,
+            suite,
+            local_id,
+            local_subnet,
+            client_ip_pool,
+        } = self;
+        let p = suite.proposal;
+        let local_ts = local_subnet.join(",");
+        format!(
+            r#"connections {{
+    rw {{
+        version = 2
+        local_addrs = {gw}
+        proposals = {p}
+        pools = clients
+        local {{
+            auth = psk
+            id = {local_id}
+        }}
+        remote {{
+            auth = psk
+        }}
+        children {{
+            lan {{
+                local_ts = {local_ts}
+                esp_proposals = {p}
+            }}
+        }}
+    }}
+}}
+pools {{
+    clients {{
+        addrs = {client_ip_pool}
+    }}
+}}
+secrets {{
+    ike-gw {{
+        id-gw = {local_id}
+        secret = "{psk}"
+    }}
+}}
+"#,
+            gw = addr::GW_OUTSIDE
+        )
+    }
+}
+
+/// The running gateway.
+pub enum Gateway {
+    IpsecServer(Daemon),
+    StrongSwan(Charon),
+}
+
+impl Gateway {
+    /// Starts the gateway selected by `INTEROP_GATEWAY` (default: ipsec-server).
+    pub fn start(topo: &Topology, cfg: &GatewayConfig) -> Gateway {
+        Gateway::start_kind(GatewayKind::from_env(), topo, cfg)
+    }
+
+    pub fn start_kind(kind: GatewayKind, topo: &Topology, cfg: &GatewayConfig) -> Gateway {
+        match kind {
+            GatewayKind::IpsecServer => {
+                let state = topo.dir().join("ipsec-server/state");
+                std::fs::create_dir_all(&state).expect("create state dir");
+                Gateway::IpsecServer(Daemon::start(topo, &cfg.to_toml(state.to_str().unwrap())))
+            }
+            GatewayKind::StrongSwan => {
+                Gateway::StrongSwan(Charon::start(topo, Role::Gateway, &cfg.to_swanctl()))
+            }
+        }
+    }
+
+    pub fn kind(&self) -> GatewayKind {
+        match self {
+            Gateway::IpsecServer(_) => GatewayKind::IpsecServer,
+            Gateway::StrongSwan(_) => GatewayKind::StrongSwan,
+        }
+    }
+
+    /// The gateway charon, when strongSwan is the gateway.
+    pub fn charon(&self) -> Option<&Charon> {
+        match self {
+            Gateway::StrongSwan(c) => Some(c),
+            Gateway::IpsecServer(_) => None,
+        }
+    }
+
+    /// Panics if the gateway process has died (a crash during the test).
+    pub fn assert_running(&self, topo: &Topology) {
+        let (name, pid) = match self {
+            Gateway::IpsecServer(d) => ("ipsec-server", d.pid),
+            Gateway::StrongSwan(c) => (c.name.as_str(), c.pid),
+        };
+        if let Some(how) = topo.exited(pid) {
+            panic!("gateway {name} (pid {pid}) has ended ({how})");
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        match self {
+            Gateway::IpsecServer(d) => std::fs::read_to_string(&d.log).unwrap_or_default(),
+            Gateway::StrongSwan(c) => c.log_text(),
+        }
+    }
+}
+
+/// `ipsec-server run --config FILE` in the gateway namespace, `RUST_LOG=debug`, stdout and
+/// stderr to `{dir}/ipsec-server.log`.
+pub struct Daemon {
+    pub pid: u32,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub const BIN: &'static str = env!("CARGO_BIN_EXE_ipsec-server");
+
+    /// Writes `toml`, runs `ipsec-server check` on it, and starts the daemon; ready once UDP 500
+    /// and 4500 are bound and the TUN device `ipsec0` exists in the gateway namespace (≤ 15 s;
+    /// an early exit fails at once).
+    pub fn start(topo: &Topology, toml: &str) -> Daemon {
+        let dir = topo.dir().join("ipsec-server");
+        std::fs::create_dir_all(&dir).expect("create daemon dir");
+        let config = dir.join("config.toml");
+        std::fs::write(&config, toml).expect("write config.toml");
+        let cfg = config.to_str().unwrap();
+        // `check` first: a rejected config fails here with the daemon's error code and message.
+        let check = topo.exec(Role::Gateway, Daemon::BIN, &["check", "--config", cfg]);
+        assert!(
+            check.success(),
+            "ipsec-server check rejected the test config:\n{check}\n{toml}"
+        );
+        let pid = topo.spawn(
+            Role::Gateway,
+            "ipsec-server",
+            Daemon::BIN,
+            &["run", "--config", cfg],
+            &[("RUST_LOG", "debug")],
+        );
+        let log = topo.dir().join("ipsec-server.log");
+        topo.add_log("ipsec-server config", &config);
+        let ready = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+            if let Some(how) = topo.exited(pid) {
+                panic!("ipsec-server (pid {pid}) ended during startup ({how}); see its log below");
+            }
+            let udp = topo.exec(Role::Gateway, "ss", &["-Hlun"]);
+            let bound = |port: &str| {
+                udp.stdout.lines().any(|l| {
+                    l.split_whitespace()
+                        .nth(3)
+                        .is_some_and(|a| a.ends_with(port))
+                })
+            };
+            let tun = topo
+                .exec(Role::Gateway, "ip", &["link", "show", "ipsec0"])
+                .success();
+            (bound(":500") && bound(":4500") && tun).then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "ipsec-server not ready after 15 s (UDP 500/4500 bound and TUN ipsec0)"
+        );
+        Daemon { pid, config, log }
+    }
+}
