@@ -9,7 +9,11 @@ use tracing_subscriber::EnvFilter;
 use ipsec_server::{config, daemon};
 
 #[derive(Parser)]
-#[command(name = "ipsec-server", version, about = "IKEv2/IPsec road-warrior VPN responder")]
+#[command(
+    name = "ipsec-server",
+    version,
+    about = "IKEv2/IPsec road-warrior VPN responder"
+)]
 struct Cli {
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "info")]
@@ -40,8 +44,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Check { config } => match config::load(&config) {
             Ok(cfg) => {

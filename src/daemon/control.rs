@@ -39,13 +39,17 @@ pub(crate) fn serve(listener: UnixListener, tx: Sender<ControlMsg>, stop: Arc<At
                 if tx.send(ControlMsg::Status(rtx)).is_err() {
                     return;
                 }
-                let report = rrx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "busy\n".into());
+                let report = rrx
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_else(|_| "busy\n".into());
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
                 if let Err(e) = stream.write_all(report.as_bytes()) {
                     debug!("status client: {e}");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
             Err(e) => {
                 debug!("control socket accept: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -56,7 +60,7 @@ pub(crate) fn serve(listener: UnixListener, tx: Sender<ControlMsg>, stop: Arc<At
 
 /// Connects to a running daemon and returns its status report.
 pub fn query_status(path: &Path) -> std::io::Result<String> {
-    let mut s = UnixStream::connect(path)?;
+    let s = UnixStream::connect(path)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut out = String::new();
     s.take(16 << 20).read_to_string(&mut out)?;
@@ -71,19 +75,30 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "online clients: {}", responder.online_clients());
     for sa in sas {
-        let state = if sa.established { "ESTABLISHED" } else { "CONNECTING" };
+        let state = if sa.established {
+            "ESTABLISHED"
+        } else {
+            "CONNECTING"
+        };
         let _ = writeln!(
             out,
             "{state} {}s: identity {} remote {} vip {} ike-spis {:016x}_i {:016x}_r",
             sa.age_secs,
-            if sa.identity.is_empty() { "-" } else { &sa.identity },
+            if sa.identity.is_empty() {
+                "-"
+            } else {
+                &sa.identity
+            },
             sa.remote,
             sa.vip.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
             sa.spi_i,
             sa.spi_r,
         );
         for (spi_in, spi_out) in sa.children {
-            let (pin, bin, din) = snap.inbound(spi_in).map(|s| s.counters.read()).unwrap_or_default();
+            let (pin, bin, din) = snap
+                .inbound(spi_in)
+                .map(|s| s.counters.read())
+                .unwrap_or_default();
             let (pout, bout, dout) = sa
                 .vip
                 .and_then(|v| snap.outbound(v))

@@ -33,7 +33,11 @@ pub use control::{query_status, socket_path};
 
 /// Messages to the control-plane thread.
 pub(crate) enum ControlMsg {
-    Ike { bytes: Vec<u8>, local: SocketAddr, remote: SocketAddr },
+    Ike {
+        bytes: Vec<u8>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
     Status(Sender<String>),
     Shutdown,
 }
@@ -43,7 +47,10 @@ pub enum DaemonError {
     #[error("no [ipsec_server] configured (the control API is not available yet)")]
     NoServer,
     #[error("{what}: {source}")]
-    Os { what: String, source: std::io::Error },
+    Os {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -60,10 +67,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let gw = config.gateway();
     let workers = match gw.workers() {
         Some(n) => n.get() as usize,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        None => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let mtu = tun_mtu(&rcfg);
-    let queues = io::tun::create(gw.tun_name(), mtu, workers).map_err(os(format!("creating TUN {}", gw.tun_name())))?;
+    let queues = io::tun::create(gw.tun_name(), mtu, workers)
+        .map_err(os(format!("creating TUN {}", gw.tun_name())))?;
     info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
     let mut os_state = OsState::default();
     let result = (|| {
@@ -98,15 +108,20 @@ struct OsState {
 impl OsState {
     fn setup(&mut self, config: &Config, rcfg: &ResponderConfig) -> Result<(), DaemonError> {
         let gw = config.gateway();
-        io::net::add_route(rcfg.pool, gw.tun_name()).map_err(os("routing the client pool into the TUN"))?;
+        io::net::add_route(rcfg.pool, gw.tun_name())
+            .map_err(os("routing the client pool into the TUN"))?;
         self.routes.push((rcfg.pool, gw.tun_name().to_string()));
         if gw.ip_forward() {
-            self.previous_forward = Some(io::net::set_ip_forward(true).map_err(os("enabling IPv4 forwarding"))?);
+            self.previous_forward =
+                Some(io::net::set_ip_forward(true).map_err(os("enabling IPv4 forwarding"))?);
         }
-        self.clamp = Some(io::net::clamp_mss(gw.tun_name(), gw.tun_name()).map_err(os("TCP MSS clamping"))?);
+        self.clamp =
+            Some(io::net::clamp_mss(gw.tun_name(), gw.tun_name()).map_err(os("TCP MSS clamping"))?);
         if gw.masquerade() {
-            self.masquerade =
-                Some(io::net::masquerade(gw.tun_name(), rcfg.pool, gw.tun_name()).map_err(os("masquerade"))?);
+            self.masquerade = Some(
+                io::net::masquerade(gw.tun_name(), rcfg.pool, gw.tun_name())
+                    .map_err(os("masquerade"))?,
+            );
         }
         Ok(())
     }
@@ -149,7 +164,8 @@ fn serve(
     // The workers serve UDP 4500 on the first listen address (normally the wildcard).
     let natt_addr = SocketAddr::new(gw.listen_addrs()[0], gw.nat_t_port().get());
     for (id, tun) in queues.into_iter().enumerate().take(workers) {
-        let udp = io::udp::bind(natt_addr, true, SOCKET_BUFFER).map_err(os(format!("binding UDP {natt_addr}")))?;
+        let udp = io::udp::bind(natt_addr, true, SOCKET_BUFFER)
+            .map_err(os(format!("binding UDP {natt_addr}")))?;
         if natt_for_ike.is_none() {
             natt_for_ike = Some(udp.try_clone().map_err(os("cloning the UDP 4500 socket"))?);
         }
@@ -168,22 +184,31 @@ fn serve(
         what: "no listen address".into(),
         source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
     })?;
-    info!(ike_port = gw.ike_port().get(), nat_t_port = gw.nat_t_port().get(), "listening");
+    info!(
+        ike_port = gw.ike_port().get(),
+        nat_t_port = gw.nat_t_port().get(),
+        "listening"
+    );
 
     for (i, s500) in ike_sockets.iter().enumerate() {
         let s = s500.try_clone().map_err(os("cloning the UDP 500 socket"))?;
         let tx = ctl_tx.clone();
         let stop = stop.clone();
         let port = gw.ike_port().get();
-        threads.push(spawn(format!("ike-rx-{i}"), move || receive_ike(s, port, tx, stop))?);
+        threads.push(spawn(format!("ike-rx-{i}"), move || {
+            receive_ike(s, port, tx, stop)
+        })?);
     }
 
     let sock_path = socket_path(gw.state_dir());
-    let control_listener = control::listen(&sock_path).map_err(os(format!("control socket {}", sock_path.display())))?;
+    let control_listener = control::listen(&sock_path)
+        .map_err(os(format!("control socket {}", sock_path.display())))?;
     {
         let tx = ctl_tx.clone();
         let stop = stop.clone();
-        threads.push(spawn("control".into(), move || control::serve(control_listener, tx, stop))?);
+        threads.push(spawn("control".into(), move || {
+            control::serve(control_listener, tx, stop)
+        })?);
     }
 
     let plane = ControlPlane {
@@ -211,12 +236,18 @@ fn serve(
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
-    std::thread::Builder::new().name(name.clone()).spawn(f).map_err(os(format!("spawning thread {name}")))
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .map_err(os(format!("spawning thread {name}")))
 }
 
 /// Blocks until SIGINT or SIGTERM.
 fn wait_for_signal() {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             warn!("no signal handling ({e}); running until killed");
@@ -227,7 +258,10 @@ fn wait_for_signal() {
     };
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             warn!("cannot install signal handlers; running until killed");
             std::future::pending::<()>().await;
             return;
@@ -254,7 +288,14 @@ fn receive_ike(sock: UdpSocket, port: u16, tx: Sender<ControlMsg>, stop: Arc<Ato
         for i in 0..n {
             let (meta, data) = rx.get(i);
             let local = SocketAddr::new(meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
-            if tx.send(ControlMsg::Ike { bytes: data.to_vec(), local, remote: meta.src }).is_err() {
+            if tx
+                .send(ControlMsg::Ike {
+                    bytes: data.to_vec(),
+                    local,
+                    remote: meta.src,
+                })
+                .is_err()
+            {
                 return;
             }
         }
@@ -279,8 +320,14 @@ impl ControlPlane {
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
-                Ok(ControlMsg::Ike { bytes, local, remote }) => {
-                    let actions = self.responder.handle(Instant::now(), &mut rng, &bytes, local, remote);
+                Ok(ControlMsg::Ike {
+                    bytes,
+                    local,
+                    remote,
+                }) => {
+                    let actions =
+                        self.responder
+                            .handle(Instant::now(), &mut rng, &bytes, local, remote);
                     self.apply(actions);
                 }
                 Ok(ControlMsg::Status(reply)) => {
@@ -304,7 +351,11 @@ impl ControlPlane {
     fn apply(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Send { local, remote, bytes } => self.send_ike(local, remote, &bytes),
+                Action::Send {
+                    local,
+                    remote,
+                    bytes,
+                } => self.send_ike(local, remote, &bytes),
                 Action::InstallChild(spec) => {
                     if let Err(e) = self.sad.install(&spec) {
                         warn!(vip = %spec.client_vip, "installing Child SA failed: {e}");

@@ -55,10 +55,10 @@ impl Worker {
                 }
             };
             if ready.first().copied().unwrap_or(false) {
-                self.from_network(&mut rx, &mut inner);
+                self.network_in(&mut rx, &mut inner);
             }
             if ready.get(1).copied().unwrap_or(false) {
-                self.from_tun(&mut tx, &mut inner, &mut rng);
+                self.tun_in(&mut tx, &mut inner, &mut rng);
             }
         }
         debug!(worker = self.id, "worker stopped");
@@ -70,7 +70,7 @@ impl Worker {
     }
 
     /// UDP 4500: ESP to decrypt into the TUN, IKE to hand to the control plane, keepalives.
-    fn from_network(&self, rx: &mut RecvBatch, inner: &mut [u8]) {
+    fn network_in(&self, rx: &mut RecvBatch, inner: &mut [u8]) {
         // Bounded: a few batches per wake-up, then give the TUN side its turn.
         for _ in 0..4 {
             let n = match rx.recv(&self.udp) {
@@ -105,8 +105,15 @@ impl Worker {
                         }
                     }
                     Ok(Udp4500::Ike(ike)) => {
-                        let local = SocketAddr::new(meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), self.nat_t_port);
-                        let _ = self.control.send(ControlMsg::Ike { bytes: ike.to_vec(), local, remote: meta.src });
+                        let local = SocketAddr::new(
+                            meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                            self.nat_t_port,
+                        );
+                        let _ = self.control.send(ControlMsg::Ike {
+                            bytes: ike.to_vec(),
+                            local,
+                            remote: meta.src,
+                        });
                     }
                     Ok(Udp4500::Keepalive) => {}
                     Err(_) => {}
@@ -119,7 +126,7 @@ impl Worker {
     }
 
     /// TUN: packets for clients, sealed into ESP-in-UDP and sent as one batch.
-    fn from_tun(&self, tx: &mut SendBatch, inner: &mut [u8], rng: &mut StdRng) {
+    fn tun_in(&self, tx: &mut SendBatch, inner: &mut [u8], rng: &mut StdRng) {
         let sad = self.sad.snapshot();
         for _ in 0..TUN_BURST {
             let len = match self.tun.recv(inner) {
@@ -136,7 +143,9 @@ impl Worker {
                 continue;
             }
             let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-            let Some(sa) = sad.outbound(dst) else { continue };
+            let Some(sa) = sad.outbound(dst) else {
+                continue;
+            };
             let Some(slot) = tx.slot() else { break };
             match sa.seal(pkt, slot, rng) {
                 Ok(n) => tx.commit(n, sa.remote(), Some(sa.local.ip())),
@@ -153,7 +162,7 @@ impl Worker {
     }
 
     fn flush(&self, tx: &mut SendBatch) {
-        if tx.len() > 0 {
+        if !tx.is_empty() {
             if let Err(e) = tx.flush(&self.udp) {
                 debug!(worker = self.id, "sendmmsg: {e}");
             }

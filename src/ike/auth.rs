@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use rand::rand_core::CryptoRngCore;
+use rand_core::CryptoRngCore;
 use tracing::{info, warn};
 
 use crate::crypto;
@@ -28,7 +28,11 @@ impl Responder {
         sa: &mut IkeSa,
         inner: &[Payload],
     ) -> Handled {
-        let fail = |e: IkeError| Handled { response: error_notify(&e), actions: Vec::new(), keep: false };
+        let fail = |e: IkeError| Handled {
+            response: error_notify(&e),
+            actions: Vec::new(),
+            keep: false,
+        };
         let mut idi = None;
         let mut auth = None;
         let mut initial_contact = false;
@@ -36,7 +40,9 @@ impl Responder {
             match p {
                 Payload::IdI(id) => idi = Some(id),
                 Payload::Auth(a) => auth = Some(a),
-                Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT => initial_contact = true,
+                Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT => {
+                    initial_contact = true
+                }
                 _ => {}
             }
         }
@@ -51,8 +57,14 @@ impl Responder {
         let idr = match &self.cfg.local_id {
             Some(id) => id_payload(id),
             None => match sa.local.ip() {
-                std::net::IpAddr::V4(a) => IdPayload { id_type: IdPayload::ID_IPV4_ADDR, data: a.octets().to_vec() },
-                std::net::IpAddr::V6(a) => IdPayload { id_type: IdPayload::ID_IPV6_ADDR, data: a.octets().to_vec() },
+                std::net::IpAddr::V4(a) => IdPayload {
+                    id_type: IdPayload::ID_IPV4_ADDR,
+                    data: a.octets().to_vec(),
+                },
+                std::net::IpAddr::V6(a) => IdPayload {
+                    id_type: IdPayload::ID_IPV6_ADDR,
+                    data: a.octets().to_vec(),
+                },
             },
         };
         let our_auth = crypto::psk_auth(
@@ -65,7 +77,10 @@ impl Responder {
         );
         let mut response = vec![
             Payload::IdR(idr),
-            Payload::Auth(AuthPayload { method: AUTH_SHARED_KEY_MIC, data: our_auth.expose().to_vec() }),
+            Payload::Auth(AuthPayload {
+                method: AUTH_SHARED_KEY_MIC,
+                data: our_auth.expose().to_vec(),
+            }),
         ];
         sa.established = Some(now);
         sa.identity = Some(idi.clone());
@@ -93,11 +108,20 @@ impl Responder {
                 response.extend(error_notify(&e));
             }
         }
-        Handled { response, actions, keep: true }
+        Handled {
+            response,
+            actions,
+            keep: true,
+        }
     }
 
     /// RemoteId and the PSK AUTH value of the initiator (§2.15), compared in constant time.
-    fn authenticate(&self, sa: &IkeSa, idi: &IdPayload, auth: &AuthPayload) -> Result<(), IkeError> {
+    fn authenticate(
+        &self,
+        sa: &IkeSa,
+        idi: &IdPayload,
+        auth: &AuthPayload,
+    ) -> Result<(), IkeError> {
         if auth.method != AUTH_SHARED_KEY_MIC {
             return Err(IkeError::AuthenticationFailed);
         }
@@ -142,7 +166,9 @@ impl Responder {
             }
         }
         let proposals = proposals.ok_or(IkeError::NoProposalChosen)?;
-        let (Some(tsi), Some(tsr)) = (tsi, tsr) else { return Err(IkeError::TsUnacceptable) };
+        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+            return Err(IkeError::TsUnacceptable);
+        };
         let cp = cp.ok_or(IkeError::FailedCpRequired)?;
         let chosen = self.cfg.esp.choose(proposals, None)?;
         let (tsr_sel, local_ts) = narrow_tsr(tsr, &self.cfg.local_subnets)?;
@@ -169,10 +195,18 @@ impl Responder {
             self.cfg.esp.integ,
         );
         sa.vip = Some(vip);
-        sa.children.push(Child { inbound_spi, outbound_spi: chosen.peer_spi });
+        sa.children.push(Child {
+            inbound_spi,
+            outbound_spi: chosen.peer_spi,
+        });
         let payloads = vec![
             Payload::Cp(self.cp_reply(cp, vip)),
-            Payload::Sa(vec![self.cfg.esp.proposal(chosen.number, inbound_spi, None, chosen.esn_offered)]),
+            Payload::Sa(vec![self.cfg.esp.proposal(
+                chosen.number,
+                inbound_spi,
+                None,
+                chosen.esn_offered,
+            )]),
             Payload::TsI(tsi_sel),
             Payload::TsR(tsr_sel),
         ];
@@ -198,12 +232,24 @@ impl Responder {
     /// CFG_REPLY: the address, the pool's netmask, DNS servers when configured (§3.15.1).
     fn cp_reply(&self, _request: &CpPayload, vip: Ipv4Addr) -> CpPayload {
         let mut attributes = vec![
-            CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_ADDRESS, value: vip.octets().to_vec() },
-            CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_NETMASK, value: self.cfg.pool.netmask().octets().to_vec() },
+            CpAttribute {
+                attr_type: CpAttribute::INTERNAL_IP4_ADDRESS,
+                value: vip.octets().to_vec(),
+            },
+            CpAttribute {
+                attr_type: CpAttribute::INTERNAL_IP4_NETMASK,
+                value: self.cfg.pool.netmask().octets().to_vec(),
+            },
         ];
         for dns in &self.cfg.dns {
-            attributes.push(CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_DNS, value: dns.octets().to_vec() });
+            attributes.push(CpAttribute {
+                attr_type: CpAttribute::INTERNAL_IP4_DNS,
+                value: dns.octets().to_vec(),
+            });
         }
-        CpPayload { cfg_type: CpPayload::CFG_REPLY, attributes }
+        CpPayload {
+            cfg_type: CpPayload::CFG_REPLY,
+            attributes,
+        }
     }
 }

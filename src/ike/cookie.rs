@@ -23,12 +23,20 @@ pub(crate) struct CookieJar {
 
 impl CookieJar {
     pub fn new() -> Self {
-        Self { version: 0, current: SecretBytes::default(), previous: SecretBytes::default(), rotated_at: None }
+        Self {
+            version: 0,
+            current: SecretBytes::default(),
+            previous: SecretBytes::default(),
+            rotated_at: None,
+        }
     }
 
     /// Rotates the secret when its period is over (or it was never set).
     pub fn maybe_rotate(&mut self, now: Instant, rng: &mut dyn RngCore) {
-        if self.rotated_at.is_some_and(|t| now.saturating_duration_since(t) < ROTATE_EVERY) {
+        if self
+            .rotated_at
+            .is_some_and(|t| now.saturating_duration_since(t) < ROTATE_EVERY)
+        {
             return;
         }
         let mut secret = vec![0u8; 32];
@@ -45,7 +53,9 @@ impl CookieJar {
     }
 
     pub fn verify(&self, cookie: &[u8], ni: &[u8], ip: IpAddr, spi_i: u64) -> bool {
-        let Some((&version, tag)) = cookie.split_first() else { return false };
+        let Some((&version, tag)) = cookie.split_first() else {
+            return false;
+        };
         let secret = if version == self.version {
             &self.current
         } else if version == self.version.wrapping_sub(1) && !self.previous.is_empty() {

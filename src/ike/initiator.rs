@@ -9,21 +9,22 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use rand::rand_core::CryptoRngCore;
+use rand_core::CryptoRngCore;
 
 use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
 use crate::secret::SecretBytes;
 use crate::wire::{
-    AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message, NotifyType,
-    Payload, PayloadType, ProtocolId, FLAG_INITIATOR, IKEV2_VERSION,
+    AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message,
+    NotifyType, Payload, PayloadType, ProtocolId, FLAG_INITIATOR, IKEV2_VERSION,
 };
 
 use super::auth::AUTH_SHARED_KEY_MIC;
 use super::nat::nat_hash;
 use super::sa_init::notify;
 use super::sk::SkCrypto;
-use super::ts::{any_ipv4, Ipv4Range};
-use super::{id_payload, ChildSaSpec, EspSuite, IkeError, Identity, IkeSuite};
+use super::ts::any_ipv4;
+use super::Ipv4Range;
+use super::{id_payload, ChildSaSpec, EspSuite, Identity, IkeError, IkeSuite};
 
 /// What the initiator proposes and who it is.
 #[derive(Debug, Clone)]
@@ -44,11 +45,27 @@ pub struct InitiatorConfig {
 /// Progress of the initiator.
 enum State {
     /// IKE_SA_INIT sent; waiting for its answer.
-    Init { dh: DhPrivate, ni: Vec<u8>, request: Vec<u8>, cookie: Option<Vec<u8>> },
+    Init {
+        dh: DhPrivate,
+        ni: Vec<u8>,
+        request: Vec<u8>,
+        cookie: Option<Vec<u8>>,
+    },
     /// IKE_AUTH sent.
-    Auth { keys: Box<IkeKeys>, ni: Vec<u8>, nr: Vec<u8>, init_response: Vec<u8>, sk: SkCrypto, child_spi: u32 },
+    Auth {
+        keys: Box<IkeKeys>,
+        ni: Vec<u8>,
+        nr: Vec<u8>,
+        init_response: Vec<u8>,
+        sk: SkCrypto,
+        child_spi: u32,
+    },
     /// Both exchanges done.
-    Established { sk: SkCrypto, child: Option<Box<ChildSaSpec>>, vip: Option<Ipv4Addr> },
+    Established {
+        sk: SkCrypto,
+        child: Option<Box<ChildSaSpec>>,
+        vip: Option<Ipv4Addr>,
+    },
     Failed,
 }
 
@@ -67,8 +84,14 @@ impl Initiator {
         while spi_i == 0 {
             spi_i = rng.next_u64();
         }
-        let mut me = Self { cfg, spi_i, spi_r: 0, next_message_id: 0, state: State::Failed };
-        let request = me.init_request(rng, None);
+        let mut me = Self {
+            cfg,
+            spi_i,
+            spi_r: 0,
+            next_message_id: 0,
+            state: State::Failed,
+        };
+        let request = me.init_request(rng, None, None);
         (me, request)
     }
 
@@ -96,18 +119,39 @@ impl Initiator {
     }
 
     /// Takes a response; returns the next request to send, if any.
-    pub fn handle(&mut self, rng: &mut dyn CryptoRngCore, bytes: &[u8]) -> Result<Option<Vec<u8>>, IkeError> {
+    pub fn handle(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+        bytes: &[u8],
+    ) -> Result<Option<Vec<u8>>, IkeError> {
         let msg = Message::parse(bytes)?;
         if !msg.header.is_response() || msg.header.spi_i != self.spi_i {
             return Err(IkeError::InvalidSyntax("not a response to us"));
         }
         match std::mem::replace(&mut self.state, State::Failed) {
-            State::Init { dh, ni, request, cookie } => self.on_init_response(rng, &msg, bytes, dh, ni, request, cookie),
-            State::Auth { keys, ni, nr, init_response, sk, child_spi } => {
+            State::Init {
+                dh,
+                ni,
+                request,
+                cookie,
+            } => self.on_init_response(rng, &msg, bytes, dh, ni, request, cookie),
+            State::Auth {
+                keys,
+                ni,
+                nr,
+                init_response,
+                sk,
+                child_spi,
+            } => {
                 let inner = sk.open(bytes, &msg)?;
-                let child = self.on_auth_response(&inner, &keys, &ni, &nr, &init_response, child_spi)?;
+                let child =
+                    self.on_auth_response(&inner, &keys, &ni, &nr, &init_response, child_spi)?;
                 let vip = child.as_ref().map(|c| c.client_vip);
-                self.state = State::Established { sk, child: child.map(Box::new), vip };
+                self.state = State::Established {
+                    sk,
+                    child: child.map(Box::new),
+                    vip,
+                };
                 Ok(None)
             }
             State::Established { sk, child, vip } => {
@@ -121,9 +165,15 @@ impl Initiator {
 
     /// INFORMATIONAL DELETE of the IKE SA (after it is established).
     pub fn delete_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
-        let State::Established { sk, .. } = &self.state else { return None };
+        let State::Established { sk, .. } = &self.state else {
+            return None;
+        };
         let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
-        let delete = Payload::Delete(DeletePayload { protocol: ProtocolId::IKE, spi_size: 0, spis: vec![] });
+        let delete = Payload::Delete(DeletePayload {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: vec![],
+        });
         let bytes = sk.seal(header, &[delete], rng.as_rngcore());
         self.next_message_id += 1;
         Some(bytes)
@@ -131,7 +181,9 @@ impl Initiator {
 
     /// An empty INFORMATIONAL request (liveness check).
     pub fn liveness_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
-        let State::Established { sk, .. } = &self.state else { return None };
+        let State::Established { sk, .. } = &self.state else {
+            return None;
+        };
         let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
         let bytes = sk.seal(header, &[], rng.as_rngcore());
         self.next_message_id += 1;
@@ -151,25 +203,51 @@ impl Initiator {
         }
     }
 
-    fn init_request(&mut self, rng: &mut dyn CryptoRngCore, cookie: Option<Vec<u8>>) -> Vec<u8> {
-        let dh = DhPrivate::generate(self.cfg.ike.dh, rng);
-        let mut ni = vec![0u8; 32];
-        rng.fill_bytes(&mut ni);
+    /// The IKE_SA_INIT request; a retry after a COOKIE answer keeps KE and Ni unchanged
+    /// (§2.6), one after INVALID_KE_PAYLOAD gets a new KE.
+    fn init_request(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+        cookie: Option<Vec<u8>>,
+        keep: Option<(DhPrivate, Vec<u8>)>,
+    ) -> Vec<u8> {
+        let (dh, ni) = match keep {
+            Some(k) => k,
+            None => {
+                let mut ni = vec![0u8; 32];
+                rng.fill_bytes(&mut ni);
+                (DhPrivate::generate(self.cfg.ike.dh, rng), ni)
+            }
+        };
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
             payloads.push(notify(NotifyType::COOKIE, c.clone()));
         }
         payloads.extend([
             Payload::Sa(vec![self.cfg.ike.proposal(1, Vec::new())]),
-            Payload::Ke(KePayload { group: self.cfg.ike.dh.id(), data: dh.public_value().to_vec() }),
+            Payload::Ke(KePayload {
+                group: self.cfg.ike.dh.id(),
+                data: dh.public_value().to_vec(),
+            }),
             Payload::Nonce(ni.clone()),
-            notify(NotifyType::NAT_DETECTION_SOURCE_IP, nat_hash(self.spi_i, 0, self.cfg.local)),
-            notify(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_hash(self.spi_i, 0, self.cfg.remote)),
+            notify(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                nat_hash(self.spi_i, 0, self.cfg.local),
+            ),
+            notify(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                nat_hash(self.spi_i, 0, self.cfg.remote),
+            ),
             notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()),
         ]);
         let header = self.header(ExchangeType::IKE_SA_INIT, payloads[0].payload_type());
         let request = Message { header, payloads }.emit();
-        self.state = State::Init { dh, ni, request: request.clone(), cookie };
+        self.state = State::Init {
+            dh,
+            ni,
+            request: request.clone(),
+            cookie,
+        };
         request
     }
 
@@ -187,16 +265,22 @@ impl Initiator {
         for p in &msg.payloads {
             let Payload::Notify(n) = p else { continue };
             if n.notify_type == NotifyType::COOKIE && cookie.is_none() {
-                return Ok(Some(self.init_request(rng, Some(n.data.clone()))));
+                return Ok(Some(self.init_request(
+                    rng,
+                    Some(n.data.clone()),
+                    Some((dh, ni)),
+                )));
             }
             if n.notify_type == NotifyType::INVALID_KE_PAYLOAD {
                 let want = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-                let group = want.and_then(DhGroup::from_id).ok_or(IkeError::NoProposalChosen)?;
+                let group = want
+                    .and_then(DhGroup::from_id)
+                    .ok_or(IkeError::NoProposalChosen)?;
                 if group == self.cfg.ike.dh {
                     return Err(IkeError::NoProposalChosen);
                 }
                 self.cfg.ike.dh = group;
-                return Ok(Some(self.init_request(rng, cookie)));
+                return Ok(Some(self.init_request(rng, cookie, None)));
             }
             if n.notify_type.is_error() {
                 return Err(notify_error(n.notify_type));
@@ -212,11 +296,15 @@ impl Initiator {
             }
         }
         let (Some(nr), Some(ke)) = (nr, ke) else {
-            return Err(IkeError::InvalidSyntax("IKE_SA_INIT response needs KE and Nonce"));
+            return Err(IkeError::InvalidSyntax(
+                "IKE_SA_INIT response needs KE and Nonce",
+            ));
         };
         self.spi_r = msg.header.spi_r;
         let suite = self.cfg.ike;
-        let g_ir = dh.shared_secret(&ke.data).map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
+        let g_ir = dh
+            .shared_secret(&ke.data)
+            .map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
         let skeyseed = crypto::skeyseed(suite.prf, &ni, &nr, g_ir.expose());
         let keys = crypto::derive_ike_keys(
             suite.prf,
@@ -245,21 +333,34 @@ impl Initiator {
         let mut inner = vec![
             Payload::IdI(idi),
             notify(NotifyType::INITIAL_CONTACT, Vec::new()),
-            Payload::Auth(AuthPayload { method: AUTH_SHARED_KEY_MIC, data: auth.expose().to_vec() }),
+            Payload::Auth(AuthPayload {
+                method: AUTH_SHARED_KEY_MIC,
+                data: auth.expose().to_vec(),
+            }),
         ];
         if self.cfg.request_vip {
             inner.push(Payload::Cp(CpPayload {
                 cfg_type: CpPayload::CFG_REQUEST,
                 attributes: vec![
-                    CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_ADDRESS, value: vec![] },
-                    CpAttribute { attr_type: CpAttribute::INTERNAL_IP4_DNS, value: vec![] },
+                    CpAttribute {
+                        attr_type: CpAttribute::INTERNAL_IP4_ADDRESS,
+                        value: vec![],
+                    },
+                    CpAttribute {
+                        attr_type: CpAttribute::INTERNAL_IP4_DNS,
+                        value: vec![],
+                    },
                 ],
             }));
         }
         let tsr = if self.cfg.remote_ts.is_empty() {
             vec![any_ipv4()]
         } else {
-            self.cfg.remote_ts.iter().map(|n| selector(Ipv4Range::from(*n))).collect()
+            self.cfg
+                .remote_ts
+                .iter()
+                .map(|n| selector(Ipv4Range::from(*n)))
+                .collect()
         };
         inner.extend([
             Payload::Sa(vec![self.cfg.esp.proposal(1, child_spi, None, true)]),
@@ -270,7 +371,14 @@ impl Initiator {
         let header = self.header(ExchangeType::IKE_AUTH, PayloadType::SK);
         let out = sk.seal(header, &inner, rng.as_rngcore());
         self.next_message_id = 2;
-        self.state = State::Auth { keys: Box::new(keys), ni, nr, init_response: bytes.to_vec(), sk, child_spi };
+        self.state = State::Auth {
+            keys: Box::new(keys),
+            ni,
+            nr,
+            init_response: bytes.to_vec(),
+            sk,
+            child_spi,
+        };
         Ok(Some(out))
     }
 
@@ -297,7 +405,9 @@ impl Initiator {
                     vip = cp
                         .attributes
                         .iter()
-                        .find(|a| a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4)
+                        .find(|a| {
+                            a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4
+                        })
                         .map(|a| Ipv4Addr::new(a.value[0], a.value[1], a.value[2], a.value[3]))
                 }
                 Payload::Sa(s) => proposals = Some(s),
@@ -310,11 +420,19 @@ impl Initiator {
             }
         }
         let (Some(idr), Some(auth)) = (idr, auth) else {
-            return Err(IkeError::InvalidSyntax("IKE_AUTH response needs IDr and AUTH"));
+            return Err(IkeError::InvalidSyntax(
+                "IKE_AUTH response needs IDr and AUTH",
+            ));
         };
         let suite = self.cfg.ike;
-        let expected =
-            crypto::psk_auth(suite.prf, self.cfg.psk.expose(), init_response, ni, keys.sk_pr.expose(), &idr.body());
+        let expected = crypto::psk_auth(
+            suite.prf,
+            self.cfg.psk.expose(),
+            init_response,
+            ni,
+            keys.sk_pr.expose(),
+            &idr.body(),
+        );
         if auth.method != AUTH_SHARED_KEY_MIC || !expected.ct_eq(&auth.data) {
             return Err(IkeError::AuthenticationFailed);
         }
@@ -325,11 +443,22 @@ impl Initiator {
             return Ok(None);
         };
         let chosen = self.cfg.esp.choose(proposals, None)?;
-        let ck = crypto::derive_child_keys(suite.prf, keys.sk_d.expose(), None, ni, nr, self.cfg.esp.encr, self.cfg.esp.integ);
+        let ck = crypto::derive_child_keys(
+            suite.prf,
+            keys.sk_d.expose(),
+            None,
+            ni,
+            nr,
+            self.cfg.esp.encr,
+            self.cfg.esp.integ,
+        );
         let local_ts = tsr
             .iter()
             .filter_map(|t| match t {
-                crate::wire::TrafficSelector::Ipv4 { start, end, .. } => Some(Ipv4Range { start: *start, end: *end }),
+                crate::wire::TrafficSelector::Ipv4 { start, end, .. } => Some(Ipv4Range {
+                    start: *start,
+                    end: *end,
+                }),
                 _ => None,
             })
             .collect();
@@ -353,7 +482,13 @@ impl Initiator {
 }
 
 fn selector(r: Ipv4Range) -> crate::wire::TrafficSelector {
-    crate::wire::TrafficSelector::Ipv4 { ip_protocol: 0, start_port: 0, end_port: 0xffff, start: r.start, end: r.end }
+    crate::wire::TrafficSelector::Ipv4 {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 0xffff,
+        start: r.start,
+        end: r.end,
+    }
 }
 
 /// The error an error notify in a response stands for.
@@ -362,7 +497,9 @@ fn notify_error(ty: NotifyType) -> IkeError {
         NotifyType::NO_PROPOSAL_CHOSEN => IkeError::NoProposalChosen,
         NotifyType::AUTHENTICATION_FAILED => IkeError::AuthenticationFailed,
         NotifyType::TS_UNACCEPTABLE => IkeError::TsUnacceptable,
-        NotifyType::INTERNAL_ADDRESS_FAILURE => IkeError::InternalAddressFailure("refused by responder".into()),
+        NotifyType::INTERNAL_ADDRESS_FAILURE => {
+            IkeError::InternalAddressFailure("refused by responder".into())
+        }
         _ => IkeError::InvalidSyntax("error notify from responder"),
     }
 }

@@ -32,13 +32,13 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
+pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo};
-pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 
-pub use crate::config::{Identity, UniquePolicy};
 use crate::config::Config;
+pub use crate::config::{Identity, UniquePolicy};
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use crate::secret::SecretBytes;
 use crate::wire::IdPayload;
@@ -75,7 +75,11 @@ pub struct ResponderConfig {
 pub enum Action {
     /// Send one IKE message from `local` to `remote` (the caller adds the non-ESP marker
     /// when `local` is the NAT-T port).
-    Send { local: SocketAddr, remote: SocketAddr, bytes: Vec<u8> },
+    Send {
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: Vec<u8>,
+    },
     /// Install a Child SA pair in the data plane.
     InstallChild(Box<ChildSaSpec>),
     /// Remove the Child SA pair whose inbound SPI (ours) is this.
@@ -99,7 +103,10 @@ impl ResponderConfig {
                 prf: PrfAlg::from_ike(ike.auth().prf_id())?,
                 dh: dh(ike.dh_group())?,
             },
-            esp: EspSuite { encr: encr(ipsec.enc())?, integ: IntegAlg::from_ike(ipsec.auth().integ_id())? },
+            esp: EspSuite {
+                encr: encr(ipsec.enc())?,
+                integ: IntegAlg::from_ike(ipsec.auth().integ_id())?,
+            },
             esp_pfs: ipsec.pfs().and_then(dh),
             ike_lifetime: ike.lifetime(),
             ipsec_lifetime: ipsec.lifetime(),
@@ -127,7 +134,10 @@ pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An ID payload for a configured identity.
 pub(crate) fn id_payload(id: &Identity) -> IdPayload {
-    IdPayload { id_type: id.id_type(), data: id.data() }
+    IdPayload {
+        id_type: id.id_type(),
+        data: id.data(),
+    }
 }
 
 /// A printable form of an identity, for logs, status and RemoteId comparison.
@@ -137,8 +147,17 @@ pub fn id_to_string(id: &IdPayload) -> String {
             Ipv4Addr::new(id.data[0], id.data[1], id.data[2], id.data[3]).to_string()
         }
         IdPayload::ID_FQDN | IdPayload::ID_RFC822_ADDR | IdPayload::ID_KEY_ID => {
-            String::from_utf8_lossy(&id.data).chars().filter(|c| !c.is_control()).collect()
+            String::from_utf8_lossy(&id.data)
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect()
         }
-        t => format!("id-type-{t}:{}", id.data.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        t => format!(
+            "id-type-{t}:{}",
+            id.data
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        ),
     }
 }

@@ -4,7 +4,7 @@
 //! types offers the configured algorithm. The reply carries one transform of each type.
 
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
-use crate::wire::{Attribute, AttributeValue, ProtocolId, Proposal, Transform, TransformType};
+use crate::wire::{Attribute, AttributeValue, Proposal, ProtocolId, Transform, TransformType};
 
 use super::IkeError;
 
@@ -56,11 +56,18 @@ impl IkeSuite {
             .find(|p| {
                 offers(p, TransformType::ENCR, |t| {
                     EncrAlg::from_ike(t.id, t.key_length()) == Some(self.encr)
-                }) && offers(p, TransformType::INTEG, |t| IntegAlg::from_ike(t.id) == Some(self.integ))
-                    && offers(p, TransformType::PRF, |t| PrfAlg::from_ike(t.id) == Some(self.prf))
-                    && offers(p, TransformType::DH, |t| DhGroup::from_id(t.id) == Some(self.dh))
+                }) && offers(p, TransformType::INTEG, |t| {
+                    IntegAlg::from_ike(t.id) == Some(self.integ)
+                }) && offers(p, TransformType::PRF, |t| {
+                    PrfAlg::from_ike(t.id) == Some(self.prf)
+                }) && offers(p, TransformType::DH, |t| {
+                    DhGroup::from_id(t.id) == Some(self.dh)
+                })
             })
-            .map(|p| ChosenIke { number: p.number, peer_spi: p.spi.clone() })
+            .map(|p| ChosenIke {
+                number: p.number,
+                peer_spi: p.spi.clone(),
+            })
             .ok_or(IkeError::NoProposalChosen)
     }
 
@@ -72,9 +79,21 @@ impl IkeSuite {
             spi,
             transforms: vec![
                 encr_transform(self.encr),
-                Transform { transform_type: TransformType::PRF, id: self.prf.transform_id(), attributes: vec![] },
-                Transform { transform_type: TransformType::INTEG, id: self.integ.transform_id(), attributes: vec![] },
-                Transform { transform_type: TransformType::DH, id: self.dh.id(), attributes: vec![] },
+                Transform {
+                    transform_type: TransformType::PRF,
+                    id: self.prf.transform_id(),
+                    attributes: vec![],
+                },
+                Transform {
+                    transform_type: TransformType::INTEG,
+                    id: self.integ.transform_id(),
+                    attributes: vec![],
+                },
+                Transform {
+                    transform_type: TransformType::DH,
+                    id: self.dh.id(),
+                    attributes: vec![],
+                },
             ],
         }
     }
@@ -94,12 +113,19 @@ impl EspSuite {
             .find(|p| {
                 offers(p, TransformType::ENCR, |t| {
                     EncrAlg::from_ike(t.id, t.key_length()) == Some(self.encr)
-                }) && offers(p, TransformType::INTEG, |t| IntegAlg::from_ike(t.id) == Some(self.integ))
-                    && (!has(p, TransformType::ESN) || offers(p, TransformType::ESN, |t| t.id == ESN_NONE))
+                }) && offers(p, TransformType::INTEG, |t| {
+                    IntegAlg::from_ike(t.id) == Some(self.integ)
+                }) && (!has(p, TransformType::ESN)
+                    || offers(p, TransformType::ESN, |t| t.id == ESN_NONE))
                     && match pfs {
                         None => true,
-                        Some(Some(g)) => offers(p, TransformType::DH, |t| DhGroup::from_id(t.id) == Some(g)),
-                        Some(None) => !has(p, TransformType::DH) || offers(p, TransformType::DH, |t| t.id == DH_NONE),
+                        Some(Some(g)) => {
+                            offers(p, TransformType::DH, |t| DhGroup::from_id(t.id) == Some(g))
+                        }
+                        Some(None) => {
+                            !has(p, TransformType::DH)
+                                || offers(p, TransformType::DH, |t| t.id == DH_NONE)
+                        }
                     }
             })
             .map(|p| ChosenEsp {
@@ -111,18 +137,41 @@ impl EspSuite {
     }
 
     /// An ESP proposal with our SPI; `dh` adds a DH transform (PFS rekeys).
-    pub(crate) fn proposal(&self, number: u8, spi: u32, dh: Option<DhGroup>, esn: bool) -> Proposal {
+    pub(crate) fn proposal(
+        &self,
+        number: u8,
+        spi: u32,
+        dh: Option<DhGroup>,
+        esn: bool,
+    ) -> Proposal {
         let mut transforms = vec![
             encr_transform(self.encr),
-            Transform { transform_type: TransformType::INTEG, id: self.integ.transform_id(), attributes: vec![] },
+            Transform {
+                transform_type: TransformType::INTEG,
+                id: self.integ.transform_id(),
+                attributes: vec![],
+            },
         ];
         if let Some(g) = dh {
-            transforms.push(Transform { transform_type: TransformType::DH, id: g.id(), attributes: vec![] });
+            transforms.push(Transform {
+                transform_type: TransformType::DH,
+                id: g.id(),
+                attributes: vec![],
+            });
         }
         if esn {
-            transforms.push(Transform { transform_type: TransformType::ESN, id: ESN_NONE, attributes: vec![] });
+            transforms.push(Transform {
+                transform_type: TransformType::ESN,
+                id: ESN_NONE,
+                attributes: vec![],
+            });
         }
-        Proposal { number, protocol: ProtocolId::ESP, spi: spi.to_be_bytes().to_vec(), transforms }
+        Proposal {
+            number,
+            protocol: ProtocolId::ESP,
+            spi: spi.to_be_bytes().to_vec(),
+            transforms,
+        }
     }
 }
 
@@ -132,7 +181,10 @@ fn encr_transform(encr: EncrAlg) -> Transform {
         id: encr.transform_id(),
         attributes: encr
             .key_length_attr()
-            .map(|bits| Attribute { attr_type: ATTR_KEY_LENGTH, value: AttributeValue::Tv(bits) })
+            .map(|bits| Attribute {
+                attr_type: ATTR_KEY_LENGTH,
+                value: AttributeValue::Tv(bits),
+            })
             .into_iter()
             .collect(),
     }
@@ -143,11 +195,16 @@ fn has(p: &Proposal, ty: TransformType) -> bool {
 }
 
 fn offers(p: &Proposal, ty: TransformType, ok: impl Fn(&Transform) -> bool) -> bool {
-    p.transforms.iter().filter(|t| t.transform_type == ty).any(ok)
+    p.transforms
+        .iter()
+        .filter(|t| t.transform_type == ty)
+        .any(ok)
 }
 
 /// Whether any IKE proposal offers `group` (used to tell INVALID_KE_PAYLOAD from
 /// NO_PROPOSAL_CHOSEN, §1.2).
 pub(crate) fn offers_group(proposals: &[Proposal], group: DhGroup) -> bool {
-    proposals.iter().any(|p| offers(p, TransformType::DH, |t| t.id == group.id()))
+    proposals
+        .iter()
+        .any(|p| offers(p, TransformType::DH, |t| t.id == group.id()))
 }

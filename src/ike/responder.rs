@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::rand_core::CryptoRngCore;
 use rand::RngCore;
+use rand_core::CryptoRngCore;
 use tracing::{debug, info};
 
 use crate::crypto::IkeKeys;
@@ -146,12 +146,17 @@ impl Responder {
         let expired: Vec<u64> = self
             .sas
             .values()
-            .filter(|sa| sa.established.is_none() && now.saturating_duration_since(sa.created) >= timeout)
+            .filter(|sa| {
+                sa.established.is_none() && now.saturating_duration_since(sa.created) >= timeout
+            })
             .map(|sa| sa.spi_r)
             .collect();
         let mut actions = Vec::new();
         for spi in expired {
-            debug!(spi_r = format_args!("{spi:016x}"), "half-open IKE SA timed out");
+            debug!(
+                spi_r = format_args!("{spi:016x}"),
+                "half-open IKE SA timed out"
+            );
             actions.extend(self.remove_sa(spi));
         }
         actions
@@ -168,15 +173,24 @@ impl Responder {
                 remote: sa.remote,
                 vip: sa.vip,
                 established: sa.established.is_some(),
-                age_secs: now.saturating_duration_since(sa.established.unwrap_or(sa.created)).as_secs(),
-                children: sa.children.iter().map(|c| (c.inbound_spi, c.outbound_spi)).collect(),
+                age_secs: now
+                    .saturating_duration_since(sa.established.unwrap_or(sa.created))
+                    .as_secs(),
+                children: sa
+                    .children
+                    .iter()
+                    .map(|c| (c.inbound_spi, c.outbound_spi))
+                    .collect(),
             })
             .collect()
     }
 
     /// Number of established IKE SAs (OnlineClientCount).
     pub fn online_clients(&self) -> usize {
-        self.sas.values().filter(|sa| sa.established.is_some()).count()
+        self.sas
+            .values()
+            .filter(|sa| sa.established.is_some())
+            .count()
     }
 
     /// Deletes every IKE SA, sending INFORMATIONAL DELETE to each established peer (shutdown
@@ -203,7 +217,11 @@ impl Responder {
                         spis: vec![],
                     });
                     let bytes = sa.sk.seal(header, &[delete], rng.as_rngcore());
-                    actions.push(Action::Send { local: sa.local, remote: sa.remote, bytes });
+                    actions.push(Action::Send {
+                        local: sa.local,
+                        remote: sa.remote,
+                        bytes,
+                    });
                 }
             }
             actions.extend(self.remove_sa(spi));
@@ -241,13 +259,20 @@ impl Responder {
 
     /// Removes an IKE SA with its Child SAs and lease.
     pub(crate) fn remove_sa(&mut self, spi_r: u64) -> Vec<Action> {
-        let Some(sa) = self.sas.remove(&spi_r) else { return Vec::new() };
+        let Some(sa) = self.sas.remove(&spi_r) else {
+            return Vec::new();
+        };
         self.cleanup(sa)
     }
 
     /// Releases everything `sa` held; returns the data-plane deletions.
     pub(crate) fn cleanup(&mut self, sa: IkeSa) -> Vec<Action> {
-        if let Some(key) = self.half_open.iter().find(|(_, &v)| v == sa.spi_r).map(|(k, _)| *k) {
+        if let Some(key) = self
+            .half_open
+            .iter()
+            .find(|(_, &v)| v == sa.spi_r)
+            .map(|(k, _)| *k)
+        {
             self.leave_half_open(key.0, key.1);
         }
         if let Some(vip) = sa.vip {
@@ -257,7 +282,9 @@ impl Responder {
             .iter()
             .map(|c| {
                 self.inbound_spis.remove(&c.inbound_spi);
-                Action::DeleteChild { inbound_spi: c.inbound_spi }
+                Action::DeleteChild {
+                    inbound_spi: c.inbound_spi,
+                }
             })
             .collect()
     }
@@ -284,7 +311,12 @@ impl Responder {
 
     /// IKE_AUTH succeeded for `spi_r`: apply the `unique` policy to older SAs of the same
     /// identity (§2.4 INITIAL_CONTACT; DESIGN.md `unique`).
-    pub(crate) fn replace_older(&mut self, spi_r: u64, identity: &IdPayload, remote: IpAddr) -> Vec<Action> {
+    pub(crate) fn replace_older(
+        &mut self,
+        spi_r: u64,
+        identity: &IdPayload,
+        remote: IpAddr,
+    ) -> Vec<Action> {
         let policy = self.cfg.unique;
         let older: Vec<u64> = self
             .sas
@@ -327,7 +359,11 @@ impl Responder {
             return match &sa.cached_response {
                 Some(resp) => {
                     debug!(%remote, message_id = header.message_id, "retransmitting cached response");
-                    vec![Action::Send { local, remote, bytes: resp.clone() }]
+                    vec![Action::Send {
+                        local,
+                        remote,
+                        bytes: resp.clone(),
+                    }]
                 }
                 None => Vec::new(),
             };
@@ -356,7 +392,9 @@ impl Responder {
             Err(e) => Err(e),
         };
         // Authenticated from here on. Take the SA out of the table while it is worked on.
-        let Some(mut sa) = self.sas.remove(&header.spi_r) else { return Vec::new() };
+        let Some(mut sa) = self.sas.remove(&header.spi_r) else {
+            return Vec::new();
+        };
         let remote_at_init = sa.remote;
         // §2.23: follow the peer's address of authenticated requests (the float to 4500).
         sa.local = local;
@@ -365,7 +403,11 @@ impl Responder {
             sa.udp_encap = true;
         }
         let handled = match inner {
-            Err(e) => Handled { response: error_notify(&e), actions: Vec::new(), keep: true },
+            Err(e) => Handled {
+                response: error_notify(&e),
+                actions: Vec::new(),
+                keep: true,
+            },
             Ok(inner) => match (header.exchange, sa.established.is_some()) {
                 (ExchangeType::IKE_AUTH, false) => {
                     self.leave_half_open(sa.spi_i, remote_at_init);
@@ -378,7 +420,9 @@ impl Responder {
                     keep: true,
                 },
                 _ => Handled {
-                    response: error_notify(&IkeError::InvalidSyntax("exchange not valid in this state")),
+                    response: error_notify(&IkeError::InvalidSyntax(
+                        "exchange not valid in this state",
+                    )),
                     actions: Vec::new(),
                     keep: true,
                 },
@@ -395,8 +439,13 @@ impl Responder {
             length: 0,
         };
         let resp = sa.sk.seal(resp_header, &handled.response, rng.as_rngcore());
-        let mut actions = vec![Action::Send { local, remote, bytes: resp.clone() }];
-        actions.extend(handled.actions);
+        // Data-plane changes first: the client may send ESP as soon as it has the answer.
+        let mut actions = handled.actions;
+        actions.push(Action::Send {
+            local,
+            remote,
+            bytes: resp.clone(),
+        });
         sa.next_request_id = header.message_id.wrapping_add(1);
         sa.cached_response = Some(resp);
         if handled.keep {

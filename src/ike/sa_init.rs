@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use rand::rand_core::CryptoRngCore;
+use rand_core::CryptoRngCore;
 use tracing::{debug, info};
 
 use crate::crypto::{self, DhPrivate};
 use crate::wire::{
-    ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload, ProtocolId, FLAG_RESPONSE,
-    IKEV2_VERSION,
+    ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload, ProtocolId,
+    FLAG_RESPONSE, IKEV2_VERSION,
 };
 
 use super::nat::nat_hash;
@@ -43,7 +43,11 @@ impl Responder {
             return match self.sas.get(spi_r) {
                 Some(sa) if sa.init_request == bytes => {
                     debug!(%remote, "retransmitting IKE_SA_INIT response");
-                    vec![Action::Send { local, remote, bytes: sa.init_response.clone() }]
+                    vec![Action::Send {
+                        local,
+                        remote,
+                        bytes: sa.init_response.clone(),
+                    }]
                 }
                 _ => Vec::new(),
             };
@@ -85,7 +89,9 @@ impl Responder {
                 Payload::Sa(s) => proposals = Some(s),
                 Payload::Ke(k) => ke = Some(k),
                 Payload::Nonce(n) => ni = Some(n),
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => nat_src.push(&n.data),
+                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => {
+                    nat_src.push(&n.data)
+                }
                 Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
                     nat_dst.push(&n.data)
                 }
@@ -107,18 +113,23 @@ impl Responder {
                 _ => None,
             };
             if !offered.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), header.spi_i)) {
-                return Err(InitReject::Cookie(self.cookies.make(ni, remote.ip(), header.spi_i)));
+                return Err(InitReject::Cookie(self.cookies.make(
+                    ni,
+                    remote.ip(),
+                    header.spi_i,
+                )));
             }
         }
         let suite = self.cfg.ike;
-        let chosen = match suite.choose(proposals) {
-            Ok(c) => c,
-            Err(e) => return Err(e.into()),
-        };
+        let chosen = suite.choose(proposals)?;
         if ke.group != suite.dh.id() {
             // The chosen proposal offers our group (else choose() failed), so ask for it.
             debug_assert!(offers_group(proposals, suite.dh));
-            return Err(IkeError::InvalidKe { got: ke.group, want: suite.dh.id() }.into());
+            return Err(IkeError::InvalidKe {
+                got: ke.group,
+                want: suite.dh.id(),
+            }
+            .into());
         }
         let dh = DhPrivate::generate(suite.dh, rng);
         let g_ir = dh
@@ -141,20 +152,36 @@ impl Responder {
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
 
         // §2.23: the initiator hashed with SPIr = 0.
-        let peer_behind_nat =
-            !nat_src.is_empty() && !nat_src.iter().any(|h| h.as_slice() == nat_hash(header.spi_i, 0, remote));
-        let we_behind_nat =
-            !nat_dst.is_empty() && !nat_dst.iter().any(|h| h.as_slice() == nat_hash(header.spi_i, 0, local));
+        let peer_behind_nat = !nat_src.is_empty()
+            && !nat_src
+                .iter()
+                .any(|h| h.as_slice() == nat_hash(header.spi_i, 0, remote));
+        let we_behind_nat = !nat_dst.is_empty()
+            && !nat_dst
+                .iter()
+                .any(|h| h.as_slice() == nat_hash(header.spi_i, 0, local));
         let mut payloads = vec![
             Payload::Sa(vec![suite.proposal(chosen.number, Vec::new())]),
-            Payload::Ke(KePayload { group: suite.dh.id(), data: dh.public_value().to_vec() }),
+            Payload::Ke(KePayload {
+                group: suite.dh.id(),
+                data: dh.public_value().to_vec(),
+            }),
             Payload::Nonce(nr.clone()),
         ];
         if !nat_src.is_empty() || !nat_dst.is_empty() {
-            payloads.push(notify(NotifyType::NAT_DETECTION_SOURCE_IP, nat_hash(header.spi_i, spi_r, local)));
-            payloads.push(notify(NotifyType::NAT_DETECTION_DESTINATION_IP, nat_hash(header.spi_i, spi_r, remote)));
+            payloads.push(notify(
+                NotifyType::NAT_DETECTION_SOURCE_IP,
+                nat_hash(header.spi_i, spi_r, local),
+            ));
+            payloads.push(notify(
+                NotifyType::NAT_DETECTION_DESTINATION_IP,
+                nat_hash(header.spi_i, spi_r, remote),
+            ));
         }
-        payloads.push(notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()));
+        payloads.push(notify(
+            NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
+            Vec::new(),
+        ));
         let response = Message {
             header: Header {
                 spi_i: header.spi_i,
@@ -191,10 +218,20 @@ impl Responder {
             children: Vec::new(),
             udp_encap: peer_behind_nat || we_behind_nat,
         });
-        Ok(vec![Action::Send { local, remote, bytes: response }])
+        Ok(vec![Action::Send {
+            local,
+            remote,
+            bytes: response,
+        }])
     }
 
-    fn init_error(&self, header: &Header, local: SocketAddr, remote: SocketAddr, e: &IkeError) -> Vec<Action> {
+    fn init_error(
+        &self,
+        header: &Header,
+        local: SocketAddr,
+        remote: SocketAddr,
+        e: &IkeError,
+    ) -> Vec<Action> {
         match e.notify() {
             Some(ty) => vec![self.init_notify(header, local, remote, ty, e.notify_data())],
             None => Vec::new(),
@@ -225,7 +262,11 @@ impl Responder {
             payloads,
         }
         .emit();
-        Action::Send { local, remote, bytes }
+        Action::Send {
+            local,
+            remote,
+            bytes,
+        }
     }
 }
 
@@ -243,5 +284,10 @@ impl From<IkeError> for InitReject {
 }
 
 pub(crate) fn notify(ty: NotifyType, data: Vec<u8>) -> Payload {
-    Payload::Notify(NotifyPayload { protocol: ProtocolId(0), spi: vec![], notify_type: ty, data })
+    Payload::Notify(NotifyPayload {
+        protocol: ProtocolId(0),
+        spi: vec![],
+        notify_type: ty,
+        data,
+    })
 }

@@ -21,12 +21,22 @@ pub(crate) struct SkCrypto {
 impl SkCrypto {
     /// Keys of the responder: send with SK_er/SK_ar, receive with SK_ei/SK_ai.
     pub fn responder(encr: EncrAlg, integ: IntegAlg, keys: &IkeKeys) -> Result<Self, IkeError> {
-        Self::new(encr, integ, (&keys.sk_er, &keys.sk_ar), (&keys.sk_ei, &keys.sk_ai))
+        Self::new(
+            encr,
+            integ,
+            (&keys.sk_er, &keys.sk_ar),
+            (&keys.sk_ei, &keys.sk_ai),
+        )
     }
 
     /// Keys of the initiator: send with SK_ei/SK_ai, receive with SK_er/SK_ar.
     pub fn initiator(encr: EncrAlg, integ: IntegAlg, keys: &IkeKeys) -> Result<Self, IkeError> {
-        Self::new(encr, integ, (&keys.sk_ei, &keys.sk_ai), (&keys.sk_er, &keys.sk_ar))
+        Self::new(
+            encr,
+            integ,
+            (&keys.sk_ei, &keys.sk_ai),
+            (&keys.sk_er, &keys.sk_ar),
+        )
     }
 
     fn new(
@@ -95,7 +105,13 @@ impl SkCrypto {
         let mut plain = Vec::new();
         let first = wire::emit_payloads(inner, &mut plain);
         let body = self.seal_body(plain, rng);
-        let msg = Message { header, payloads: vec![Payload::Sk(SkPayload { first_inner: first, body })] };
+        let msg = Message {
+            header,
+            payloads: vec![Payload::Sk(SkPayload {
+                first_inner: first,
+                body,
+            })],
+        };
         self.sign(msg.emit())
     }
 

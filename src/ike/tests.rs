@@ -17,11 +17,19 @@ const GW: &str = "192.0.2.1:4500";
 const GW500: &str = "192.0.2.1:500";
 
 fn suite() -> IkeSuite {
-    IkeSuite { encr: EncrAlg::AesCbc128, integ: IntegAlg::HmacSha1_96, prf: PrfAlg::HmacSha1, dh: DhGroup::Modp1024 }
+    IkeSuite {
+        encr: EncrAlg::AesCbc128,
+        integ: IntegAlg::HmacSha1_96,
+        prf: PrfAlg::HmacSha1,
+        dh: DhGroup::Modp1024,
+    }
 }
 
 fn esp() -> EspSuite {
-    EspSuite { encr: EncrAlg::AesCbc128, integ: IntegAlg::HmacSha1_96 }
+    EspSuite {
+        encr: EncrAlg::AesCbc128,
+        integ: IntegAlg::HmacSha1_96,
+    }
 }
 
 pub(crate) fn responder_config() -> ResponderConfig {
@@ -67,18 +75,29 @@ struct Harness {
 
 impl Harness {
     fn new(cfg: ResponderConfig) -> Self {
-        Self { responder: Responder::new(Arc::new(cfg)), rng: StdRng::seed_from_u64(7), now: Instant::now() }
+        Self {
+            responder: Responder::new(Arc::new(cfg)),
+            rng: StdRng::seed_from_u64(7),
+            now: Instant::now(),
+        }
     }
 
     /// Sends `bytes` from `client` and returns the actions.
     fn send(&mut self, client: &str, bytes: &[u8]) -> Vec<Action> {
         let h = Header::parse(bytes).unwrap();
-        let local: SocketAddr = if h.exchange == ExchangeType::IKE_SA_INIT { GW500 } else { GW }.parse().unwrap();
+        let local: SocketAddr = if h.exchange == ExchangeType::IKE_SA_INIT {
+            GW500
+        } else {
+            GW
+        }
+        .parse()
+        .unwrap();
         let mut remote: SocketAddr = client.parse().unwrap();
         if h.exchange != ExchangeType::IKE_SA_INIT {
             remote.set_port(remote.port() + 1);
         }
-        self.responder.handle(self.now, &mut self.rng, bytes, local, remote)
+        self.responder
+            .handle(self.now, &mut self.rng, bytes, local, remote)
     }
 
     /// Runs a whole connection for `cfg`; returns the initiator and every action seen.
@@ -90,7 +109,9 @@ impl Harness {
             let actions = self.send(&client, &req);
             let resp = sent(&actions).into_iter().next();
             all.extend(actions);
-            let Some(resp) = resp else { return (ini, all, Err(IkeError::InvalidSyntax("no answer"))) };
+            let Some(resp) = resp else {
+                return (ini, all, Err(IkeError::InvalidSyntax("no answer")));
+            };
             match ini.handle(&mut self.rng, &resp) {
                 Ok(Some(next)) => req = next,
                 Ok(None) => return (ini, all, Ok(())),
@@ -151,7 +172,13 @@ fn handshake_installs_child_with_matching_keys() {
     assert_eq!(gw.inbound_integ_key, cl.outbound_integ_key);
     assert_eq!(gw.outbound_encr_key, cl.inbound_encr_key);
     assert_ne!(gw.inbound_encr_key, gw.outbound_encr_key);
-    assert_eq!(gw.local_ts, vec![Ipv4Range { start: Ipv4Addr::new(192, 168, 0, 0), end: Ipv4Addr::new(192, 168, 0, 255) }]);
+    assert_eq!(
+        gw.local_ts,
+        vec![Ipv4Range {
+            start: Ipv4Addr::new(192, 168, 0, 0),
+            end: Ipv4Addr::new(192, 168, 0, 255)
+        }]
+    );
     // ESP goes to where IKE_AUTH came from (the 4500 side).
     assert_eq!(gw.remote, "198.51.100.7:501".parse().unwrap());
     assert_eq!(h.responder.online_clients(), 1);
@@ -172,7 +199,11 @@ fn retransmitted_requests_get_cached_answers_and_are_processed_once() {
     let a1 = h.send(client, &auth);
     let a2 = h.send(client, &auth);
     assert_eq!(installed(&a1).len(), 1);
-    assert_eq!(installed(&a2).len(), 0, "IKE_AUTH must not be processed twice");
+    assert_eq!(
+        installed(&a2).len(),
+        0,
+        "IKE_AUTH must not be processed twice"
+    );
     assert_eq!(sent(&a1), sent(&a2));
     assert_eq!(h.responder.pool.in_use(), 1);
 }
@@ -207,7 +238,10 @@ fn wrong_ike_proposal_gets_no_proposal_chosen() {
     let resp = sent(&h.send("198.51.100.7:500", &init));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::NO_PROPOSAL_CHOSEN]);
     assert!(h.responder.sas.is_empty());
-    assert_eq!(ini.handle(&mut h.rng, &resp[0]).unwrap_err(), IkeError::NoProposalChosen);
+    assert_eq!(
+        ini.handle(&mut h.rng, &resp[0]).unwrap_err(),
+        IkeError::NoProposalChosen
+    );
 }
 
 #[test]
@@ -238,10 +272,15 @@ fn wrong_ke_group_gets_invalid_ke_payload_then_succeeds() {
     let resp = sent(&h.send("198.51.100.7:500", &msg.emit()));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::INVALID_KE_PAYLOAD]);
     let m = Message::parse(&resp[0]).unwrap();
-    let Payload::Notify(n) = &m.payloads[0] else { panic!("notify expected") };
+    let Payload::Notify(n) = &m.payloads[0] else {
+        panic!("notify expected")
+    };
     assert_eq!(n.data, vec![0, 14]);
     assert_eq!(m.header.spi_r, 0);
-    assert!(h.responder.sas.is_empty(), "INVALID_KE_PAYLOAD creates no state");
+    assert!(
+        h.responder.sas.is_empty(),
+        "INVALID_KE_PAYLOAD creates no state"
+    );
 
     // The initiator follows INVALID_KE_PAYLOAD by switching groups.
     let mut h2 = Harness::new(responder_config());
@@ -264,7 +303,10 @@ fn cookie_round_trip() {
     let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);
     let resp = sent(&h.send(client, &init));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::COOKIE]);
-    assert!(h.responder.sas.is_empty(), "the cookie challenge is stateless");
+    assert!(
+        h.responder.sas.is_empty(),
+        "the cookie challenge is stateless"
+    );
     let with_cookie = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
     let resp = sent(&h.send(client, &with_cookie));
     assert!(notifies(&resp[0]).contains(&NotifyType::NAT_DETECTION_SOURCE_IP));
@@ -358,26 +400,51 @@ fn informational_liveness_and_delete() {
     ini.handle(&mut h.rng, &resp[0]).unwrap();
     let del = ini.delete_request(&mut h.rng).unwrap();
     let actions = h.send(client, &del);
-    assert!(actions.iter().any(|a| matches!(a, Action::DeleteChild { inbound_spi } if *inbound_spi == inbound)));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::DeleteChild { inbound_spi } if *inbound_spi == inbound)));
     assert!(h.responder.sas.is_empty());
     assert_eq!(h.responder.pool.in_use(), 0);
 }
 
 #[test]
-fn same_identity_from_two_addresses_coexist_and_reconnect_replaces() {
+fn same_identity_from_two_addresses_coexist() {
     let mut h = Harness::new(responder_config());
     let (a, _, r) = h.connect(initiator_config("198.51.100.7:500"));
     r.unwrap();
-    let (b, _, r) = h.connect(initiator_config("198.51.100.8:500"));
+    let (b, actions, r) = h.connect(initiator_config("198.51.100.8:500"));
     r.unwrap();
+    assert!(!actions
+        .iter()
+        .any(|x| matches!(x, Action::DeleteChild { .. })));
     assert_ne!(a.virtual_ip(), b.virtual_ip());
     assert_eq!(h.responder.online_clients(), 2);
-    // The first client reconnects from its address with INITIAL_CONTACT: its old SA goes.
+}
+
+#[test]
+fn reconnect_from_the_same_address_replaces_and_keeps_the_address() {
+    let mut h = Harness::new(responder_config());
+    let (a, _, r) = h.connect(initiator_config("198.51.100.7:500"));
+    r.unwrap();
+    let mut other = initiator_config("198.51.100.9:500");
+    other.id = Identity::Fqdn("client2.example".into());
+    h.connect(other).2.unwrap();
+    // The first client reboots and reconnects with INITIAL_CONTACT: its old SA goes.
     let (a2, actions, r) = h.connect(initiator_config("198.51.100.7:500"));
     r.unwrap();
-    assert!(actions.iter().any(|x| matches!(x, Action::DeleteChild { .. })));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|x| matches!(x, Action::DeleteChild { .. }))
+            .count(),
+        1
+    );
     assert_eq!(h.responder.online_clients(), 2);
-    assert_eq!(a2.virtual_ip(), a.virtual_ip(), "the freed address comes back to the same identity");
+    assert_eq!(
+        a2.virtual_ip(),
+        a.virtual_ip(),
+        "the freed address comes back to the same identity"
+    );
 }
 
 #[test]
@@ -408,9 +475,15 @@ fn tampered_request_is_dropped_silently() {
 #[test]
 fn garbage_is_dropped_without_state() {
     let mut h = Harness::new(responder_config());
-    for len in [0usize, 1, 27, 28, 64] {
-        let junk = vec![0x5a; len];
-        let _ = h.send("198.51.100.7:500", &junk);
+    let (local, remote) = (GW500.parse().unwrap(), "198.51.100.7:500".parse().unwrap());
+    for len in [0usize, 1, 27, 28, 64, 400] {
+        for fill in [0x00u8, 0x5a, 0xff] {
+            let junk = vec![fill; len];
+            assert!(h
+                .responder
+                .handle(h.now, &mut h.rng, &junk, local, remote)
+                .is_empty());
+        }
     }
     assert!(h.responder.sas.is_empty());
 }
@@ -422,9 +495,21 @@ fn nat_is_detected_from_mismatched_hashes() {
     let mut c = initiator_config("10.9.9.9:500");
     c.local = "10.9.9.9:500".parse().unwrap();
     let (mut ini, init) = Initiator::start(c, &mut h.rng);
-    let resp = sent(&h.responder.handle(h.now, &mut h.rng, &init, GW500.parse().unwrap(), "203.0.113.5:1024".parse().unwrap()));
+    let resp = sent(&h.responder.handle(
+        h.now,
+        &mut h.rng,
+        &init,
+        GW500.parse().unwrap(),
+        "203.0.113.5:1024".parse().unwrap(),
+    ));
     let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
-    let actions = h.responder.handle(h.now, &mut h.rng, &auth, GW.parse().unwrap(), "203.0.113.5:1025".parse().unwrap());
+    let actions = h.responder.handle(
+        h.now,
+        &mut h.rng,
+        &auth,
+        GW.parse().unwrap(),
+        "203.0.113.5:1025".parse().unwrap(),
+    );
     let spec = installed(&actions)[0];
     assert!(spec.udp_encap);
     assert_eq!(spec.remote, "203.0.113.5:1025".parse().unwrap());

@@ -14,20 +14,25 @@ use crate::wire::TrafficSelector;
 use super::IkeError;
 
 /// TSi narrowed to `vip`/32: the client must have offered a selector containing it.
-pub(crate) fn narrow_tsi(tsi: &[TrafficSelector], vip: Ipv4Addr) -> Result<Vec<TrafficSelector>, IkeError> {
+pub(crate) fn narrow_tsi(
+    tsi: &[TrafficSelector],
+    vip: Ipv4Addr,
+) -> Result<Vec<TrafficSelector>, IkeError> {
     tsi.iter()
         .find_map(|ts| match ts {
-            TrafficSelector::Ipv4 { ip_protocol, start_port, end_port, start, end }
-                if *start <= vip && vip <= *end =>
-            {
-                Some(TrafficSelector::Ipv4 {
-                    ip_protocol: *ip_protocol,
-                    start_port: *start_port,
-                    end_port: *end_port,
-                    start: vip,
-                    end: vip,
-                })
-            }
+            TrafficSelector::Ipv4 {
+                ip_protocol,
+                start_port,
+                end_port,
+                start,
+                end,
+            } if *start <= vip && vip <= *end => Some(TrafficSelector::Ipv4 {
+                ip_protocol: *ip_protocol,
+                start_port: *start_port,
+                end_port: *end_port,
+                start: vip,
+                end: vip,
+            }),
             _ => None,
         })
         .map(|ts| vec![ts])
@@ -42,8 +47,18 @@ pub(crate) fn narrow_tsr(
     let mut selectors = Vec::new();
     let mut ranges = Vec::new();
     for ts in tsr {
-        if let TrafficSelector::Ipv4 { ip_protocol, start_port, end_port, start, end } = ts {
-            let asked = Ipv4Range { start: *start, end: *end };
+        if let TrafficSelector::Ipv4 {
+            ip_protocol,
+            start_port,
+            end_port,
+            start,
+            end,
+        } = ts
+        {
+            let asked = Ipv4Range {
+                start: *start,
+                end: *end,
+            };
             for local in locals {
                 if let Some(r) = asked.intersect(&Ipv4Range::from(*local)) {
                     if !ranges.contains(&r) {
@@ -93,19 +108,37 @@ mod tests {
 
     #[test]
     fn tsr_is_narrowed_to_local_subnets() {
-        let locals: Vec<Ipv4Net> = vec!["192.168.0.0/24".parse().unwrap(), "172.16.5.0/24".parse().unwrap()];
+        let locals: Vec<Ipv4Net> = vec![
+            "192.168.0.0/24".parse().unwrap(),
+            "172.16.5.0/24".parse().unwrap(),
+        ];
         let (sels, ranges) = narrow_tsr(&[any_ipv4()], &locals).unwrap();
-        assert_eq!(sels, vec![sel([192, 168, 0, 0], [192, 168, 0, 255]), sel([172, 16, 5, 0], [172, 16, 5, 255])]);
+        assert_eq!(
+            sels,
+            vec![
+                sel([192, 168, 0, 0], [192, 168, 0, 255]),
+                sel([172, 16, 5, 0], [172, 16, 5, 255])
+            ]
+        );
         assert_eq!(ranges.len(), 2);
         let (sels, _) = narrow_tsr(&[sel([192, 168, 0, 128], [192, 168, 1, 10])], &locals).unwrap();
         assert_eq!(sels, vec![sel([192, 168, 0, 128], [192, 168, 0, 255])]);
-        assert_eq!(narrow_tsr(&[sel([10, 9, 0, 0], [10, 9, 0, 255])], &locals), Err(IkeError::TsUnacceptable));
+        assert_eq!(
+            narrow_tsr(&[sel([10, 9, 0, 0], [10, 9, 0, 255])], &locals),
+            Err(IkeError::TsUnacceptable)
+        );
     }
 
     #[test]
     fn tsi_must_contain_the_virtual_ip() {
         let vip = Ipv4Addr::new(10, 0, 0, 7);
-        assert_eq!(narrow_tsi(&[any_ipv4()], vip).unwrap(), vec![sel([10, 0, 0, 7], [10, 0, 0, 7])]);
-        assert_eq!(narrow_tsi(&[sel([10, 1, 0, 0], [10, 1, 0, 9])], vip), Err(IkeError::TsUnacceptable));
+        assert_eq!(
+            narrow_tsi(&[any_ipv4()], vip).unwrap(),
+            vec![sel([10, 0, 0, 7], [10, 0, 0, 7])]
+        );
+        assert_eq!(
+            narrow_tsi(&[sel([10, 1, 0, 0], [10, 1, 0, 9])], vip),
+            Err(IkeError::TsUnacceptable)
+        );
     }
 }

@@ -152,7 +152,12 @@ impl OutboundSa {
     }
 
     /// Encrypts `inner` (an IPv4 packet) into `out`; returns the ESP packet's length.
-    pub fn seal<R: RngCore + ?Sized>(&self, inner: &[u8], out: &mut [u8], rng: &mut R) -> Result<usize, EspError> {
+    pub fn seal<R: RngCore + ?Sized>(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        rng: &mut R,
+    ) -> Result<usize, EspError> {
         let total = self.sealed_len(inner.len());
         if out.len() < total {
             return Err(EspError::BufferTooSmall);
@@ -174,13 +179,17 @@ impl OutboundSa {
         out[body_start..body_start + inner.len()].copy_from_slice(inner);
         // §2.4: padding bytes 1, 2, 3, …, then pad length and next header.
         let pad_len = body_end - body_start - inner.len() - 2;
-        for (i, b) in out[body_start + inner.len()..body_end - 2].iter_mut().enumerate() {
+        for (i, b) in out[body_start + inner.len()..body_end - 2]
+            .iter_mut()
+            .enumerate()
+        {
             *b = (i + 1) as u8;
         }
         out[body_end - 2] = pad_len as u8;
         out[body_end - 1] = NEXT_HEADER_IPV4;
         let (head, body) = out.split_at_mut(body_start);
-        self.cipher.encrypt(&head[ESP_HEADER_LEN..], &mut body[..body_end - body_start])?;
+        self.cipher
+            .encrypt(&head[ESP_HEADER_LEN..], &mut body[..body_end - body_start])?;
         let (signed, icv) = out[..total].split_at_mut(body_end);
         self.integ.sign(signed, icv);
         self.counters.count(inner.len());
@@ -234,7 +243,8 @@ impl InboundSa {
         }
         let plain = &mut out[..body_len];
         plain.copy_from_slice(&packet[body_start..body_end]);
-        self.cipher.decrypt(&packet[ESP_HEADER_LEN..body_start], plain)?;
+        self.cipher
+            .decrypt(&packet[ESP_HEADER_LEN..body_start], plain)?;
         self.replay.accept(seq).map_err(EspError::Replay)?;
         let next_header = plain[body_len - 1];
         let pad_len = usize::from(plain[body_len - 2]);
@@ -243,7 +253,11 @@ impl InboundSa {
         }
         let payload_len = body_len - 2 - pad_len;
         // §2.4: the receiver should check the default padding 1, 2, 3, ….
-        if plain[payload_len..payload_len + pad_len].iter().enumerate().any(|(i, &b)| b != (i + 1) as u8) {
+        if plain[payload_len..payload_len + pad_len]
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b != (i + 1) as u8)
+        {
             return Err(EspError::BadPadding);
         }
         match next_header {
@@ -282,5 +296,8 @@ fn pack(addr: SocketAddr) -> Result<u64, EspError> {
 }
 
 fn unpack(v: u64) -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from((v >> 16) as u32), v as u16))
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::from((v >> 16) as u32),
+        v as u16,
+    ))
 }

@@ -46,7 +46,10 @@ impl Ipv4Range {
 
 impl From<ipnet::Ipv4Net> for Ipv4Range {
     fn from(n: ipnet::Ipv4Net) -> Self {
-        Ipv4Range { start: n.network(), end: n.broadcast() }
+        Ipv4Range {
+            start: n.network(),
+            end: n.broadcast(),
+        }
     }
 }
 

@@ -42,7 +42,10 @@ impl Default for ReplayWindow {
 
 impl ReplayWindow {
     pub fn new() -> Self {
-        Self { slots: std::array::from_fn(|_| AtomicU64::new(0)), top: AtomicU64::new(0) }
+        Self {
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+            top: AtomicU64::new(0),
+        }
     }
 
     /// Cheap pre-check before the ICV is verified: rejects what is surely a replay.
@@ -155,7 +158,10 @@ mod tests {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let total: usize = accepted.iter().sum();
-        assert!(total <= 19_999, "a sequence number was accepted twice: {total}");
+        assert!(
+            total <= 19_999,
+            "a sequence number was accepted twice: {total}"
+        );
         assert!(total > 0);
     }
 }

@@ -43,7 +43,9 @@ impl SadSnapshot {
 
     /// (inbound, outbound) of every pair, for status output.
     pub fn pairs(&self) -> impl Iterator<Item = (&Arc<InboundSa>, Option<&Arc<OutboundSa>>)> {
-        self.inbound.values().map(|i| (i, self.outbound.get(&i.client_vip)))
+        self.inbound
+            .values()
+            .map(|i| (i, self.outbound.get(&i.client_vip)))
     }
 }
 

@@ -10,8 +10,13 @@ use super::*;
 use crate::crypto::{EncrAlg, IntegAlg};
 use crate::secret::SecretBytes;
 
-const ENCRS: [EncrAlg; 5] =
-    [EncrAlg::AesCbc128, EncrAlg::AesCbc192, EncrAlg::AesCbc256, EncrAlg::TripleDesCbc, EncrAlg::DesCbc];
+const ENCRS: [EncrAlg; 5] = [
+    EncrAlg::AesCbc128,
+    EncrAlg::AesCbc192,
+    EncrAlg::AesCbc256,
+    EncrAlg::TripleDesCbc,
+    EncrAlg::DesCbc,
+];
 const INTEGS: [IntegAlg; 5] = [
     IntegAlg::HmacSha1_96,
     IntegAlg::HmacSha256_128,
@@ -22,7 +27,15 @@ const INTEGS: [IntegAlg; 5] = [
 
 fn key(len: usize, seed: u8) -> SecretBytes {
     // DES keys must not be weak; these patterns are not.
-    SecretBytes::new((0..len).map(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7 + 1)).collect())
+    SecretBytes::new(
+        (0..len)
+            .map(|i| {
+                seed.wrapping_mul(31)
+                    .wrapping_add((i as u8).wrapping_mul(7))
+                    .wrapping_add(1)
+            })
+            .collect(),
+    )
 }
 
 /// The gateway's view of a pair, and the client's mirror of it.
@@ -37,7 +50,10 @@ pub(crate) fn spec_pair(encr: EncrAlg, integ: IntegAlg) -> (ChildSaSpec, ChildSa
         outbound_encr_key: key(encr.key_len(), 3),
         outbound_integ_key: key(integ.key_len(), 4),
         client_vip: Ipv4Addr::new(10, 0, 0, 5),
-        local_ts: vec![Ipv4Range { start: Ipv4Addr::new(192, 168, 0, 0), end: Ipv4Addr::new(192, 168, 0, 255) }],
+        local_ts: vec![Ipv4Range {
+            start: Ipv4Addr::new(192, 168, 0, 0),
+            end: Ipv4Addr::new(192, 168, 0, 255),
+        }],
         local: "192.0.2.1:4500".parse().unwrap(),
         remote: "198.51.100.7:4500".parse().unwrap(),
         udp_encap: true,
@@ -86,7 +102,10 @@ fn every_suite_round_trips_client_to_gateway_and_back() {
     for encr in ENCRS {
         for integ in INTEGS {
             let (gw_spec, cl_spec) = spec_pair(encr, integ);
-            let (gw_in, gw_out) = (InboundSa::new(&gw_spec).unwrap(), OutboundSa::new(&gw_spec).unwrap());
+            let (gw_in, gw_out) = (
+                InboundSa::new(&gw_spec).unwrap(),
+                OutboundSa::new(&gw_spec).unwrap(),
+            );
             let cl_out = OutboundSa::new(&cl_spec).unwrap();
             for size in [0usize, 1, 37, 548, 1372] {
                 let pkt = ipv4_packet(vip(), lan(), size);
@@ -95,14 +114,19 @@ fn every_suite_round_trips_client_to_gateway_and_back() {
                 assert_eq!(n, cl_out.sealed_len(pkt.len()));
                 assert_eq!(&wire[..4], &gw_spec.inbound_spi.to_be_bytes());
                 let mut out = vec![0u8; 2048];
-                let o = gw_in.open(&wire[..n], &mut out).unwrap_or_else(|e| panic!("{encr:?}/{integ:?}/{size}: {e}"));
+                let o = gw_in
+                    .open(&wire[..n], &mut out)
+                    .unwrap_or_else(|e| panic!("{encr:?}/{integ:?}/{size}: {e}"));
                 assert_eq!(&out[..o.len], &pkt[..]);
                 // And the other way: the gateway seals, the client's inbound SA would open it;
                 // here we only check the header and length.
                 let back = ipv4_packet(lan(), vip(), size);
                 let m = gw_out.seal(&back, &mut wire, &mut rng).unwrap();
                 assert_eq!(&wire[..4], &gw_spec.outbound_spi.to_be_bytes());
-                assert_eq!((m - 8 - encr.iv_len() - integ.icv_len()) % encr.block_len(), 0);
+                assert_eq!(
+                    (m - 8 - encr.iv_len() - integ.icv_len()) % encr.block_len(),
+                    0
+                );
             }
         }
     }
@@ -123,7 +147,10 @@ fn tampering_anywhere_is_detected() {
         bad[i] ^= 0x01;
         assert!(gw_in.open(&bad, &mut out).is_err(), "flip at {i} accepted");
     }
-    assert!(gw_in.open(&wire[..n], &mut out).is_ok(), "the original still opens");
+    assert!(
+        gw_in.open(&wire[..n], &mut out).is_ok(),
+        "the original still opens"
+    );
     for len in 0..n {
         assert!(gw_in.open(&wire[..len], &mut out).is_err());
     }
@@ -137,9 +164,14 @@ fn replays_are_refused() {
     let cl_out = OutboundSa::new(&cl).unwrap();
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
-    let n = cl_out.seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng).unwrap();
+    let n = cl_out
+        .seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng)
+        .unwrap();
     gw_in.open(&wire[..n], &mut out).unwrap();
-    assert_eq!(gw_in.open(&wire[..n], &mut out), Err(EspError::Replay(ReplayError::Duplicate)));
+    assert_eq!(
+        gw_in.open(&wire[..n], &mut out),
+        Err(EspError::Replay(ReplayError::Duplicate))
+    );
     assert_eq!(gw_in.counters.read().2, 1);
 }
 
@@ -152,14 +184,18 @@ fn inner_addresses_must_match_the_selectors() {
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     for (src, dst) in [
-        (Ipv4Addr::new(10, 0, 0, 6), lan()),          // spoofed source
-        (vip(), Ipv4Addr::new(192, 168, 1, 1)),       // outside LocalSubnet
-        (vip(), Ipv4Addr::new(10, 0, 0, 7)),          // another client
+        (Ipv4Addr::new(10, 0, 0, 6), lan()),    // spoofed source
+        (vip(), Ipv4Addr::new(192, 168, 1, 1)), // outside LocalSubnet
+        (vip(), Ipv4Addr::new(10, 0, 0, 7)),    // another client
     ] {
-        let n = cl_out.seal(&ipv4_packet(src, dst, 10), &mut wire, &mut rng).unwrap();
+        let n = cl_out
+            .seal(&ipv4_packet(src, dst, 10), &mut wire, &mut rng)
+            .unwrap();
         assert_eq!(gw_in.open(&wire[..n], &mut out), Err(EspError::Selector));
     }
-    let n = cl_out.seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng).unwrap();
+    let n = cl_out
+        .seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng)
+        .unwrap();
     assert!(gw_in.open(&wire[..n], &mut out).is_ok());
 }
 
@@ -174,8 +210,14 @@ fn sealing_stops_before_the_sequence_number_wraps() {
     let n = out_sa.seal(&pkt, &mut wire, &mut rng).unwrap();
     assert_eq!(&wire[4..8], &u32::MAX.to_be_bytes());
     assert!(n > 0);
-    assert_eq!(out_sa.seal(&pkt, &mut wire, &mut rng), Err(EspError::SeqExhausted));
-    assert_eq!(out_sa.seal(&pkt, &mut wire, &mut rng), Err(EspError::SeqExhausted));
+    assert_eq!(
+        out_sa.seal(&pkt, &mut wire, &mut rng),
+        Err(EspError::SeqExhausted)
+    );
+    assert_eq!(
+        out_sa.seal(&pkt, &mut wire, &mut rng),
+        Err(EspError::SeqExhausted)
+    );
 }
 
 #[test]
@@ -185,7 +227,10 @@ fn small_output_buffers_are_refused() {
     let out_sa = OutboundSa::new(&gw).unwrap();
     let pkt = ipv4_packet(lan(), vip(), 100);
     let mut wire = vec![0u8; out_sa.sealed_len(pkt.len()) - 1];
-    assert_eq!(out_sa.seal(&pkt, &mut wire, &mut rng), Err(EspError::BufferTooSmall));
+    assert_eq!(
+        out_sa.seal(&pkt, &mut wire, &mut rng),
+        Err(EspError::BufferTooSmall)
+    );
 }
 
 #[test]

@@ -1,0 +1,176 @@
+//! Integrity transforms (IKEv2 transform type 3): truncated HMACs for IKE SK payloads and ESP.
+//!
+//! Invariants:
+//! - An [`Integ`] is keyed once; the HMAC pad states are precomputed and cloned per call,
+//!   so [`Integ::sign`] and [`Integ::verify`] neither rehash the key nor allocate.
+//! - The ICV is the leftmost [`IntegAlg::icv_len`] bytes of the HMAC (RFC 2404 §2,
+//!   RFC 4868 §2.3).
+//! - [`Integ::verify`] compares in constant time (`subtle`) and rejects a wrong-length ICV
+//!   without looking at its contents.
+//! - `Debug` shows the algorithm only.
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
+
+use super::mac::{HashAlg, KeyedMac, MAX_OUTPUT};
+use super::CryptoError;
+
+/// IKEv2 integrity transforms (IANA "Transform Type 3 - Integrity Algorithm Transform IDs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+
+pub enum IntegAlg {
+    /// AUTH_HMAC_MD5_96 = 1 (RFC 2403). Legacy.
+    HmacMd5_96,
+    /// AUTH_HMAC_SHA1_96 = 2 (RFC 2404).
+    HmacSha1_96,
+    /// AUTH_HMAC_SHA2_256_128 = 12 (RFC 4868).
+    HmacSha256_128,
+    /// AUTH_HMAC_SHA2_384_192 = 13 (RFC 4868).
+    HmacSha384_192,
+    /// AUTH_HMAC_SHA2_512_256 = 14 (RFC 4868).
+    HmacSha512_256,
+}
+
+impl IntegAlg {
+    /// Maps an IKEv2 integrity transform ID (IANA registry; RFC 7296 §3.3.2, RFC 4868 §3).
+    pub fn from_ike(id: u16) -> Option<Self> {
+        match id {
+            1 => Some(IntegAlg::HmacMd5_96),
+            2 => Some(IntegAlg::HmacSha1_96),
+            12 => Some(IntegAlg::HmacSha256_128),
+            13 => Some(IntegAlg::HmacSha384_192),
+            14 => Some(IntegAlg::HmacSha512_256),
+            _ => None,
+        }
+    }
+
+    /// The IKEv2 transform ID.
+    pub fn transform_id(self) -> u16 {
+        match self {
+            IntegAlg::HmacMd5_96 => 1,
+            IntegAlg::HmacSha1_96 => 2,
+            IntegAlg::HmacSha256_128 => 12,
+            IntegAlg::HmacSha384_192 => 13,
+            IntegAlg::HmacSha512_256 => 14,
+        }
+    }
+
+    /// Key length in bytes: the hash length (RFC 2403 §3, RFC 2404 §3, RFC 4868 §2.1.1).
+    pub fn key_len(self) -> usize {
+        self.hash().output_len()
+    }
+
+    /// ICV (truncated MAC) length in bytes: 96 bits for MD5/SHA-1 (RFC 2403 §2,
+    /// RFC 2404 §2), half the hash for SHA-2 (RFC 4868 §2.3).
+    pub fn icv_len(self) -> usize {
+        match self {
+            IntegAlg::HmacMd5_96 | IntegAlg::HmacSha1_96 => 12,
+            IntegAlg::HmacSha256_128 => 16,
+            IntegAlg::HmacSha384_192 => 24,
+            IntegAlg::HmacSha512_256 => 32,
+        }
+    }
+
+    /// MD5 is accepted only for the API's sake (RFC 8247 §2.3: AUTH_HMAC_MD5_96 MUST NOT).
+    pub fn is_legacy(self) -> bool {
+        matches!(self, IntegAlg::HmacMd5_96)
+    }
+
+    fn hash(self) -> HashAlg {
+        match self {
+            IntegAlg::HmacMd5_96 => HashAlg::Md5,
+            IntegAlg::HmacSha1_96 => HashAlg::Sha1,
+            IntegAlg::HmacSha256_128 => HashAlg::Sha256,
+            IntegAlg::HmacSha384_192 => HashAlg::Sha384,
+            IntegAlg::HmacSha512_256 => HashAlg::Sha512,
+        }
+    }
+}
+
+/// A keyed integrity transform, reused for every packet of an SA.
+#[derive(Clone)]
+pub struct Integ {
+    alg: IntegAlg,
+    mac: KeyedMac,
+}
+
+impl Integ {
+    /// Keys the transform. The key must be exactly [`IntegAlg::key_len`] bytes
+    /// (RFC 4868 §2.1.1; RFC 7296 §2.14 derives it at that length).
+    pub fn new(alg: IntegAlg, key: &[u8]) -> Result<Self, CryptoError> {
+        if key.len() != alg.key_len() {
+            return Err(CryptoError::InvalidKeyLength);
+        }
+        Ok(Integ {
+            alg,
+            mac: KeyedMac::new(alg.hash(), key),
+        })
+    }
+
+    /// The algorithm this transform was keyed for.
+    pub fn alg(&self) -> IntegAlg {
+        self.alg
+    }
+
+    /// Writes the ICV of `data` to `icv_out[..icv_len]`.
+    ///
+    /// # Panics
+    /// If `icv_out` is shorter than [`IntegAlg::icv_len`] — a caller bug, independent of
+    /// any received data.
+    pub fn sign(&self, data: &[u8], icv_out: &mut [u8]) {
+        self.sign_parts(&[data], icv_out);
+    }
+
+    /// [`Integ::sign`] over the concatenation of `parts` (e.g. ESP payload then the ESN
+    /// high-order bits, RFC 4303 §2.2.1), without copying them together.
+    ///
+    /// # Panics
+    /// As [`Integ::sign`].
+    pub fn sign_parts(&self, parts: &[&[u8]], icv_out: &mut [u8]) {
+        let icv_len = self.alg.icv_len();
+        let mut full = [0u8; MAX_OUTPUT];
+        self.mac_into(parts, &mut full);
+        icv_out[..icv_len].copy_from_slice(&full[..icv_len]);
+        full.zeroize();
+    }
+
+    /// Checks `icv` against the ICV of `data` in constant time. An ICV of the wrong length
+    /// is rejected.
+    pub fn verify(&self, data: &[u8], icv: &[u8]) -> bool {
+        self.verify_parts(&[data], icv)
+    }
+
+    /// [`Integ::verify`] over the concatenation of `parts`.
+    pub fn verify_parts(&self, parts: &[&[u8]], icv: &[u8]) -> bool {
+        let icv_len = self.alg.icv_len();
+        if icv.len() != icv_len {
+            return false;
+        }
+        let mut full = [0u8; MAX_OUTPUT];
+        self.mac_into(parts, &mut full);
+        let ok = bool::from(full[..icv_len].ct_eq(icv));
+        full.zeroize();
+        ok
+    }
+
+    fn mac_into(&self, parts: &[&[u8]], out: &mut [u8; MAX_OUTPUT]) {
+        let mut run = self.mac.start();
+        for part in parts {
+            run.update(part);
+        }
+        run.finish_into(out);
+    }
+}
+
+impl std::fmt::Debug for Integ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Integ")
+            .field("alg", &self.alg)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+#[path = "tests/integ.rs"]
+mod tests;
