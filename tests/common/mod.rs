@@ -14,7 +14,7 @@
 //!
 //! The gateway is `ipsec-server` by default; `INTEROP_GATEWAY=strongswan` selects a strongSwan
 //! responder instead (see [`gateway`]). Environment knobs: `INTEROP_KEEP=1` keeps the temp dir
-//! of a failed test; `INTEROP_SKIP=1` turns every test into a no-op (for machines without root).
+//! of a failed test;
 //!
 //! Rules this harness keeps: every wait is bounded (poll with a deadline), traffic only goes to
 //! addresses inside the test's namespaces, and processes are only ever killed by the PID this
@@ -58,12 +58,3 @@ pub fn poll_until<T>(
     }
 }
 
-/// True when the tests should not run at all (`INTEROP_SKIP=1`). Without it a missing
-/// prerequisite (not root, no strongSwan) is a test failure, never a silent pass.
-pub fn skip() -> bool {
-    if std::env::var("INTEROP_SKIP").is_ok_and(|v| v == "1") {
-        eprintln!("INTEROP_SKIP=1: interop test skipped");
-        return true;
-    }
-    false
-}

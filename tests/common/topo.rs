@@ -510,13 +510,13 @@ fn ip(args: &[&str]) {
     proc::run(cmd, Duration::from_secs(10)).expect_ok("ip");
 }
 
-/// Not root or no strongSwan is an error, not a silent pass (see `super::skip`).
+/// Not root or no strongSwan is an error, not a silent pass.
 fn check_prerequisites() {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
-        "interop tests need root (network namespaces, TUN); INTEROP_SKIP=1 skips them"
+        "interop tests need root (network namespaces, TUN)"
     );
     for tool in ["/usr/lib/ipsec/charon", "/usr/sbin/swanctl"] {
         assert!(

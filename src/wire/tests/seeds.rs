@@ -1,5 +1,6 @@
-//! Writes the fuzz seed corpora (`fuzz/seeds/<target>/`) from the test vectors:
-//! `cargo test --lib wire::tests::seeds -- --ignored`.
+//! The fuzz seed corpora (`fuzz/seeds/<target>/`) are made from the test vectors; this test
+//! fails when they are out of date. `WRITE_FUZZ_SEEDS=1 cargo test --lib wire::tests::seeds`
+//! rewrites them.
 
 use std::fs;
 use std::path::Path;
@@ -9,8 +10,7 @@ use super::payloads::{message_with, vectors};
 use super::{CAPTURE, CAPTURE_MODP2048};
 
 #[test]
-#[ignore = "writes files under fuzz/seeds; run by hand when the vectors change"]
-fn write_fuzz_seeds() {
+fn fuzz_seeds_match_the_vectors() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
 
     let mut ike: Vec<(String, Vec<u8>)> = vec![
@@ -66,8 +66,17 @@ fn write_fuzz_seeds() {
 }
 
 fn write(dir: &Path, seeds: &[(String, Vec<u8>)]) {
-    fs::create_dir_all(dir).unwrap();
+    let rewrite = std::env::var("WRITE_FUZZ_SEEDS").is_ok_and(|v| v == "1");
+    if rewrite {
+        fs::create_dir_all(dir).unwrap();
+    }
     for (name, bytes) in seeds {
-        fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+        let path = dir.join(format!("{name}.bin"));
+        if rewrite {
+            fs::write(&path, bytes).unwrap();
+        } else {
+            let on_disk = fs::read(&path).unwrap_or_default();
+            assert_eq!(&on_disk, bytes, "{} is stale: rerun with WRITE_FUZZ_SEEDS=1", path.display());
+        }
     }
 }
