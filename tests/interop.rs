@@ -5,6 +5,7 @@
 mod common;
 
 use common::charon::CLIENT_CHILD;
+use common::flows::{assert_ping, connect};
 use common::net::{sa, udp_send, Datagram};
 use common::topo::addr;
 use common::*;
@@ -14,67 +15,6 @@ use std::time::{Duration, Instant};
 const ECHO_PORT: u16 = 7001;
 const LISTEN_PORT: u16 = 7002;
 const TCP_PORT: u16 = 5201;
-
-/// Starts the client charon in `role`, initiates, and checks the SAs; returns it and its VIP.
-fn connect(topo: &Topology, role: Role, cfg: &ClientConfig) -> (Charon, Ipv4Addr) {
-    let t = Instant::now();
-    let charon = Charon::start_client(topo, role, cfg);
-    charon.connect();
-    let sas = charon.list_sas();
-    assert!(
-        sas.contains("ESTABLISHED"),
-        "{role:?}: no ESTABLISHED IKE SA:\n{sas}"
-    );
-    assert!(
-        sas.contains("INSTALLED"),
-        "{role:?}: no INSTALLED Child SA:\n{sas}"
-    );
-    let vip = charon
-        .virtual_ip()
-        .unwrap_or_else(|| panic!("{role:?}: no virtual IP in --list-sas:\n{sas}"));
-    let pool: ipnet::Ipv4Net = addr::CLIENT_IP_POOL.parse().unwrap();
-    assert!(
-        pool.contains(&vip),
-        "{role:?}: virtual IP {vip} not in {pool}"
-    );
-    assert!(
-        sas.contains(&format!("{vip}/32")),
-        "{role:?}: Child SA local TS is not {vip}/32:\n{sas}"
-    );
-    assert!(
-        sas.contains(addr::LOCAL_SUBNET),
-        "{role:?}: Child SA remote TS is not {}:\n{sas}",
-        addr::LOCAL_SUBNET
-    );
-    eprintln!(
-        "[{}] {role:?} {} connected as {vip} in {:?}",
-        topo.tag,
-        cfg.id,
-        t.elapsed()
-    );
-    (charon, vip)
-}
-
-/// `ping -c 3 -W 2 -I <vip> 192.168.0.10` from `role`, no loss allowed.
-fn assert_ping(topo: &Topology, role: Role, vip: Ipv4Addr) {
-    let out = topo.exec(
-        role,
-        "ping",
-        &[
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-    );
-    assert!(
-        out.success() && out.stdout.contains(" 0% packet loss"),
-        "ping through the tunnel from {role:?}:\n{out}"
-    );
-}
 
 /// A UDP request from `vip` to the LAN host's echo server, whose reply names the source it saw.
 fn assert_lan_sees(topo: &Topology, role: Role, vip: Ipv4Addr) {

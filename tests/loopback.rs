@@ -2,7 +2,7 @@
 //! on the IKE port, IKE_AUTH on the NAT-T port with the non-ESP marker, as strongSwan does.
 //! Both ends must derive the same Child SA keys.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,7 @@ fn serve(s500: UdpSocket, s4500: UdpSocket, rounds: usize) -> Vec<ChildSaSpec> {
         cookie_threshold: 10,
         cookie_per_source: 10,
         half_open_timeout: Duration::from_secs(30),
+        dpd_interval: None,
     };
     let mut responder = Responder::new(Arc::new(cfg));
     let mut rng = StdRng::seed_from_u64(11);
@@ -91,7 +92,7 @@ fn serve(s500: UdpSocket, s4500: UdpSocket, rounds: usize) -> Vec<ChildSaSpec> {
                         sock.send_to(&out, remote).unwrap();
                     }
                     Action::InstallChild(spec) => installed.push(*spec),
-                    Action::DeleteChild { .. } => {}
+                    Action::DeleteChild { .. } | Action::UpdateChildRemote { .. } => {}
                 }
             }
         }
@@ -153,5 +154,5 @@ fn initiator_and_responder_agree_over_loopback_udp() {
     assert_eq!(gw.inbound_integ_key, cl.outbound_integ_key);
     assert_eq!(gw.outbound_encr_key, cl.inbound_encr_key);
     assert_eq!(gw.outbound_integ_key, cl.inbound_integ_key);
-    assert_eq!(gw.remote, SocketAddr::from(client.local_addr().unwrap()));
+    assert_eq!(gw.remote, client.local_addr().unwrap());
 }

@@ -39,6 +39,7 @@ fn config() -> ResponderConfig {
         cookie_threshold: 4,
         cookie_per_source: 4,
         half_open_timeout: Duration::from_secs(30),
+        dpd_interval: None,
     }
 }
 

@@ -341,6 +341,13 @@ impl ControlPlane {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             if Instant::now() >= next_tick {
+                let snapshot = self.sad.snapshot();
+                self.responder.refresh_activity(Instant::now(), &|spi| {
+                    snapshot
+                        .inbound(spi)
+                        .map(|sa| sa.counters.read().0)
+                        .unwrap_or(0)
+                });
                 let actions = self.responder.tick(Instant::now(), &mut rng);
                 self.apply(actions);
                 next_tick = Instant::now() + Duration::from_secs(1);
@@ -362,6 +369,10 @@ impl ControlPlane {
                     }
                 }
                 Action::DeleteChild { inbound_spi } => self.sad.remove(inbound_spi),
+                Action::UpdateChildRemote {
+                    inbound_spi,
+                    remote,
+                } => self.sad.set_remote(inbound_spi, remote),
             }
         }
     }

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use crate::crypto;
 use crate::wire::{AuthPayload, CpAttribute, CpPayload, IdPayload, NotifyType, Payload};
 
-use super::responder::{error_notify, Child, Handled, IkeSa, Responder};
+use super::responder::{error_notify, Handled, IkeSa, Responder};
 use super::ts::{narrow_tsi, narrow_tsr};
 use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
 
@@ -28,11 +28,7 @@ impl Responder {
         sa: &mut IkeSa,
         inner: &[Payload],
     ) -> Handled {
-        let fail = |e: IkeError| Handled {
-            response: error_notify(&e),
-            actions: Vec::new(),
-            keep: false,
-        };
+        let fail = |e: IkeError| Handled::closing(error_notify(&e), Vec::new());
         let mut idi = None;
         let mut auth = None;
         let mut initial_contact = false;
@@ -83,16 +79,24 @@ impl Responder {
             }),
         ];
         sa.established = Some(now);
+        sa.expires = super::lifetime_end(now, self.cfg.ike_lifetime);
         sa.identity = Some(idi.clone());
         // AUTH's signed octets are no longer needed.
         sa.init_request = Vec::new();
         sa.init_response = Vec::new();
+        if inner.iter().any(
+            |p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::MOBIKE_SUPPORTED),
+        ) {
+            // RFC 4555 §4.2.1: both ends announce MOBIKE in IKE_AUTH.
+            sa.peer_mobike = true;
+            response.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, Vec::new()));
+        }
         let mut actions = if initial_contact || self.cfg.unique == super::UniquePolicy::Replace {
             self.replace_older(sa.spi_r, idi, sa.remote.ip())
         } else {
             Vec::new()
         };
-        match self.first_child(rng, sa, inner) {
+        match self.first_child(now, rng, sa, inner) {
             Ok((payloads, spec)) => {
                 info!(
                     remote = %sa.remote, identity = %who, vip = %spec.client_vip,
@@ -108,11 +112,7 @@ impl Responder {
                 response.extend(error_notify(&e));
             }
         }
-        Handled {
-            response,
-            actions,
-            keep: true,
-        }
+        Handled::reply(response, actions)
     }
 
     /// RemoteId and the PSK AUTH value of the initiator (§2.15), compared in constant time.
@@ -148,6 +148,7 @@ impl Responder {
     /// The Child SA of IKE_AUTH: address from the pool, proposal, selectors, keys.
     fn first_child(
         &mut self,
+        now: Instant,
         rng: &mut dyn CryptoRngCore,
         sa: &mut IkeSa,
         inner: &[Payload],
@@ -184,7 +185,6 @@ impl Responder {
                 return Err(e);
             }
         };
-        let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
         let keys = crypto::derive_child_keys(
             sa.suite.prf,
             sa.keys.sk_d.expose(),
@@ -195,10 +195,18 @@ impl Responder {
             self.cfg.esp.integ,
         );
         sa.vip = Some(vip);
-        sa.children.push(Child {
+        let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
+        let spec = self.new_child(
+            now,
+            rng,
+            sa,
             inbound_spi,
-            outbound_spi: chosen.peer_spi,
-        });
+            chosen.peer_spi,
+            vip,
+            local_ts,
+            keys,
+            false,
+        );
         let payloads = vec![
             Payload::Cp(self.cp_reply(cp, vip)),
             Payload::Sa(vec![self.cfg.esp.proposal(
@@ -210,22 +218,6 @@ impl Responder {
             Payload::TsI(tsi_sel),
             Payload::TsR(tsr_sel),
         ];
-        let spec = ChildSaSpec {
-            inbound_spi,
-            outbound_spi: chosen.peer_spi,
-            encr: self.cfg.esp.encr,
-            integ: self.cfg.esp.integ,
-            inbound_encr_key: keys.encr_i.clone(),
-            inbound_integ_key: keys.integ_i.clone(),
-            outbound_encr_key: keys.encr_r.clone(),
-            outbound_integ_key: keys.integ_r.clone(),
-            client_vip: vip,
-            local_ts,
-            local: sa.local,
-            remote: sa.remote,
-            udp_encap: sa.udp_encap,
-            lifetime: self.cfg.ipsec_lifetime,
-        };
         Ok((payloads, spec))
     }
 

@@ -26,6 +26,8 @@ pub enum IkeError {
     IntegrityCheckFailed,
     #[error("no additional SAs accepted")]
     NoAdditionalSas,
+    #[error("no Child SA with SPI {0:08x} to rekey")]
+    ChildSaNotFound(u32),
 }
 
 impl IkeError {
@@ -42,6 +44,7 @@ impl IkeError {
             IkeError::InternalAddressFailure(_) => NotifyType::INTERNAL_ADDRESS_FAILURE,
             IkeError::FailedCpRequired => NotifyType::FAILED_CP_REQUIRED,
             IkeError::NoAdditionalSas => NotifyType::NO_ADDITIONAL_SAS,
+            IkeError::ChildSaNotFound(_) => NotifyType::CHILD_SA_NOT_FOUND,
             IkeError::IntegrityCheckFailed => return None,
         })
     }

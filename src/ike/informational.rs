@@ -3,7 +3,9 @@
 
 use tracing::info;
 
-use crate::wire::{DeletePayload, Payload, ProtocolId};
+use crate::wire::{DeletePayload, NotifyType, Payload, ProtocolId};
+
+use super::nat::nat_hash;
 
 use super::id_to_string;
 use super::responder::{Handled, IkeSa, Responder};
@@ -18,11 +20,7 @@ impl Responder {
             let Payload::Delete(d) = p else { continue };
             if d.protocol == ProtocolId::IKE {
                 info!(remote = %sa.remote, identity = %who, "peer deleted the IKE SA");
-                return Handled {
-                    response: Vec::new(),
-                    actions,
-                    keep: false,
-                };
+                return Handled::closing(Vec::new(), actions);
             }
             if d.protocol != ProtocolId::ESP {
                 continue;
@@ -42,19 +40,46 @@ impl Responder {
                 }
             }
         }
-        let response = if ours.is_empty() {
-            Vec::new()
-        } else {
-            vec![Payload::Delete(DeletePayload {
+        let mut response = self.mobike_answer(sa, inner);
+        if !ours.is_empty() {
+            response.push(Payload::Delete(DeletePayload {
                 protocol: ProtocolId::ESP,
                 spi_size: 4,
                 spis: ours,
-            })]
-        };
-        Handled {
-            response,
-            actions,
-            keep: true,
+            }));
         }
+        Handled::reply(response, actions)
+    }
+
+    /// MOBIKE (RFC 4555 §3.5): the request's addresses were adopted when it authenticated;
+    /// the answer carries NAT detection for them when asked, and echoes COOKIE2 (§3.6).
+    fn mobike_answer(&self, sa: &IkeSa, inner: &[Payload]) -> Vec<Payload> {
+        let mut out = Vec::new();
+        let has = |t: NotifyType| {
+            inner
+                .iter()
+                .any(|p| matches!(p, Payload::Notify(n) if n.notify_type == t))
+        };
+        if sa.peer_mobike && has(NotifyType::UPDATE_SA_ADDRESSES) {
+            info!(remote = %sa.remote, "client moved (MOBIKE)");
+            if has(NotifyType::NAT_DETECTION_SOURCE_IP) {
+                out.push(Payload::notify(
+                    NotifyType::NAT_DETECTION_SOURCE_IP,
+                    nat_hash(sa.spi_i, sa.spi_r, sa.local),
+                ));
+                out.push(Payload::notify(
+                    NotifyType::NAT_DETECTION_DESTINATION_IP,
+                    nat_hash(sa.spi_i, sa.spi_r, sa.remote),
+                ));
+            }
+        }
+        for p in inner {
+            if let Payload::Notify(n) = p {
+                if n.notify_type == NotifyType::COOKIE2 {
+                    out.push(Payload::notify(NotifyType::COOKIE2, n.data.clone()));
+                }
+            }
+        }
+        out
     }
 }

@@ -13,11 +13,14 @@
 
 mod auth;
 mod cookie;
+mod create_child;
 mod error;
+mod fragment;
 mod informational;
 pub mod initiator;
 mod nat;
 mod proposal;
+mod requests;
 mod responder;
 mod sa_init;
 mod sk;
@@ -68,6 +71,8 @@ pub struct ResponderConfig {
     pub cookie_per_source: usize,
     /// How long an IKE SA may wait for its IKE_AUTH.
     pub half_open_timeout: Duration,
+    /// Silence after which we check a peer's liveness (DPD); `None` never checks.
+    pub dpd_interval: Option<Duration>,
 }
 
 /// An effect the responder asks its caller to carry out.
@@ -84,6 +89,11 @@ pub enum Action {
     InstallChild(Box<ChildSaSpec>),
     /// Remove the Child SA pair whose inbound SPI (ours) is this.
     DeleteChild { inbound_spi: u32 },
+    /// Send the Child SA pair's ESP to this address from now on (NAT rebinding, MOBIKE).
+    UpdateChildRemote {
+        inbound_spi: u32,
+        remote: SocketAddr,
+    },
 }
 
 impl ResponderConfig {
@@ -121,6 +131,7 @@ impl ResponderConfig {
             cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
             cookie_per_source: DEFAULT_COOKIE_PER_SOURCE,
             half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
+            dpd_interval: gw.dpd_interval(),
         })
     }
 }
@@ -131,6 +142,15 @@ pub const DEFAULT_COOKIE_THRESHOLD: usize = 512;
 pub const DEFAULT_COOKIE_PER_SOURCE: usize = 16;
 /// How long an IKE SA may wait for IKE_AUTH.
 pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When a lifetime that starts `now` ends; 0 means never (IkeLifetime/IpsecLifetime 0: the
+/// SA is not limited by time, DESIGN.md §1).
+pub(crate) fn lifetime_end(
+    now: std::time::Instant,
+    lifetime: Duration,
+) -> Option<std::time::Instant> {
+    (!lifetime.is_zero()).then(|| now + lifetime)
+}
 
 /// An ID payload for a configured identity.
 pub(crate) fn id_payload(id: &Identity) -> IdPayload {

@@ -1,7 +1,7 @@
 //! The responder: IKE SA table, message-ID window and retransmission cache (RFC 7296 §2.1–2.3),
 //! dispatch of each exchange to its own module.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +18,10 @@ use crate::wire::{
 };
 
 use super::cookie::CookieJar;
+use super::fragment::Reassembly;
+use super::requests::{Pending, Request};
 use super::sk::SkCrypto;
+use super::Ipv4Range;
 use super::{id_to_string, Action, IkeError, IkeSuite, ResponderConfig, UniquePolicy};
 
 /// One IKE SA as the responder keeps it.
@@ -40,20 +43,46 @@ pub(crate) struct IkeSa {
     pub created: Instant,
     /// Message ID the next request from the initiator must carry.
     pub next_request_id: u32,
-    /// The response to request `next_request_id - 1`, resent on retransmission.
-    pub cached_response: Option<Vec<u8>>,
+    /// The response to request `next_request_id - 1` as sent (several datagrams when
+    /// fragmented), resent on retransmission.
+    pub cached_response: Option<Vec<Vec<u8>>>,
     pub identity: Option<IdPayload>,
     pub vip: Option<Ipv4Addr>,
     pub children: Vec<Child>,
     /// NAT between us (or a peer faking it, as kernel-libipsec does): ESP goes in UDP.
     pub udp_encap: bool,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3) / MOBIKE_SUPPORTED
+    /// (RFC 4555 §4.2.1).
+    pub peer_fragmentation: bool,
+    pub peer_mobike: bool,
+    /// Last time the peer showed life: an authenticated IKE message or inbound ESP.
+    pub last_activity: Instant,
+    /// Hard IKE lifetime: the SA is deleted then unless the client rekeyed it.
+    pub expires: Option<Instant>,
+    /// Our own requests (§2.1 window of one): the next message ID, the request in flight,
+    /// the ones waiting for it.
+    pub our_next_id: u32,
+    pub pending: Option<Pending>,
+    pub outbox: VecDeque<Request>,
+    /// A fragmented request being reassembled (RFC 7383 §2.6).
+    pub fragments: Option<Reassembly>,
 }
 
 /// A Child SA pair of an IKE SA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Child {
     pub inbound_spi: u32,
     pub outbound_spi: u32,
+    /// Narrowed local selectors, reused when we rekey it.
+    pub local_ts: Vec<Ipv4Range>,
+    /// When we rekey it ourselves unless the client did first (soft lifetime, jittered).
+    pub rekey_at: Option<Instant>,
+    /// Hard lifetime.
+    pub expires_at: Option<Instant>,
+    /// A newer Child SA replaced this one; it only waits for its DELETE.
+    pub rekeyed: bool,
+    /// Inbound ESP packets seen at the last activity check.
+    pub inbound_packets: u64,
 }
 
 /// A snapshot of one IKE SA for `ipsec-server status`.
@@ -76,6 +105,33 @@ pub(crate) struct Handled {
     pub actions: Vec<Action>,
     /// False when the exchange ended the IKE SA (DELETE, failed authentication).
     pub keep: bool,
+    /// The IKE SA that replaces this one (IKE rekey, §2.18).
+    pub new_sa: Option<Box<IkeSa>>,
+}
+
+impl Handled {
+    pub fn reply(response: Vec<Payload>, actions: Vec<Action>) -> Self {
+        Self {
+            response,
+            actions,
+            keep: true,
+            new_sa: None,
+        }
+    }
+
+    pub fn error(e: &IkeError) -> Self {
+        Self::reply(error_notify(e), Vec::new())
+    }
+
+    /// An answer after which the IKE SA is gone.
+    pub fn closing(response: Vec<Payload>, actions: Vec<Action>) -> Self {
+        Self {
+            response,
+            actions,
+            keep: false,
+            new_sa: None,
+        }
+    }
 }
 
 pub struct Responder {
@@ -128,10 +184,14 @@ impl Responder {
             debug!(%remote, version = header.version, "dropping message of another IKE major version");
             return Vec::new();
         }
-        if header.is_response() || !header.is_initiator() {
-            // We never initiate exchanges yet, so there is nothing a response could answer.
-            debug!(%remote, "dropping unexpected response or non-initiator request");
+        if !header.is_initiator() {
+            // We are the original responder of every IKE SA: all we receive comes from an
+            // original initiator (§3.1, I flag).
+            debug!(%remote, "dropping message without the Initiator flag");
             return Vec::new();
+        }
+        if header.is_response() {
+            return self.our_response(now, rng, bytes, &header, local, remote);
         }
         if header.exchange == ExchangeType::IKE_SA_INIT {
             return self.ike_sa_init(now, rng, bytes, &header, local, remote);
@@ -139,7 +199,9 @@ impl Responder {
         self.protected_request(now, rng, bytes, &header, local, remote)
     }
 
-    /// Expires half-open SAs and rotates the cookie secret; call about once a second.
+    /// Timers, about once a second: half-open SAs expire, the cookie secret rotates, our own
+    /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey are
+    /// rekeyed, silent peers are checked (DPD).
     pub fn tick(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
         let timeout = self.cfg.half_open_timeout;
@@ -159,7 +221,30 @@ impl Responder {
             );
             actions.extend(self.remove_sa(spi));
         }
+        let established: Vec<u64> = self
+            .sas
+            .values()
+            .filter(|sa| sa.established.is_some())
+            .map(|sa| sa.spi_r)
+            .collect();
+        for spi in established {
+            actions.extend(self.maintain(spi, now, rng));
+        }
         actions
+    }
+
+    /// Records data-plane liveness: `inbound_packets(spi)` is the inbound packet counter of
+    /// the Child SA with our SPI `spi`. A peer whose counters move is alive (no DPD needed).
+    pub fn refresh_activity(&mut self, now: Instant, inbound_packets: &dyn Fn(u32) -> u64) {
+        for sa in self.sas.values_mut() {
+            for c in &mut sa.children {
+                let n = inbound_packets(c.inbound_spi);
+                if n != c.inbound_packets {
+                    c.inbound_packets = n;
+                    sa.last_activity = now;
+                }
+            }
+        }
     }
 
     /// Status snapshot of every IKE SA.
@@ -194,37 +279,19 @@ impl Responder {
     }
 
     /// Deletes every IKE SA, sending INFORMATIONAL DELETE to each established peer (shutdown
-    /// or EffectImmediately). Our requests use message ID 0 of our own window.
+    /// or EffectImmediately), without waiting for the answers.
     pub fn delete_all(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let spis: Vec<u64> = self.sas.keys().copied().collect();
         let mut actions = Vec::new();
         for spi in spis {
-            if let Some(sa) = self.sas.get(&spi) {
-                if sa.established.is_some() {
-                    let header = Header {
-                        spi_i: sa.spi_i,
-                        spi_r: sa.spi_r,
-                        next_payload: PayloadType::SK,
-                        version: IKEV2_VERSION,
-                        exchange: ExchangeType::INFORMATIONAL,
-                        flags: 0,
-                        message_id: 0,
-                        length: 0,
-                    };
-                    let delete = Payload::Delete(crate::wire::DeletePayload {
-                        protocol: ProtocolId::IKE,
-                        spi_size: 0,
-                        spis: vec![],
-                    });
-                    let bytes = sa.sk.seal(header, &[delete], rng.as_rngcore());
-                    actions.push(Action::Send {
-                        local: sa.local,
-                        remote: sa.remote,
-                        bytes,
-                    });
-                }
+            let Some(sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if sa.established.is_some() {
+                debug!(remote = %sa.remote, "sending DELETE for the IKE SA");
+                actions.push(self.delete_ike_message(&sa, rng));
             }
-            actions.extend(self.remove_sa(spi));
+            actions.extend(self.cleanup(sa));
         }
         actions
     }
@@ -354,16 +421,22 @@ impl Responder {
             return Vec::new();
         }
         // §2.2: a retransmitted request gets the cached response; anything else outside the
-        // window is dropped.
+        // window is dropped. A fragmented request is retransmitted fragment by fragment:
+        // only its first fragment is answered (RFC 7383 §2.6.1).
         if header.message_id.wrapping_add(1) == sa.next_request_id {
+            if !super::fragment::is_first_or_whole(bytes) {
+                return Vec::new();
+            }
             return match &sa.cached_response {
                 Some(resp) => {
                     debug!(%remote, message_id = header.message_id, "retransmitting cached response");
-                    vec![Action::Send {
-                        local,
-                        remote,
-                        bytes: resp.clone(),
-                    }]
+                    resp.iter()
+                        .map(|b| Action::Send {
+                            local,
+                            remote,
+                            bytes: b.clone(),
+                        })
+                        .collect()
                 }
                 None => Vec::new(),
             };
@@ -379,13 +452,25 @@ impl Responder {
                 return Vec::new();
             }
         };
-        let inner = match sa.sk.open(bytes, &msg) {
+        let opened = if let Some(Payload::Skf(_)) = msg.payloads.last() {
+            let Some(sa) = self.sas.get_mut(&header.spi_r) else {
+                return Vec::new();
+            };
+            match super::fragment::add(sa, bytes, &msg) {
+                Ok(Some(payloads)) => Ok(payloads),
+                Ok(None) => return Vec::new(),
+                Err(e) => Err(e),
+            }
+        } else {
+            sa.sk.open(bytes, &msg)
+        };
+        let inner = match opened {
             Ok(p) => Ok(p),
             Err(IkeError::IntegrityCheckFailed) => {
                 debug!(%remote, "dropping request whose ICV does not verify");
                 return Vec::new();
             }
-            Err(IkeError::InvalidSyntax(what)) if !matches!(what, "no SK payload") => {
+            Err(IkeError::InvalidSyntax(what)) if what != "no SK payload" => {
                 debug!(%remote, "dropping undecryptable request: {what}");
                 return Vec::new();
             }
@@ -396,36 +481,33 @@ impl Responder {
             return Vec::new();
         };
         let remote_at_init = sa.remote;
-        // §2.23: follow the peer's address of authenticated requests (the float to 4500).
+        sa.last_activity = now;
+        // §2.23: follow the peer's address of authenticated requests (the float to 4500, NAT
+        // rebinding, MOBIKE); the Child SAs follow it too.
+        let mut actions: Vec<Action> = Vec::new();
+        if sa.remote != remote {
+            actions.extend(sa.children.iter().map(|c| Action::UpdateChildRemote {
+                inbound_spi: c.inbound_spi,
+                remote,
+            }));
+        }
         sa.local = local;
         sa.remote = remote;
         if local.port() != 500 || remote.port() != 500 {
             sa.udp_encap = true;
         }
         let handled = match inner {
-            Err(e) => Handled {
-                response: error_notify(&e),
-                actions: Vec::new(),
-                keep: true,
-            },
+            Err(e) => Handled::error(&e),
             Ok(inner) => match (header.exchange, sa.established.is_some()) {
                 (ExchangeType::IKE_AUTH, false) => {
                     self.leave_half_open(sa.spi_i, remote_at_init);
                     self.ike_auth(now, rng, &mut sa, &inner)
                 }
                 (ExchangeType::INFORMATIONAL, true) => self.informational(&mut sa, &inner),
-                (ExchangeType::CREATE_CHILD_SA, true) => Handled {
-                    response: error_notify(&IkeError::NoAdditionalSas),
-                    actions: Vec::new(),
-                    keep: true,
-                },
-                _ => Handled {
-                    response: error_notify(&IkeError::InvalidSyntax(
-                        "exchange not valid in this state",
-                    )),
-                    actions: Vec::new(),
-                    keep: true,
-                },
+                (ExchangeType::CREATE_CHILD_SA, true) => {
+                    self.create_child_sa(now, rng, &mut sa, &inner)
+                }
+                _ => Handled::error(&IkeError::InvalidSyntax("exchange not valid in this state")),
             },
         };
         let resp_header = Header {
@@ -438,17 +520,30 @@ impl Responder {
             message_id: header.message_id,
             length: 0,
         };
-        let resp = sa.sk.seal(resp_header, &handled.response, rng.as_rngcore());
+        let resp = if sa.peer_fragmentation {
+            sa.sk.seal_fragments(
+                resp_header,
+                &handled.response,
+                FRAGMENT_SIZE,
+                rng.as_rngcore(),
+            )
+        } else {
+            vec![sa.sk.seal(resp_header, &handled.response, rng.as_rngcore())]
+        };
         // Data-plane changes first: the client may send ESP as soon as it has the answer.
-        let mut actions = handled.actions;
-        actions.push(Action::Send {
+        actions.extend(handled.actions);
+        actions.extend(resp.iter().map(|b| Action::Send {
             local,
             remote,
-            bytes: resp.clone(),
-        });
+            bytes: b.clone(),
+        }));
         sa.next_request_id = header.message_id.wrapping_add(1);
         sa.cached_response = Some(resp);
+        if let Some(new_sa) = handled.new_sa {
+            self.sas.insert(new_sa.spi_r, *new_sa);
+        }
         if handled.keep {
+            actions.extend(self.send_next(&mut sa, now, rng));
             self.sas.insert(sa.spi_r, sa);
         } else {
             actions.extend(self.cleanup(sa));
@@ -456,6 +551,10 @@ impl Responder {
         actions
     }
 }
+
+/// Largest IKE message we send unfragmented to a peer that supports fragmentation, and the
+/// size of each fragment (RFC 7383 §2.5.1: 1280 fits any IPv6 path, and IPv4 paths too).
+pub(crate) const FRAGMENT_SIZE: usize = 1280;
 
 /// The inner payloads of an error response: one notify.
 pub(crate) fn error_notify(e: &IkeError) -> Vec<Payload> {

@@ -217,6 +217,16 @@ impl Responder {
             vip: None,
             children: Vec::new(),
             udp_encap: peer_behind_nat || we_behind_nat,
+            peer_fragmentation: msg.payloads.iter().any(|p| {
+                matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
+            }),
+            peer_mobike: false,
+            last_activity: now,
+            expires: None,
+            our_next_id: 0,
+            pending: None,
+            outbox: Default::default(),
+            fragments: None,
         });
         Ok(vec![Action::Send {
             local,

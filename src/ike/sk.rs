@@ -6,7 +6,7 @@
 use rand::RngCore;
 
 use crate::crypto::{Cipher, EncrAlg, IkeKeys, Integ, IntegAlg};
-use crate::wire::{self, Header, Message, Payload, PayloadType, SkPayload};
+use crate::wire::{self, Header, Message, Payload, PayloadType, SkPayload, SkfPayload};
 
 use super::IkeError;
 
@@ -113,6 +113,57 @@ impl SkCrypto {
             })],
         };
         self.sign(msg.emit())
+    }
+
+    /// Like [`Self::seal`], but split into Encrypted Fragment messages of at most `max`
+    /// octets when the whole message would be larger (RFC 7383 §2.5).
+    pub fn seal_fragments(
+        &self,
+        header: Header,
+        inner: &[Payload],
+        max: usize,
+        rng: &mut dyn RngCore,
+    ) -> Vec<Vec<u8>> {
+        let whole = self.seal(header.clone(), inner, rng);
+        if whole.len() <= max {
+            return vec![whole];
+        }
+        let mut plain = Vec::new();
+        let first = wire::emit_payloads(inner, &mut plain);
+        let alg = self.out_cipher.alg();
+        // Header, SKF header (8), IV, ICV and up to a block of padding around each chunk.
+        let overhead = wire::IKE_HEADER_LEN
+            + 8
+            + alg.iv_len()
+            + self.out_integ.alg().icv_len()
+            + alg.block_len();
+        let chunk = max.saturating_sub(overhead).max(alg.block_len());
+        let chunks: Vec<&[u8]> = plain.chunks(chunk).collect();
+        let total = chunks.len().min(usize::from(u16::MAX)) as u16;
+        chunks
+            .iter()
+            .zip(1..=total)
+            .map(|(c, number)| {
+                let body = self.seal_body(c.to_vec(), rng);
+                let skf = SkfPayload {
+                    first_inner: if number == 1 {
+                        first
+                    } else {
+                        PayloadType::NONE
+                    },
+                    fragment_number: number,
+                    total_fragments: total,
+                    body,
+                };
+                self.sign(
+                    Message {
+                        header: header.clone(),
+                        payloads: vec![Payload::Skf(skf)],
+                    }
+                    .emit(),
+                )
+            })
+            .collect()
     }
 
     /// IV | ciphertext(plain | padding | pad length) | zeroed ICV, ready for [`Self::sign`].

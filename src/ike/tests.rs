@@ -50,6 +50,7 @@ pub(crate) fn responder_config() -> ResponderConfig {
         cookie_threshold: 100,
         cookie_per_source: 50,
         half_open_timeout: Duration::from_secs(30),
+        dpd_interval: Some(Duration::from_secs(30)),
     }
 }
 

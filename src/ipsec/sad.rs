@@ -94,6 +94,14 @@ impl Sad {
         });
     }
 
+    /// Sends the pair of inbound SPI `spi` to `remote` from now on.
+    pub fn set_remote(&self, spi: u32, remote: std::net::SocketAddr) {
+        let snap = self.snapshot();
+        if let Some(out) = snap.inbound(spi).and_then(|i| snap.outbound(i.client_vip)) {
+            out.set_remote(remote);
+        }
+    }
+
     pub fn clear(&self) {
         self.update(|s| *s = SadSnapshot::default());
     }

@@ -55,6 +55,12 @@ pub struct ClientConfig {
     pub remote_addr: Ipv4Addr,
     pub remote_id: String,
     pub remote_ts: String,
+    /// Extra lines for the connection block (e.g. `rekey_time = 20s`, `mobike = yes`).
+    pub conn_extra: Vec<String>,
+    /// Extra lines for the child block (e.g. `rekey_time = 10s`).
+    pub child_extra: Vec<String>,
+    /// Extra `charon { … }` settings of strongswan.conf (e.g. `fragment_size = 200`).
+    pub charon_extra: Vec<String>,
 }
 
 impl ClientConfig {
@@ -66,7 +72,25 @@ impl ClientConfig {
             remote_addr: addr::GW_OUTSIDE,
             remote_id: GATEWAY_ID.to_string(),
             remote_ts: addr::LOCAL_SUBNET.to_string(),
+            conn_extra: Vec::new(),
+            child_extra: Vec::new(),
+            charon_extra: Vec::new(),
         }
+    }
+
+    pub fn conn(mut self, line: &str) -> Self {
+        self.conn_extra.push(line.to_string());
+        self
+    }
+
+    pub fn child(mut self, line: &str) -> Self {
+        self.child_extra.push(line.to_string());
+        self
+    }
+
+    pub fn charon(mut self, line: &str) -> Self {
+        self.charon_extra.push(line.to_string());
+        self
     }
 
     pub fn psk(mut self, psk: &str) -> Self {
@@ -88,8 +112,19 @@ impl ClientConfig {
             remote_addr,
             remote_id,
             remote_ts,
+            conn_extra,
+            child_extra,
+            charon_extra: _,
         } = self;
         let p = suite.proposal;
+        let conn_extra: String = conn_extra
+            .iter()
+            .map(|l| format!("        {l}\n"))
+            .collect();
+        let child_extra: String = child_extra
+            .iter()
+            .map(|l| format!("                {l}\n"))
+            .collect();
         format!(
             r#"connections {{
     {CLIENT_CONN} {{
@@ -97,7 +132,7 @@ impl ClientConfig {
         remote_addrs = {remote_addr}
         vips = 0.0.0.0
         proposals = {p}
-        local {{
+{conn_extra}        local {{
             auth = psk
             id = {id}
         }}
@@ -110,7 +145,7 @@ impl ClientConfig {
                 remote_ts = {remote_ts}
                 esp_proposals = {p}
                 start_action = none
-            }}
+{child_extra}            }}
         }}
     }}
 }}
@@ -140,12 +175,22 @@ pub struct Charon {
 impl Charon {
     /// A client charon in namespace `role` with `cfg` loaded.
     pub fn start_client(topo: &Topology, role: Role, cfg: &ClientConfig) -> Charon {
-        Charon::start(topo, role, &cfg.swanctl_conf())
+        Charon::start_with(topo, role, &cfg.swanctl_conf(), &cfg.charon_extra)
     }
 
     /// Starts charon in namespace `role`, waits (≤ 10 s) for its vici socket and loads
     /// `swanctl_conf` with `swanctl --load-all`.
     pub fn start(topo: &Topology, role: Role, swanctl_conf: &str) -> Charon {
+        Charon::start_with(topo, role, swanctl_conf, &[])
+    }
+
+    /// [`Charon::start`] with extra `charon { … }` settings in strongswan.conf.
+    pub fn start_with(
+        topo: &Topology,
+        role: Role,
+        swanctl_conf: &str,
+        charon_extra: &[String],
+    ) -> Charon {
         let name = format!("charon-{}", format!("{role:?}").to_lowercase());
         let dir = topo.dir().join(&name);
         std::fs::create_dir_all(dir.join("swanctl")).expect("create charon dir");
@@ -153,7 +198,8 @@ impl Charon {
         let vici = dir.join("charon.vici");
         let uri = format!("unix://{}", vici.display());
         let conf = dir.join("strongswan.conf");
-        std::fs::write(&conf, strongswan_conf(&log, &uri)).expect("write strongswan.conf");
+        std::fs::write(&conf, strongswan_conf(&log, &uri, charon_extra))
+            .expect("write strongswan.conf");
         std::fs::write(dir.join("swanctl/swanctl.conf"), swanctl_conf).expect("write swanctl.conf");
 
         let script = format!(
@@ -255,10 +301,11 @@ pub struct ChildCounters {
     pub packets_out: u64,
 }
 
-fn strongswan_conf(log: &Path, uri: &str) -> String {
+fn strongswan_conf(log: &Path, uri: &str, extra: &[String]) -> String {
+    let extra: String = extra.iter().map(|l| format!("    {l}\n")).collect();
     format!(
         r#"charon {{
-    load_modular = no
+{extra}    load_modular = no
     load = random nonce openssl kdf kernel-libipsec kernel-netlink socket-default vici
     install_routes = yes
     install_virtual_ip = yes

@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     pub local_id: String,
     pub local_subnet: Vec<String>,
     pub client_ip_pool: String,
+    pub ipsec_lifetime: u32,
+    /// Extra `[gateway]` lines of the daemon's TOML (e.g. `dpd_interval = 3`).
+    pub gateway_extra: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +56,8 @@ impl Default for GatewayConfig {
             local_id: GATEWAY_ID.to_string(),
             local_subnet: vec![addr::LOCAL_SUBNET.to_string()],
             client_ip_pool: addr::CLIENT_IP_POOL.to_string(),
+            ipsec_lifetime: 86400,
+            gateway_extra: Vec::new(),
         }
     }
 }
@@ -71,7 +76,10 @@ impl GatewayConfig {
             local_id,
             local_subnet,
             client_ip_pool,
+            ipsec_lifetime,
+            gateway_extra,
         } = self;
+        let gateway_extra: String = gateway_extra.iter().map(|l| format!("{l}\n")).collect();
         let subnets: Vec<String> = local_subnet.iter().map(|s| format!("\"{s}\"")).collect();
         let subnets = subnets.join(", ");
         let Suite { enc, auth, pfs, .. } = suite;
@@ -84,7 +92,7 @@ ike_port = 500
 nat_t_port = 4500
 tun_name = "ipsec0"
 state_dir = "{state_dir}"
-
+{gateway_extra}
 [ipsec_server]
 ipsec_server_name = "interop"
 local_subnet = [{subnets}]
@@ -107,7 +115,7 @@ remote_id = ""
 ipsec_enc_alg = "{enc}"
 ipsec_auth_alg = "{auth}"
 ipsec_pfs = "{pfs}"
-ipsec_lifetime = 86400
+ipsec_lifetime = {ipsec_lifetime}
 "#
         )
     }
@@ -120,6 +128,7 @@ ipsec_lifetime = 86400
             local_id,
             local_subnet,
             client_ip_pool,
+            ..
         } = self;
         let p = suite.proposal;
         let local_ts = local_subnet.join(",");

@@ -1,0 +1,445 @@
+//! Requests we initiate on an established IKE SA (RFC 7296 §2.1–2.4): liveness checks (DPD),
+//! Child SA rekeys when the client did not rekey in time (§1.3.3, §2.8), Child SA deletes at
+//! the end of a lifetime, with retransmission and a give-up that declares the peer dead.
+//!
+//! One request is in flight at a time (window size 1); others wait in the SA's outbox.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_core::CryptoRngCore;
+use tracing::{debug, info, warn};
+
+use crate::crypto::{self, DhPrivate};
+use crate::wire::{
+    DeletePayload, ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload,
+    PayloadType, ProtocolId, IKEV2_VERSION,
+};
+
+use super::create_child::OUR_NONCE_LEN;
+use super::responder::{IkeSa, Responder};
+use super::{id_to_string, Action, Ipv4Range};
+
+/// First retransmission after this, doubling each time (§2.1 leaves the schedule to us).
+const RETRY_BASE: Duration = Duration::from_secs(1);
+/// Sends of one request before the peer is declared dead: 1 + 2 + 4 + 8 s = 15 s of silence.
+const MAX_TRIES: u32 = 4;
+
+/// A request waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    Liveness,
+    /// Tell the peer our inbound SA `inbound_spi` is gone (lifetime end or after a rekey).
+    DeleteChild {
+        inbound_spi: u32,
+    },
+    /// Rekey the Child SA whose inbound SPI is this.
+    RekeyChild {
+        old_inbound: u32,
+    },
+}
+
+/// The request in flight.
+pub(crate) struct Pending {
+    pub message_id: u32,
+    bytes: Vec<u8>,
+    next_retry: Instant,
+    tries: u32,
+    state: InFlight,
+}
+
+enum InFlight {
+    Liveness,
+    DeleteChild {
+        inbound_spi: u32,
+    },
+    RekeyChild {
+        old_inbound: u32,
+        new_inbound: u32,
+        dh: Option<DhPrivate>,
+        ni: Vec<u8>,
+        local_ts: Vec<Ipv4Range>,
+    },
+}
+
+impl Responder {
+    /// Lifetimes, rekeys, DPD and retransmissions of one established IKE SA.
+    pub(crate) fn maintain(
+        &mut self,
+        spi_r: u64,
+        now: Instant,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Vec<Action> {
+        let Some(mut sa) = self.sas.remove(&spi_r) else {
+            return Vec::new();
+        };
+        let who = sa.identity.as_ref().map(id_to_string).unwrap_or_default();
+        let mut actions = Vec::new();
+        if let Some(p) = &mut sa.pending {
+            if now >= p.next_retry {
+                if p.tries >= MAX_TRIES {
+                    info!(remote = %sa.remote, identity = %who, "peer does not answer: deleting its IKE SA");
+                    return self.cleanup(sa);
+                }
+                debug!(remote = %sa.remote, message_id = p.message_id, "retransmitting our request");
+                actions.push(Action::Send {
+                    local: sa.local,
+                    remote: sa.remote,
+                    bytes: p.bytes.clone(),
+                });
+                p.next_retry = now + RETRY_BASE * 2u32.pow(p.tries);
+                p.tries += 1;
+            }
+        }
+        if sa.expires.is_some_and(|t| now >= t) {
+            info!(remote = %sa.remote, identity = %who, "IKE SA lifetime over: deleting it");
+            actions.push(self.delete_ike_message(&sa, rng));
+            actions.extend(self.cleanup(sa));
+            return actions;
+        }
+        let mut i = 0;
+        while i < sa.children.len() {
+            let c = &mut sa.children[i];
+            if c.expires_at.is_some_and(|t| now >= t) {
+                info!(remote = %sa.remote, identity = %who, spi_in = format_args!("{:08x}", c.inbound_spi), "Child SA lifetime over");
+                let spi = c.inbound_spi;
+                sa.children.remove(i);
+                self.inbound_spis.remove(&spi);
+                actions.push(Action::DeleteChild { inbound_spi: spi });
+                sa.outbox
+                    .push_back(Request::DeleteChild { inbound_spi: spi });
+                continue;
+            }
+            if !c.rekeyed && c.rekey_at.is_some_and(|t| now >= t) {
+                c.rekey_at = None;
+                sa.outbox.push_back(Request::RekeyChild {
+                    old_inbound: c.inbound_spi,
+                });
+            }
+            i += 1;
+        }
+        if let Some(dpd) = self.cfg.dpd_interval {
+            if sa.pending.is_none()
+                && sa.outbox.is_empty()
+                && now.saturating_duration_since(sa.last_activity) >= dpd
+            {
+                debug!(remote = %sa.remote, identity = %who, "checking liveness");
+                sa.outbox.push_back(Request::Liveness);
+            }
+        }
+        actions.extend(self.send_next(&mut sa, now, rng));
+        self.sas.insert(sa.spi_r, sa);
+        actions
+    }
+
+    /// Sends the next queued request if none is in flight.
+    pub(crate) fn send_next(
+        &mut self,
+        sa: &mut IkeSa,
+        now: Instant,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Vec<Action> {
+        while sa.pending.is_none() {
+            let Some(req) = sa.outbox.pop_front() else {
+                break;
+            };
+            let Some((exchange, payloads, state)) = self.build_request(sa, req, rng) else {
+                continue;
+            };
+            let header = Header {
+                spi_i: sa.spi_i,
+                spi_r: sa.spi_r,
+                next_payload: PayloadType::SK,
+                version: IKEV2_VERSION,
+                exchange,
+                flags: 0,
+                message_id: sa.our_next_id,
+                length: 0,
+            };
+            let bytes = sa.sk.seal(header, &payloads, rng.as_rngcore());
+            sa.pending = Some(Pending {
+                message_id: sa.our_next_id,
+                bytes: bytes.clone(),
+                next_retry: now + RETRY_BASE,
+                tries: 1,
+                state,
+            });
+            sa.our_next_id = sa.our_next_id.wrapping_add(1);
+            return vec![Action::Send {
+                local: sa.local,
+                remote: sa.remote,
+                bytes,
+            }];
+        }
+        Vec::new()
+    }
+
+    fn build_request(
+        &mut self,
+        sa: &IkeSa,
+        req: Request,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<(ExchangeType, Vec<Payload>, InFlight)> {
+        Some(match req {
+            Request::Liveness => (ExchangeType::INFORMATIONAL, Vec::new(), InFlight::Liveness),
+            Request::DeleteChild { inbound_spi } => (
+                ExchangeType::INFORMATIONAL,
+                vec![Payload::Delete(DeletePayload {
+                    protocol: ProtocolId::ESP,
+                    spi_size: 4,
+                    spis: vec![inbound_spi.to_be_bytes().to_vec()],
+                })],
+                InFlight::DeleteChild { inbound_spi },
+            ),
+            Request::RekeyChild { old_inbound } => {
+                let old = sa
+                    .children
+                    .iter()
+                    .find(|c| c.inbound_spi == old_inbound && !c.rekeyed)?;
+                let vip = sa.vip?;
+                let new_inbound = self.new_inbound_spi(rng.as_rngcore());
+                let mut ni = vec![0u8; OUR_NONCE_LEN];
+                rng.fill_bytes(&mut ni);
+                let dh = self.cfg.esp_pfs.map(|g| DhPrivate::generate(g, rng));
+                let mut payloads = vec![
+                    Payload::Notify(NotifyPayload {
+                        protocol: ProtocolId::ESP,
+                        spi: old_inbound.to_be_bytes().to_vec(),
+                        notify_type: NotifyType::REKEY_SA,
+                        data: Vec::new(),
+                    }),
+                    Payload::Sa(vec![self.cfg.esp.proposal(
+                        1,
+                        new_inbound,
+                        self.cfg.esp_pfs,
+                        true,
+                    )]),
+                    Payload::Nonce(ni.clone()),
+                ];
+                if let Some(dh) = &dh {
+                    payloads.push(Payload::Ke(KePayload {
+                        group: dh.group().id(),
+                        data: dh.public_value().to_vec(),
+                    }));
+                }
+                // We initiate this exchange: TSi is our side, TSr the client (§2.9).
+                payloads.push(Payload::TsI(
+                    old.local_ts.iter().map(|r| selector(*r)).collect(),
+                ));
+                payloads.push(Payload::TsR(vec![selector(Ipv4Range::single(vip))]));
+                debug!(remote = %sa.remote, spi_in = format_args!("{old_inbound:08x}"), "rekeying a Child SA the client did not rekey");
+                (
+                    ExchangeType::CREATE_CHILD_SA,
+                    payloads,
+                    InFlight::RekeyChild {
+                        old_inbound,
+                        new_inbound,
+                        dh,
+                        ni,
+                        local_ts: old.local_ts.clone(),
+                    },
+                )
+            }
+        })
+    }
+
+    /// A response to one of our requests.
+    pub(crate) fn our_response(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn CryptoRngCore,
+        bytes: &[u8],
+        header: &Header,
+        _local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Vec<Action> {
+        let Some(sa) = self.sas.get(&header.spi_r) else {
+            return Vec::new();
+        };
+        if sa.spi_i != header.spi_i
+            || sa.pending.as_ref().map(|p| p.message_id) != Some(header.message_id)
+        {
+            debug!(%remote, "dropping a response we are not waiting for");
+            return Vec::new();
+        }
+        let Ok(msg) = Message::parse(bytes) else {
+            return Vec::new();
+        };
+        let Ok(inner) = sa.sk.open(bytes, &msg) else {
+            debug!(%remote, "dropping a response that does not verify");
+            return Vec::new();
+        };
+        let Some(mut sa) = self.sas.remove(&header.spi_r) else {
+            return Vec::new();
+        };
+        sa.last_activity = now;
+        let mut actions = Vec::new();
+        if let Some(p) = sa.pending.take() {
+            match p.state {
+                InFlight::Liveness => {}
+                InFlight::DeleteChild { inbound_spi } => {
+                    if let Some(i) = sa
+                        .children
+                        .iter()
+                        .position(|c| c.inbound_spi == inbound_spi)
+                    {
+                        sa.children.remove(i);
+                        self.inbound_spis.remove(&inbound_spi);
+                        actions.push(Action::DeleteChild { inbound_spi });
+                    }
+                }
+                InFlight::RekeyChild {
+                    old_inbound,
+                    new_inbound,
+                    dh,
+                    ni,
+                    local_ts,
+                } => {
+                    actions.extend(self.finish_rekey(
+                        now,
+                        rng,
+                        &mut sa,
+                        &inner,
+                        old_inbound,
+                        new_inbound,
+                        dh,
+                        ni,
+                        local_ts,
+                    ));
+                }
+            }
+        }
+        actions.extend(self.send_next(&mut sa, now, rng));
+        self.sas.insert(sa.spi_r, sa);
+        actions
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_rekey(
+        &mut self,
+        now: Instant,
+        rng: &mut dyn CryptoRngCore,
+        sa: &mut IkeSa,
+        inner: &[Payload],
+        old_inbound: u32,
+        new_inbound: u32,
+        dh: Option<DhPrivate>,
+        ni: Vec<u8>,
+        local_ts: Vec<Ipv4Range>,
+    ) -> Vec<Action> {
+        let fail = |this: &mut Self, why: &str| {
+            warn!(remote = %sa.remote, "our Child SA rekey failed: {why}");
+            this.inbound_spis.remove(&new_inbound);
+            Vec::new()
+        };
+        if let Some(n) = inner.iter().find_map(|p| match p {
+            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
+            _ => None,
+        }) {
+            return fail(self, &format!("{n:?}"));
+        }
+        let mut proposals = None;
+        let mut nr = None;
+        let mut ke = None;
+        for p in inner {
+            match p {
+                Payload::Sa(s) => proposals = Some(s),
+                Payload::Nonce(n) => nr = Some(n),
+                Payload::Ke(k) => ke = Some(k),
+                _ => {}
+            }
+        }
+        let (Some(proposals), Some(nr), Some(vip)) = (proposals, nr, sa.vip) else {
+            return fail(self, "response without SA or Nonce");
+        };
+        let Ok(chosen) = self.cfg.esp.choose(proposals, Some(self.cfg.esp_pfs)) else {
+            return fail(self, "the client chose another proposal");
+        };
+        let g_ir = match (&dh, ke) {
+            (Some(dh), Some(ke)) if ke.group == dh.group().id() => match dh.shared_secret(&ke.data)
+            {
+                Ok(g) => Some(g),
+                Err(_) => return fail(self, "invalid KE"),
+            },
+            (None, _) => None,
+            _ => return fail(self, "KE missing or of another group"),
+        };
+        let Some(old) = sa
+            .children
+            .iter()
+            .position(|c| c.inbound_spi == old_inbound)
+        else {
+            return fail(self, "the old Child SA went away meanwhile");
+        };
+        if sa.children[old].rekeyed {
+            // §2.8.1 simplified: the client rekeyed the same SA meanwhile; ours is redundant.
+            sa.outbox.push_back(Request::DeleteChild {
+                inbound_spi: new_inbound,
+            });
+            return Vec::new();
+        }
+        let keys = crypto::derive_child_keys(
+            sa.suite.prf,
+            sa.keys.sk_d.expose(),
+            g_ir.as_ref().map(|g| g.expose()),
+            &ni,
+            nr,
+            self.cfg.esp.encr,
+            self.cfg.esp.integ,
+        );
+        let spec = self.new_child(
+            now,
+            rng,
+            sa,
+            new_inbound,
+            chosen.peer_spi,
+            vip,
+            local_ts,
+            keys,
+            true,
+        );
+        sa.children[old].rekeyed = true;
+        sa.outbox.push_back(Request::DeleteChild {
+            inbound_spi: old_inbound,
+        });
+        info!(
+            remote = %sa.remote, spi_in = format_args!("{new_inbound:08x}"),
+            spi_out = format_args!("{:08x}", chosen.peer_spi), "Child SA rekeyed by us"
+        );
+        vec![Action::InstallChild(Box::new(spec))]
+    }
+
+    /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer.
+    pub(crate) fn delete_ike_message(&self, sa: &IkeSa, rng: &mut dyn CryptoRngCore) -> Action {
+        let header = Header {
+            spi_i: sa.spi_i,
+            spi_r: sa.spi_r,
+            next_payload: PayloadType::SK,
+            version: IKEV2_VERSION,
+            exchange: ExchangeType::INFORMATIONAL,
+            flags: 0,
+            message_id: sa.our_next_id,
+            length: 0,
+        };
+        let delete = Payload::Delete(DeletePayload {
+            protocol: ProtocolId::IKE,
+            spi_size: 0,
+            spis: vec![],
+        });
+        Action::Send {
+            local: sa.local,
+            remote: sa.remote,
+            bytes: sa.sk.seal(header, &[delete], rng.as_rngcore()),
+        }
+    }
+}
+
+fn selector(r: Ipv4Range) -> crate::wire::TrafficSelector {
+    crate::wire::TrafficSelector::Ipv4 {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 0xffff,
+        start: r.start,
+        end: r.end,
+    }
+}

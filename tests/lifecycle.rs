@@ -1,0 +1,287 @@
+//! Long-lived tunnels against real strongSwan 5.9 clients: rekeys with PFS while traffic
+//! flows, the gateway rekeying for a client that does not, DPD, IKE fragmentation, MOBIKE and
+//! a clean terminate. Root; namespaces per test (see `tests/common/mod.rs`).
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::charon::CLIENT_CONN;
+use common::flows::{assert_ping, connect};
+use common::gateway::Daemon;
+use common::topo::addr;
+use common::*;
+
+/// The daemon behind `gw` (these tests are about ipsec-server itself).
+fn daemon(gw: &Gateway) -> &Daemon {
+    match gw {
+        Gateway::IpsecServer(d) => d,
+        _ => panic!("the lifecycle tests need the ipsec-server gateway"),
+    }
+}
+
+/// `ipsec-server status` in the gateway namespace.
+fn status(topo: &Topology, gw: &Gateway) -> String {
+    let cfg = daemon(gw).config.to_str().unwrap().to_string();
+    let out = topo.exec(Role::Gateway, Daemon::BIN, &["status", "--config", &cfg]);
+    assert!(out.success(), "ipsec-server status:\n{out}");
+    out.stdout
+}
+
+fn online(topo: &Topology, gw: &Gateway) -> usize {
+    let s = status(topo, gw);
+    s.lines()
+        .find_map(|l| l.strip_prefix("online clients: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no client count in status:\n{s}"))
+}
+
+/// Our inbound SPIs as the client lists them (`in  c1234567`), i.e. the client's view.
+fn client_spis(charon: &Charon) -> Vec<String> {
+    charon
+        .list_sas()
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("in  "))
+        .filter_map(|l| l.get(..8).map(str::to_string))
+        .collect()
+}
+
+/// Pings the LAN host `count` times every `interval_ms`; returns (sent, received).
+fn ping_series(topo: &Topology, vip: Ipv4Addr, count: u32, interval_ms: u32) -> (u32, u32) {
+    let out = topo.exec_timeout(
+        Role::Client,
+        "ping",
+        &[
+            "-c",
+            &count.to_string(),
+            "-i",
+            &format!("{}", f64::from(interval_ms) / 1000.0),
+            "-W",
+            "1",
+            "-I",
+            &vip.to_string(),
+            &addr::LAN_HOST.to_string(),
+        ],
+        Duration::from_secs(u64::from(count * interval_ms / 1000 + 30)),
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default();
+    let nums: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert!(nums.len() >= 2, "no ping summary:\n{out}");
+    (nums[0], nums[1])
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let found = poll_until(timeout, Duration::from_millis(250), || ok().then_some(()));
+    assert!(
+        found.is_some(),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
+
+#[test]
+fn rekeys_with_pfs_under_traffic() {
+    let topo = Topology::new("rky", TopoOpts::default());
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let cfg = ClientConfig::new("client1.example")
+        .child("rekey_time = 7s")
+        .child("life_time = 30s")
+        .child("rand_time = 1s")
+        .conn("rekey_time = 13s")
+        .conn("rand_time = 1s");
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    let before = client_spis(&client);
+    let (sent, received) = ping_series(&topo, vip, 80, 200);
+    assert!(
+        sent - received <= 2,
+        "lost {} of {sent} pings across the rekeys",
+        sent - received
+    );
+    let after = client_spis(&client);
+    assert!(
+        !after.is_empty() && after != before,
+        "Child SA SPIs did not change: {before:?} -> {after:?}"
+    );
+    let log = gw.log_text();
+    assert!(
+        log.contains("rekey=true"),
+        "no client Child SA rekey in the daemon log"
+    );
+    assert!(
+        log.contains("pfs=true"),
+        "the Child SA rekey did not use PFS"
+    );
+    assert!(
+        log.contains("IKE SA rekeyed by the client"),
+        "no IKE SA rekey in the daemon log"
+    );
+    let sas = client.list_sas();
+    assert!(
+        sas.contains("ESTABLISHED") && sas.contains("INSTALLED"),
+        "{sas}"
+    );
+    assert_eq!(
+        online(&topo, &gw),
+        1,
+        "the rekeyed IKE SA replaced the old one"
+    );
+    assert_ping(&topo, Role::Client, vip);
+}
+
+#[test]
+fn gateway_rekeys_for_a_client_that_does_not() {
+    let topo = Topology::new("grk", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        ipsec_lifetime: 12,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    let cfg = ClientConfig::new("client1.example")
+        .child("rekey_time = 0")
+        .conn("rekey_time = 0");
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    let before = client_spis(&client);
+    let (sent, received) = ping_series(&topo, vip, 40, 400);
+    assert!(
+        sent - received <= 2,
+        "lost {} of {sent} pings across the gateway's rekey",
+        sent - received
+    );
+    assert!(
+        gw.log_text().contains("Child SA rekeyed by us"),
+        "the gateway did not rekey"
+    );
+    let after = client_spis(&client);
+    assert!(
+        !after.is_empty() && after != before,
+        "Child SA SPIs did not change: {before:?} -> {after:?}"
+    );
+    assert_ping(&topo, Role::Client, vip);
+}
+
+#[test]
+fn dpd_frees_a_dead_client() {
+    let topo = Topology::new("dpd", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        gateway_extra: vec!["dpd_interval = 2".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    let (client, _vip) = connect(&topo, Role::Client, &ClientConfig::new("client1.example"));
+    assert_eq!(online(&topo, &gw), 1);
+    // SIGKILL: charon must not get the chance to send its DELETE.
+    let killed = Command::new("kill")
+        .args(["-9", &client.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // 2 s of silence, then 4 tries over 15 s.
+    wait_for(
+        "the gateway to drop the dead client",
+        Duration::from_secs(40),
+        || online(&topo, &gw) == 0,
+    );
+    let s = status(&topo, &gw);
+    assert!(!s.contains("vip 10."), "the lease is still shown:\n{s}");
+    assert!(gw.log_text().contains("peer does not answer"));
+}
+
+#[test]
+fn fragmented_ike_auth() {
+    let topo = Topology::new("frg", TopoOpts::default());
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let cfg = ClientConfig::new("client1.example").charon("fragment_size = 200");
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    assert!(
+        client.log_text().contains("splitting IKE message"),
+        "strongSwan did not fragment IKE_AUTH"
+    );
+    assert_ping(&topo, Role::Client, vip);
+    gw.assert_running(&topo);
+}
+
+#[test]
+fn mobike_follows_the_client() {
+    let topo = Topology::new("mob", TopoOpts::default());
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let (client, vip) = connect(
+        &topo,
+        Role::Client,
+        &ClientConfig::new("client1.example").conn("mobike = yes"),
+    );
+    assert!(
+        client.log_text().contains("MOBIKE"),
+        "MOBIKE was not negotiated"
+    );
+    // Move the client to a new outer address on its link.
+    let old = addr::CLIENT.to_string();
+    let new = "172.29.1.5";
+    let iface = topo
+        .exec(Role::Client, "ip", &["-o", "-4", "addr", "show"])
+        .stdout
+        .lines()
+        .find(|l| l.contains(&format!("{old}/")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("client interface")
+        .to_string();
+    topo.sh(
+        Role::Client,
+        &format!("sysctl -qw net.ipv4.conf.{iface}.promote_secondaries=1"),
+    );
+    assert!(topo
+        .exec(
+            Role::Client,
+            "ip",
+            &["addr", "add", &format!("{new}/24"), "dev", &iface]
+        )
+        .success());
+    assert!(topo
+        .exec(
+            Role::Client,
+            "ip",
+            &["addr", "del", &format!("{old}/24"), "dev", &iface]
+        )
+        .success());
+    wait_for(
+        "the IKE SA to move to the new address",
+        Duration::from_secs(30),
+        || client.list_sas().contains(&format!("{new}[4500]")),
+    );
+    assert_ping(&topo, Role::Client, vip);
+    let s = status(&topo, &gw);
+    assert!(
+        s.contains(&format!("remote {new}:")),
+        "the gateway did not follow:\n{s}"
+    );
+}
+
+#[test]
+fn terminate_deletes_on_both_sides_and_returns_the_lease() {
+    let topo = Topology::new("trm", TopoOpts::default());
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let cfg = ClientConfig::new("client1.example");
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    assert_eq!(online(&topo, &gw), 1);
+    client
+        .swanctl(&["--terminate", "--ike", CLIENT_CONN, "--timeout", "10"])
+        .expect_ok("swanctl --terminate");
+    wait_for(
+        "the gateway to delete the IKE SA",
+        Duration::from_secs(10),
+        || online(&topo, &gw) == 0,
+    );
+    assert!(!client.list_sas().contains("ESTABLISHED"));
+    assert!(gw.log_text().contains("peer deleted the IKE SA"));
+    // The address went back to the pool: the same client gets it again.
+    client.connect();
+    assert_eq!(client.virtual_ip(), Some(vip));
+    assert_ping(&topo, Role::Client, vip);
+}
