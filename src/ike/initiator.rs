@@ -118,6 +118,15 @@ impl Initiator {
         }
     }
 
+    /// The IKE SA's keys while IKE_AUTH is in flight (tests re-seal requests with them).
+    #[cfg(test)]
+    pub(crate) fn auth_sk(&self) -> Option<&SkCrypto> {
+        match &self.state {
+            State::Auth { sk, .. } => Some(sk),
+            _ => None,
+        }
+    }
+
     /// Takes a response; returns the next request to send, if any.
     pub fn handle(
         &mut self,

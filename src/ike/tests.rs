@@ -54,7 +54,7 @@ pub(crate) fn responder_config() -> ResponderConfig {
     }
 }
 
-fn initiator_config(client: &str) -> InitiatorConfig {
+pub(crate) fn initiator_config(client: &str) -> InitiatorConfig {
     InitiatorConfig {
         ike: suite(),
         esp: esp(),
@@ -68,14 +68,14 @@ fn initiator_config(client: &str) -> InitiatorConfig {
 }
 
 /// A client talking to the responder: IKE_SA_INIT on 500, the rest on 4500.
-struct Harness {
-    responder: Responder,
-    rng: StdRng,
-    now: Instant,
+pub(crate) struct Harness {
+    pub responder: Responder,
+    pub rng: StdRng,
+    pub now: Instant,
 }
 
 impl Harness {
-    fn new(cfg: ResponderConfig) -> Self {
+    pub fn new(cfg: ResponderConfig) -> Self {
         Self {
             responder: Responder::new(Arc::new(cfg)),
             rng: StdRng::seed_from_u64(7),
@@ -84,7 +84,7 @@ impl Harness {
     }
 
     /// Sends `bytes` from `client` and returns the actions.
-    fn send(&mut self, client: &str, bytes: &[u8]) -> Vec<Action> {
+    pub fn send(&mut self, client: &str, bytes: &[u8]) -> Vec<Action> {
         let h = Header::parse(bytes).unwrap();
         let local: SocketAddr = if h.exchange == ExchangeType::IKE_SA_INIT {
             GW500
@@ -102,7 +102,10 @@ impl Harness {
     }
 
     /// Runs a whole connection for `cfg`; returns the initiator and every action seen.
-    fn connect(&mut self, cfg: InitiatorConfig) -> (Initiator, Vec<Action>, Result<(), IkeError>) {
+    pub fn connect(
+        &mut self,
+        cfg: InitiatorConfig,
+    ) -> (Initiator, Vec<Action>, Result<(), IkeError>) {
         let client = cfg.local.to_string();
         let (mut ini, mut req) = Initiator::start(cfg, &mut self.rng);
         let mut all = Vec::new();
@@ -123,7 +126,7 @@ impl Harness {
     }
 }
 
-fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
+pub(crate) fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -133,7 +136,7 @@ fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn installed(actions: &[Action]) -> Vec<&ChildSaSpec> {
+pub(crate) fn installed(actions: &[Action]) -> Vec<&ChildSaSpec> {
     actions
         .iter()
         .filter_map(|a| match a {

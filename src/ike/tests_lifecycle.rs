@@ -1,0 +1,154 @@
+//! In-memory lifecycle: DPD, our own Child SA rekey and lifetime end, fragmented IKE_AUTH.
+
+use std::time::Duration;
+
+use super::tests::{initiator_config, installed, sent, Harness};
+use super::*;
+use crate::wire::{ExchangeType, Header, Message, Payload, PayloadType, FLAG_INITIATOR};
+
+const CLIENT: &str = "198.51.100.7:500";
+
+#[test]
+fn silent_peer_is_checked_then_declared_dead() {
+    let mut cfg = tests::responder_config();
+    cfg.dpd_interval = Some(Duration::from_secs(5));
+    let mut h = Harness::new(cfg);
+    let (_ini, _, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    assert_eq!(h.responder.pool.in_use(), 1);
+    h.now += Duration::from_secs(6);
+    let probe = sent(&h.responder.tick(h.now, &mut h.rng));
+    assert_eq!(probe.len(), 1, "one liveness check");
+    let hdr = Header::parse(&probe[0]).unwrap();
+    assert_eq!(hdr.exchange, ExchangeType::INFORMATIONAL);
+    assert_eq!(
+        hdr.flags & FLAG_INITIATOR,
+        0,
+        "we are the original responder"
+    );
+    let mut resent = 0;
+    let mut deleted = false;
+    for _ in 0..40 {
+        h.now += Duration::from_secs(1);
+        let actions = h.responder.tick(h.now, &mut h.rng);
+        resent += sent(&actions).len();
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteChild { .. }))
+        {
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted, "the dead peer's SAs were not removed");
+    assert_eq!(resent, 3, "retransmitted until the give-up");
+    assert!(h.responder.sas.is_empty());
+    assert_eq!(h.responder.pool.in_use(), 0);
+}
+
+#[test]
+fn data_plane_activity_postpones_dpd() {
+    let mut cfg = tests::responder_config();
+    cfg.dpd_interval = Some(Duration::from_secs(5));
+    let mut h = Harness::new(cfg);
+    h.connect(initiator_config(CLIENT)).2.unwrap();
+    for i in 1..=4u64 {
+        h.now += Duration::from_secs(3);
+        h.responder.refresh_activity(h.now, &|_| i * 10);
+        assert!(
+            sent(&h.responder.tick(h.now, &mut h.rng)).is_empty(),
+            "no probe while ESP arrives"
+        );
+    }
+}
+
+#[test]
+fn we_rekey_a_child_the_client_did_not_rekey_and_end_it_at_its_lifetime() {
+    let mut cfg = tests::responder_config();
+    cfg.ipsec_lifetime = Duration::from_secs(100);
+    cfg.dpd_interval = None;
+    let mut h = Harness::new(cfg);
+    let (_ini, actions, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    let first = installed(&actions)[0].inbound_spi;
+    // Soft lifetime: 90 s less up to 5 s of jitter.
+    h.now += Duration::from_secs(84);
+    assert!(sent(&h.responder.tick(h.now, &mut h.rng)).is_empty());
+    h.now += Duration::from_secs(7);
+    let req = sent(&h.responder.tick(h.now, &mut h.rng));
+    assert_eq!(req.len(), 1);
+    let hdr = Header::parse(&req[0]).unwrap();
+    assert_eq!(hdr.exchange, ExchangeType::CREATE_CHILD_SA);
+    // The client never answers; at the hard lifetime the Child SA goes.
+    let mut gone = false;
+    for _ in 0..12 {
+        h.now += Duration::from_secs(1);
+        let actions = h.responder.tick(h.now, &mut h.rng);
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::DeleteChild { inbound_spi } if *inbound_spi == first))
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the Child SA outlived its hard lifetime");
+}
+
+#[test]
+fn fragmented_ike_auth_is_reassembled() {
+    let mut h = Harness::new(tests::responder_config());
+    let (mut ini, init) = initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng);
+    let resp = sent(&h.send(CLIENT, &init));
+    let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
+    // Re-seal the IKE_AUTH as small fragments, as Windows does.
+    let spi_r = Header::parse(&auth).unwrap().spi_r;
+    let inner = {
+        let sa = h.responder.sas.get(&spi_r).unwrap();
+        sa.sk.open(&auth, &Message::parse(&auth).unwrap()).unwrap()
+    };
+    let mut header = Header::parse(&auth).unwrap();
+    header.next_payload = PayloadType::SKF;
+    let frags = ini
+        .auth_sk()
+        .unwrap()
+        .seal_fragments(header, &inner, 120, &mut h.rng);
+    assert!(frags.len() >= 3, "{} fragments", frags.len());
+    let mut actions = Vec::new();
+    // Out of order, with a duplicate.
+    let mut order: Vec<usize> = (0..frags.len()).rev().collect();
+    order.insert(1, order[0]);
+    for i in order {
+        actions.extend(h.send(CLIENT, &frags[i]));
+    }
+    assert_eq!(installed(&actions).len(), 1);
+    let answer = sent(&actions);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(ini.handle(&mut h.rng, &answer[0]).unwrap(), None);
+    assert!(ini.child().is_some());
+    // A retransmitted first fragment gets the cached answer; later ones are ignored.
+    assert_eq!(sent(&h.send(CLIENT, &frags[0])), answer);
+    assert!(sent(&h.send(CLIENT, &frags[1])).is_empty());
+}
+
+#[test]
+fn forged_fragments_are_dropped() {
+    let mut h = Harness::new(tests::responder_config());
+    let (mut ini, init) = initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng);
+    let resp = sent(&h.send(CLIENT, &init));
+    let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
+    let spi_r = Header::parse(&auth).unwrap().spi_r;
+    let mut header = Header::parse(&auth).unwrap();
+    header.next_payload = PayloadType::SKF;
+    let inner = vec![Payload::Nonce(vec![7; 400])];
+    let mut frags = ini
+        .auth_sk()
+        .unwrap()
+        .seal_fragments(header, &inner, 120, &mut h.rng);
+    let last = frags[0].len() - 1;
+    frags[0][last] ^= 1;
+    for f in &frags {
+        assert!(sent(&h.send(CLIENT, f)).is_empty());
+    }
+    assert!(h.responder.sas.get(&spi_r).unwrap().established.is_none());
+}
