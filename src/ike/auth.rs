@@ -185,26 +185,18 @@ impl Responder {
                 return Err(e);
             }
         };
-        let keys = crypto::derive_child_keys(
-            sa.suite.prf,
-            sa.keys.sk_d.expose(),
-            None,
-            &sa.ni,
-            &sa.nr,
-            self.cfg.esp.encr,
-            self.cfg.esp.integ,
-        );
         sa.vip = Some(vip);
         let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
+        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let spec = self.new_child(
             now,
             rng,
             sa,
-            inbound_spi,
-            chosen.peer_spi,
+            (inbound_spi, chosen.peer_spi),
             vip,
             local_ts,
-            keys,
+            None,
+            (&ni, &nr),
             false,
         );
         let payloads = vec![

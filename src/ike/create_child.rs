@@ -125,25 +125,17 @@ impl Responder {
         let (tsr_sel, local_ts) = narrow_tsr(tsr, &self.cfg.local_subnets)?;
         let mut nr = vec![0u8; OUR_NONCE_LEN];
         rng.fill_bytes(&mut nr);
-        let keys = crypto::derive_child_keys(
-            sa.suite.prf,
-            sa.keys.sk_d.expose(),
-            dh.as_ref().map(|(_, g)| g.expose()),
-            ni,
-            &nr,
-            self.cfg.esp.encr,
-            self.cfg.esp.integ,
-        );
         let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
+        let g_ir = dh.as_ref().map(|(_, g)| g.expose());
         let spec = self.new_child(
             now,
             rng,
             sa,
-            inbound_spi,
-            chosen.peer_spi,
+            (inbound_spi, chosen.peer_spi),
             vip,
             local_ts,
-            keys,
+            g_ir,
+            (ni, &nr),
             false,
         );
         if let Some(i) = old {
@@ -273,22 +265,32 @@ impl Responder {
         Ok(h)
     }
 
-    /// Records a new Child SA on `sa` and returns the data plane's view of it. `we_initiated`
-    /// says who sent the nonce Ni (§2.17: the first keys of KEYMAT protect traffic from the
-    /// exchange's initiator).
+    /// Records a new Child SA on `sa`, keyed per §2.17 from SK_d, the optional PFS secret and
+    /// the exchange's nonces (`ni` from its initiator), and returns the data plane's view of it.
+    /// `we_initiated` says who sent Ni: the first keys of KEYMAT protect traffic from the
+    /// exchange's initiator.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_child(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
         sa: &mut IkeSa,
-        inbound_spi: u32,
-        outbound_spi: u32,
+        (inbound_spi, outbound_spi): (u32, u32),
         vip: Ipv4Addr,
         local_ts: Vec<Ipv4Range>,
-        keys: ChildKeys,
+        g_ir: Option<&[u8]>,
+        (ni, nr): (&[u8], &[u8]),
         we_initiated: bool,
     ) -> ChildSaSpec {
+        let keys = crypto::derive_child_keys(
+            sa.suite.prf,
+            sa.keys.sk_d.expose(),
+            g_ir,
+            ni,
+            nr,
+            self.cfg.esp.encr,
+            self.cfg.esp.integ,
+        );
         let ChildKeys {
             encr_i,
             integ_i,

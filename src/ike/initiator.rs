@@ -20,9 +20,8 @@ use crate::wire::{
 
 use super::auth::AUTH_SHARED_KEY_MIC;
 use super::nat::nat_hash;
-use super::sa_init::notify;
 use super::sk::SkCrypto;
-use super::ts::any_ipv4;
+use super::ts::{any_ipv4, selector};
 use super::Ipv4Range;
 use super::{id_payload, ChildSaSpec, EspSuite, Identity, IkeError, IkeSuite};
 
@@ -230,7 +229,7 @@ impl Initiator {
         };
         let mut payloads = Vec::new();
         if let Some(c) = &cookie {
-            payloads.push(notify(NotifyType::COOKIE, c.clone()));
+            payloads.push(Payload::notify(NotifyType::COOKIE, c.clone()));
         }
         payloads.extend([
             Payload::Sa(vec![self.cfg.ike.proposal(1, Vec::new())]),
@@ -239,15 +238,15 @@ impl Initiator {
                 data: dh.public_value().to_vec(),
             }),
             Payload::Nonce(ni.clone()),
-            notify(
+            Payload::notify(
                 NotifyType::NAT_DETECTION_SOURCE_IP,
                 nat_hash(self.spi_i, 0, self.cfg.local),
             ),
-            notify(
+            Payload::notify(
                 NotifyType::NAT_DETECTION_DESTINATION_IP,
                 nat_hash(self.spi_i, 0, self.cfg.remote),
             ),
-            notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()),
+            Payload::notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()),
         ]);
         let header = self.header(ExchangeType::IKE_SA_INIT, payloads[0].payload_type());
         let request = Message { header, payloads }.emit();
@@ -341,7 +340,7 @@ impl Initiator {
         }
         let mut inner = vec![
             Payload::IdI(idi),
-            notify(NotifyType::INITIAL_CONTACT, Vec::new()),
+            Payload::notify(NotifyType::INITIAL_CONTACT, Vec::new()),
             Payload::Auth(AuthPayload {
                 method: AUTH_SHARED_KEY_MIC,
                 data: auth.expose().to_vec(),
@@ -487,16 +486,6 @@ impl Initiator {
             udp_encap: true,
             lifetime: Duration::from_secs(3600),
         }))
-    }
-}
-
-fn selector(r: Ipv4Range) -> crate::wire::TrafficSelector {
-    crate::wire::TrafficSelector::Ipv4 {
-        ip_protocol: 0,
-        start_port: 0,
-        end_port: 0xffff,
-        start: r.start,
-        end: r.end,
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rand_core::CryptoRngCore;
 use tracing::{debug, info, warn};
 
-use crate::crypto::{self, DhPrivate};
+use crate::crypto::DhPrivate;
 use crate::wire::{
     DeletePayload, ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload,
     PayloadType, ProtocolId, IKEV2_VERSION,
@@ -18,6 +18,7 @@ use crate::wire::{
 
 use super::create_child::OUR_NONCE_LEN;
 use super::responder::{IkeSa, Responder};
+use super::ts::selector;
 use super::{id_to_string, Action, Ipv4Range};
 
 /// First retransmission after this, doubling each time (§2.1 leaves the schedule to us).
@@ -378,24 +379,15 @@ impl Responder {
             });
             return Vec::new();
         }
-        let keys = crypto::derive_child_keys(
-            sa.suite.prf,
-            sa.keys.sk_d.expose(),
-            g_ir.as_ref().map(|g| g.expose()),
-            &ni,
-            nr,
-            self.cfg.esp.encr,
-            self.cfg.esp.integ,
-        );
         let spec = self.new_child(
             now,
             rng,
             sa,
-            new_inbound,
-            chosen.peer_spi,
+            (new_inbound, chosen.peer_spi),
             vip,
             local_ts,
-            keys,
+            g_ir.as_ref().map(|g| g.expose()),
+            (&ni, nr),
             true,
         );
         sa.children[old].rekeyed = true;
@@ -431,15 +423,5 @@ impl Responder {
             remote: sa.remote,
             bytes: sa.sk.seal(header, &[delete], rng.as_rngcore()),
         }
-    }
-}
-
-fn selector(r: Ipv4Range) -> crate::wire::TrafficSelector {
-    crate::wire::TrafficSelector::Ipv4 {
-        ip_protocol: 0,
-        start_port: 0,
-        end_port: 0xffff,
-        start: r.start,
-        end: r.end,
     }
 }

@@ -13,8 +13,7 @@ use tracing::{debug, info};
 use crate::crypto::IkeKeys;
 use crate::pool::Pool;
 use crate::wire::{
-    ExchangeType, Header, IdPayload, Message, NotifyPayload, Payload, PayloadType, ProtocolId,
-    FLAG_RESPONSE, IKEV2_VERSION,
+    ExchangeType, Header, IdPayload, Message, Payload, PayloadType, FLAG_RESPONSE, IKEV2_VERSION,
 };
 
 use super::cookie::CookieJar;
@@ -559,13 +558,6 @@ pub(crate) const FRAGMENT_SIZE: usize = 1280;
 /// The inner payloads of an error response: one notify.
 pub(crate) fn error_notify(e: &IkeError) -> Vec<Payload> {
     e.notify()
-        .map(|ty| {
-            vec![Payload::Notify(NotifyPayload {
-                protocol: ProtocolId(0),
-                spi: vec![],
-                notify_type: ty,
-                data: e.notify_data(),
-            })]
-        })
+        .map(|ty| vec![Payload::notify(ty, e.notify_data())])
         .unwrap_or_default()
 }

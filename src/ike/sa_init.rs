@@ -9,8 +9,7 @@ use tracing::{debug, info};
 
 use crate::crypto::{self, DhPrivate};
 use crate::wire::{
-    ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload, ProtocolId,
-    FLAG_RESPONSE, IKEV2_VERSION,
+    ExchangeType, Header, KePayload, Message, NotifyType, Payload, FLAG_RESPONSE, IKEV2_VERSION,
 };
 
 use super::nat::nat_hash;
@@ -169,16 +168,16 @@ impl Responder {
             Payload::Nonce(nr.clone()),
         ];
         if !nat_src.is_empty() || !nat_dst.is_empty() {
-            payloads.push(notify(
+            payloads.push(Payload::notify(
                 NotifyType::NAT_DETECTION_SOURCE_IP,
                 nat_hash(header.spi_i, spi_r, local),
             ));
-            payloads.push(notify(
+            payloads.push(Payload::notify(
                 NotifyType::NAT_DETECTION_DESTINATION_IP,
                 nat_hash(header.spi_i, spi_r, remote),
             ));
         }
-        payloads.push(notify(
+        payloads.push(Payload::notify(
             NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
             Vec::new(),
         ));
@@ -257,7 +256,7 @@ impl Responder {
         ty: NotifyType,
         data: Vec<u8>,
     ) -> Action {
-        let payloads = vec![notify(ty, data)];
+        let payloads = vec![Payload::notify(ty, data)];
         let bytes = Message {
             header: Header {
                 spi_i: header.spi_i,
@@ -291,13 +290,4 @@ impl From<IkeError> for InitReject {
     fn from(e: IkeError) -> Self {
         InitReject::Error(e)
     }
-}
-
-pub(crate) fn notify(ty: NotifyType, data: Vec<u8>) -> Payload {
-    Payload::Notify(NotifyPayload {
-        protocol: ProtocolId(0),
-        spi: vec![],
-        notify_type: ty,
-        data,
-    })
 }

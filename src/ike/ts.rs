@@ -81,6 +81,17 @@ pub(crate) fn narrow_tsr(
     Ok((selectors, ranges))
 }
 
+/// A selector for an address range, all protocols and ports.
+pub(crate) fn selector(r: Ipv4Range) -> TrafficSelector {
+    TrafficSelector::Ipv4 {
+        ip_protocol: 0,
+        start_port: 0,
+        end_port: 0xffff,
+        start: r.start,
+        end: r.end,
+    }
+}
+
 /// The whole IPv4 space, all protocols and ports: what a road-warrior initiator offers.
 pub(crate) fn any_ipv4() -> TrafficSelector {
     TrafficSelector::Ipv4 {
