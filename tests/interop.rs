@@ -18,6 +18,11 @@ const TCP_PORT: u16 = 5201;
 
 /// A UDP request from `vip` to the LAN host's echo server, whose reply names the source it saw.
 fn assert_lan_sees(topo: &Topology, role: Role, vip: Ipv4Addr) {
+    assert_lan_sees_source(topo, role, vip, vip);
+}
+
+/// Like [`assert_lan_sees`], but the LAN host must see `seen` as the source.
+fn assert_lan_sees_source(topo: &Topology, role: Role, vip: Ipv4Addr, seen: Ipv4Addr) {
     let reply = udp_request(
         topo.ns(role),
         sa(vip, 0),
@@ -33,8 +38,8 @@ fn assert_lan_sees(topo: &Topology, role: Role, vip: Ipv4Addr) {
     );
     let text = String::from_utf8_lossy(&reply.payload);
     assert!(
-        text.starts_with(&format!("{vip} ")),
-        "{role:?}: the LAN host saw source {text:?}, expected {vip}"
+        text.starts_with(&format!("{seen} ")),
+        "{role:?}: the LAN host saw source {text:?}, expected {seen}"
     );
 }
 
@@ -95,6 +100,22 @@ fn tunnel_up_and_ping() {
         c.packets_out >= 4 && c.packets_in >= 4,
         "client Child SA counters too low: {c:?}"
     );
+    gw.assert_running(&topo);
+}
+
+/// `masquerade = true`: the LAN sees the gateway's LAN address, not the client pool.
+#[test]
+fn masquerade_hides_the_pool() {
+    let topo = Topology::new("msq", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        gateway_extra: vec!["masquerade = true".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    let _echo = echo_server(&topo);
+    let (_client, vip) = connect(&topo, Role::Client, &ClientConfig::new("client1.example"));
+    assert_ping(&topo, Role::Client, vip);
+    assert_lan_sees_source(&topo, Role::Client, vip, addr::GW_LAN);
     gw.assert_running(&topo);
 }
 
