@@ -21,4 +21,4 @@ for tool in /usr/lib/ipsec/charon swanctl nft ip sha256sum ping; do
     fi
 done
 
-exec cargo test --test interop -- --test-threads=2 "$@"
+exec cargo test --test interop --test lifecycle -- --test-threads=2 "$@"
