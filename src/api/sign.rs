@@ -132,7 +132,11 @@ fn verify_v1(
     mac.update(to_sign.as_bytes());
     let expected = base64(&mac.finalize().into_bytes());
     if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
-        return Err(ApiError::signature_mismatch());
+        // As the cloud API does: the string we signed (no secret in it), which
+        // aliyun-python-sdk-core compares with its own to report InvalidAccessKeySecret.
+        let mut e = ApiError::signature_mismatch();
+        e.message = format!("{} server string to sign is:{to_sign}", e.message);
+        return Err(e);
     }
     check_time(param(&all, "Timestamp"), now_unix)?;
     let nonce = param(&all, "SignatureNonce").ok_or_else(|| {
