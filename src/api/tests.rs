@@ -48,8 +48,13 @@ access_key_secret = "{SECRET}"
 
 /// A v1-signed GET with `params`.
 fn v1(params: &[(&str, &str)], secret: &str) -> Request {
+    v1_at(params, secret, now_unix())
+}
+
+/// As [`v1`], with `Timestamp` = `unix`.
+fn v1_at(params: &[(&str, &str)], secret: &str, unix: i64) -> Request {
     let nonce = request_id();
-    let ts = sign::format_utc(now_unix());
+    let ts = sign::format_utc(unix);
     let mut all: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -147,6 +152,21 @@ fn lifecycle_and_errors() {
     let mut unsigned = v1(&create, SECRET);
     unsigned.query = "Action=CreateIpsecServer".into();
     assert_eq!(call(&a, &unsigned).0, 403);
+    // Clock skew beyond 15 minutes, either way.
+    let describe = [
+        ("Action", "DescribeVpnGateway"),
+        ("VpnGatewayId", "vpn-test0001"),
+    ];
+    for off in [-16 * 60, 16 * 60] {
+        let r = v1_at(&describe, SECRET, now_unix() + off);
+        assert_eq!(call(&a, &r).1["Code"], "InvalidTimeStamp.Expired");
+    }
+    // Unknown AccessKeyId.
+    let mut r = v1(&describe, SECRET);
+    r.query = r
+        .query
+        .replace("AccessKeyId=ak-test", "AccessKeyId=ak-nope");
+    assert_eq!(call(&a, &r).1["Code"], "InvalidAccessKeyId.NotFound");
     // Replay of the very same signed request.
     let req = v1(
         &[

@@ -52,7 +52,7 @@ pub(crate) enum ControlMsg {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("no [ipsec_server] configured (the control API is not available yet)")]
+    #[error("no IPsec server to serve (no [ipsec_server] and no [api])")]
     NoServer,
     #[error("{what}: {source}")]
     Os {
