@@ -104,6 +104,29 @@ fn start_daemon(topo: &Topology, config: &std::path::Path) -> u32 {
     pid
 }
 
+/// The PSK UpdateIpsecServer sets in sdk_drive.py's `update-keep`.
+const PSK2: &str = "second-psk-0123";
+
+fn assert_ping(topo: &Topology, role: Role, vip: std::net::Ipv4Addr) {
+    let ping = topo.exec(
+        role,
+        "ping",
+        &[
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "-I",
+            &vip.to_string(),
+            &addr::LAN_HOST.to_string(),
+        ],
+    );
+    assert!(
+        ping.success() && ping.stdout.contains(" 0% packet loss"),
+        "{role:?}: ping through the tunnel:\n{ping}"
+    );
+}
+
 fn udp_bound(topo: &Topology, port: u16) -> bool {
     let out = topo.exec(Role::Gateway, "ss", &["-Hlun"]);
     out.stdout.lines().any(|l| {
@@ -115,7 +138,13 @@ fn udp_bound(topo: &Topology, port: u16) -> bool {
 
 #[test]
 fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
-    let topo = Topology::new("api", TopoOpts::default());
+    let topo = Topology::new(
+        "api",
+        TopoOpts {
+            second_client: true,
+            ..TopoOpts::default()
+        },
+    );
     let dir = topo.dir().join("ipsec-server");
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
@@ -153,23 +182,7 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
         "{sas}"
     );
     let vip = client.virtual_ip().expect("virtual IP");
-    let ping = topo.exec(
-        Role::Client,
-        "ping",
-        &[
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-    );
-    assert!(
-        ping.success() && ping.stdout.contains(" 0% packet loss"),
-        "ping through the tunnel:\n{ping}"
-    );
+    assert_ping(&topo, Role::Client, vip);
     api.phase(&["online", "1"]);
     client.stop();
 
@@ -185,6 +198,37 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
         .is_some(),
         "after a restart the persisted server does not serve"
     );
+
+    // EffectImmediately=false: a new PSK for new clients; the connected client stays.
+    let client = Charon::start_client(&topo, Role::Client, &ClientConfig::new("client1"));
+    client.connect();
+    let vip = client.virtual_ip().expect("virtual IP after restart");
+    api.phase(&["update-keep"]);
+    assert_ping(&topo, Role::Client, vip);
+    assert!(client.list_sas().contains("ESTABLISHED"));
+    let client2 = Charon::start_client(
+        &topo,
+        Role::Client2,
+        &ClientConfig::new("client2").psk(PSK2),
+    );
+    client2.connect();
+    let vip2 = client2.virtual_ip().expect("client2 virtual IP");
+    assert_ping(&topo, Role::Client2, vip2);
+    api.phase(&["online", "2"]);
+    // EffectImmediately=true: every IKE SA is deleted, the clients must reconnect.
+    api.phase(&["update-now"]);
+    for (c, role) in [(&client, Role::Client), (&client2, Role::Client2)] {
+        assert!(
+            poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+                (!c.list_sas().contains("ESTABLISHED")).then_some(())
+            })
+            .is_some(),
+            "{role:?}: IKE SA not deleted by EffectImmediately=true:\n{}",
+            c.list_sas()
+        );
+    }
+    client.stop();
+    client2.stop();
 
     api.phase(&["errors"]);
     api.phase(&["update-delete"]);

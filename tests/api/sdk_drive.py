@@ -186,10 +186,11 @@ def phase_errors():
     for what, over, code in cases:
         expect_error(what, lambda: v3().create_ipsec_server(create_request(**over)), code, 400)
     # DryRun: a valid update is only checked.
+    psk_before = list_servers().ipsec_servers[0].psk
     expect_error("dry-run", lambda: v3().update_ipsec_server(vpc.UpdateIpsecServerRequest(
         region_id=REGION, ipsec_server_id=sid, psk="dry-run-psk", dry_run=True)),
         "DryRunOperation", 400)
-    check(list_servers().ipsec_servers[0].psk == PSK, "DryRun changed nothing")
+    check(list_servers().ipsec_servers[0].psk == psk_before, "DryRun changed nothing")
     expect_error("unknown-server", lambda: v3().delete_ipsec_server(vpc.DeleteIpsecServerRequest(
         region_id=REGION, ipsec_server_id="iss-doesnotexist")), "InvalidIpsecServerId.NotFound",
         404)
@@ -223,8 +224,35 @@ def phase_errors():
     print("RESULT errors=ok")
 
 
+PSK2 = "second-psk-0123"
+
+
+def phase_update_keep():
+    """EffectImmediately=false: a new PSK for new IKE SAs; existing ones are kept."""
+    sid = os.environ["API_SERVER_ID"]
+    v3().update_ipsec_server(vpc.UpdateIpsecServerRequest(
+        region_id=REGION, ipsec_server_id=sid, psk=PSK2, effect_immediately=False))
+    wait_active()
+    s = list_servers().ipsec_servers[0]
+    check(s.psk == PSK2 and s.effect_immediately is False, "PSK updated, EffectImmediately false")
+    print("RESULT update_keep=ok")
+
+
+def phase_update_now():
+    """EffectImmediately=true: existing IKE SAs are deleted."""
+    sid = os.environ["API_SERVER_ID"]
+    time.sleep(3.2)  # past the OperationConflict window of the previous change
+    v3().update_ipsec_server(vpc.UpdateIpsecServerRequest(
+        region_id=REGION, ipsec_server_id=sid, ipsec_server_name="sdk-now",
+        effect_immediately=True))
+    wait_active()
+    check(list_servers().ipsec_servers[0].effect_immediately is True, "EffectImmediately true")
+    print("RESULT update_now=ok")
+
+
 def phase_update_delete():
     sid = os.environ["API_SERVER_ID"]
+    time.sleep(3.2)  # past the OperationConflict window of the previous change
     new_ike = dict(IKE, IkeEncAlg="aes256", IkeAuthAlg="sha256", IkePfs="group14")
     token = str(uuid.uuid4())
     req = vpc.UpdateIpsecServerRequest(region_id=REGION, ipsec_server_id=sid,
@@ -266,7 +294,8 @@ def phase_generated_psk():
 
 
 PHASES = {"create": phase_create, "online": phase_online, "listed": phase_listed,
-          "errors": phase_errors, "update-delete": phase_update_delete,
+          "errors": phase_errors, "update-keep": phase_update_keep,
+          "update-now": phase_update_now, "update-delete": phase_update_delete,
           "generated-psk": phase_generated_psk}
 
 if __name__ == "__main__":
