@@ -244,7 +244,15 @@ fn verify_v3(
             .map(|(_, v)| v.as_str())
     };
     check_time(header("x-acs-date"), now_unix)?;
-    let nonce = header("x-acs-signature-nonce").unwrap_or_default();
+    let nonce = header("x-acs-signature-nonce")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                400,
+                "MissingSignatureNonce",
+                "x-acs-signature-nonce is mandatory",
+            )
+        })?;
     if !nonces.insert(key_id, nonce, now) {
         return Err(ApiError::nonce_used());
     }
@@ -405,6 +413,142 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api() -> ApiConfig {
+        let toml = r#"[gateway]
+vpn_gateway_id = "vpn-test0001"
+region_id = "local"
+[api]
+[[api.access_keys]]
+access_key_id = "ak-test"
+access_key_secret = "test-secret-0123456789"
+"#;
+        crate::config::Config::from_toml_str(toml, &[])
+            .unwrap()
+            .api()
+            .unwrap()
+            .clone()
+    }
+
+    fn owned(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const T0: &str = "2026-11-25T19:00:00Z";
+
+    /// Vector: aliyun-python-sdk-core 2.16.1 `rpc_signature_composer` (POST, with a value
+    /// that needs every kind of escaping).
+    #[test]
+    fn v1_matches_aliyun_python_sdk_core() {
+        let mut query = owned(&[
+            ("Action", "DescribeVpnGateway"),
+            ("VpnGatewayId", "vpn-test0001"),
+            ("Format", "JSON"),
+            ("Version", "2016-04-28"),
+            ("AccessKeyId", "ak-test"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", "nonce-2"),
+            ("Timestamp", T0),
+            ("RegionId", "local"),
+        ]);
+        // Form-body parameters are signed too.
+        let form = owned(&[("IkeConfig", r#"{"IkeEncAlg":"aes 256"}*~"#)]);
+        query.push(("Signature".into(), "6AQQBxzFH16J2b965DOCepv0SXg=".into()));
+        let req = Signed {
+            method: "POST",
+            path: "/",
+            query: &query,
+            form: &form,
+            headers: &[],
+            body: b"",
+        };
+        let now = parse_utc(T0).unwrap();
+        let mut nonces = NonceCache::default();
+        let caller = verify(&api(), &req, now, Instant::now(), &mut nonces).unwrap();
+        assert_eq!(caller.access_key_id, "ak-test");
+        let replay = verify(&api(), &req, now, Instant::now(), &mut nonces).unwrap_err();
+        assert_eq!(replay.code, "SignatureNonceUsed");
+        let mut nonces = NonceCache::default();
+        let late = verify(&api(), &req, now + 901, Instant::now(), &mut nonces).unwrap_err();
+        assert_eq!(late.code, "InvalidTimeStamp.Expired");
+        let tampered = owned(&[("IkeConfig", r#"{"IkeEncAlg":"aes 128"}*~"#)]);
+        let req = Signed {
+            form: &tampered,
+            ..req
+        };
+        let e = verify(
+            &api(),
+            &req,
+            now,
+            Instant::now(),
+            &mut NonceCache::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "SignatureDoesNotMatch");
+    }
+
+    /// Vector: alibabacloud-tea-openapi 0.4.6 `Utils.get_authorization` (ACS3-HMAC-SHA256).
+    #[test]
+    fn v3_matches_alibabacloud_tea_openapi() {
+        let query = owned(&[
+            ("IpsecServerId", "iss-abc"),
+            ("LocalSubnet", "192.168.0.0/24,10.1.0.0/16"),
+            ("IkeConfig", r#"{"IkeEncAlg":"aes 256"}"#),
+        ]);
+        let auth = "ACS3-HMAC-SHA256 Credential=ak-test,SignedHeaders=accept;host;user-agent;\
+                    x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;\
+                    x-acs-version,Signature=\
+                    c69915c9fa24029297b59ba9673738381ea46e4261a8304518f873a893f69617";
+        let headers = owned(&[
+            ("host", "127.0.0.1:8080"),
+            ("x-acs-action", "UpdateIpsecServer"),
+            ("x-acs-version", "2016-04-28"),
+            ("x-acs-date", T0),
+            ("x-acs-signature-nonce", "nonce-1"),
+            (
+                "x-acs-content-sha256",
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            ("accept", "application/json"),
+            ("user-agent", "AlibabaCloud (test)"),
+            ("authorization", auth),
+        ]);
+        let req = Signed {
+            method: "POST",
+            path: "/",
+            query: &query,
+            form: &[],
+            headers: &headers,
+            body: b"",
+        };
+        let now = parse_utc(T0).unwrap();
+        let mut nonces = NonceCache::default();
+        verify(&api(), &req, now, Instant::now(), &mut nonces).unwrap();
+        assert_eq!(
+            verify(&api(), &req, now, Instant::now(), &mut nonces)
+                .unwrap_err()
+                .code,
+            "SignatureNonceUsed"
+        );
+        let mut tampered = headers.clone();
+        tampered[1].1 = "DeleteIpsecServer".into();
+        let req = Signed {
+            headers: &tampered,
+            ..req
+        };
+        let e = verify(
+            &api(),
+            &req,
+            now,
+            Instant::now(),
+            &mut NonceCache::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "SignatureDoesNotMatch");
+    }
 
     #[test]
     fn encodings() {

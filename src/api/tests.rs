@@ -23,6 +23,10 @@ impl Backend for Fake {
 const SECRET: &str = "test-secret-0123456789";
 
 fn api(dir: &std::path::Path) -> Arc<Api> {
+    api_with(dir, "")
+}
+
+fn api_with(dir: &std::path::Path, extra: &str) -> Arc<Api> {
     let toml = format!(
         r#"[gateway]
 vpn_gateway_id = "vpn-test0001"
@@ -33,6 +37,7 @@ listen = "127.0.0.1:18080"
 [[api.access_keys]]
 access_key_id = "ak-test"
 access_key_secret = "{SECRET}"
+{extra}
 "#,
         dir.display()
     );
@@ -280,5 +285,38 @@ fn validation_codes_and_xml() {
         body.contains("<Error>") && body.contains("<Code>ClientIpPool.NetmaskInvalid</Code>"),
         "{body}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_server_is_adopted_until_the_api_changes_it() {
+    let dir = tmpdir("file");
+    let file = r#"[ipsec_server]
+ipsec_server_name = "from-file"
+local_subnet = ["192.168.0.0/24"]
+client_ip_pool = "10.0.0.0/24"
+psk = "file-psk-0123"
+"#;
+    let a = api_with(&dir, file);
+    let (_, l) = call(&a, &v1(&[("Action", "ListIpsecServers")], SECRET));
+    let s = &l["IpsecServers"][0];
+    assert_eq!(s["IpsecServerName"], "from-file");
+    assert_eq!(s["Psk"], "file-psk-0123");
+    assert!(
+        !dir.join(state::FILE_NAME).exists(),
+        "nothing written before a change"
+    );
+    let id = s["IpsecServerId"].as_str().unwrap().to_owned();
+    let del = [
+        ("Action", "DeleteIpsecServer"),
+        ("IpsecServerId", id.as_str()),
+    ];
+    assert_eq!(call(&a, &v1(&del, SECRET)).0, 200);
+    wait_active(&a);
+    drop(a);
+    // The API's state now wins over [ipsec_server]: the deleted server stays deleted.
+    let b = api_with(&dir, file);
+    let (_, l) = call(&b, &v1(&[("Action", "ListIpsecServers")], SECRET));
+    assert_eq!(l["TotalCount"], 0, "{l}");
     let _ = std::fs::remove_dir_all(&dir);
 }
