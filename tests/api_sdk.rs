@@ -89,10 +89,12 @@ impl Api<'_> {
     }
 }
 
-fn start_daemon(topo: &Topology, config: &std::path::Path) -> u32 {
+/// Starts the daemon; its log is `{dir}/{name}.log`.
+fn start_daemon(topo: &Topology, name: &str, config: &std::path::Path) -> u32 {
+    topo.add_log(name, &topo.dir().join(format!("{name}.log")));
     let pid = topo.spawn(
         Role::Gateway,
-        "ipsec-server",
+        name,
         common::gateway::Daemon::BIN,
         &["run", "--config", config.to_str().unwrap()],
         &[("RUST_LOG", "debug")],
@@ -150,8 +152,7 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
     std::fs::create_dir_all(&state).unwrap();
     let config = dir.join("config.toml");
     std::fs::write(&config, daemon_toml(state.to_str().unwrap())).unwrap();
-    topo.add_log("ipsec-server", &topo.dir().join("ipsec-server.log"));
-    let pid = start_daemon(&topo, &config);
+    let pid = start_daemon(&topo, "ipsec-server", &config);
     assert!(!udp_bound(&topo, 500), "a bare gateway serves no IKE");
 
     let mut api = Api {
@@ -189,7 +190,7 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
     // Restart: the server made through the API is back, and serves IKE again.
     topo.kill(pid);
     assert!(!udp_bound(&topo, 500), "stopped daemon still bound");
-    let pid = start_daemon(&topo, &config);
+    let pid = start_daemon(&topo, "ipsec-server-2", &config);
     api.phase(&["listed"]);
     assert!(
         poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
@@ -241,4 +242,16 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
     );
     api.phase(&["generated-psk"]);
     topo.kill(pid);
+
+    // No secret reached the logs (RUST_LOG=debug), in either run.
+    for name in ["ipsec-server", "ipsec-server-2"] {
+        let log = std::fs::read_to_string(topo.dir().join(format!("{name}.log"))).unwrap();
+        assert!(
+            log.contains("API request"),
+            "{name}.log has no API requests"
+        );
+        for secret in [SECRET, PSK, PSK2, "updated-psk-1"] {
+            assert!(!log.contains(secret), "{name}.log contains a secret");
+        }
+    }
 }
