@@ -203,6 +203,20 @@ def phase_errors():
     # server's string to sign (in the message, as the cloud returns it) equals its own.
     expect_error("bad-signature-v1", lambda: v1_call(r, "wrong-secret"), "InvalidAccessKeySecret",
                  400)
+    # Unsigned (plain HTTP, no SDK): Forbidden, in Alibaba's error body, JSON and XML.
+    import urllib.error
+    import urllib.request
+    for fmt, probe in (("JSON", '"Code":"Forbidden"'), ("XML", "<Code>Forbidden</Code>")):
+        url = f"http://{ENDPOINT}/?Action=DescribeVpnGateway&VpnGatewayId={GW}&Format={fmt}"
+        try:
+            urllib.request.urlopen(url, timeout=10)
+            fail("an unsigned request succeeded")
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            check(e.code == 403 and probe in body, f"unsigned: {e.code} {body}")
+            for field in ("RequestId", "HostId", "Message", "Recommend"):
+                check(field in body, f"error body lacks {field}: {body}")
+    print("RESULT error unsigned=Forbidden")
     # The v1 SDK: describe in JSON and in XML (Format=XML).
     r = DescribeVpnGatewayRequest()
     r.set_VpnGatewayId(GW)
