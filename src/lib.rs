@@ -4,6 +4,7 @@
 //! `ike` (sans-IO responder) → `ipsec` (SA database, ESP) → `pool` → `io`/`daemon` (OS code).
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod crypto;
 pub mod daemon;

@@ -135,6 +135,14 @@ impl Config {
         })
     }
 
+    /// The same gateway serving `server` instead (the control API swaps servers this way).
+    pub fn with_ipsec_server(&self, server: Option<IpsecServerConfig>) -> Self {
+        Self {
+            ipsec_server: server,
+            ..self.clone()
+        }
+    }
+
     pub fn gateway(&self) -> &GatewayConfig {
         &self.gateway
     }

@@ -39,12 +39,20 @@ pub(crate) enum ControlMsg {
         remote: SocketAddr,
     },
     Status(Sender<String>),
+    /// Clients with an established IKE SA (ListIpsecServers' OnlineClientCount).
+    OnlineClients(Sender<usize>),
+    /// New settings for new IKE SAs (UpdateIpsecServer); `delete_all`: EffectImmediately,
+    /// existing IKE SAs are deleted so clients renegotiate with the new settings.
+    Reconfigure {
+        config: Arc<ResponderConfig>,
+        delete_all: bool,
+    },
     Shutdown,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("no [ipsec_server] configured (the control API is not available yet)")]
+    #[error("no IPsec server to serve (no [ipsec_server] and no [api])")]
     NoServer,
     #[error("{what}: {source}")]
     Os {
@@ -61,27 +69,200 @@ fn os(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
 /// UDP socket buffers: large, so bursts are not dropped (BENCH-ANCHORS.md).
 const SOCKET_BUFFER: usize = 8 << 20;
 
-/// Runs the gateway until SIGINT or SIGTERM.
+/// Runs the gateway until SIGINT or SIGTERM. Without `[api]` it serves `[ipsec_server]`;
+/// with `[api]` it serves the control API and whatever server the API's state (or, before
+/// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway).
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let rcfg = Arc::new(ResponderConfig::from_config(&config).ok_or(DaemonError::NoServer)?);
-    let gw = config.gateway();
-    let workers = match gw.workers() {
-        Some(n) => n.get() as usize,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+    let Some(api_cfg) = config.api().cloned() else {
+        let stack = Stack::start(&config)?;
+        wait_for_signal();
+        info!("shutting down");
+        stack.stop();
+        return Ok(());
     };
-    let mtu = tun_mtu(&rcfg);
-    let queues = io::tun::create(gw.tun_name(), mtu, workers)
-        .map_err(os(format!("creating TUN {}", gw.tun_name())))?;
-    info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
-    let mut os_state = OsState::default();
-    let result = (|| {
-        os_state.setup(&config, &rcfg)?;
-        serve(&config, rcfg.clone(), queues, workers)
-    })();
-    os_state.teardown();
-    result
+    let manager = Arc::new(StackManager::new(config.clone()));
+    let backend: Arc<dyn crate::api::Backend> = manager.clone();
+    let api = crate::api::Api::open(&config, backend).map_err(|e| DaemonError::Os {
+        what: format!("control API state: {e}"),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+    })?;
+    let listener = std::net::TcpListener::bind(api_cfg.listen()).map_err(os(format!(
+        "binding the control API on {}",
+        api_cfg.listen()
+    )))?;
+    info!(listen = %api_cfg.listen(), "control API listening");
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler: crate::api::http::Handler = {
+        let api = api.clone();
+        Arc::new(move |req, peer| api.handle(req, peer))
+    };
+    let http = {
+        let stop = stop.clone();
+        spawn("api-http".into(), move || {
+            crate::api::http::serve(listener, stop, handler)
+        })?
+    };
+    if let Err(e) = api.start() {
+        warn!("{e}; serving the API only");
+    }
+    wait_for_signal();
+    info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    let _ = http.join();
+    manager.shutdown();
+    Ok(())
+}
+
+/// The serving stack as the API's [`crate::api::Backend`]: starts, reconfigures and stops
+/// one [`Stack`].
+struct StackManager {
+    base: Config,
+    stack: std::sync::Mutex<ManagerState>,
+}
+
+#[derive(Default)]
+struct ManagerState {
+    running: Option<(Stack, Arc<ResponderConfig>)>,
+    shut_down: bool,
+}
+
+impl StackManager {
+    fn new(base: Config) -> Self {
+        Self {
+            base,
+            stack: std::sync::Mutex::new(ManagerState::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManagerState> {
+        self.stack.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the stack for good (daemon shutdown); later applies do nothing.
+    fn shutdown(&self) {
+        let mut st = self.lock();
+        st.shut_down = true;
+        if let Some((stack, _)) = st.running.take() {
+            stack.stop();
+        }
+    }
+}
+
+impl crate::api::Backend for StackManager {
+    fn apply(
+        &self,
+        server: Option<&crate::config::IpsecServerConfig>,
+        effect_immediately: bool,
+    ) -> Result<(), String> {
+        let mut st = self.lock();
+        if st.shut_down {
+            return Ok(());
+        }
+        let Some(server) = server else {
+            if let Some((stack, _)) = st.running.take() {
+                stack.stop();
+            }
+            return Ok(());
+        };
+        let config = self.base.with_ipsec_server(Some(server.clone()));
+        let rcfg = Arc::new(
+            ResponderConfig::from_config(&config)
+                .ok_or("the server's algorithms have no transform")?,
+        );
+        if let Some((stack, old)) = &mut st.running {
+            // Same pool and TUN MTU: the stack stays; new IKE SAs use the new settings.
+            if old.pool == rcfg.pool && tun_mtu(old) == tun_mtu(&rcfg) {
+                stack
+                    .ctl_tx
+                    .send(ControlMsg::Reconfigure {
+                        config: rcfg.clone(),
+                        delete_all: effect_immediately,
+                    })
+                    .map_err(|_| "the IKE thread has ended".to_string())?;
+                *old = rcfg;
+                return Ok(());
+            }
+        }
+        // Pool or TUN-level change (or nothing running): restart the stack.
+        if let Some((stack, _)) = st.running.take() {
+            stack.stop();
+        }
+        let stack = Stack::start(&config).map_err(|e| e.to_string())?;
+        st.running = Some((stack, rcfg));
+        Ok(())
+    }
+
+    fn online_clients(&self) -> usize {
+        let st = self.lock();
+        let Some((stack, _)) = &st.running else {
+            return 0;
+        };
+        let (tx, rx) = mpsc::channel();
+        if stack.ctl_tx.send(ControlMsg::OnlineClients(tx)).is_err() {
+            return 0;
+        }
+        rx.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
+    }
+}
+
+/// The serving stack of one IPsec server: TUN device, routes and nftables rules, UDP
+/// sockets, data-plane workers, the IKE thread and the status socket. Started by
+/// [`Stack::start`], torn down (DELETE to every peer first) by [`Stack::stop`].
+pub struct Stack {
+    ctl_tx: Sender<ControlMsg>,
+    ctl_thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    sad: Arc<Sad>,
+    sock_path: PathBuf,
+    os_state: OsState,
+}
+
+impl Stack {
+    /// Brings up the stack for `config`'s `[ipsec_server]`.
+    pub fn start(config: &Config) -> Result<Stack, DaemonError> {
+        let rcfg = Arc::new(ResponderConfig::from_config(config).ok_or(DaemonError::NoServer)?);
+        let gw = config.gateway();
+        let workers = match gw.workers() {
+            Some(n) => n.get() as usize,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+        let mtu = tun_mtu(&rcfg);
+        let queues = io::tun::create(gw.tun_name(), mtu, workers)
+            .map_err(os(format!("creating TUN {}", gw.tun_name())))?;
+        info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
+        let mut os_state = OsState::default();
+        if let Err(e) = os_state.setup(config, &rcfg) {
+            os_state.teardown();
+            return Err(e);
+        }
+        match serve(config, rcfg, queues, workers, os_state) {
+            Ok(stack) => Ok(stack),
+            Err(failed) => {
+                let (e, mut os_state) = *failed;
+                os_state.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    /// DELETE to every peer, then threads joined, SAs cleared, OS state undone.
+    pub fn stop(mut self) {
+        let _ = self.ctl_tx.send(ControlMsg::Shutdown);
+        if let Some(t) = self.ctl_thread.take() {
+            let _ = t.join();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.sock_path);
+        self.sad.clear();
+        self.os_state.teardown();
+        info!("IPsec server stopped");
+    }
 }
 
 /// The TUN MTU so that a full inner packet still fits a 1500-byte path after ESP-in-UDP:
@@ -142,17 +323,50 @@ impl OsState {
     }
 }
 
+/// Starts the threads of a stack; on failure the threads started so far are stopped and
+/// the OS state is handed back for teardown.
 fn serve(
     config: &Config,
     rcfg: Arc<ResponderConfig>,
     queues: Vec<io::tun::TunQueue>,
     workers: usize,
-) -> Result<(), DaemonError> {
+    os_state: OsState,
+) -> Result<Stack, Box<(DaemonError, OsState)>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    match serve_inner(config, rcfg, queues, workers, &stop, &mut threads) {
+        Ok((ctl_tx, ctl_thread, sad, sock_path)) => Ok(Stack {
+            ctl_tx,
+            ctl_thread: Some(ctl_thread),
+            threads,
+            stop,
+            sad,
+            sock_path,
+            os_state,
+        }),
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                let _ = t.join();
+            }
+            Err(Box::new((e, os_state)))
+        }
+    }
+}
+
+type Started = (Sender<ControlMsg>, JoinHandle<()>, Arc<Sad>, PathBuf);
+
+fn serve_inner(
+    config: &Config,
+    rcfg: Arc<ResponderConfig>,
+    queues: Vec<io::tun::TunQueue>,
+    workers: usize,
+    stop: &Arc<AtomicBool>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Started, DaemonError> {
     let gw = config.gateway();
     let sad = Arc::new(Sad::new());
-    let stop = Arc::new(AtomicBool::new(false));
     let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>();
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
 
     let mut ike_sockets = Vec::new();
     let mut natt_for_ike = None;
@@ -221,18 +435,7 @@ fn serve(
         send: SendBatch::new(4, 65536),
     };
     let ctl_thread = spawn("ike".into(), move || plane.run(ctl_rx))?;
-
-    wait_for_signal();
-    info!("shutting down");
-    let _ = ctl_tx.send(ControlMsg::Shutdown);
-    let _ = ctl_thread.join();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    let _ = std::fs::remove_file(&sock_path);
-    sad.clear();
-    Ok(())
+    Ok((ctl_tx, ctl_thread, sad, sock_path))
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
@@ -332,6 +535,18 @@ impl ControlPlane {
                 }
                 Ok(ControlMsg::Status(reply)) => {
                     let _ = reply.send(control::render_status(&self.responder, &self.sad));
+                }
+                Ok(ControlMsg::OnlineClients(reply)) => {
+                    let _ = reply.send(self.responder.online_clients());
+                }
+                Ok(ControlMsg::Reconfigure { config, delete_all }) => {
+                    // Existing IKE SAs keep what they negotiated; new ones use `config`.
+                    self.responder.cfg = config;
+                    if delete_all {
+                        let actions = self.responder.delete_all(&mut rng);
+                        self.apply(actions);
+                    }
+                    info!(delete_all, "responder reconfigured");
                 }
                 Ok(ControlMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     let actions = self.responder.delete_all(&mut rng);

@@ -1,0 +1,322 @@
+//! The API service driven in memory: a fake backend, requests signed with RPC signature v1
+//! as `aliyun-python-sdk-core` signs them. The SDKs themselves drive a real daemon in
+//! `tests/api_sdk.rs`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+struct Fake {
+    applied: AtomicUsize,
+}
+
+impl Backend for Fake {
+    fn apply(&self, _: Option<&IpsecServerConfig>, _: bool) -> Result<(), String> {
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn online_clients(&self) -> usize {
+        0
+    }
+}
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn api(dir: &std::path::Path) -> Arc<Api> {
+    api_with(dir, "")
+}
+
+fn api_with(dir: &std::path::Path, extra: &str) -> Arc<Api> {
+    let toml = format!(
+        r#"[gateway]
+vpn_gateway_id = "vpn-test0001"
+region_id = "local"
+state_dir = "{}"
+[api]
+listen = "127.0.0.1:18080"
+[[api.access_keys]]
+access_key_id = "ak-test"
+access_key_secret = "{SECRET}"
+{extra}
+"#,
+        dir.display()
+    );
+    let cfg = Config::from_toml_str(&toml, &[]).unwrap();
+    Api::open(
+        &cfg,
+        Arc::new(Fake {
+            applied: AtomicUsize::new(0),
+        }),
+    )
+    .unwrap()
+}
+
+/// A v1-signed GET with `params`.
+fn v1(params: &[(&str, &str)], secret: &str) -> Request {
+    v1_at(params, secret, now_unix())
+}
+
+/// As [`v1`], with `Timestamp` = `unix`.
+fn v1_at(params: &[(&str, &str)], secret: &str, unix: i64) -> Request {
+    let nonce = request_id();
+    let ts = sign::format_utc(unix);
+    let mut all: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, v) in [
+        ("AccessKeyId", "ak-test"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce.as_str()),
+        ("Timestamp", ts.as_str()),
+        ("Version", VERSION),
+        ("Format", "JSON"),
+    ] {
+        if !all.iter().any(|(have, _)| have == k) {
+            all.push((k.into(), v.into()));
+        }
+    }
+    let mut enc: Vec<(String, String)> = all
+        .iter()
+        .map(|(k, v)| (sign::percent_encode(k), sign::percent_encode(v)))
+        .collect();
+    enc.sort();
+    let canon = enc
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let to_sign = format!("GET&%2F&{}", sign::percent_encode(&canon));
+    let mut mac =
+        <hmac::Hmac<sha1::Sha1> as hmac::Mac>::new_from_slice(format!("{secret}&").as_bytes())
+            .unwrap();
+    hmac::Mac::update(&mut mac, to_sign.as_bytes());
+    let sig = sign::base64(&hmac::Mac::finalize(mac).into_bytes());
+    let query = format!("{canon}&Signature={}", sign::percent_encode(&sig));
+    Request {
+        method: "GET".into(),
+        path: "/".into(),
+        query,
+        headers: vec![("host".into(), "127.0.0.1".into())],
+        body: Vec::new(),
+    }
+}
+
+fn call(api: &Arc<Api>, req: &Request) -> (u16, Value) {
+    let r = api.handle(req, "127.0.0.1:1".parse().unwrap());
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+fn wait_active(api: &Arc<Api>) {
+    for _ in 0..100 {
+        let (_, v) = call(
+            api,
+            &v1(
+                &[
+                    ("Action", "DescribeVpnGateway"),
+                    ("VpnGatewayId", "vpn-test0001"),
+                ],
+                SECRET,
+            ),
+        );
+        if v["Status"] == "active" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("never active");
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("api-unit-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn lifecycle_and_errors() {
+    let dir = tmpdir("life");
+    let a = api(&dir);
+    let create = [
+        ("Action", "CreateIpsecServer"),
+        ("RegionId", "local"),
+        ("VpnGatewayId", "vpn-test0001"),
+        ("LocalSubnet", "192.168.0.0/24"),
+        ("ClientIpPool", "10.0.0.0/24"),
+        ("ClientToken", "tok-1"),
+    ];
+    // Bad signature and unsigned requests.
+    assert_eq!(
+        call(&a, &v1(&create, "wrong")).1["Code"],
+        "SignatureDoesNotMatch"
+    );
+    let mut unsigned = v1(&create, SECRET);
+    unsigned.query = "Action=CreateIpsecServer".into();
+    assert_eq!(call(&a, &unsigned).0, 403);
+    // Clock skew beyond 15 minutes, either way.
+    let describe = [
+        ("Action", "DescribeVpnGateway"),
+        ("VpnGatewayId", "vpn-test0001"),
+    ];
+    for off in [-16 * 60, 16 * 60] {
+        let r = v1_at(&describe, SECRET, now_unix() + off);
+        assert_eq!(call(&a, &r).1["Code"], "InvalidTimeStamp.Expired");
+    }
+    // Unknown AccessKeyId.
+    let mut r = v1(&describe, SECRET);
+    r.query = r
+        .query
+        .replace("AccessKeyId=ak-test", "AccessKeyId=ak-nope");
+    assert_eq!(call(&a, &r).1["Code"], "InvalidAccessKeyId.NotFound");
+    // Replay of the very same signed request.
+    let req = v1(
+        &[
+            ("Action", "DescribeVpnGateway"),
+            ("VpnGatewayId", "vpn-test0001"),
+        ],
+        SECRET,
+    );
+    assert_eq!(call(&a, &req).0, 200);
+    assert_eq!(call(&a, &req).1["Code"], "SignatureNonceUsed");
+
+    let (st, v) = call(&a, &v1(&create, SECRET));
+    assert_eq!(st, 200, "{v}");
+    let id = v["IpsecServerId"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("iss-"));
+    // Same token: same answer while configuring, and no second server.
+    let (st, again) = call(&a, &v1(&create, SECRET));
+    assert_eq!((st, &again["IpsecServerId"]), (200, &v["IpsecServerId"]));
+    let mut other = create.to_vec();
+    other[5] = ("ClientToken", "tok-2");
+    assert_eq!(
+        call(&a, &v1(&other, SECRET)).1["Code"],
+        "VpnGateway.Configuring"
+    );
+    wait_active(&a);
+    assert_eq!(
+        call(&a, &v1(&other, SECRET)).1["Code"],
+        "OperationFailed.IPsecServerExist"
+    );
+    let (_, l) = call(
+        &a,
+        &v1(
+            &[("Action", "ListIpsecServers"), ("RegionId", "local")],
+            SECRET,
+        ),
+    );
+    let s = &l["IpsecServers"][0];
+    assert_eq!(s["IpsecServerId"], id.as_str());
+    assert_eq!(s["Psk"].as_str().unwrap().len(), 16, "generated PSK");
+    let upd = [
+        ("Action", "UpdateIpsecServer"),
+        ("IpsecServerId", id.as_str()),
+        ("Psk", "new-psk"),
+    ];
+    assert_eq!(call(&a, &v1(&upd, SECRET)).1["Code"], "OperationConflict");
+
+    // Restart: a new service over the same state dir sees the server.
+    drop(a);
+    let b = api(&dir);
+    let (_, l) = call(&b, &v1(&[("Action", "ListIpsecServers")], SECRET));
+    assert_eq!(l["TotalCount"], 1);
+    assert_eq!(l["IpsecServers"][0]["IpsecServerId"], id.as_str());
+    let del = [
+        ("Action", "DeleteIpsecServer"),
+        ("IpsecServerId", id.as_str()),
+        ("DryRun", "true"),
+    ];
+    assert_eq!(call(&b, &v1(&del, SECRET)).1["Code"], "DryRunOperation");
+    let del = [
+        ("Action", "DeleteIpsecServer"),
+        ("IpsecServerId", id.as_str()),
+    ];
+    assert_eq!(call(&b, &v1(&del, SECRET)).0, 200);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn validation_codes_and_xml() {
+    let dir = tmpdir("codes");
+    let a = api(&dir);
+    let base = |pool: &'static str, extra: Option<(&'static str, &'static str)>| {
+        let mut p = vec![
+            ("Action", "CreateIpsecServer"),
+            ("VpnGatewayId", "vpn-test0001"),
+            ("LocalSubnet", "192.168.0.0/24"),
+            ("ClientIpPool", pool),
+        ];
+        p.extend(extra);
+        p
+    };
+    let code = |p: Vec<(&str, &str)>| call(&a, &v1(&p, SECRET)).1["Code"].clone();
+    assert_eq!(
+        code(base("10.0.0.0/30", None)),
+        codes::CLIENT_IP_POOL_NETMASK_INVALID
+    );
+    assert_eq!(
+        code(base("192.168.0.0/24", None)),
+        codes::CLIENT_IP_POOL_CONFLICT
+    );
+    assert_eq!(
+        code(base("10.0.0.0/24", Some(("PskEnabled", "false")))),
+        codes::ILLEGAL_AUTH_METHOD
+    );
+    assert_eq!(
+        code(base(
+            "10.0.0.0/24",
+            Some(("IpsecConfig", r#"{"IpsecPfs":"group99"}"#))
+        )),
+        codes::UNSUPPORTED_IPSEC_PFS
+    );
+    let mut wrong_gw = base("10.0.0.0/24", None);
+    wrong_gw[1] = ("VpnGatewayId", "vpn-other");
+    assert_eq!(call(&a, &v1(&wrong_gw, SECRET)).0, 404);
+    let mut p = base("10.0.0.0/30", None);
+    p.push(("Format", "XML"));
+    let req = v1(&p, SECRET);
+    let r = a.handle(&req, "127.0.0.1:1".parse().unwrap());
+    let body = String::from_utf8(r.body).unwrap();
+    assert_eq!(r.status, 400, "{body}");
+    assert!(
+        body.contains("<Error>") && body.contains("<Code>ClientIpPool.NetmaskInvalid</Code>"),
+        "{body}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_server_is_adopted_until_the_api_changes_it() {
+    let dir = tmpdir("file");
+    let file = r#"[ipsec_server]
+ipsec_server_name = "from-file"
+local_subnet = ["192.168.0.0/24"]
+client_ip_pool = "10.0.0.0/24"
+psk = "file-psk-0123"
+"#;
+    let a = api_with(&dir, file);
+    let (_, l) = call(&a, &v1(&[("Action", "ListIpsecServers")], SECRET));
+    let s = &l["IpsecServers"][0];
+    assert_eq!(s["IpsecServerName"], "from-file");
+    assert_eq!(s["Psk"], "file-psk-0123");
+    assert!(
+        !dir.join(state::FILE_NAME).exists(),
+        "nothing written before a change"
+    );
+    let id = s["IpsecServerId"].as_str().unwrap().to_owned();
+    let del = [
+        ("Action", "DeleteIpsecServer"),
+        ("IpsecServerId", id.as_str()),
+    ];
+    assert_eq!(call(&a, &v1(&del, SECRET)).0, 200);
+    wait_active(&a);
+    drop(a);
+    // The API's state now wins over [ipsec_server]: the deleted server stays deleted.
+    let b = api_with(&dir, file);
+    let (_, l) = call(&b, &v1(&[("Action", "ListIpsecServers")], SECRET));
+    assert_eq!(l["TotalCount"], 0, "{l}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
