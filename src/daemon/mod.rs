@@ -6,6 +6,13 @@
 //! core owns a TUN queue and a reuse-port UDP 4500 socket; one thread answers `status` on a
 //! Unix socket. The main thread waits for SIGINT/SIGTERM, then shuts everything down: DELETE
 //! to every peer, SAs cleared, routes and nftables rules removed, the TUN device closed.
+//!
+//! All of that per server is one [`Stack`] ([`Stack::start`] / [`Stack::stop`]). Without
+//! `[api]`, `run` starts the stack of `[ipsec_server]` and stops it on a signal. With `[api]`,
+//! `run` serves the control API ([`crate::api`]) on threads of its own and a `StackManager`
+//! applies the API's changes: start the stack on Create, reconfigure the running responder on
+//! Update (`ControlMsg::Reconfigure`; a new pool or TUN MTU restarts the stack instead), stop
+//! it on Delete.
 
 mod control;
 mod worker;

@@ -154,6 +154,17 @@ def phase_listed():
     check(s.ipsec_server_id == os.environ["API_SERVER_ID"], "same id after restart")
     check(s.psk == PSK, "same PSK after restart")
     wait_active()
+    # Filters and paging.
+    sid = os.environ["API_SERVER_ID"]
+    check(list_servers(ipsec_server_id=[sid]).total_count == 1, "filter by id")
+    check(list_servers(ipsec_server_id=["iss-other"]).total_count == 0, "filter by other id")
+    check(list_servers(ipsec_server_name="sdk-made").total_count == 1, "filter by name")
+    check(list_servers(ipsec_server_name="nope").total_count == 0, "filter by other name")
+    page = list_servers(max_results=1)
+    check(len(page.ipsec_servers) == 1 and page.max_results == 1 and not page.next_token,
+          "one page of one")
+    expect_error("max-results", lambda: list_servers(max_results=21), "IllegalParam.MaxResults",
+                 400)
     print("RESULT listed=ok")
 
 
