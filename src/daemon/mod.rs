@@ -7,6 +7,7 @@
 //! Unix socket. The main thread waits for SIGINT/SIGTERM, then shuts everything down: DELETE
 //! to every peer, SAs cleared, routes and nftables rules removed, the TUN device closed.
 
+mod client;
 mod control;
 mod worker;
 
@@ -29,6 +30,7 @@ use crate::io::udp::{RecvBatch, SendBatch};
 use crate::ipsec::Sad;
 use crate::wire::NON_ESP_MARKER;
 
+pub use client::{run_client, ClientArgs};
 pub use control::{query_status, socket_path};
 
 /// Messages to the control-plane thread.
