@@ -74,7 +74,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             .unwrap_or(1),
     };
     let mtu = tun_mtu(&rcfg);
-    let queues = io::tun::create(gw.tun_name(), mtu, workers)
+    let queues = io::tun::create_offload(gw.tun_name(), mtu, workers)
         .map_err(os(format!("creating TUN {}", gw.tun_name())))?;
     info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
     let mut os_state = OsState::default();
