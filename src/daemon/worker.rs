@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use tracing::{debug, warn};
 
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
-use crate::io::udp::{RecvBatch, SendBatch};
+use crate::io::udp::{segments, RecvBatch, SendBatch};
 use crate::ipsec::{EspError, Sad};
 use crate::wire::{classify_4500, Udp4500};
 
@@ -33,6 +33,8 @@ const BATCH: usize = 64;
 const SLOT: usize = 2048;
 /// TUN reads per wake-up (each may bring a super-packet of many segments).
 const TUN_BURST: usize = BATCH;
+/// Receive slot with UDP GRO: a coalesced datagram is up to 64 KiB.
+const GRO_SLOT: usize = 65535;
 /// Where packets start in TUN buffers: room for the virtio-net header in front.
 const HDR: usize = VIRTIO_NET_HDR_LEN;
 
@@ -51,7 +53,7 @@ struct Buffers {
 }
 
 impl Buffers {
-    fn new(offload: bool) -> Self {
+    fn new(offload: bool, gro_rx: bool) -> Self {
         // Only the first buffer of a flow grows during GRO; without offload nothing grows.
         let cap = if offload {
             HDR + MAX_SUPER_PACKET
@@ -63,7 +65,7 @@ impl Buffers {
         // one UDP GSO send.
         tx.set_gso(true);
         Buffers {
-            rx: RecvBatch::new(BATCH, SLOT),
+            rx: RecvBatch::new(BATCH, if gro_rx { GRO_SLOT } else { SLOT }),
             tx,
             to_tun: (0..BATCH).map(|_| Vec::with_capacity(cap)).collect(),
             gro: GROTable::new(),
@@ -87,7 +89,15 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn run(self) {
         let mut rng = StdRng::from_entropy();
-        let mut b = Buffers::new(self.tun.offload());
+        // UDP GRO: the kernel hands over runs of ESP datagrams from one peer as one.
+        let gro_rx = match crate::io::udp::enable_gro(&self.udp) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(worker = self.id, "no UDP GRO: {e}");
+                false
+            }
+        };
+        let mut b = Buffers::new(self.tun.offload(), gro_rx);
         let fds = [self.udp_fd(), self.tun.fd()];
         while !self.stop.load(Ordering::Relaxed) {
             let ready = match crate::io::poll::wait_readable(&fds, Duration::from_millis(200)) {
@@ -131,49 +141,53 @@ impl Worker {
             let sad = self.sad.snapshot();
             let mut k = 0;
             for i in 0..n {
-                let (meta, data) = rx.get(i);
-                match classify_4500(data) {
-                    Ok(Udp4500::Esp(esp)) => {
-                        let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                        let Some(sa) = sad.inbound(spi) else { continue };
-                        let buf = &mut to_tun[k];
-                        // Within capacity: no allocation.
-                        buf.resize(HDR + SLOT, 0);
-                        match sa.open(esp, &mut buf[HDR..]) {
-                            Ok(o) => {
-                                buf.truncate(HDR + o.len);
-                                k += 1;
-                                if let Some(out) = sad.outbound(sa.client_vip) {
-                                    if out.remote() != meta.src {
-                                        debug!(old = %out.remote(), new = %meta.src, "client's outer address changed");
-                                        out.set_remote(meta.src);
+                let (meta, datagram) = rx.get(i);
+                for data in segments(meta, datagram) {
+                    if k == to_tun.len() {
+                        self.write_tun(gro, to_tun);
+                        k = 0;
+                    }
+                    match classify_4500(data) {
+                        Ok(Udp4500::Esp(esp)) => {
+                            let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
+                            let Some(sa) = sad.inbound(spi) else { continue };
+                            let buf = &mut to_tun[k];
+                            // Within capacity: no allocation.
+                            buf.resize(HDR + SLOT, 0);
+                            match sa.open(esp, &mut buf[HDR..]) {
+                                Ok(o) => {
+                                    buf.truncate(HDR + o.len);
+                                    k += 1;
+                                    if let Some(out) = sad.outbound(sa.client_vip) {
+                                        if out.remote() != meta.src {
+                                            debug!(old = %out.remote(), new = %meta.src, "peer's outer address changed");
+                                            out.set_remote(meta.src);
+                                        }
                                     }
                                 }
+                                Err(EspError::Dummy) => {}
+                                Err(e) => {
+                                    debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
+                                }
                             }
-                            Err(EspError::Dummy) => {}
-                            Err(e) => debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}"),
                         }
+                        Ok(Udp4500::Ike(ike)) => {
+                            let local = SocketAddr::new(
+                                meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                                self.nat_t_port,
+                            );
+                            let _ = self.control.send(ControlMsg::Ike {
+                                bytes: ike.to_vec(),
+                                local,
+                                remote: meta.src,
+                            });
+                        }
+                        Ok(Udp4500::Keepalive) => {}
+                        Err(_) => {}
                     }
-                    Ok(Udp4500::Ike(ike)) => {
-                        let local = SocketAddr::new(
-                            meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-                            self.nat_t_port,
-                        );
-                        let _ = self.control.send(ControlMsg::Ike {
-                            bytes: ike.to_vec(),
-                            local,
-                            remote: meta.src,
-                        });
-                    }
-                    Ok(Udp4500::Keepalive) => {}
-                    Err(_) => {}
                 }
             }
-            if k > 0 {
-                if let Err(e) = self.tun.send_batch(gro, &mut to_tun[..k], HDR) {
-                    debug!(worker = self.id, "TUN write: {e}");
-                }
-            }
+            self.write_tun(gro, &mut to_tun[..k]);
             if n < BATCH {
                 return;
             }
@@ -225,6 +239,16 @@ impl Worker {
             }
         }
         self.flush(tx);
+    }
+
+    /// Writes decrypted packets (`HDR..` of each buffer) into the TUN, GRO-coalesced.
+    fn write_tun(&self, gro: &mut GROTable, bufs: &mut [Vec<u8>]) {
+        if bufs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tun.send_batch(gro, bufs, HDR) {
+            debug!(worker = self.id, "TUN write: {e}");
+        }
     }
 
     fn flush(&self, tx: &mut SendBatch) {

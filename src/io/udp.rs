@@ -121,6 +121,24 @@ pub struct RecvMeta {
     pub dst_ip: Option<IpAddr>,
     /// The datagram was longer than the slot and its tail was discarded (`MSG_TRUNC`).
     pub truncated: bool,
+    /// With UDP GRO ([`enable_gro`]): the kernel coalesced datagrams of this size (the last
+    /// may be shorter) into this slot; split it into `segment`-byte chunks.
+    pub segment: Option<usize>,
+}
+
+/// Turns on UDP GRO (`UDP_GRO`, Linux ≥ 5.0) for `sock`: the kernel may hand over several
+/// same-size datagrams of one flow as one, with their size in a control message
+/// ([`RecvMeta::segment`]). Receive into slots of at least 65535 bytes then, or coalesced
+/// datagrams are truncated.
+pub fn enable_gro(sock: &UdpSocket) -> io::Result<()> {
+    setsockopt_int(sock.as_raw_fd(), libc::SOL_UDP, UDP_GRO, 1)
+        .map_err(|e| context("setsockopt(UDP_GRO)", e))
+}
+
+/// The datagrams in `data` as received with `meta`: one, or the chunks of a GRO datagram.
+pub fn segments<'a>(meta: &RecvMeta, data: &'a [u8]) -> std::slice::Chunks<'a, u8> {
+    let seg = meta.segment.filter(|s| *s > 0).unwrap_or(data.len()).max(1);
+    data.chunks(seg)
 }
 
 /// Buffers for receiving up to `n` datagrams with one `recvmmsg`.
@@ -218,6 +236,7 @@ impl RecvBatch {
                 src: read_sockaddr(&self.addrs[i], h.msg_namelen).unwrap_or(UNSPECIFIED),
                 dst_ip: read_pktinfo(h),
                 truncated: h.msg_flags & libc::MSG_TRUNC != 0,
+                segment: read_gro_segment(h),
             };
         }
         self.count = got;
@@ -602,6 +621,7 @@ static EMPTY_META: RecvMeta = RecvMeta {
     src: UNSPECIFIED,
     dst_ip: None,
     truncated: false,
+    segment: None,
 };
 
 fn zeroed_storage() -> libc::sockaddr_storage {
@@ -684,6 +704,28 @@ fn read_sockaddr(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<So
     }
 }
 
+/// The segment size of a datagram the kernel coalesced (`UDP_GRO` control message).
+fn read_gro_segment(h: &libc::msghdr) -> Option<usize> {
+    // SAFETY: as in `read_pktinfo`: `h` was just filled by the kernel, the walk stays inside
+    // msg_controllen, and the int payload is read unaligned after a length check.
+    unsafe {
+        let mut cm = libc::CMSG_FIRSTHDR(h);
+        while !cm.is_null() {
+            let c = &*cm;
+            let data_len = (c.cmsg_len as usize).saturating_sub(libc::CMSG_LEN(0) as usize);
+            if c.cmsg_level == libc::SOL_UDP
+                && c.cmsg_type == UDP_GRO
+                && data_len >= mem::size_of::<libc::c_int>()
+            {
+                let v: libc::c_int = ptr::read_unaligned(libc::CMSG_DATA(cm).cast());
+                return usize::try_from(v).ok().filter(|v| *v > 0);
+            }
+            cm = libc::CMSG_NXTHDR(h, cm);
+        }
+    }
+    None
+}
+
 /// Finds the destination address in the `IP_PKTINFO`/`IPV6_PKTINFO` control message of a
 /// received datagram.
 fn read_pktinfo(h: &libc::msghdr) -> Option<IpAddr> {
@@ -745,6 +787,10 @@ fn write_pktinfo(space: &mut CmsgSpace, dst: SocketAddr, src: Option<IpAddr>) ->
         _ => 0,
     }
 }
+
+/// `UDP_GRO` (linux/udp.h): the socket option, and the control message with the segment size
+/// (an `int`) of a coalesced datagram.
+const UDP_GRO: libc::c_int = 104;
 
 /// `UDP_SEGMENT` (linux/udp.h): the GSO segment size of a send, a `u16`.
 const UDP_SEGMENT: libc::c_int = 103;
