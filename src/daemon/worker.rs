@@ -98,20 +98,25 @@ impl Worker {
             }
         };
         let mut b = Buffers::new(self.tun.offload(), gro_rx);
-        let fds = [self.udp_fd(), self.tun.fd()];
+        // One poll set for the worker's life: no allocation per wake-up.
+        let mut poller = crate::io::poll::Poller::new(&[self.udp_fd(), self.tun.fd()]);
         while !self.stop.load(Ordering::Relaxed) {
-            let ready = match crate::io::poll::wait_readable(&fds, Duration::from_millis(200)) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(worker = self.id, "poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
+            if let Err(e) = poller.wait(Duration::from_millis(200)) {
+                warn!(worker = self.id, "poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let (udp_ready, tun_ready) = {
+                let r = poller.ready();
+                (
+                    r.first().copied().unwrap_or(false),
+                    r.get(1).copied().unwrap_or(false),
+                )
             };
-            if ready.first().copied().unwrap_or(false) {
+            if udp_ready {
                 self.network_in(&mut b);
             }
-            if ready.get(1).copied().unwrap_or(false) {
+            if tun_ready {
                 self.tun_in(&mut b, &mut rng);
             }
         }
