@@ -34,6 +34,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Connect to a gateway as a road-warrior client (needs root: TUN, UDP 4500).
+    Client(daemon::ClientArgs),
     /// Show the online clients of a running daemon.
     Status {
         /// The daemon's config file (for its state_dir).
@@ -84,6 +86,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Client(args) => match daemon::run_client(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Status { config } => {
             let state_dir = match config {
                 Some(path) => match config::load(&path) {

@@ -14,6 +14,7 @@
 //! Update (`ControlMsg::Reconfigure`; a new pool or TUN MTU restarts the stack instead), stop
 //! it on Delete.
 
+mod client;
 mod control;
 mod worker;
 
@@ -36,6 +37,7 @@ use crate::io::udp::{RecvBatch, SendBatch};
 use crate::ipsec::Sad;
 use crate::wire::NON_ESP_MARKER;
 
+pub use client::{run_client, ClientArgs};
 pub use control::{query_status, socket_path};
 
 /// Messages to the control-plane thread.
@@ -237,7 +239,7 @@ impl Stack {
                 .unwrap_or(1),
         };
         let mtu = tun_mtu(&rcfg);
-        let queues = io::tun::create(gw.tun_name(), mtu, workers)
+        let queues = io::tun::create_offload(gw.tun_name(), mtu, workers)
             .map_err(os(format!("creating TUN {}", gw.tun_name())))?;
         info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
         let mut os_state = OsState::default();

@@ -3,6 +3,12 @@
 //!
 //! Packets of one flow stay on one worker: the kernel hashes a client's UDP 4-tuple to one
 //! reuse-port socket and a TUN flow to one queue, so TCP is not reordered.
+//!
+//! With TUN offload (BENCH-ANCHORS.md) the packets decrypted from one `recvmmsg` batch are
+//! written with one [`TunQueue::send_batch`]: consecutive TCP segments of a flow are coalesced
+//! into one super-packet (GRO), so the kernel forwards one skb instead of dozens. In the other
+//! direction one TUN read may bring a TSO super-packet, split into MTU-sized packets before
+//! sealing. All buffers are allocated once per worker; the per-packet path does not allocate.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +20,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tracing::{debug, warn};
 
-use crate::io::tun::TunQueue;
-use crate::io::udp::{RecvBatch, SendBatch};
+use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
+use crate::io::udp::{segments, RecvBatch, SendBatch};
 use crate::ipsec::{EspError, Sad};
 use crate::wire::{classify_4500, Udp4500};
 
@@ -25,8 +31,50 @@ use super::ControlMsg;
 const BATCH: usize = 64;
 /// Buffer per datagram: an Ethernet-MTU packet plus ESP/UDP overhead fits.
 const SLOT: usize = 2048;
-/// TUN packets read per wake-up before the batch is sent.
+/// TUN reads per wake-up (each may bring a super-packet of many segments).
 const TUN_BURST: usize = BATCH;
+/// Receive slot with UDP GRO: a coalesced datagram is up to 64 KiB.
+const GRO_SLOT: usize = 65535;
+/// Where packets start in TUN buffers: room for the virtio-net header in front.
+const HDR: usize = VIRTIO_NET_HDR_LEN;
+
+/// A worker's buffers, allocated once.
+struct Buffers {
+    rx: RecvBatch,
+    tx: SendBatch,
+    /// Decrypted packets of one receive batch, each `HDR + packet`; capacity for GRO growth.
+    to_tun: Vec<Vec<u8>>,
+    gro: GROTable,
+    /// One raw TUN read (virtio-net header + super-packet).
+    tun_raw: Vec<u8>,
+    /// The packets one TUN read splits into, at `HDR..HDR + sizes[i]`.
+    from_tun: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+}
+
+impl Buffers {
+    fn new(offload: bool, gro_rx: bool) -> Self {
+        // Only the first buffer of a flow grows during GRO; without offload nothing grows.
+        let cap = if offload {
+            HDR + MAX_SUPER_PACKET
+        } else {
+            HDR + SLOT
+        };
+        let mut tx = SendBatch::new(BATCH, SLOT);
+        // Runs of same-size ESP packets to one client (a split TSO super-packet) go out as
+        // one UDP GSO send.
+        tx.set_gso(true);
+        Buffers {
+            rx: RecvBatch::new(BATCH, if gro_rx { GRO_SLOT } else { SLOT }),
+            tx,
+            to_tun: (0..BATCH).map(|_| Vec::with_capacity(cap)).collect(),
+            gro: GROTable::new(),
+            tun_raw: vec![0; HDR + MAX_SUPER_PACKET],
+            from_tun: (0..IDEAL_BATCH_SIZE).map(|_| vec![0; HDR + SLOT]).collect(),
+            sizes: vec![0; IDEAL_BATCH_SIZE],
+        }
+    }
+}
 
 pub(crate) struct Worker {
     pub id: usize,
@@ -41,24 +89,35 @@ pub(crate) struct Worker {
 impl Worker {
     pub fn run(self) {
         let mut rng = StdRng::from_entropy();
-        let mut rx = RecvBatch::new(BATCH, SLOT);
-        let mut tx = SendBatch::new(BATCH, SLOT);
-        let mut inner = vec![0u8; SLOT];
-        let fds = [self.udp_fd(), self.tun.fd()];
-        while !self.stop.load(Ordering::Relaxed) {
-            let ready = match crate::io::poll::wait_readable(&fds, Duration::from_millis(200)) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(worker = self.id, "poll failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            if ready.first().copied().unwrap_or(false) {
-                self.network_in(&mut rx, &mut inner);
+        // UDP GRO: the kernel hands over runs of ESP datagrams from one peer as one.
+        let gro_rx = match crate::io::udp::enable_gro(&self.udp) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(worker = self.id, "no UDP GRO: {e}");
+                false
             }
-            if ready.get(1).copied().unwrap_or(false) {
-                self.tun_in(&mut tx, &mut inner, &mut rng);
+        };
+        let mut b = Buffers::new(self.tun.offload(), gro_rx);
+        // One poll set for the worker's life: no allocation per wake-up.
+        let mut poller = crate::io::poll::Poller::new(&[self.udp_fd(), self.tun.fd()]);
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Err(e) = poller.wait(Duration::from_millis(200)) {
+                warn!(worker = self.id, "poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let (udp_ready, tun_ready) = {
+                let r = poller.ready();
+                (
+                    r.first().copied().unwrap_or(false),
+                    r.get(1).copied().unwrap_or(false),
+                )
+            };
+            if udp_ready {
+                self.network_in(&mut b);
+            }
+            if tun_ready {
+                self.tun_in(&mut b, &mut rng);
             }
         }
         debug!(worker = self.id, "worker stopped");
@@ -70,7 +129,10 @@ impl Worker {
     }
 
     /// UDP 4500: ESP to decrypt into the TUN, IKE to hand to the control plane, keepalives.
-    fn network_in(&self, rx: &mut RecvBatch, inner: &mut [u8]) {
+    fn network_in(&self, b: &mut Buffers) {
+        let Buffers {
+            rx, to_tun, gro, ..
+        } = b;
         // Bounded: a few batches per wake-up, then give the TUN side its turn.
         for _ in 0..4 {
             let n = match rx.recv(&self.udp) {
@@ -82,55 +144,73 @@ impl Worker {
                 }
             };
             let sad = self.sad.snapshot();
+            let mut k = 0;
             for i in 0..n {
-                let (meta, data) = rx.get(i);
-                match classify_4500(data) {
-                    Ok(Udp4500::Esp(esp)) => {
-                        let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                        let Some(sa) = sad.inbound(spi) else { continue };
-                        match sa.open(esp, inner) {
-                            Ok(o) => {
-                                if let Some(out) = sad.outbound(sa.client_vip) {
-                                    if out.remote() != meta.src {
-                                        debug!(old = %out.remote(), new = %meta.src, "client's outer address changed");
-                                        out.set_remote(meta.src);
+                let (meta, datagram) = rx.get(i);
+                for data in segments(meta, datagram) {
+                    if k == to_tun.len() {
+                        self.write_tun(gro, to_tun);
+                        k = 0;
+                    }
+                    match classify_4500(data) {
+                        Ok(Udp4500::Esp(esp)) => {
+                            let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
+                            let Some(sa) = sad.inbound(spi) else { continue };
+                            let buf = &mut to_tun[k];
+                            // Within capacity: no allocation.
+                            buf.resize(HDR + SLOT, 0);
+                            match sa.open(esp, &mut buf[HDR..]) {
+                                Ok(o) => {
+                                    buf.truncate(HDR + o.len);
+                                    k += 1;
+                                    if let Some(out) = sad.outbound(sa.client_vip) {
+                                        if out.remote() != meta.src {
+                                            debug!(old = %out.remote(), new = %meta.src, "peer's outer address changed");
+                                            out.set_remote(meta.src);
+                                        }
                                     }
                                 }
-                                if let Err(e) = self.tun.send(&inner[..o.len]) {
-                                    debug!("TUN write: {e}");
+                                Err(EspError::Dummy) => {}
+                                Err(e) => {
+                                    debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
                                 }
                             }
-                            Err(EspError::Dummy) => {}
-                            Err(e) => debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}"),
                         }
+                        Ok(Udp4500::Ike(ike)) => {
+                            let local = SocketAddr::new(
+                                meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                                self.nat_t_port,
+                            );
+                            let _ = self.control.send(ControlMsg::Ike {
+                                bytes: ike.to_vec(),
+                                local,
+                                remote: meta.src,
+                            });
+                        }
+                        Ok(Udp4500::Keepalive) => {}
+                        Err(_) => {}
                     }
-                    Ok(Udp4500::Ike(ike)) => {
-                        let local = SocketAddr::new(
-                            meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-                            self.nat_t_port,
-                        );
-                        let _ = self.control.send(ControlMsg::Ike {
-                            bytes: ike.to_vec(),
-                            local,
-                            remote: meta.src,
-                        });
-                    }
-                    Ok(Udp4500::Keepalive) => {}
-                    Err(_) => {}
                 }
             }
+            self.write_tun(gro, &mut to_tun[..k]);
             if n < BATCH {
                 return;
             }
         }
     }
 
-    /// TUN: packets for clients, sealed into ESP-in-UDP and sent as one batch.
-    fn tun_in(&self, tx: &mut SendBatch, inner: &mut [u8], rng: &mut StdRng) {
+    /// TUN: packets for clients, sealed into ESP-in-UDP and sent in batches.
+    fn tun_in(&self, b: &mut Buffers, rng: &mut StdRng) {
+        let Buffers {
+            tx,
+            tun_raw,
+            from_tun,
+            sizes,
+            ..
+        } = b;
         let sad = self.sad.snapshot();
         for _ in 0..TUN_BURST {
-            let len = match self.tun.recv(inner) {
-                Ok(0) => break,
+            let n = match self.tun.recv_batch(tun_raw, from_tun, sizes, HDR) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -138,27 +218,42 @@ impl Worker {
                     break;
                 }
             };
-            let pkt = &inner[..len];
-            if len < 20 || pkt[0] >> 4 != 4 {
-                continue;
+            if n == 0 {
+                break;
             }
-            let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-            let Some(sa) = sad.outbound(dst) else {
-                continue;
-            };
-            let Some(slot) = tx.slot() else { break };
-            match sa.seal(pkt, slot, rng) {
-                Ok(n) => tx.commit(n, sa.remote(), Some(sa.local.ip())),
-                Err(e) => {
-                    sa.counters.drop_one();
-                    debug!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
+            for (buf, &len) in from_tun.iter().zip(sizes.iter()).take(n) {
+                let pkt = &buf[HDR..HDR + len];
+                if len < 20 || pkt[0] >> 4 != 4 {
+                    continue;
                 }
-            }
-            if tx.is_full() {
-                self.flush(tx);
+                let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+                let Some(sa) = sad.outbound(dst) else {
+                    continue;
+                };
+                if tx.is_full() {
+                    self.flush(tx);
+                }
+                let Some(slot) = tx.slot() else { break };
+                match sa.seal(pkt, slot, rng) {
+                    Ok(n) => tx.commit(n, sa.remote(), Some(sa.local.ip())),
+                    Err(e) => {
+                        sa.counters.drop_one();
+                        debug!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
+                    }
+                }
             }
         }
         self.flush(tx);
+    }
+
+    /// Writes decrypted packets (`HDR..` of each buffer) into the TUN, GRO-coalesced.
+    fn write_tun(&self, gro: &mut GROTable, bufs: &mut [Vec<u8>]) {
+        if bufs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tun.send_batch(gro, bufs, HDR) {
+            debug!(worker = self.id, "TUN write: {e}");
+        }
     }
 
     fn flush(&self, tx: &mut SendBatch) {

@@ -9,8 +9,15 @@
 //! - Each [`TunQueue`] owns exactly one queue descriptor, non-blocking and close-on-exec, and
 //!   closes it on drop. The device is not persistent: it disappears when its last queue is
 //!   closed (unless someone else made it persistent before we attached).
-//! - Every read returns exactly one IP packet with no packet-information header (`IFF_NO_PI`)
-//!   and no virtio-net header (offload is off), so `recv`/`send` see bare IPv4/IPv6 packets.
+//! - Without offload ([`create`]) every read returns exactly one IP packet with no
+//!   packet-information header (`IFF_NO_PI`) and no virtio-net header, so `recv`/`send` see
+//!   bare IPv4/IPv6 packets.
+//! - With offload ([`create_offload`]: `IFF_VNET_HDR`, TSO4/6 + checksum, USO where the kernel
+//!   has it) the device exchanges super-packets of up to 64 KiB behind a virtio-net header;
+//!   only [`TunQueue::recv_batch`] (splits them into MTU-sized packets, completes partial
+//!   checksums) and [`TunQueue::send_batch`] (coalesces consecutive TCP/UDP segments of a
+//!   flow into one super-packet, GRO) may be used then. Both also work without offload, one
+//!   packet per system call, so callers need one code path.
 //!
 //! Built on the `tun-rs` crate (DESIGN.md §4), without its default `address-management`
 //! feature: `DeviceBuilder::multi_queue(true)` + `SyncDevice::try_clone` give the queues,
@@ -23,6 +30,11 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::{context, invalid_input};
 
+pub use tun_rs::{ExpandBuffer, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+
+/// The largest packet the device hands over or takes with offload (IPv4 total length).
+pub const MAX_SUPER_PACKET: usize = 65535;
+
 /// The kernel's limit on queues per TUN device (`MAX_TAP_QUEUES` in drivers/net/tun.c).
 pub const MAX_QUEUES: usize = 256;
 
@@ -33,9 +45,43 @@ pub const MIN_MTU: u16 = 68;
 pub struct TunQueue {
     dev: tun_rs::SyncDevice,
     name: String,
+    offload: bool,
 }
 
 impl TunQueue {
+    /// Whether the queue exchanges virtio-net-framed super-packets ([`create_offload`]).
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    /// Reads what the kernel queued (with offload possibly one TSO/USO super-packet, split
+    /// here) into `bufs[i][offset..offset + sizes[i]]`; returns how many packets. `scratch`
+    /// holds the raw read: give it `VIRTIO_NET_HDR_LEN + MAX_SUPER_PACKET` bytes. `WouldBlock`
+    /// when the queue is empty. Allocation-free.
+    pub fn recv_batch<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        scratch: &mut [u8],
+        bufs: &mut [B],
+        sizes: &mut [usize],
+        offset: usize,
+    ) -> io::Result<usize> {
+        self.dev.recv_multiple(scratch, bufs, sizes, offset)
+    }
+
+    /// Writes the packets `bufs[i][offset..]` (`offset >= VIRTIO_NET_HDR_LEN`), with offload
+    /// coalescing consecutive segments of a flow into super-packets (GRO; the first buffer of
+    /// a flow grows, so give each buffer `offset + MAX_SUPER_PACKET` of capacity to keep this
+    /// allocation-free). Returns the bytes written; a failed write is reported after the others
+    /// were tried.
+    pub fn send_batch<B: ExpandBuffer>(
+        &self,
+        gro: &mut GROTable,
+        bufs: &mut [B],
+        offset: usize,
+    ) -> io::Result<usize> {
+        self.dev.send_multiple(gro, bufs, offset)
+    }
+
     /// Reads one packet into `buf` (non-blocking). Returns `WouldBlock` when the queue is
     /// empty. A packet longer than `buf` is truncated, so give a buffer of at least the MTU.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -74,6 +120,16 @@ impl std::fmt::Debug for TunQueue {
 /// Errors: `InvalidInput` for a bad name, MTU or queue count; otherwise the failing step
 /// (`open /dev/net/tun`/`TUNSETIFF`, `SIOCSIFMTU`, `SIOCSIFFLAGS`, attaching queue i) is named.
 pub fn create(name: &str, mtu: u16, queues: usize) -> io::Result<Vec<TunQueue>> {
+    create_with(name, mtu, queues, false)
+}
+
+/// [`create`] with `IFF_VNET_HDR` and TSO/USO offload (see the module docs): the data plane
+/// then moves super-packets through [`TunQueue::recv_batch`]/[`TunQueue::send_batch`].
+pub fn create_offload(name: &str, mtu: u16, queues: usize) -> io::Result<Vec<TunQueue>> {
+    create_with(name, mtu, queues, true)
+}
+
+fn create_with(name: &str, mtu: u16, queues: usize, offload: bool) -> io::Result<Vec<TunQueue>> {
     validate_ifname(name)?;
     if mtu < MIN_MTU {
         return Err(invalid_input(format!(
@@ -92,7 +148,7 @@ pub fn create(name: &str, mtu: u16, queues: usize) -> io::Result<Vec<TunQueue>> 
         .name(name)
         .multi_queue(true)
         .packet_information(false)
-        .offload(false)
+        .offload(offload)
         .inherit_enable_state()
         .build_sync()
         .map_err(|e| {
@@ -122,9 +178,11 @@ pub fn create(name: &str, mtu: u16, queues: usize) -> io::Result<Vec<TunQueue>> 
     for (i, dev) in devs.into_iter().enumerate() {
         dev.set_nonblocking(true)
             .map_err(|e| context(format_args!("tun {name}: queue {i}: set O_NONBLOCK"), e))?;
+        let offload = dev.tcp_gso();
         out.push(TunQueue {
             dev,
             name: name.to_owned(),
+            offload,
         });
     }
     Ok(out)
@@ -224,6 +282,77 @@ mod tests {
                 assert_eq!(&buf[..n], payload.as_bytes());
                 assert_eq!(from, SocketAddr::from((PEER_ADDR, 4321)));
             }
+        });
+    }
+
+    #[test]
+    fn offload_queues_carry_packets_through_the_batch_calls() {
+        let ns = NetNs::new("tun-offload").expect("netns");
+        ns.run(|| {
+            let queues = create_offload("iot2", 1400, 2).expect("create tun");
+            assert!(queues.iter().all(TunQueue::offload));
+            let link = sh("ip -d -j link show dev iot2").expect("ip link");
+            assert!(link.contains("\"vnet_hdr\":true"), "{link}");
+            net::add_address(ipnet::Ipv4Net::new(TUN_ADDR, 24).expect("net"), "iot2")
+                .expect("addr");
+
+            // Out of the stack: recv_batch strips the virtio-net header.
+            let sock = UdpSocket::bind((TUN_ADDR, 0)).expect("bind");
+            let sport = sock.local_addr().expect("local addr").port();
+            sock.send_to(b"offloaded", (PEER_ADDR, 4321)).expect("send");
+            let fds: Vec<RawFd> = queues.iter().map(TunQueue::fd).collect();
+            let mut raw = vec![0u8; VIRTIO_NET_HDR_LEN + MAX_SUPER_PACKET];
+            let mut bufs = vec![vec![0u8; VIRTIO_NET_HDR_LEN + 2048]; IDEAL_BATCH_SIZE];
+            let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut found = false;
+            while !found && Instant::now() < deadline {
+                let ready = wait_readable(&fds, Duration::from_millis(200)).expect("poll");
+                for (q, _) in queues.iter().zip(ready).filter(|(_, r)| *r) {
+                    let Ok(n) = q.recv_batch(&mut raw, &mut bufs, &mut sizes, VIRTIO_NET_HDR_LEN)
+                    else {
+                        continue;
+                    };
+                    for (b, &len) in bufs.iter().zip(&sizes).take(n) {
+                        let p = &b[VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + len];
+                        if len >= 28 && p[9] == 17 && p[16..20] == PEER_ADDR.octets() {
+                            assert_eq!(&p[28..], b"offloaded");
+                            found = true;
+                        }
+                    }
+                }
+            }
+            assert!(found, "no UDP packet from the stack on any queue");
+
+            // Into the stack: send_batch writes the header in front of each packet.
+            sock.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            let mut gro = GROTable::new();
+            let mut out: Vec<Vec<u8>> = (0..3)
+                .map(|i| {
+                    let mut b = vec![0u8; VIRTIO_NET_HDR_LEN];
+                    let payload = format!("batch-{i}");
+                    b.extend_from_slice(&ipv4_udp(
+                        PEER_ADDR,
+                        4321 + i,
+                        TUN_ADDR,
+                        sport,
+                        payload.as_bytes(),
+                    ));
+                    b
+                })
+                .collect();
+            queues[0]
+                .send_batch(&mut gro, &mut out, VIRTIO_NET_HDR_LEN)
+                .expect("tun write");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            for _ in 0..3 {
+                let (n, _) = sock.recv_from(&mut buf).expect("recv from tun");
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            got.sort();
+            assert_eq!(got, ["batch-0", "batch-1", "batch-2"]);
         });
     }
 

@@ -248,3 +248,84 @@ fn sockaddr_and_pktinfo_encoding() {
         40
     );
 }
+
+#[test]
+fn gso_runs_arrive_as_the_same_datagrams_in_order() {
+    let ns = NetNs::new("udp-gso").expect("netns");
+    ns.run(|| {
+        let rx = bind("0.0.0.0:0".parse().expect("addr"), false, BUF).expect("bind rx");
+        let rx2 = bind("0.0.0.0:0".parse().expect("addr"), false, BUF).expect("bind rx2");
+        let tx = bind("0.0.0.0:0".parse().expect("addr"), false, BUF).expect("bind tx");
+        let dst = SocketAddr::from(([127, 0, 0, 1], local(&rx).port()));
+        let dst2 = SocketAddr::from(([127, 0, 0, 1], local(&rx2).port()));
+        let from: IpAddr = Ipv4Addr::new(127, 0, 0, 1).into();
+
+        let mut send = SendBatch::new(64, 1500);
+        send.set_gso(true);
+        // A run of 1400-byte datagrams with a short tail, a datagram to another socket, then
+        // a second run: three GSO messages at most.
+        let mut want = Vec::new();
+        for i in 0..20u8 {
+            let len = if i == 19 { 300 } else { 1400 };
+            let d = vec![i; len];
+            assert!(send.push(&d, dst, Some(from)));
+            want.push(d);
+        }
+        assert!(send.push(b"other", dst2, Some(from)));
+        for i in 20..30u8 {
+            let d = vec![i; 1000];
+            assert!(send.push(&d, dst, Some(from)));
+            want.push(d);
+        }
+        assert_eq!(send.flush(&tx).expect("sendmmsg"), 31);
+        assert_eq!(send.dropped(), 0);
+        assert!(send.gso(), "loopback takes UDP GSO");
+
+        let mut batch = RecvBatch::new(64, 2048);
+        let got = recv_all(&rx, &mut batch, want.len());
+        let got: Vec<Vec<u8>> = got.into_iter().map(|(_, d)| d).collect();
+        assert_eq!(got, want);
+        let other = recv_all(&rx2, &mut batch, 1);
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].1, b"other");
+    });
+}
+
+#[test]
+fn gro_coalesced_datagrams_split_back_into_the_originals() {
+    let ns = NetNs::new("udp-gro").expect("netns");
+    ns.run(|| {
+        let rx = bind("0.0.0.0:0".parse().expect("addr"), false, BUF).expect("bind rx");
+        enable_gro(&rx).expect("UDP_GRO");
+        let tx = bind("0.0.0.0:0".parse().expect("addr"), false, BUF).expect("bind tx");
+        let dst = SocketAddr::from(([127, 0, 0, 1], local(&rx).port()));
+        let mut send = SendBatch::new(64, 1500);
+        send.set_gso(true);
+        let mut want = Vec::new();
+        for i in 0..12u8 {
+            let d = vec![i; if i == 11 { 77 } else { 1200 }];
+            assert!(send.push(&d, dst, None));
+            want.push(d);
+        }
+        assert_eq!(send.flush(&tx).expect("sendmmsg"), 12);
+        let mut batch = RecvBatch::new(8, 65535);
+        let got = recv_all_segments(&rx, &mut batch, want.len());
+        assert_eq!(got, want);
+    });
+}
+
+/// Like `recv_all`, counting and returning the segments of coalesced datagrams.
+fn recv_all_segments(sock: &UdpSocket, batch: &mut RecvBatch, want: usize) -> Vec<Vec<u8>> {
+    let mut poller = Poller::new(&[sock.as_raw_fd()]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        poller.wait(Duration::from_millis(100)).expect("poll");
+        batch.recv(sock).expect("recvmmsg");
+        for (m, d) in batch.iter() {
+            assert!(!m.truncated);
+            out.extend(segments(m, d).map(<[u8]>::to_vec));
+        }
+    }
+    out
+}

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::RngCore;
 
 use super::replay::{ReplayError, ReplayWindow};
-use super::{ChildSaSpec, Ipv4Range};
+use super::{ChildSaSpec, Ipv4Range, Role};
 use crate::crypto::{Cipher, CryptoError, Integ};
 
 /// SPI + sequence number (RFC 4303 §2.1, §2.2).
@@ -102,6 +102,7 @@ pub struct InboundSa {
     replay: ReplayWindow,
     pub client_vip: Ipv4Addr,
     local_ts: Vec<Ipv4Range>,
+    role: Role,
     pub counters: SaCounters,
 }
 
@@ -199,6 +200,12 @@ impl OutboundSa {
 
 impl InboundSa {
     pub fn new(spec: &ChildSaSpec) -> Result<Self, EspError> {
+        Self::with_role(spec, Role::Gateway)
+    }
+
+    /// The inbound SA of `spec` for the tunnel end `role` (selector checks mirrored for
+    /// [`Role::Client`]).
+    pub fn with_role(spec: &ChildSaSpec, role: Role) -> Result<Self, EspError> {
         Ok(Self {
             spi: spec.inbound_spi,
             cipher: Cipher::new(spec.encr, spec.inbound_encr_key.expose())?,
@@ -206,6 +213,7 @@ impl InboundSa {
             replay: ReplayWindow::new(),
             client_vip: spec.client_vip,
             local_ts: spec.local_ts.clone(),
+            role,
             counters: SaCounters::default(),
         })
     }
@@ -281,7 +289,12 @@ impl InboundSa {
         }
         let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
         let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-        if src != self.client_vip || !self.local_ts.iter().any(|r| r.contains(dst)) {
+        // Gateway: from the client's address into the local subnets; client: the mirror.
+        let (vip_side, ts_side) = match self.role {
+            Role::Gateway => (src, dst),
+            Role::Client => (dst, src),
+        };
+        if vip_side != self.client_vip || !self.local_ts.iter().any(|r| r.contains(ts_side)) {
             return Err(EspError::Selector);
         }
         Ok(total)

@@ -18,6 +18,18 @@ pub use esp::{EspError, InboundSa, Opened, OutboundSa, SaCounters};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sad::{Sad, SadSnapshot};
 
+/// Which end of the tunnel this data plane is. A [`ChildSaSpec`] is written from the
+/// gateway's point of view (`client_vip`, `local_ts` = the gateway's subnets); the client
+/// installs the same spec mirrored: inbound packets come *from* `local_ts` *to* its
+/// `client_vip`, and every outbound packet (whatever its destination inside the routed
+/// remote subnets) takes the one Child SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    #[default]
+    Gateway,
+    Client,
+}
+
 use crate::crypto::{EncrAlg, IntegAlg};
 use crate::secret::SecretBytes;
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::esp::{EspError, InboundSa, OutboundSa};
-use super::ChildSaSpec;
+use super::{ChildSaSpec, Role};
 
 /// One immutable view of the SA database.
 #[derive(Default, Clone)]
@@ -21,6 +21,9 @@ pub struct SadSnapshot {
     outbound: HashMap<Ipv4Addr, Arc<OutboundSa>>,
     /// inbound SPI → the client's address, to delete the outbound side with it.
     pairs: HashMap<u32, Ipv4Addr>,
+    /// [`Role::Client`]: the SA every outbound packet takes (the kernel routes only the
+    /// remote subnets into the TUN).
+    default_outbound: Option<Arc<OutboundSa>>,
 }
 
 impl SadSnapshot {
@@ -28,9 +31,10 @@ impl SadSnapshot {
         self.inbound.get(&spi)
     }
 
-    /// The SA that carries packets to `dst` (a client's virtual IP).
+    /// The SA that carries packets to `dst` (a client's virtual IP; in the client role,
+    /// any destination).
     pub fn outbound(&self, dst: Ipv4Addr) -> Option<&Arc<OutboundSa>> {
-        self.outbound.get(&dst)
+        self.outbound.get(&dst).or(self.default_outbound.as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -70,10 +74,19 @@ impl Sad {
     /// break: a rekeyed pair takes over sending at once; the old inbound SA stays until it is
     /// deleted).
     pub fn install(&self, spec: &ChildSaSpec) -> Result<(), EspError> {
-        let inbound = Arc::new(InboundSa::new(spec)?);
+        self.install_as(spec, Role::Gateway)
+    }
+
+    /// [`Self::install`] for the tunnel end `role`: as [`Role::Client`] the pair's outbound
+    /// SA also becomes the default for every destination.
+    pub fn install_as(&self, spec: &ChildSaSpec, role: Role) -> Result<(), EspError> {
+        let inbound = Arc::new(InboundSa::with_role(spec, role)?);
         let outbound = Arc::new(OutboundSa::new(spec)?);
         self.update(|s| {
             s.inbound.insert(spec.inbound_spi, inbound);
+            if role == Role::Client {
+                s.default_outbound = Some(outbound.clone());
+            }
             s.outbound.insert(spec.client_vip, outbound);
             s.pairs.insert(spec.inbound_spi, spec.client_vip);
         });
@@ -88,7 +101,14 @@ impl Sad {
             if let Some(vip) = s.pairs.remove(&spi) {
                 let still_used = s.pairs.values().any(|v| *v == vip);
                 if !still_used {
-                    s.outbound.remove(&vip);
+                    if let Some(gone) = s.outbound.remove(&vip) {
+                        if s.default_outbound
+                            .as_ref()
+                            .is_some_and(|d| Arc::ptr_eq(d, &gone))
+                        {
+                            s.default_outbound = None;
+                        }
+                    }
                 }
             }
         });

@@ -200,6 +200,44 @@ fn inner_addresses_must_match_the_selectors() {
 }
 
 #[test]
+fn client_role_mirrors_the_selectors_and_sends_everything_through_its_sa() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
+    let gw_out = OutboundSa::new(&gw).unwrap();
+    let cl_in = InboundSa::with_role(&cl, Role::Client).unwrap();
+    let mut wire = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    for (src, dst) in [
+        (Ipv4Addr::new(192, 168, 1, 1), vip()), // outside the remote subnet
+        (lan(), Ipv4Addr::new(10, 0, 0, 7)),    // not our virtual IP
+        (vip(), lan()),                         // the gateway's direction
+    ] {
+        let n = gw_out
+            .seal(&ipv4_packet(src, dst, 10), &mut wire, &mut rng)
+            .unwrap();
+        assert_eq!(cl_in.open(&wire[..n], &mut out), Err(EspError::Selector));
+    }
+    let n = gw_out
+        .seal(&ipv4_packet(lan(), vip(), 10), &mut wire, &mut rng)
+        .unwrap();
+    assert!(cl_in.open(&wire[..n], &mut out).is_ok());
+
+    let sad = Sad::new();
+    sad.install_as(&cl, Role::Client).unwrap();
+    let snap = sad.snapshot();
+    let any = snap
+        .outbound(Ipv4Addr::new(192, 168, 0, 99))
+        .expect("default SA");
+    assert_eq!(any.spi, cl.outbound_spi);
+    assert!(snap.inbound(cl.inbound_spi).is_some());
+    sad.remove(cl.inbound_spi);
+    assert!(sad.snapshot().outbound(lan()).is_none());
+    // The gateway role has no default.
+    sad.install(&gw).unwrap();
+    assert!(sad.snapshot().outbound(lan()).is_none());
+}
+
+#[test]
 fn sealing_stops_before_the_sequence_number_wraps() {
     let mut rng = StdRng::seed_from_u64(5);
     let (gw, _) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);

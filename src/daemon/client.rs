@@ -1,0 +1,282 @@
+//! Client mode: `ipsec-server client …` — the in-crate IKEv2 initiator as a road-warrior
+//! client on the gateway's own data plane (one worker per core, each with a TUN queue and a
+//! reuse-port UDP 4500 socket).
+//!
+//! Sequence: IKE_SA_INIT and IKE_AUTH on UDP 4500 from the start (RFC 7296 §2.23 allows it;
+//! every IKE message carries the non-ESP marker, RFC 3948 §2.2), asking for a virtual IP by
+//! CP; then the TUN device gets the virtual IP, the remote subnets are routed into it, the
+//! Child SA is installed mirrored ([`Role::Client`]) and the workers start. On SIGINT/SIGTERM
+//! the IKE SA is deleted (INFORMATIONAL DELETE), routes removed, the TUN closed.
+//!
+//! Limits: no rekey, no answers to the gateway's own requests (DPD, DELETE) yet; the IKE SA
+//! lives until the client stops or the gateway gives up on it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tracing::{debug, info, warn};
+
+use crate::config::{AuthAlg, DhGroup as CfgDhGroup, EncAlg, Identity};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use crate::ike::initiator::{Initiator, InitiatorConfig};
+use crate::ike::{EspSuite, IkeSuite};
+use crate::io;
+use crate::ipsec::{Role, Sad};
+use crate::secret::SecretBytes;
+use crate::wire::NON_ESP_MARKER;
+
+use super::{os, spawn, wait_for_signal, worker, ControlMsg, DaemonError, SOCKET_BUFFER};
+
+/// `ipsec-server client` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The gateway's IPv4 address (IKE and ESP-in-UDP go to its UDP 4500).
+    #[arg(long)]
+    pub remote: Ipv4Addr,
+    /// Our identity (IDi), e.g. `client1.example` or `@name`.
+    #[arg(long)]
+    pub id: String,
+    /// The gateway's identity (IDr) to ask for; not checked beyond the PSK's AUTH.
+    #[arg(long)]
+    pub remote_id: Option<String>,
+    /// File holding the pre-shared key (trailing newline ignored).
+    #[arg(long)]
+    pub psk_file: PathBuf,
+    /// Remote subnets to ask for (TSr) and route into the TUN; repeatable.
+    #[arg(long = "remote-ts", required = true)]
+    pub remote_ts: Vec<Ipv4Net>,
+    /// TUN device name.
+    #[arg(long, default_value = "ipsec0")]
+    pub tun: String,
+    /// Encryption (API names: aes, aes192, aes256, des, 3des), for IKE and ESP.
+    #[arg(long, default_value = "aes")]
+    pub enc: String,
+    /// Integrity (md5, sha1, sha256, sha384, sha512), for IKE and ESP.
+    #[arg(long, default_value = "sha1")]
+    pub auth: String,
+    /// The IKE SA's DH group (group1, group2, group5, group14, group24).
+    #[arg(long, default_value = "group2")]
+    pub pfs: String,
+    /// Data-plane workers (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// How long to wait for each IKE answer, and how often to ask.
+const IKE_RETRANSMIT: Duration = Duration::from_secs(1);
+const IKE_TRIES: u32 = 10;
+
+/// Connects to the gateway and runs the tunnel until SIGINT or SIGTERM.
+pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
+    let bad = |what: String| DaemonError::Os {
+        what,
+        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+    };
+    let enc = EncAlg::from_api_name(&args.enc).ok_or_else(|| bad(format!("--enc {}", args.enc)))?;
+    let auth =
+        AuthAlg::from_api_name(&args.auth).ok_or_else(|| bad(format!("--auth {}", args.auth)))?;
+    let group =
+        CfgDhGroup::from_api_name(&args.pfs).ok_or_else(|| bad(format!("--pfs {}", args.pfs)))?;
+    let encr = EncrAlg::from_ike(enc.iana_id(), enc.key_length_attr())
+        .ok_or_else(|| bad(format!("--enc {}", args.enc)))?;
+    let integ =
+        IntegAlg::from_ike(auth.integ_id()).ok_or_else(|| bad(format!("--auth {}", args.auth)))?;
+    let prf =
+        PrfAlg::from_ike(auth.prf_id()).ok_or_else(|| bad(format!("--auth {}", args.auth)))?;
+    let dh = DhGroup::from_id(group.iana_id()).ok_or_else(|| bad(format!("--pfs {}", args.pfs)))?;
+    let id = Identity::parse(&args.id).map_err(|e| bad(format!("--id: {e}")))?;
+    let psk = std::fs::read(&args.psk_file).map_err(os(format!(
+        "reading the PSK from {}",
+        args.psk_file.display()
+    )))?;
+    let psk_len = psk
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    let workers = args.workers.filter(|n| *n > 0).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+
+    let remote = SocketAddr::new(IpAddr::V4(args.remote), 4500);
+    let local_ip = {
+        let probe = UdpSocket::bind("0.0.0.0:0").map_err(os("UDP probe socket"))?;
+        probe
+            .connect(remote)
+            .map_err(os(format!("no route to {remote}")))?;
+        probe.local_addr().map_err(os("UDP probe address"))?.ip()
+    };
+    let local = SocketAddr::new(local_ip, 4500);
+    let cfg = InitiatorConfig {
+        ike: IkeSuite {
+            encr,
+            integ,
+            prf,
+            dh,
+        },
+        esp: EspSuite { encr, integ },
+        psk: SecretBytes::from_slice(&psk[..psk_len]),
+        id,
+        local,
+        remote,
+        remote_ts: args.remote_ts.clone(),
+        request_vip: true,
+    };
+    let mut rng = StdRng::from_entropy();
+    let bind_any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4500);
+    let (mut ini, child) = {
+        let sock = io::udp::bind(bind_any, true, 0).map_err(os("binding UDP 4500"))?;
+        handshake(&sock, cfg, &mut rng)?
+    };
+    let vip = child.client_vip;
+    info!(%vip, %remote, spi_in = format_args!("{:08x}", child.inbound_spi),
+        spi_out = format_args!("{:08x}", child.outbound_spi), "IKE SA and Child SA established");
+
+    let mtu = client_tun_mtu(encr, integ);
+    let queues = io::tun::create(&args.tun, mtu, workers)
+        .map_err(os(format!("creating TUN {}", args.tun)))?;
+    let host = Ipv4Net::new(vip, 32).map_err(|_| bad("virtual IP".into()))?;
+    io::net::add_address(host, &args.tun).map_err(os("addressing the TUN"))?;
+    let mut routes = Vec::new();
+    for net in &args.remote_ts {
+        match io::net::add_route(*net, &args.tun) {
+            Ok(()) => routes.push(*net),
+            Err(e) => warn!("routing {net} into {}: {e}", args.tun),
+        }
+    }
+    let sad = Arc::new(Sad::new());
+    sad.install_as(&child, Role::Client)
+        .map_err(|e| bad(format!("installing the Child SA: {e}")))?;
+    info!(tun = %args.tun, mtu, workers, routes = ?routes, "tunnel up");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>();
+    let mut threads = Vec::new();
+    let mut ike_sock = None;
+    for (i, tun) in queues.into_iter().enumerate() {
+        let udp = io::udp::bind(bind_any, true, SOCKET_BUFFER)
+            .map_err(os(format!("binding UDP {bind_any}")))?;
+        if ike_sock.is_none() {
+            ike_sock = Some(udp.try_clone().map_err(os("cloning the UDP 4500 socket"))?);
+        }
+        let w = worker::Worker {
+            id: i,
+            tun,
+            udp,
+            sad: sad.clone(),
+            control: ctl_tx.clone(),
+            stop: stop.clone(),
+            nat_t_port: 4500,
+        };
+        threads.push(spawn(format!("dp-{i}"), move || w.run())?);
+    }
+    // IKE that reaches the workers now (the gateway's DPD or DELETE) is only logged.
+    let ctl_stop = stop.clone();
+    threads.push(spawn("ike".into(), move || {
+        while !ctl_stop.load(Ordering::Relaxed) {
+            match ctl_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(ControlMsg::Ike { bytes, remote, .. }) => {
+                    debug!(%remote, len = bytes.len(), "IKE request from the gateway ignored");
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    })?);
+
+    wait_for_signal();
+    info!("shutting down");
+    if let (Some(sock), Some(del)) = (&ike_sock, ini.delete_request(&mut rng)) {
+        let _ = sock.send_to(&framed(&del), remote);
+    }
+    stop.store(true, Ordering::Relaxed);
+    drop(ctl_tx);
+    for t in threads {
+        let _ = t.join();
+    }
+    for net in routes {
+        if let Err(e) = io::net::del_route(net, &args.tun) {
+            debug!("removing route {net}: {e}");
+        }
+    }
+    sad.clear();
+    Ok(())
+}
+
+/// IKE_SA_INIT + IKE_AUTH on `sock`, retransmitting each request until answered.
+fn handshake(
+    sock: &UdpSocket,
+    cfg: InitiatorConfig,
+    rng: &mut StdRng,
+) -> Result<(Initiator, crate::ike::ChildSaSpec), DaemonError> {
+    use std::os::fd::AsRawFd;
+    let remote = cfg.remote;
+    let fail = |what: String| DaemonError::Os {
+        what,
+        source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+    };
+    let (mut ini, mut request) = Initiator::start(cfg, rng);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let mut answered = None;
+        'tries: for _ in 0..IKE_TRIES {
+            sock.send_to(&framed(&request), remote)
+                .map_err(os(format!("sending IKE to {remote}")))?;
+            let deadline = Instant::now() + IKE_RETRANSMIT;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                let ready = io::poll::wait_readable(&[sock.as_raw_fd()], left)
+                    .map_err(os("poll on UDP 4500"))?;
+                if !ready.first().copied().unwrap_or(false) {
+                    continue;
+                }
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                // IKE on 4500 starts with the non-ESP marker; anything else is not for us yet.
+                if from != remote || n < 4 || buf[..4] != NON_ESP_MARKER {
+                    continue;
+                }
+                answered = Some(n);
+                break 'tries;
+            }
+        }
+        let Some(n) = answered else {
+            return Err(fail(format!("no IKE answer from {remote}")));
+        };
+        match ini.handle(rng, &buf[4..n]) {
+            Ok(Some(next)) => request = next,
+            Ok(None) if ini.is_established() => break,
+            Ok(None) => return Err(fail("IKE exchange ended without an IKE SA".into())),
+            Err(e) => return Err(fail(format!("IKE with {remote}: {e}"))),
+        }
+    }
+    let child = ini
+        .child()
+        .cloned()
+        .ok_or_else(|| fail("the gateway built no Child SA (no virtual IP?)".into()))?;
+    Ok((ini, child))
+}
+
+/// RFC 3948 §2.2: IKE on port 4500 carries the non-ESP marker.
+fn framed(ike: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(ike.len() + NON_ESP_MARKER.len());
+    v.extend_from_slice(&NON_ESP_MARKER);
+    v.extend_from_slice(ike);
+    v
+}
+
+/// The TUN MTU so that a full inner packet fits a 1500-byte path after ESP-in-UDP (as the
+/// gateway's [`super::tun_mtu`]).
+fn client_tun_mtu(encr: EncrAlg, integ: IntegAlg) -> u16 {
+    let room = 1500 - 20 - 8 - 8 - encr.iv_len() - integ.icv_len();
+    let padded = room / encr.block_len() * encr.block_len();
+    (padded - 2).max(576) as u16
+}
