@@ -78,7 +78,7 @@ fn main() -> ExitCode {
             for w in cfg.warnings() {
                 tracing::warn!("{w}");
             }
-            match daemon::run(cfg) {
+            match daemon::run(cfg, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");

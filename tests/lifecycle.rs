@@ -285,3 +285,55 @@ fn terminate_deletes_on_both_sides_and_returns_the_lease() {
     assert_eq!(client.virtual_ip(), Some(vip));
     assert_ping(&topo, Role::Client, vip);
 }
+
+/// Rewrites the daemon's config file and sends it SIGHUP.
+fn reload(gw: &Gateway, edit: impl Fn(String) -> String) {
+    let d = daemon(gw);
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, edit(text)).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &d.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+}
+
+#[test]
+fn sighup_reload_honours_effect_immediately() {
+    let topo = Topology::new(
+        "hup",
+        TopoOpts {
+            second_client: true,
+            ..TopoOpts::default()
+        },
+    );
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let (_c1, vip) = connect(&topo, Role::Client, &ClientConfig::new("client1.example"));
+    // effect_immediately = false: a new PSK for new clients, the connected one stays.
+    reload(&gw, |t| {
+        t.replace(
+            &format!("psk = \"{PSK}\""),
+            "psk = \"second-psk-0123456789\"",
+        )
+    });
+    wait_for("the reload", Duration::from_secs(10), || {
+        gw.log_text().contains("SIGHUP: applying")
+    });
+    assert_ping(&topo, Role::Client, vip);
+    let (_c2, vip2) = connect(
+        &topo,
+        Role::Client2,
+        &ClientConfig::new("client2.example").psk("second-psk-0123456789"),
+    );
+    assert_eq!(online(&topo, &gw), 2);
+    // effect_immediately = true: every tunnel is torn down at once.
+    reload(&gw, |t| {
+        t.replace("effect_immediately = false", "effect_immediately = true")
+    });
+    wait_for(
+        "both IKE SAs to be deleted",
+        Duration::from_secs(10),
+        || online(&topo, &gw) == 0,
+    );
+    assert_ne!(vip, vip2);
+}

@@ -32,7 +32,7 @@ use crate::ipsec::{Role, Sad};
 use crate::secret::SecretBytes;
 use crate::wire::NON_ESP_MARKER;
 
-use super::{os, spawn, wait_for_signal, worker, ControlMsg, DaemonError, SOCKET_BUFFER};
+use super::{os, spawn, worker, ControlMsg, DaemonError, Signal, Signals, SOCKET_BUFFER};
 
 /// `ipsec-server client` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,6 +75,7 @@ const IKE_TRIES: u32 = 10;
 
 /// Connects to the gateway and runs the tunnel until SIGINT or SIGTERM.
 pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
+    let mut signals = Signals::new()?;
     let bad = |what: String| DaemonError::Os {
         what,
         source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
@@ -192,7 +193,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         }
     })?);
 
-    wait_for_signal();
+    while signals.wait() == Signal::Reload {}
     info!("shutting down");
     if let (Some(sock), Some(del)) = (&ike_sock, ini.delete_request(&mut rng)) {
         let _ = sock.send_to(&framed(&del), remote);

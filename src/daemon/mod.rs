@@ -81,13 +81,10 @@ const SOCKET_BUFFER: usize = 8 << 20;
 /// Runs the gateway until SIGINT or SIGTERM. Without `[api]` it serves `[ipsec_server]`;
 /// with `[api]` it serves the control API and whatever server the API's state (or, before
 /// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway).
-pub fn run(config: Config) -> Result<(), DaemonError> {
+pub fn run(config: Config, path: &std::path::Path) -> Result<(), DaemonError> {
+    let mut signals = Signals::new()?;
     let Some(api_cfg) = config.api().cloned() else {
-        let stack = Stack::start(&config)?;
-        wait_for_signal();
-        info!("shutting down");
-        stack.stop();
-        return Ok(());
+        return run_from_file(config, path, &mut signals);
     };
     let manager = Arc::new(StackManager::new(config.clone()));
     let backend: Arc<dyn crate::api::Backend> = manager.clone();
@@ -114,10 +111,54 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     if let Err(e) = api.start() {
         warn!("{e}; serving the API only");
     }
-    wait_for_signal();
+    while signals.wait() == Signal::Reload {
+        info!("SIGHUP ignored: with [api] the server is changed through the API");
+    }
     info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     let _ = http.join();
+    manager.shutdown();
+    Ok(())
+}
+
+/// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it like an
+/// UpdateIpsecServer: `effect_immediately = true` deletes every IKE SA so clients reconnect
+/// with the new settings, `false` keeps them until they rekey or reconnect. A file that no
+/// longer validates is logged and ignored.
+fn run_from_file(
+    config: Config,
+    path: &std::path::Path,
+    signals: &mut Signals,
+) -> Result<(), DaemonError> {
+    let manager = StackManager::new(config.clone());
+    crate::api::Backend::apply(&manager, config.ipsec_server(), false).map_err(|e| {
+        DaemonError::Os {
+            what: e,
+            source: std::io::Error::from(std::io::ErrorKind::Other),
+        }
+    })?;
+    while signals.wait() == Signal::Reload {
+        match crate::config::load(path) {
+            Ok(new) => {
+                let effect = new.ipsec_server().is_some_and(|s| s.effect_immediately());
+                info!(
+                    effect_immediately = effect,
+                    "SIGHUP: applying {}",
+                    path.display()
+                );
+                if let Err(e) = crate::api::Backend::apply(&manager, new.ipsec_server(), effect) {
+                    warn!("applying the reloaded configuration failed: {e}");
+                }
+            }
+            Err(e) => warn!(
+                "SIGHUP: {} not applied: {}: {}",
+                path.display(),
+                e.code,
+                e.message
+            ),
+        }
+    }
+    info!("shutting down");
     manager.shutdown();
     Ok(())
 }
@@ -454,35 +495,60 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
         .map_err(os(format!("spawning thread {name}")))
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            warn!("no signal handling ({e}); running until killed");
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT, SIGTERM.
+    Stop,
+    /// SIGHUP: read the config file again.
+    Reload,
+}
+
+/// Blocks until SIGINT, SIGTERM or SIGHUP. Handlers are installed once, before the first
+/// wait, so a signal between two waits is not lost.
+struct Signals {
+    rt: tokio::runtime::Runtime,
+    streams: Option<[tokio::signal::unix::Signal; 3]>,
+}
+
+impl Signals {
+    fn new() -> Result<Self, DaemonError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(os("the signal runtime"))?;
+        let streams = rt.block_on(async {
+            Ok::<_, std::io::Error>([
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::hangup())?,
+            ])
+        });
+        let streams = match streams {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot install signal handlers ({e}); running until killed");
+                None
+            }
+        };
+        Ok(Self { rt, streams })
+    }
+
+    fn wait(&mut self) -> Signal {
+        let Some([term, int, hup]) = &mut self.streams else {
             loop {
                 std::thread::park();
             }
-        }
-    };
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            warn!("cannot install signal handlers; running until killed");
-            std::future::pending::<()>().await;
-            return;
         };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    });
+        self.rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => Signal::Stop,
+                _ = int.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            }
+        })
+    }
 }
 
 /// UDP 500: every datagram is IKE.
