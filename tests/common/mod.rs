@@ -57,4 +57,3 @@ pub fn poll_until<T>(
         std::thread::sleep(step);
     }
 }
-

@@ -514,10 +514,7 @@ fn ip(args: &[&str]) {
 fn check_prerequisites() {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "interop tests need root (network namespaces, TUN)"
-    );
+    assert_eq!(euid, 0, "interop tests need root (network namespaces, TUN)");
     for tool in ["/usr/lib/ipsec/charon", "/usr/sbin/swanctl"] {
         assert!(
             Path::new(tool).exists(),

@@ -76,7 +76,12 @@ fn write(dir: &Path, seeds: &[(String, Vec<u8>)]) {
             fs::write(&path, bytes).unwrap();
         } else {
             let on_disk = fs::read(&path).unwrap_or_default();
-            assert_eq!(&on_disk, bytes, "{} is stale: rerun with WRITE_FUZZ_SEEDS=1", path.display());
+            assert_eq!(
+                &on_disk,
+                bytes,
+                "{} is stale: rerun with WRITE_FUZZ_SEEDS=1",
+                path.display()
+            );
         }
     }
 }
