@@ -12,9 +12,9 @@ use std::sync::LazyLock;
 
 use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
 use crypto_bigint::{Uint, Word, U1024, U1536, U2048, U256, U768};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
 
+use super::dh_mont::{self, Mont};
 use super::DhGroup;
 
 /// One MODP group: generator, optional subgroup order and the prime's Montgomery parameters.
@@ -28,7 +28,9 @@ pub(super) struct ModpGroup<const L: usize> {
     mont: DynResidueParams<L>,
     /// Fixed-base comb for `g`: `comb[j][d] = g^(d * 16^j)` in Montgomery form, for every
     /// 4-bit window `j` of an exponent of up to `4 * comb.len()` bits.
-    comb: Vec<[Uint<L>; COMB_DIGITS]>,
+    comb: Vec<[[Word; L]; COMB_DIGITS]>,
+    /// The same modulus for the fused Montgomery multiplication of [`super::dh_mont`].
+    fast: Mont<L>,
 }
 
 /// Bits per comb window and entries per window.
@@ -45,13 +47,14 @@ impl<const L: usize> ModpGroup<L> {
         let windows = fixed_bits.div_ceil(COMB_WINDOW);
         let mut comb = Vec::with_capacity(windows);
         // base = g^(16^j)
-        let mut base = DynResidue::new(&g, mont);
+        let fast = Mont::new(&p, &DynResidue::one(mont).to_montgomery());
+        let mut base = *DynResidue::new(&g, mont).as_montgomery().as_words();
         for _ in 0..windows {
-            let mut row = [Uint::ZERO; COMB_DIGITS];
-            let mut acc = DynResidue::one(mont);
+            let mut row = [[0 as Word; L]; COMB_DIGITS];
+            let mut acc = fast.one;
             for entry in row.iter_mut() {
-                *entry = acc.to_montgomery();
-                acc = acc.mul(&base);
+                *entry = acc;
+                acc = fast.mul(&acc, &base);
             }
             // After the loop acc = base^16 = g^(16^(j+1)).
             base = acc;
@@ -63,12 +66,13 @@ impl<const L: usize> ModpGroup<L> {
             q,
             mont,
             comb,
+            fast,
         }
     }
 
     /// `g^exponent mod p` over exactly the low `exponent_bits` bits of the exponent.
     ///
-    /// Fixed-base comb: one Montgomery multiplication per 4-bit window (40 for a 160-bit
+    /// Fixed-base comb: one (fused, [`super::dh_mont`]) Montgomery multiplication per 4-bit window (40 for a 160-bit
     /// exponent instead of the ladder's 160 squarings + 40 multiplications). Constant time in
     /// the exponent's value: every window is processed, and each table entry is chosen by a
     /// constant-time scan over all 16 entries of its row (`ConditionallySelectable`), so the
@@ -84,8 +88,8 @@ impl<const L: usize> ModpGroup<L> {
             return self.pow(&self.g, exponent, exponent_bits);
         }
         let words = exponent.as_words();
-        let mut acc = DynResidue::one(self.mont);
-        let mut entry = Uint::<L>::ZERO;
+        let mut acc = self.fast.one;
+        let mut entry = [0 as Word; L];
         for (j, row) in self.comb[..windows].iter().enumerate() {
             let bit = j * COMB_WINDOW;
             // COMB_WINDOW divides the word size: a digit never straddles two words. Bits of
@@ -96,23 +100,20 @@ impl<const L: usize> ModpGroup<L> {
             if valid < COMB_WINDOW {
                 digit &= (1 << valid) - 1;
             }
-            entry = row[0];
-            for (d, candidate) in row.iter().enumerate().skip(1) {
-                entry.conditional_assign(candidate, digit.ct_eq(&(d as Word)));
-            }
-            acc = acc.mul(&DynResidue::from_montgomery(entry, self.mont));
+            dh_mont::select(row, digit, &mut entry);
+            acc = self.fast.mul(&acc, &entry);
             digit.zeroize();
         }
         entry.zeroize();
-        let result = acc.retrieve();
+        let result = Uint::from_words(self.fast.retrieve(&acc));
         acc.zeroize();
         result
     }
 
     /// `base^exponent mod p`, looking at exactly the low `exponent_bits` bits of the exponent.
     ///
-    /// Constant time in the exponent's value (crypto-bigint's fixed-window ladder runs over
-    /// all `exponent_bits` bits); only `exponent_bits`, a public per-group constant, shows in
+    /// Constant time in the exponent's value (a fixed 4-bit-window ladder over all
+    /// `exponent_bits` bits, [`Mont::pow`], on crypto-bigint's Montgomery parameters); only `exponent_bits`, a public per-group constant, shows in
     /// the timing. This is the single exponentiation behind public values, shared secrets and
     /// the subgroup check.
     pub(super) fn pow<const E: usize>(
@@ -121,12 +122,26 @@ impl<const L: usize> ModpGroup<L> {
         exponent: &Uint<E>,
         exponent_bits: usize,
     ) -> Uint<L> {
-        let mut base = DynResidue::new(base, self.mont);
-        let mut power = base.pow_bounded_exp(exponent, exponent_bits);
-        let result = power.retrieve();
+        let mut base = DynResidue::new(base, self.mont).to_montgomery();
+        let mut power = self.fast.pow(base.as_words(), exponent, exponent_bits);
+        let result = Uint::from_words(self.fast.retrieve(&power));
         base.zeroize();
         power.zeroize();
         result
+    }
+
+    /// The same as [`Self::pow`] with crypto-bigint's own ladder: the reference the tests
+    /// compare the fused implementation with.
+    #[cfg(test)]
+    pub(super) fn pow_reference<const E: usize>(
+        &self,
+        base: &Uint<L>,
+        exponent: &Uint<E>,
+        exponent_bits: usize,
+    ) -> Uint<L> {
+        DynResidue::new(base, self.mont)
+            .pow_bounded_exp(exponent, exponent_bits)
+            .retrieve()
     }
 }
 
