@@ -15,37 +15,67 @@ use super::esp::{EspError, InboundSa, OutboundSa};
 use super::ChildSaSpec;
 
 /// One immutable view of the SA database.
-#[derive(Default, Clone)]
+/// Shards per map. An install or delete copies only the shards it changes (copy-on-write
+/// via `Arc::make_mut`), so its cost is about n / SHARDS entries instead of n: with 10,000
+/// clients a whole-map copy per handshake made installs O(n) and connecting n clients O(n²).
+const SHARDS: usize = 128;
+
+type Shards<K, V> = Vec<Arc<HashMap<K, V>>>;
+
+fn empty_shards<K, V>() -> Shards<K, V> {
+    (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect()
+}
+
+fn spi_shard(spi: u32) -> usize {
+    spi as usize % SHARDS
+}
+
+fn vip_shard(vip: Ipv4Addr) -> usize {
+    u32::from(vip) as usize % SHARDS
+}
+
+#[derive(Clone)]
 pub struct SadSnapshot {
-    inbound: HashMap<u32, Arc<InboundSa>>,
-    outbound: HashMap<Ipv4Addr, Arc<OutboundSa>>,
+    inbound: Shards<u32, Arc<InboundSa>>,
+    outbound: Shards<Ipv4Addr, Arc<OutboundSa>>,
     /// inbound SPI → the client's address, to delete the outbound side with it.
-    pairs: HashMap<u32, Ipv4Addr>,
+    pairs: Shards<u32, Ipv4Addr>,
+}
+
+impl Default for SadSnapshot {
+    fn default() -> Self {
+        Self {
+            inbound: empty_shards(),
+            outbound: empty_shards(),
+            pairs: empty_shards(),
+        }
+    }
 }
 
 impl SadSnapshot {
     pub fn inbound(&self, spi: u32) -> Option<&Arc<InboundSa>> {
-        self.inbound.get(&spi)
+        self.inbound[spi_shard(spi)].get(&spi)
     }
 
     /// The SA that carries packets to `dst` (a client's virtual IP).
     pub fn outbound(&self, dst: Ipv4Addr) -> Option<&Arc<OutboundSa>> {
-        self.outbound.get(&dst)
+        self.outbound[vip_shard(dst)].get(&dst)
     }
 
     pub fn len(&self) -> usize {
-        self.inbound.len()
+        self.inbound.iter().map(|m| m.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inbound.is_empty()
+        self.inbound.iter().all(|m| m.is_empty())
     }
 
     /// (inbound, outbound) of every pair, for status output.
     pub fn pairs(&self) -> impl Iterator<Item = (&Arc<InboundSa>, Option<&Arc<OutboundSa>>)> {
         self.inbound
-            .values()
-            .map(|i| (i, self.outbound.get(&i.client_vip)))
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|i| (i, self.outbound(i.client_vip)))
     }
 }
 
@@ -73,9 +103,10 @@ impl Sad {
         let inbound = Arc::new(InboundSa::new(spec)?);
         let outbound = Arc::new(OutboundSa::new(spec)?);
         self.update(|s| {
-            s.inbound.insert(spec.inbound_spi, inbound);
-            s.outbound.insert(spec.client_vip, outbound);
-            s.pairs.insert(spec.inbound_spi, spec.client_vip);
+            let (spi, vip) = (spec.inbound_spi, spec.client_vip);
+            Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound);
+            Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound);
+            Arc::make_mut(&mut s.pairs[spi_shard(spi)]).insert(spi, vip);
         });
         Ok(())
     }
@@ -84,11 +115,17 @@ impl Sad {
     /// of the same client replaced it.
     pub fn remove(&self, spi: u32) {
         self.update(|s| {
-            s.inbound.remove(&spi);
-            if let Some(vip) = s.pairs.remove(&spi) {
-                let still_used = s.pairs.values().any(|v| *v == vip);
+            let shard = spi_shard(spi);
+            if s.inbound[shard].contains_key(&spi) {
+                Arc::make_mut(&mut s.inbound[shard]).remove(&spi);
+            }
+            if !s.pairs[shard].contains_key(&spi) {
+                return;
+            }
+            if let Some(vip) = Arc::make_mut(&mut s.pairs[shard]).remove(&spi) {
+                let still_used = s.pairs.iter().any(|m| m.values().any(|v| *v == vip));
                 if !still_used {
-                    s.outbound.remove(&vip);
+                    Arc::make_mut(&mut s.outbound[vip_shard(vip)]).remove(&vip);
                 }
             }
         });
