@@ -87,6 +87,9 @@ pub struct Responder {
     pub(crate) pool: Pool,
     pub(crate) cookies: CookieJar,
     pub(crate) inbound_spis: HashSet<u32>,
+    /// IDi → SPIr of IKE SAs with that identity (may hold stale SPIs; checked on use), so
+    /// INITIAL_CONTACT does not scan every SA.
+    by_identity: HashMap<IdPayload, Vec<u64>>,
 }
 
 impl Responder {
@@ -100,6 +103,7 @@ impl Responder {
             pool,
             cookies: CookieJar::new(),
             inbound_spis: HashSet::new(),
+            by_identity: HashMap::new(),
         }
     }
 
@@ -278,6 +282,14 @@ impl Responder {
         if let Some(vip) = sa.vip {
             self.pool.release(vip);
         }
+        if let Some(id) = &sa.identity {
+            if let Some(spis) = self.by_identity.get_mut(id) {
+                spis.retain(|&s| s != sa.spi_r);
+                if spis.is_empty() {
+                    self.by_identity.remove(id);
+                }
+            }
+        }
         sa.children
             .iter()
             .map(|c| {
@@ -319,8 +331,11 @@ impl Responder {
     ) -> Vec<Action> {
         let policy = self.cfg.unique;
         let older: Vec<u64> = self
-            .sas
-            .values()
+            .by_identity
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .filter_map(|spi| self.sas.get(spi))
             .filter(|sa| sa.spi_r != spi_r && sa.identity.as_ref() == Some(identity))
             .filter(|sa| match policy {
                 UniquePolicy::Never => false,
@@ -449,6 +464,12 @@ impl Responder {
         sa.next_request_id = header.message_id.wrapping_add(1);
         sa.cached_response = Some(resp);
         if handled.keep {
+            if let Some(id) = &sa.identity {
+                let spis = self.by_identity.entry(id.clone()).or_default();
+                if !spis.contains(&sa.spi_r) {
+                    spis.push(sa.spi_r);
+                }
+            }
             self.sas.insert(sa.spi_r, sa);
         } else {
             actions.extend(self.cleanup(sa));
