@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod ike;
 pub mod io;
 pub mod ipsec;
+pub mod loadgen;
 pub mod pool;
 pub mod secret;
 pub mod wire;

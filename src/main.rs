@@ -6,7 +6,22 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use ipsec_server::{config, daemon};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipsec_server::secret::SecretBytes;
+use ipsec_server::{config, daemon, loadgen};
+
+/// `IP` or `IP:PORT` (port 500 by default).
+fn parse_target(s: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip: std::net::IpAddr = s
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--target {s:?}: expected IP or IP:PORT"))?;
+    Ok(SocketAddr::new(ip, 500))
+}
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +57,40 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
+    /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
+    Loadgen {
+        /// Responder IP[:PORT] (port 500 by default).
+        #[arg(long)]
+        target: String,
+        /// The responder's NAT-T port.
+        #[arg(long, default_value_t = 4500)]
+        nat_t_port: u16,
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// Handshake starts per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Handshakes in flight at most (the responder asks for cookies above 16 per source).
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        #[arg(long)]
+        psk: String,
+        /// Client identities are FQDNs PREFIX0, PREFIX1, ….
+        #[arg(long, default_value = "client")]
+        id_prefix: String,
+        /// IKE proposal ENCR-INTEG-DH; the ESP proposal uses the same ENCR and INTEG.
+        #[arg(long, default_value = "aes128-sha1-modp1024")]
+        proposal: String,
+        /// Seconds to wait for each answer before retransmitting.
+        #[arg(long, default_value_t = 2.0)]
+        timeout: f64,
+        #[arg(long, default_value_t = 3)]
+        retries: u32,
+        /// Seconds to keep the SAs after the run (default: until SIGINT/SIGTERM).
+        #[arg(long)]
+        hold: Option<f64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +103,49 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Loadgen {
+            target,
+            nat_t_port,
+            count,
+            rate,
+            window,
+            psk,
+            id_prefix,
+            proposal,
+            timeout,
+            retries,
+            hold,
+        } => {
+            let run = || -> anyhow::Result<loadgen::LoadgenReport> {
+                let target = parse_target(&target)?;
+                let (ike, esp) = loadgen::parse_proposal(&proposal)?;
+                if !(timeout > 0.0 && timeout <= 60.0) {
+                    anyhow::bail!("--timeout must be in (0, 60] seconds");
+                }
+                loadgen::run(loadgen::LoadgenConfig {
+                    target,
+                    nat_t_port,
+                    count,
+                    rate,
+                    window,
+                    psk: SecretBytes::from_slice(psk.as_bytes()),
+                    id_prefix,
+                    ike,
+                    esp,
+                    timeout: Duration::from_secs_f64(timeout),
+                    retries,
+                    hold: hold.map(Duration::from_secs_f64),
+                })
+            };
+            match run() {
+                Ok(r) if r.failed == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("loadgen: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => match config::load(&config) {
             Ok(cfg) => {
                 for w in cfg.warnings() {

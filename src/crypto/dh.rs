@@ -227,7 +227,7 @@ fn public_value_in<const L: usize>(
     x: &Exponent,
     exponent_bits: usize,
 ) -> Vec<u8> {
-    let y = group.pow(&group.g, x, exponent_bits);
+    let y = group.pow_g(x, exponent_bits);
     let mut out = vec![0u8; L * Limb::BYTES];
     write_be(&y, &mut out);
     out

@@ -29,6 +29,7 @@
 
 mod dh;
 mod dh_groups;
+mod dh_mont;
 mod encr;
 mod integ;
 pub mod keys;

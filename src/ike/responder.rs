@@ -142,6 +142,9 @@ pub struct Responder {
     pub(crate) pool: Pool,
     pub(crate) cookies: CookieJar,
     pub(crate) inbound_spis: HashSet<u32>,
+    /// IDi → SPIr of IKE SAs with that identity (may hold stale SPIs; checked on use), so
+    /// INITIAL_CONTACT does not scan every SA.
+    by_identity: HashMap<IdPayload, Vec<u64>>,
 }
 
 impl Responder {
@@ -155,6 +158,7 @@ impl Responder {
             pool,
             cookies: CookieJar::new(),
             inbound_spis: HashSet::new(),
+            by_identity: HashMap::new(),
         }
     }
 
@@ -344,6 +348,14 @@ impl Responder {
         if let Some(vip) = sa.vip {
             self.pool.release(vip);
         }
+        if let Some(id) = &sa.identity {
+            if let Some(spis) = self.by_identity.get_mut(id) {
+                spis.retain(|&s| s != sa.spi_r);
+                if spis.is_empty() {
+                    self.by_identity.remove(id);
+                }
+            }
+        }
         sa.children
             .iter()
             .map(|c| {
@@ -353,6 +365,16 @@ impl Responder {
                 }
             })
             .collect()
+    }
+
+    /// Records `sa` under its identity (for the `unique` policy) once it has one.
+    fn index_identity(&mut self, sa: &IkeSa) {
+        if let Some(id) = &sa.identity {
+            let spis = self.by_identity.entry(id.clone()).or_default();
+            if !spis.contains(&sa.spi_r) {
+                spis.push(sa.spi_r);
+            }
+        }
     }
 
     /// A fresh SPI for an inbound Child SA: ≥ 256 (RFC 4303 §2.1 reserves 1..=255), unique.
@@ -385,8 +407,11 @@ impl Responder {
     ) -> Vec<Action> {
         let policy = self.cfg.unique;
         let older: Vec<u64> = self
-            .sas
-            .values()
+            .by_identity
+            .get(identity)
+            .into_iter()
+            .flatten()
+            .filter_map(|spi| self.sas.get(spi))
             .filter(|sa| sa.spi_r != spi_r && sa.identity.as_ref() == Some(identity))
             .filter(|sa| match policy {
                 UniquePolicy::Never => false,
@@ -539,10 +564,12 @@ impl Responder {
         sa.next_request_id = header.message_id.wrapping_add(1);
         sa.cached_response = Some(resp);
         if let Some(new_sa) = handled.new_sa {
+            self.index_identity(&new_sa);
             self.sas.insert(new_sa.spi_r, *new_sa);
         }
         if handled.keep {
             actions.extend(self.send_next(&mut sa, now, rng));
+            self.index_identity(&sa);
             self.sas.insert(sa.spi_r, sa);
         } else {
             actions.extend(self.cleanup(sa));

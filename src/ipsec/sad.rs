@@ -14,42 +14,75 @@ use arc_swap::ArcSwap;
 use super::esp::{EspError, InboundSa, OutboundSa};
 use super::{ChildSaSpec, Role};
 
+/// Shards per map. An install or delete copies only the shards it changes (copy-on-write
+/// via `Arc::make_mut`), so its cost is about n / SHARDS entries instead of n: with 10,000
+/// clients a whole-map copy per handshake made installs O(n) and connecting n clients O(n²).
+const SHARDS: usize = 128;
+
+type Shards<K, V> = Vec<Arc<HashMap<K, V>>>;
+
+fn empty_shards<K, V>() -> Shards<K, V> {
+    (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect()
+}
+
+fn spi_shard(spi: u32) -> usize {
+    spi as usize % SHARDS
+}
+
+fn vip_shard(vip: Ipv4Addr) -> usize {
+    u32::from(vip) as usize % SHARDS
+}
+
 /// One immutable view of the SA database.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct SadSnapshot {
-    inbound: HashMap<u32, Arc<InboundSa>>,
-    outbound: HashMap<Ipv4Addr, Arc<OutboundSa>>,
+    inbound: Shards<u32, Arc<InboundSa>>,
+    outbound: Shards<Ipv4Addr, Arc<OutboundSa>>,
     /// inbound SPI → the client's address, to delete the outbound side with it.
-    pairs: HashMap<u32, Ipv4Addr>,
+    pairs: Shards<u32, Ipv4Addr>,
     /// [`Role::Client`]: the SA every outbound packet takes (the kernel routes only the
     /// remote subnets into the TUN).
     default_outbound: Option<Arc<OutboundSa>>,
 }
 
+impl Default for SadSnapshot {
+    fn default() -> Self {
+        Self {
+            inbound: empty_shards(),
+            outbound: empty_shards(),
+            pairs: empty_shards(),
+            default_outbound: None,
+        }
+    }
+}
+
 impl SadSnapshot {
     pub fn inbound(&self, spi: u32) -> Option<&Arc<InboundSa>> {
-        self.inbound.get(&spi)
+        self.inbound[spi_shard(spi)].get(&spi)
     }
 
     /// The SA that carries packets to `dst` (a client's virtual IP; in the client role,
     /// any destination).
     pub fn outbound(&self, dst: Ipv4Addr) -> Option<&Arc<OutboundSa>> {
-        self.outbound.get(&dst).or(self.default_outbound.as_ref())
+        self.outbound[vip_shard(dst)]
+            .get(&dst)
+            .or(self.default_outbound.as_ref())
     }
 
     pub fn len(&self) -> usize {
-        self.inbound.len()
+        self.inbound.iter().map(|m| m.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.inbound.is_empty()
+        self.inbound.iter().all(|m| m.is_empty())
     }
 
     /// (inbound, outbound) of every pair, for status output.
     pub fn pairs(&self) -> impl Iterator<Item = (&Arc<InboundSa>, Option<&Arc<OutboundSa>>)> {
         self.inbound
-            .values()
-            .map(|i| (i, self.outbound.get(&i.client_vip)))
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|i| (i, self.outbound(i.client_vip)))
     }
 }
 
@@ -83,12 +116,13 @@ impl Sad {
         let inbound = Arc::new(InboundSa::with_role(spec, role)?);
         let outbound = Arc::new(OutboundSa::new(spec)?);
         self.update(|s| {
-            s.inbound.insert(spec.inbound_spi, inbound);
+            let (spi, vip) = (spec.inbound_spi, spec.client_vip);
+            Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound);
             if role == Role::Client {
                 s.default_outbound = Some(outbound.clone());
             }
-            s.outbound.insert(spec.client_vip, outbound);
-            s.pairs.insert(spec.inbound_spi, spec.client_vip);
+            Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound);
+            Arc::make_mut(&mut s.pairs[spi_shard(spi)]).insert(spi, vip);
         });
         Ok(())
     }
@@ -97,11 +131,18 @@ impl Sad {
     /// of the same client replaced it.
     pub fn remove(&self, spi: u32) {
         self.update(|s| {
-            s.inbound.remove(&spi);
-            if let Some(vip) = s.pairs.remove(&spi) {
-                let still_used = s.pairs.values().any(|v| *v == vip);
+            let shard = spi_shard(spi);
+            if s.inbound[shard].contains_key(&spi) {
+                Arc::make_mut(&mut s.inbound[shard]).remove(&spi);
+            }
+            if !s.pairs[shard].contains_key(&spi) {
+                return;
+            }
+            if let Some(vip) = Arc::make_mut(&mut s.pairs[shard]).remove(&spi) {
+                let still_used = s.pairs.iter().any(|m| m.values().any(|v| *v == vip));
                 if !still_used {
-                    if let Some(gone) = s.outbound.remove(&vip) {
+                    let gone = Arc::make_mut(&mut s.outbound[vip_shard(vip)]).remove(&vip);
+                    if let Some(gone) = gone {
                         if s.default_outbound
                             .as_ref()
                             .is_some_and(|d| Arc::ptr_eq(d, &gone))

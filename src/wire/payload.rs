@@ -65,7 +65,7 @@ pub struct KePayload {
 }
 
 /// Identification payload, IDi or IDr (RFC 7296 §3.5).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IdPayload {
     pub id_type: u8,
     pub data: Vec<u8>,

@@ -466,3 +466,71 @@ fn debug_shows_no_private_exponent() {
         "no public value either: {text}"
     );
 }
+
+/// The fixed-base comb for g gives the same result as the generic ladder, for random, zero,
+/// all-ones and odd-length exponents, in every group.
+#[test]
+fn fixed_base_comb_matches_the_ladder() {
+    use crate::crypto::dh_groups::{
+        ModpGroup, MODP1024, MODP1536, MODP2048, MODP2048_256, MODP768,
+    };
+    fn check<const L: usize>(group: &ModpGroup<L>, bits: usize, rng: &mut StdRng) {
+        let mut cases = vec![Exponent::ZERO, Exponent::MAX, Exponent::ONE];
+        for _ in 0..4 {
+            cases.push(random_exponent(rng, 512));
+        }
+        for x in &cases {
+            for b in [bits, bits - 1, bits - 3, 5, 4, 1] {
+                assert_eq!(
+                    group.pow_g(x, b),
+                    group.pow(&group.g, x, b),
+                    "{bits}-bit group table, {b}-bit exponent"
+                );
+            }
+            // Longer than the table: the ladder fallback.
+            assert_eq!(group.pow_g(x, bits + 64), group.pow(&group.g, x, bits + 64));
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(11);
+    check(&MODP768, DhGroup::Modp768.exponent_bits(), &mut rng);
+    check(&MODP1024, DhGroup::Modp1024.exponent_bits(), &mut rng);
+    check(&MODP1536, DhGroup::Modp1536.exponent_bits(), &mut rng);
+    check(&MODP2048, DhGroup::Modp2048.exponent_bits(), &mut rng);
+    check(
+        &MODP2048_256,
+        DhGroup::Modp2048_256.exponent_bits(),
+        &mut rng,
+    );
+}
+
+/// The fused Montgomery ladder agrees with crypto-bigint's own, for random bases (including
+/// p-1 and 1) and random, zero, all-ones and short exponents, in every group.
+#[test]
+fn fused_ladder_matches_crypto_bigint() {
+    use crate::crypto::dh_groups::{
+        ModpGroup, MODP1024, MODP1536, MODP2048, MODP2048_256, MODP768,
+    };
+    use crypto_bigint::{Random, Uint};
+    fn check<const L: usize>(group: &ModpGroup<L>, rng: &mut StdRng) {
+        let p = group.p_minus_1.wrapping_add(&Uint::ONE);
+        let nz = NonZero::new(p).unwrap();
+        let mut bases = vec![Uint::<L>::ONE, group.p_minus_1, group.g];
+        for _ in 0..4 {
+            bases.push(Uint::<L>::random(&mut *rng).rem(&nz));
+        }
+        let exps = [Exponent::ZERO, Exponent::MAX, random_exponent(rng, 512)];
+        for b in &bases {
+            for x in &exps {
+                for bits in [512, 256, 161, 160, 9, 4, 1] {
+                    assert_eq!(group.pow(b, x, bits), group.pow_reference(b, x, bits));
+                }
+            }
+        }
+    }
+    let mut rng = StdRng::seed_from_u64(5);
+    check(&MODP768, &mut rng);
+    check(&MODP1024, &mut rng);
+    check(&MODP1536, &mut rng);
+    check(&MODP2048, &mut rng);
+    check(&MODP2048_256, &mut rng);
+}
