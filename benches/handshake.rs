@@ -71,6 +71,7 @@ fn responder_config(dh: DhGroup) -> Arc<ResponderConfig> {
         cookie_threshold: 512,
         cookie_per_source: 16,
         half_open_timeout: Duration::from_secs(30),
+        dpd_interval: None,
     })
 }
 
