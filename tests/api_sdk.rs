@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::topo::addr;
+use common::flows::assert_ping;
+
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -108,26 +109,6 @@ fn start_daemon(topo: &Topology, name: &str, config: &std::path::Path) -> u32 {
 
 /// The PSK UpdateIpsecServer sets in sdk_drive.py's `update-keep`.
 const PSK2: &str = "second-psk-0123";
-
-fn assert_ping(topo: &Topology, role: Role, vip: std::net::Ipv4Addr) {
-    let ping = topo.exec(
-        role,
-        "ping",
-        &[
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-    );
-    assert!(
-        ping.success() && ping.stdout.contains(" 0% packet loss"),
-        "{role:?}: ping through the tunnel:\n{ping}"
-    );
-}
 
 fn udp_bound(topo: &Topology, port: u16) -> bool {
     let out = topo.exec(Role::Gateway, "ss", &["-Hlun"]);
