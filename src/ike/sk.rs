@@ -6,16 +6,25 @@
 use rand::RngCore;
 
 use crate::crypto::{Cipher, EncrAlg, IkeKeys, Integ, IntegAlg};
+use crate::secret::SecretBytes;
 use crate::wire::{self, Header, Message, Payload, PayloadType, SkPayload, SkfPayload};
 
 use super::IkeError;
 
 /// Keyed transforms of one IKE SA, in the direction of one role.
 pub(crate) struct SkCrypto {
-    out_cipher: Cipher,
-    out_integ: Integ,
-    in_cipher: Cipher,
-    in_integ: Integ,
+    encr: EncrAlg,
+    integ: IntegAlg,
+    out: Keys,
+    inn: Keys,
+}
+
+/// One direction's keys. The keyed transforms are built per message: IKE messages are rare,
+/// and an AES key schedule with its HMAC states is ~2.6 KiB an IKE SA would otherwise keep
+/// for its whole life (10,000 clients: 26 MiB).
+struct Keys {
+    encr: SecretBytes,
+    integ: SecretBytes,
 }
 
 impl SkCrypto {
@@ -42,15 +51,27 @@ impl SkCrypto {
     fn new(
         encr: EncrAlg,
         integ: IntegAlg,
-        out: (&crate::secret::SecretBytes, &crate::secret::SecretBytes),
-        inn: (&crate::secret::SecretBytes, &crate::secret::SecretBytes),
+        out: (&SecretBytes, &SecretBytes),
+        inn: (&SecretBytes, &SecretBytes),
     ) -> Result<Self, IkeError> {
         let bad = |_| IkeError::InvalidSyntax("key length");
+        for k in [out.0, inn.0] {
+            Cipher::new(encr, k.expose()).map_err(bad)?;
+        }
+        for k in [out.1, inn.1] {
+            Integ::new(integ, k.expose()).map_err(bad)?;
+        }
         Ok(Self {
-            out_cipher: Cipher::new(encr, out.0.expose()).map_err(bad)?,
-            out_integ: Integ::new(integ, out.1.expose()).map_err(bad)?,
-            in_cipher: Cipher::new(encr, inn.0.expose()).map_err(bad)?,
-            in_integ: Integ::new(integ, inn.1.expose()).map_err(bad)?,
+            encr,
+            integ,
+            out: Keys {
+                encr: out.0.clone(),
+                integ: out.1.clone(),
+            },
+            inn: Keys {
+                encr: inn.0.clone(),
+                integ: inn.1.clone(),
+            },
         })
     }
 
@@ -73,14 +94,14 @@ impl SkCrypto {
         first: PayloadType,
         body: &[u8],
     ) -> Result<(PayloadType, Vec<u8>), IkeError> {
-        let icv_len = self.in_integ.alg().icv_len();
-        let iv_len = self.in_cipher.alg().iv_len();
-        let block = self.in_cipher.alg().block_len();
+        let icv_len = self.integ.icv_len();
+        let iv_len = self.encr.iv_len();
+        let block = self.encr.block_len();
         if body.len() < iv_len + icv_len + block || raw.len() < icv_len {
             return Err(IkeError::InvalidSyntax("SK payload too short"));
         }
         let (signed, icv) = raw.split_at(raw.len() - icv_len);
-        if !self.in_integ.verify(signed, icv) {
+        if !self.integ_for(&self.inn).verify(signed, icv) {
             return Err(IkeError::IntegrityCheckFailed);
         }
         let (iv, rest) = body.split_at(iv_len);
@@ -88,7 +109,7 @@ impl SkCrypto {
         if plain.len() % block != 0 {
             return Err(IkeError::InvalidSyntax("SK ciphertext not block aligned"));
         }
-        self.in_cipher
+        self.cipher_for(&self.inn)
             .decrypt(iv, &mut plain)
             .map_err(|_| IkeError::InvalidSyntax("SK decryption"))?;
         // §3.14: the last octet is the pad length; padding may have any content.
@@ -130,13 +151,10 @@ impl SkCrypto {
         }
         let mut plain = Vec::new();
         let first = wire::emit_payloads(inner, &mut plain);
-        let alg = self.out_cipher.alg();
+        let alg = self.encr;
         // Header, SKF header (8), IV, ICV and up to a block of padding around each chunk.
-        let overhead = wire::IKE_HEADER_LEN
-            + 8
-            + alg.iv_len()
-            + self.out_integ.alg().icv_len()
-            + alg.block_len();
+        let overhead =
+            wire::IKE_HEADER_LEN + 8 + alg.iv_len() + self.integ.icv_len() + alg.block_len();
         let chunk = max.saturating_sub(overhead).max(alg.block_len());
         let chunks: Vec<&[u8]> = plain.chunks(chunk).collect();
         let total = chunks.len().min(usize::from(u16::MAX)) as u16;
@@ -168,7 +186,7 @@ impl SkCrypto {
 
     /// IV | ciphertext(plain | padding | pad length) | zeroed ICV, ready for [`Self::sign`].
     pub fn seal_body(&self, mut plain: Vec<u8>, rng: &mut dyn RngCore) -> Vec<u8> {
-        let alg = self.out_cipher.alg();
+        let alg = self.encr;
         let block = alg.block_len();
         let pad_len = (block - (plain.len() + 1) % block) % block;
         plain.extend(std::iter::repeat_n(0u8, pad_len));
@@ -178,18 +196,30 @@ impl SkCrypto {
         rng.fill_bytes(&mut body);
         // The plaintext was just padded to a block multiple, so encryption cannot fail.
         let iv = body.clone();
-        let _ = self.out_cipher.encrypt(&iv, &mut plain);
+        let _ = self.cipher_for(&self.out).encrypt(&iv, &mut plain);
         body.extend_from_slice(&plain);
-        body.extend(std::iter::repeat_n(0u8, self.out_integ.alg().icv_len()));
+        body.extend(std::iter::repeat_n(0u8, self.integ.icv_len()));
         body
     }
 
     /// Writes the ICV over everything before it into the message's last `icv_len` bytes.
     pub fn sign(&self, mut bytes: Vec<u8>) -> Vec<u8> {
-        let icv_len = self.out_integ.alg().icv_len();
+        let icv_len = self.integ.icv_len();
         let split = bytes.len() - icv_len;
         let (signed, icv) = bytes.split_at_mut(split);
-        self.out_integ.sign(signed, icv);
+        self.integ_for(&self.out).sign(signed, icv);
         bytes
+    }
+}
+
+impl SkCrypto {
+    fn cipher_for(&self, k: &Keys) -> Cipher {
+        // `new` built this transform from the same key once, so the length is right.
+        Cipher::new(self.encr, k.encr.expose()).expect("key length checked in SkCrypto::new")
+    }
+
+    fn integ_for(&self, k: &Keys) -> Integ {
+        // `new` built this transform from the same key once, so the length is right.
+        Integ::new(self.integ, k.integ.expose()).expect("key length checked in SkCrypto::new")
     }
 }

@@ -12,8 +12,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of 32-bit blocks.
-const SLOTS: usize = 64;
+/// Number of 32-bit blocks: 33 keep a window of 1024 (RFC 4303 §3.4.3 asks for at least 64;
+/// 1024 absorbs the reordering of a multi-queue path) in 264 bytes per SA.
+const SLOTS: usize = 33;
 const BLOCK_BITS: u64 = 32;
 /// Sequence numbers this far below the highest accepted one are still checked exactly
 /// (one block is kept free for sliding, as RFC 6479 §2 does).
@@ -139,7 +140,7 @@ mod tests {
         assert_eq!(w.accept(5), Err(ReplayError::TooOld));
         w.accept(999_999).unwrap();
         // Same slot as a far older block: the old bitmap must not leak into the new block.
-        let same_slot = 1_000_000 - 64 * 32;
+        let same_slot = 1_000_000 - SLOTS as u32 * 32;
         assert_eq!(w.accept(same_slot), Err(ReplayError::TooOld));
         w.accept(1_000_001).unwrap();
     }
