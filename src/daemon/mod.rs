@@ -425,7 +425,8 @@ fn serve_inner(
             .map_err(os(format!("binding UDP {addr}:{}", gw.ike_port().get())))?;
         ike_sockets.push(s500);
     }
-    // The workers serve UDP 4500 on the first listen address (normally the wildcard).
+    // The workers serve UDP 4500 on the first listen address (normally the wildcard); config
+    // validation rejects an empty `listen_addrs` (InvalidConfig.ListenAddrs), so [0] exists.
     let natt_addr = SocketAddr::new(gw.listen_addrs()[0], gw.nat_t_port().get());
     for (id, tun) in queues.into_iter().enumerate().take(workers) {
         let udp = io::udp::bind(natt_addr, true, SOCKET_BUFFER)
