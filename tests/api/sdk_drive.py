@@ -307,6 +307,7 @@ def phase_update_delete():
 
 
 def phase_generated_psk():
+    time.sleep(3.2)  # past the OperationConflict window of the delete in update-delete
     r = v3().create_ipsec_server(create_request(psk=None, client_ip_pool="10.2.0.0/24")).body
     wait_active()
     s = list_servers().ipsec_servers[0]
