@@ -142,7 +142,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         spi_out = format_args!("{:08x}", child.outbound_spi), "IKE SA and Child SA established");
 
     let mtu = client_tun_mtu(encr, integ);
-    let queues = io::tun::create(&args.tun, mtu, workers)
+    let queues = io::tun::create_offload(&args.tun, mtu, workers)
         .map_err(os(format!("creating TUN {}", args.tun)))?;
     let host = Ipv4Net::new(vip, 32).map_err(|_| bad("virtual IP".into()))?;
     io::net::add_address(host, &args.tun).map_err(os("addressing the TUN"))?;
