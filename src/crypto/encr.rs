@@ -5,15 +5,17 @@
 //! - A [`Cipher`] owns the key schedule, expanded once in [`Cipher::new`] and only read
 //!   afterwards (`&self` block operations): encryption and decryption neither allocate nor
 //!   copy the schedule, and a `Cipher` can be shared between packets.
-//! - CBC chaining is done here (RFC 3602 §2.1): encryption block by block, decryption in
-//!   batches of [`PAR_BLOCKS`] so AES-NI/ARMv8 backends pipeline them.
-//! - CBC works in place on whole blocks only; the caller (ESP/SK framing) owns padding
+//! - CBC chaining is done here (RFC 3602 §2.1). Encryption interleaves the chains of up to
+//!   [`PAR_BLOCKS`] messages ([`Cipher::encrypt_many`]) and decryption hands all blocks of a
+//!   message to the cipher at once, so AES-NI/ARMv8 backends pipeline them.
+//! - Encryption works in place after the IV, decryption from one buffer into another; both
+//!   on whole blocks only: the caller (ESP/SK framing) owns padding
 //!   (RFC 4303 §2.4, RFC 7296 §3.14). Misaligned data and wrong-length IVs are errors.
 //! - Key schedules are wiped on drop (`aes`/`des` feature `zeroize`); `Debug` prints the
 //!   algorithm only.
 
 use aes::cipher::inout::InOutBuf;
-use aes::cipher::{Block, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit};
+use aes::cipher::{Block, BlockDecrypt, BlockEncrypt, KeyInit};
 use aes::{Aes128, Aes192, Aes256};
 use des::{Des, TdesEde3};
 
@@ -147,31 +149,46 @@ impl Cipher {
         self.alg
     }
 
-    /// CBC-encrypts `data` in place with `iv` (RFC 3602 §2).
-    ///
-    /// `iv` must be one block long and `data.len()` a multiple of the block length.
-    pub fn encrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
-        self.check(iv, data)?;
-        match &self.schedule {
-            Schedule::Des(c) => cbc_encrypt(&**c, iv, data),
-            Schedule::TripleDes(c) => cbc_encrypt(&**c, iv, data),
-            Schedule::Aes128(c) => cbc_encrypt(&**c, iv, data),
-            Schedule::Aes192(c) => cbc_encrypt(&**c, iv, data),
-            Schedule::Aes256(c) => cbc_encrypt(&**c, iv, data),
-        }
+    /// CBC-encrypts one message laid out as `IV || plaintext`, in place after the IV
+    /// (RFC 3602 §2). The plaintext must be whole blocks.
+    pub fn encrypt(&self, iv_and_data: &mut [u8]) -> Result<(), CryptoError> {
+        self.encrypt_many(&mut [iv_and_data])
     }
 
-    /// CBC-decrypts `data` in place with `iv` (RFC 3602 §2).
+    /// CBC-encrypts several independent messages, each laid out as `IV || plaintext` and
+    /// encrypted in place after its IV.
     ///
-    /// `iv` must be one block long and `data.len()` a multiple of the block length.
-    pub fn decrypt(&self, iv: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
-        self.check(iv, data)?;
+    /// CBC encryption of one message is serial (each block waits for the one before), so
+    /// the chains of up to [`PAR_BLOCKS`] messages are interleaved: their i-th blocks go to
+    /// the cipher together and AES-NI pipelines them. Every item is checked first; on an
+    /// error nothing is encrypted.
+    pub fn encrypt_many(&self, items: &mut [&mut [u8]]) -> Result<(), CryptoError> {
+        let iv_len = self.alg.iv_len();
+        for item in items.iter() {
+            let data = item.get(iv_len..).ok_or(CryptoError::InvalidIvLength)?;
+            self.check(&item[..iv_len], data)?;
+        }
         match &self.schedule {
-            Schedule::Des(c) => cbc_decrypt(&**c, iv, data),
-            Schedule::TripleDes(c) => cbc_decrypt(&**c, iv, data),
-            Schedule::Aes128(c) => cbc_decrypt(&**c, iv, data),
-            Schedule::Aes192(c) => cbc_decrypt(&**c, iv, data),
-            Schedule::Aes256(c) => cbc_decrypt(&**c, iv, data),
+            Schedule::Des(c) => cbc_encrypt_interleaved(&**c, items),
+            Schedule::TripleDes(c) => cbc_encrypt_interleaved(&**c, items),
+            Schedule::Aes128(c) => cbc_encrypt_interleaved(&**c, items),
+            Schedule::Aes192(c) => cbc_encrypt_interleaved(&**c, items),
+            Schedule::Aes256(c) => cbc_encrypt_interleaved(&**c, items),
+        }
+        Ok(())
+    }
+
+    /// CBC-decrypts `input` into `output` (same length) with `iv` (RFC 3602 §2).
+    ///
+    /// `iv` must be one block long and `input.len()` a multiple of the block length.
+    pub fn decrypt(&self, iv: &[u8], input: &[u8], output: &mut [u8]) -> Result<(), CryptoError> {
+        self.check(iv, input)?;
+        match &self.schedule {
+            Schedule::Des(c) => cbc_decrypt(&**c, iv, input, output),
+            Schedule::TripleDes(c) => cbc_decrypt(&**c, iv, input, output),
+            Schedule::Aes128(c) => cbc_decrypt(&**c, iv, input, output),
+            Schedule::Aes192(c) => cbc_decrypt(&**c, iv, input, output),
+            Schedule::Aes256(c) => cbc_decrypt(&**c, iv, input, output),
         }
     }
 
@@ -199,51 +216,86 @@ fn expand<C: KeyInit>(key: &[u8]) -> Result<C, CryptoError> {
     C::new_from_slice(key).map_err(|_| CryptoError::InvalidKeyLength)
 }
 
-/// Blocks decrypted per batch: the AES backends' parallel width (8 for AES-NI).
-const PAR_BLOCKS: usize = 8;
+/// Blocks handed to the cipher at once: the AES backends' parallel width (8 for AES-NI).
+pub const PAR_BLOCKS: usize = 8;
 
-/// CBC encryption in place: `C_i = E(P_i ^ C_{i-1})`, `C_0 = IV` (RFC 3602 §2.1).
-/// `iv` is one block and `data` whole blocks (checked by the caller).
-fn cbc_encrypt<C: BlockEncrypt>(cipher: &C, iv: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
-    let mut chain = block_from::<C>(iv)?;
-    for chunk in data.chunks_exact_mut(C::block_size()) {
-        let block = Block::<C>::from_mut_slice(chunk);
-        xor_into(block, &chain);
-        cipher.encrypt_block(block);
-        chain.copy_from_slice(block);
+/// CBC encryption in place, `C_i = E(P_i ^ C_{i-1})` with `C_0 = IV` (RFC 3602 §2.1), of
+/// items laid out as `IV || plaintext` (checked by the caller). Up to [`PAR_BLOCKS`] items
+/// advance together, one lane each: a lane holds its item's chaining value, takes the next
+/// plaintext block in, and all lanes are encrypted with one call (the backend's parallel
+/// path). A lane whose item has ended keeps being encrypted and is ignored: cheaper than
+/// regrouping, and never more work than the group's longest item.
+fn cbc_encrypt_interleaved<C: BlockEncrypt>(cipher: &C, items: &mut [&mut [u8]]) {
+    let bl = C::block_size();
+    let mut lanes: [Block<C>; PAR_BLOCKS] = Default::default();
+    for group in items.chunks_mut(PAR_BLOCKS) {
+        let mut blocks = 0;
+        for (lane, item) in lanes.iter_mut().zip(group.iter()) {
+            lane.copy_from_slice(&item[..bl]);
+            blocks = blocks.max(item.len() / bl);
+        }
+        for i in 1..blocks {
+            let range = i * bl..(i + 1) * bl;
+            for (lane, item) in lanes.iter_mut().zip(group.iter()) {
+                if let Some(plain) = item.get(range.clone()) {
+                    xor_block(lane, plain);
+                }
+            }
+            cipher.encrypt_blocks(&mut lanes[..group.len()]);
+            for (lane, item) in lanes.iter().zip(group.iter_mut()) {
+                if let Some(out) = item.get_mut(range.clone()) {
+                    copy_block(out, lane);
+                }
+            }
+        }
+    }
+}
+
+/// CBC decryption, `P_i = D(C_i) ^ C_{i-1}` (RFC 3602 §2.1): every block is decrypted in one
+/// call (the backend pipelines them), then each is XORed with the ciphertext block before
+/// it, which `input` still holds.
+fn cbc_decrypt<C: BlockDecrypt>(
+    cipher: &C,
+    iv: &[u8],
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<(), CryptoError> {
+    let bl = C::block_size();
+    let buf = InOutBuf::new(input, output).map_err(|_| CryptoError::OutputLength)?;
+    let (blocks, _none) = buf.into_chunks::<C::BlockSize>();
+    cipher.decrypt_blocks_inout(blocks);
+    for (i, pt) in output.chunks_exact_mut(bl).enumerate() {
+        let previous = if i == 0 {
+            iv
+        } else {
+            &input[(i - 1) * bl..i * bl]
+        };
+        xor_block(pt, previous);
     }
     Ok(())
 }
 
-/// CBC decryption in place: `P_i = D(C_i) ^ C_{i-1}` (RFC 3602 §2.1), decrypting up to
-/// [`PAR_BLOCKS`] blocks at once and keeping their ciphertext for the chaining XOR.
-fn cbc_decrypt<C: BlockDecrypt>(cipher: &C, iv: &[u8], data: &mut [u8]) -> Result<(), CryptoError> {
-    let block_len = C::block_size();
-    let mut chain = block_from::<C>(iv)?;
-    let mut saved: [Block<C>; PAR_BLOCKS] = Default::default();
-    for batch in data.chunks_mut(PAR_BLOCKS * block_len) {
-        for (copy, ct) in saved.iter_mut().zip(batch.chunks_exact(block_len)) {
-            copy.copy_from_slice(ct);
+/// `lane ^= plain` for one cipher block. An AES block is XORed as one 128-bit word: the
+/// cipher then loads the lane with one 16-byte load, which the CPU forwards from this one
+/// store (a byte-wise XOR's sixteen stores cannot be forwarded and stall the load).
+fn xor_block(lane: &mut [u8], plain: &[u8]) {
+    match (<[u8; 16]>::try_from(&*lane), <[u8; 16]>::try_from(plain)) {
+        (Ok(a), Ok(b)) => {
+            lane.copy_from_slice(&(u128::from_ne_bytes(a) ^ u128::from_ne_bytes(b)).to_ne_bytes())
         }
-        let (blocks, _none) = InOutBuf::from(&mut *batch).into_chunks::<C::BlockSize>();
-        cipher.decrypt_blocks_inout(blocks);
-        for (i, pt) in batch.chunks_exact_mut(block_len).enumerate() {
-            let previous = if i == 0 { &chain } else { &saved[i - 1] };
-            xor_into(pt, previous);
-        }
-        let used = batch.len() / block_len;
-        if let Some(last) = saved[..used].last() {
-            chain.clone_from(last);
-        }
+        _ => xor_into(lane, plain),
     }
-    Ok(())
 }
 
-fn block_from<C: BlockSizeUser>(bytes: &[u8]) -> Result<Block<C>, CryptoError> {
-    if bytes.len() != C::block_size() {
-        return Err(CryptoError::InvalidIvLength);
+/// `out = lane` for one cipher block, an AES block as one 128-bit word.
+fn copy_block(out: &mut [u8], lane: &[u8]) {
+    match (
+        <&mut [u8; 16]>::try_from(&mut *out),
+        <[u8; 16]>::try_from(lane),
+    ) {
+        (Ok(o), Ok(l)) => *o = l,
+        _ => out.copy_from_slice(lane),
     }
-    Ok(Block::<C>::clone_from_slice(bytes))
 }
 
 fn xor_into(target: &mut [u8], mask: &[u8]) {

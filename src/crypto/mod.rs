@@ -15,7 +15,7 @@
 //! - Nothing here panics on peer-supplied data: lengths are checked and reported as
 //!   [`CryptoError`]. The only panics are documented caller contract violations (for example
 //!   an ICV output buffer shorter than [`IntegAlg::icv_len`]).
-//! - The per-packet paths ([`Cipher::encrypt`], [`Cipher::decrypt`], [`Integ::sign`],
+//! - The per-packet paths ([`Cipher::encrypt_many`], [`Cipher::decrypt`], [`Integ::sign`],
 //!   [`Integ::verify`]) do not allocate: cipher key schedules are expanded once in `new` and
 //!   only read afterwards; HMAC pad states are precomputed in `new` and cloned on the stack
 //!   per call.
@@ -37,7 +37,7 @@ mod mac;
 mod prf;
 
 pub use dh::{DhGroup, DhPrivate};
-pub use encr::{Cipher, EncrAlg};
+pub use encr::{Cipher, EncrAlg, PAR_BLOCKS};
 pub use integ::{Integ, IntegAlg};
 pub use keys::{
     child_keymat, derive_child_keys, derive_ike_keys, psk_auth, rekey_skeyseed, skeyseed,
@@ -57,6 +57,9 @@ pub enum CryptoError {
     /// CBC input is not a whole number of cipher blocks (RFC 3602 §2.4).
     #[error("data length is not a multiple of the cipher block size")]
     NotBlockAligned,
+    /// A decryption output buffer is not as long as its input.
+    #[error("output buffer length differs from the input's")]
+    OutputLength,
     /// A peer's Diffie-Hellman public value failed the RFC 6989 checks.
     #[error("invalid Diffie-Hellman public value: {0}")]
     InvalidDhPublic(&'static str),

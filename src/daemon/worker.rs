@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
-use crate::ipsec::{EspError, Sad};
+use crate::ipsec::{EspError, OutboundSa, Sad};
 use crate::wire::{classify_4500, Udp4500};
 
 use super::ControlMsg;
@@ -200,6 +200,11 @@ impl Worker {
     }
 
     /// TUN: packets for clients, sealed into ESP-in-UDP and sent in batches.
+    ///
+    /// Sealing is split in two: each packet is framed (header, IV, padding) straight into its
+    /// send slot, and a run of consecutive packets to the same SA (typically the segments of
+    /// one TSO super-packet) is then encrypted together with interleaved CBC chains and
+    /// signed ([`OutboundSa::seal_finish`]) before the batch is flushed.
     fn tun_in(&self, b: &mut Buffers, rng: &mut StdRng) {
         let Buffers {
             tx,
@@ -209,6 +214,8 @@ impl Worker {
             ..
         } = b;
         let sad = self.sad.snapshot();
+        // The SA of the queued packets from index `.1` on that still need `seal_finish`.
+        let mut open: Option<(&OutboundSa, usize)> = None;
         for _ in 0..TUN_BURST {
             let n = match self.tun.recv_batch(tun_raw, from_tun, sizes, HDR) {
                 Ok(n) => n,
@@ -231,11 +238,19 @@ impl Worker {
                     continue;
                 };
                 if tx.is_full() {
+                    finish(tx, open.take());
                     self.flush(tx);
                 }
+                if open.is_some_and(|(o, _)| !std::ptr::eq(o, &**sa)) {
+                    finish(tx, open.take());
+                }
+                let first = tx.len();
                 let Some(slot) = tx.slot() else { break };
-                match sa.seal(pkt, slot, rng) {
-                    Ok(n) => tx.commit(n, sa.remote(), Some(sa.local.ip())),
+                match sa.seal_prepare(pkt, slot, rng) {
+                    Ok(n) => {
+                        tx.commit(n, sa.remote(), Some(sa.local.ip()));
+                        open.get_or_insert((sa, first));
+                    }
                     Err(e) => {
                         sa.counters.drop_one();
                         debug!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
@@ -243,6 +258,7 @@ impl Worker {
                 }
             }
         }
+        finish(tx, open.take());
         self.flush(tx);
     }
 
@@ -262,5 +278,19 @@ impl Worker {
                 debug!(worker = self.id, "sendmmsg: {e}");
             }
         }
+    }
+}
+
+/// Encrypts and signs the queued packets of `open` (an SA and the index of its first
+/// packet); if that fails they are unqueued, never sent in the clear.
+fn finish(tx: &mut SendBatch, open: Option<(&OutboundSa, usize)>) {
+    let Some((sa, first)) = open else { return };
+    if let Err(e) = sa.seal_finish(tx.queued_mut(first)) {
+        let dropped = tx.len() - first;
+        tx.truncate(first);
+        for _ in 0..dropped {
+            sa.counters.drop_one();
+        }
+        warn!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
     }
 }

@@ -105,12 +105,13 @@ impl SkCrypto {
             return Err(IkeError::IntegrityCheckFailed);
         }
         let (iv, rest) = body.split_at(iv_len);
-        let mut plain = rest[..rest.len() - icv_len].to_vec();
-        if plain.len() % block != 0 {
+        let ciphertext = &rest[..rest.len() - icv_len];
+        if ciphertext.len() % block != 0 {
             return Err(IkeError::InvalidSyntax("SK ciphertext not block aligned"));
         }
+        let mut plain = vec![0u8; ciphertext.len()];
         self.cipher_for(&self.inn)
-            .decrypt(iv, &mut plain)
+            .decrypt(iv, ciphertext, &mut plain)
             .map_err(|_| IkeError::InvalidSyntax("SK decryption"))?;
         // §3.14: the last octet is the pad length; padding may have any content.
         let pad_len = usize::from(*plain.last().unwrap_or(&0));
@@ -194,10 +195,10 @@ impl SkCrypto {
         plain.push(pad_len as u8);
         let mut body = vec![0u8; alg.iv_len()];
         rng.fill_bytes(&mut body);
-        // The plaintext was just padded to a block multiple, so encryption cannot fail.
-        let iv = body.clone();
-        let _ = self.cipher_for(&self.out).encrypt(&iv, &mut plain);
         body.extend_from_slice(&plain);
+        // The plaintext was just padded to a block multiple after a one-block IV, so
+        // encryption cannot fail.
+        let _ = self.cipher_for(&self.out).encrypt(&mut body);
         body.extend(std::iter::repeat_n(0u8, self.integ.icv_len()));
         body
     }

@@ -382,6 +382,23 @@ impl SendBatch {
         self.count += 1;
     }
 
+    /// The queued datagrams from index `from` on, each as long as it was committed, to
+    /// finish in place before [`SendBatch::flush`] (e.g. encrypt a group of them together).
+    pub fn queued_mut(&mut self, from: usize) -> impl Iterator<Item = &mut [u8]> + '_ {
+        let count = self.count;
+        self.bufs
+            .chunks_exact_mut(self.buf_size)
+            .zip(&self.lens)
+            .take(count)
+            .skip(from)
+            .map(|(buf, &len)| &mut buf[..len])
+    }
+
+    /// Unqueues the datagrams from index `len` on (they are not sent).
+    pub fn truncate(&mut self, len: usize) {
+        self.count = self.count.min(len);
+    }
+
     /// Copies `data` into the next slot and queues it; `false` (nothing queued) when the
     /// batch is full or `data` is longer than a slot.
     pub fn push(&mut self, data: &[u8], dst: SocketAddr, src_ip: Option<IpAddr>) -> bool {

@@ -16,7 +16,7 @@ use rand::RngCore;
 
 use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
-use crate::crypto::{Cipher, CryptoError, Integ};
+use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
 
 /// SPI + sequence number (RFC 4303 §2.1, §2.2).
 const ESP_HEADER_LEN: usize = 8;
@@ -153,7 +153,23 @@ impl OutboundSa {
     }
 
     /// Encrypts `inner` (an IPv4 packet) into `out`; returns the ESP packet's length.
+    /// [`Self::seal_prepare`] then [`Self::seal_finish`] on one packet.
     pub fn seal<R: RngCore + ?Sized>(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        rng: &mut R,
+    ) -> Result<usize, EspError> {
+        let total = self.seal_prepare(inner, out, rng)?;
+        self.seal_finish([&mut out[..total]])?;
+        Ok(total)
+    }
+
+    /// The first half of sealing: takes the next sequence number and writes the ESP header,
+    /// a random IV, `inner` and the padding (RFC 4303 §2.4) into `out`, in the clear.
+    /// Returns the packet's final length; `out[..len]` must go through
+    /// [`Self::seal_finish`] before it is sent.
+    pub fn seal_prepare<R: RngCore + ?Sized>(
         &self,
         inner: &[u8],
         out: &mut [u8],
@@ -169,11 +185,9 @@ impl OutboundSa {
             self.seq.store(u64::from(u32::MAX), Ordering::Relaxed);
             return Err(EspError::SeqExhausted);
         }
-        let alg = self.cipher.alg();
-        let iv_len = alg.iv_len();
-        let icv_len = self.integ.alg().icv_len();
+        let iv_len = self.cipher.alg().iv_len();
         let body_start = ESP_HEADER_LEN + iv_len;
-        let body_end = total - icv_len;
+        let body_end = total - self.integ.alg().icv_len();
         out[..4].copy_from_slice(&self.spi.to_be_bytes());
         out[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
         rng.fill_bytes(&mut out[ESP_HEADER_LEN..body_start]);
@@ -188,13 +202,49 @@ impl OutboundSa {
         }
         out[body_end - 2] = pad_len as u8;
         out[body_end - 1] = NEXT_HEADER_IPV4;
-        let (head, body) = out.split_at_mut(body_start);
-        self.cipher
-            .encrypt(&head[ESP_HEADER_LEN..], &mut body[..body_end - body_start])?;
-        let (signed, icv) = out[..total].split_at_mut(body_end);
-        self.integ.sign(signed, icv);
         self.counters.count(inner.len());
         Ok(total)
+    }
+
+    /// The second half of sealing: encrypts packets made by [`Self::seal_prepare`] (each
+    /// exactly the length it returned) and appends their ICVs (encrypt-then-MAC, RFC 4303
+    /// §3.3.2). Packets are encrypted [`PAR_BLOCKS`] at a time with their CBC chains
+    /// interleaved ([`Cipher::encrypt_many`]). On an error (a packet of a length
+    /// `seal_prepare` cannot have returned) some packets stay unencrypted: drop them all.
+    pub fn seal_finish<'a>(
+        &self,
+        packets: impl IntoIterator<Item = &'a mut [u8]>,
+    ) -> Result<(), EspError> {
+        let icv_len = self.integ.alg().icv_len();
+        let min = ESP_HEADER_LEN + self.cipher.alg().iv_len() + icv_len;
+        let mut packets = packets.into_iter();
+        loop {
+            let mut group: [&mut [u8]; PAR_BLOCKS] = Default::default();
+            let mut n = 0;
+            for (slot, p) in group.iter_mut().zip(packets.by_ref()) {
+                if p.len() < min {
+                    return Err(EspError::Truncated);
+                }
+                *slot = p;
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            {
+                // IV || body of each packet, encrypted after its IV.
+                let mut bodies: [&mut [u8]; PAR_BLOCKS] = Default::default();
+                for (body, p) in bodies.iter_mut().zip(group[..n].iter_mut()) {
+                    let end = p.len() - icv_len;
+                    *body = &mut p[ESP_HEADER_LEN..end];
+                }
+                self.cipher.encrypt_many(&mut bodies[..n])?;
+            }
+            for p in group[..n].iter_mut() {
+                let (signed, icv) = p.split_at_mut(p.len() - icv_len);
+                self.integ.sign(signed, icv);
+            }
+        }
     }
 }
 
@@ -250,9 +300,11 @@ impl InboundSa {
             return Err(EspError::Integrity);
         }
         let plain = &mut out[..body_len];
-        plain.copy_from_slice(&packet[body_start..body_end]);
-        self.cipher
-            .decrypt(&packet[ESP_HEADER_LEN..body_start], plain)?;
+        self.cipher.decrypt(
+            &packet[ESP_HEADER_LEN..body_start],
+            &packet[body_start..body_end],
+            plain,
+        )?;
         self.replay.accept(seq).map_err(EspError::Replay)?;
         let next_header = plain[body_len - 1];
         let pad_len = usize::from(plain[body_len - 2]);

@@ -11,14 +11,25 @@ fn h(s: &str) -> Vec<u8> {
     hex::decode(s).expect("test vector hex")
 }
 
-/// Encrypts `plain` to `cipher` and back, in place.
+/// `IV || data`, the layout [`Cipher::encrypt`] works on.
+fn with_iv(iv: &[u8], data: &[u8]) -> Vec<u8> {
+    [iv, data].concat()
+}
+
+/// Encrypts `plain` to `cipher` and decrypts it back.
 fn kat(alg: EncrAlg, key: &[u8], iv: &[u8], plain: &[u8], cipher: &[u8]) {
     let c = Cipher::new(alg, key).expect("vector key has the right length");
-    let mut buf = plain.to_vec();
-    c.encrypt(iv, &mut buf).expect("aligned");
-    assert_eq!(hex::encode(&buf), hex::encode(cipher), "{alg:?} encrypt");
-    c.decrypt(iv, &mut buf).expect("aligned");
-    assert_eq!(buf, plain, "{alg:?} decrypt");
+    let mut buf = with_iv(iv, plain);
+    c.encrypt(&mut buf).expect("aligned");
+    assert_eq!(&buf[..iv.len()], iv, "{alg:?}: IV untouched");
+    assert_eq!(
+        hex::encode(&buf[iv.len()..]),
+        hex::encode(cipher),
+        "{alg:?} encrypt"
+    );
+    let mut out = vec![0u8; cipher.len()];
+    c.decrypt(iv, cipher, &mut out).expect("aligned");
+    assert_eq!(out, plain, "{alg:?} decrypt");
 }
 
 #[test]
@@ -143,16 +154,48 @@ fn long_buffers_round_trip_for_every_cipher() {
         let c = Cipher::new(alg, &vec![0x42; alg.key_len()]).expect("key");
         let iv = vec![0x24; alg.iv_len()];
         let plain: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
-        let mut buf = plain.clone();
-        c.encrypt(&iv, &mut buf).expect("aligned");
-        assert_ne!(buf, plain);
-        let mut prefix = plain[..64].to_vec();
-        c.encrypt(&iv, &mut prefix).expect("aligned");
-        assert_eq!(prefix, buf[..64], "{alg:?}: CBC prefix property");
-        c.decrypt(&iv, &mut buf).expect("aligned");
-        assert_eq!(buf, plain, "{alg:?}");
+        let mut buf = with_iv(&iv, &plain);
+        c.encrypt(&mut buf).expect("aligned");
+        assert_ne!(buf[iv.len()..], plain[..]);
+        let mut prefix = with_iv(&iv, &plain[..64]);
+        c.encrypt(&mut prefix).expect("aligned");
+        assert_eq!(prefix, buf[..iv.len() + 64], "{alg:?}: CBC prefix property");
+        let mut out = vec![0u8; plain.len()];
+        c.decrypt(&iv, &buf[iv.len()..], &mut out).expect("aligned");
+        assert_eq!(out, plain, "{alg:?}");
         // Empty input is a valid no-op.
-        c.encrypt(&iv, &mut []).expect("empty");
+        c.encrypt(&mut iv.clone()).expect("empty");
+        c.decrypt(&iv, &[], &mut []).expect("empty");
+    }
+}
+
+#[test]
+fn interleaved_encryption_matches_one_message_at_a_time() {
+    // More items than one interleaved group, of uneven lengths (0, 1, many blocks), each
+    // with its own IV: every item must come out as if encrypted alone.
+    for alg in ALL {
+        let c = Cipher::new(alg, &vec![0x17; alg.key_len()]).expect("key");
+        let bl = alg.block_len();
+        let items: Vec<Vec<u8>> = (0..PAR_BLOCKS * 2 + 3)
+            .map(|k| {
+                let blocks = [0, 1, 88, 3, 88, 88, 2, 87][k % 8];
+                (0..(1 + blocks) * bl)
+                    .map(|i| (i * 31 + k * 7) as u8)
+                    .collect()
+            })
+            .collect();
+        let mut batch = items.clone();
+        let mut refs: Vec<&mut [u8]> = batch.iter_mut().map(|v| v.as_mut_slice()).collect();
+        c.encrypt_many(&mut refs).expect("aligned");
+        for (k, (item, got)) in items.iter().zip(&batch).enumerate() {
+            let mut alone = item.clone();
+            c.encrypt(&mut alone).expect("aligned");
+            assert_eq!(&alone, got, "{alg:?} item {k}");
+            let mut back = vec![0u8; item.len() - bl];
+            c.decrypt(&item[..bl], &got[bl..], &mut back)
+                .expect("aligned");
+            assert_eq!(back, item[bl..], "{alg:?} item {k} round trip");
+        }
     }
 }
 
@@ -160,21 +203,41 @@ fn long_buffers_round_trip_for_every_cipher() {
 fn rejects_bad_lengths() {
     for alg in ALL {
         let c = Cipher::new(alg, &vec![1; alg.key_len()]).expect("key");
+        let bl = alg.block_len();
         let iv = vec![0; alg.iv_len()];
-        let mut odd = vec![0u8; alg.block_len() + 1];
-        assert_eq!(c.encrypt(&iv, &mut odd), Err(CryptoError::NotBlockAligned));
-        assert_eq!(c.decrypt(&iv, &mut odd), Err(CryptoError::NotBlockAligned));
-        let mut block = vec![0u8; alg.block_len()];
+        let mut odd = vec![0u8; bl + 1];
+        let mut odd_item = with_iv(&iv, &odd);
+        assert_eq!(c.encrypt(&mut odd_item), Err(CryptoError::NotBlockAligned));
         assert_eq!(
-            c.encrypt(&iv[1..], &mut block),
+            c.decrypt(&iv, &odd.clone(), &mut odd),
+            Err(CryptoError::NotBlockAligned)
+        );
+        // Shorter than an IV.
+        assert_eq!(
+            c.encrypt(&mut iv[1..].to_vec()),
             Err(CryptoError::InvalidIvLength)
         );
+        let block = vec![0u8; bl];
+        let mut out = vec![0u8; bl];
         let long_iv = vec![0; alg.iv_len() + 1];
         assert_eq!(
-            c.decrypt(&long_iv, &mut block),
+            c.decrypt(&long_iv, &block, &mut out),
             Err(CryptoError::InvalidIvLength)
         );
-        assert_eq!(block, vec![0u8; alg.block_len()], "untouched on error");
+        let mut short_out = vec![0u8; bl - 1];
+        assert_eq!(
+            c.decrypt(&iv, &block, &mut short_out),
+            Err(CryptoError::OutputLength)
+        );
+        assert_eq!(out, vec![0u8; bl], "untouched on error");
+        // One bad item in a batch: nothing is encrypted.
+        let mut good = vec![0u8; 3 * bl];
+        let mut bad = vec![0u8; 3 * bl + 1];
+        assert_eq!(
+            c.encrypt_many(&mut [&mut good[..], &mut bad[..]]),
+            Err(CryptoError::NotBlockAligned)
+        );
+        assert_eq!(good, vec![0u8; 3 * bl], "batch untouched on error");
         assert_eq!(
             Cipher::new(alg, &vec![1; alg.key_len() - 1]).err(),
             Some(CryptoError::InvalidKeyLength)
