@@ -157,8 +157,10 @@ impl Worker {
                             let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
                             let Some(sa) = sad.inbound(spi) else { continue };
                             let buf = &mut to_tun[k];
-                            // Within capacity: no allocation.
-                            buf.resize(HDR + SLOT, 0);
+                            // Room for the plaintext, which is shorter than the ESP packet.
+                            // Within capacity: no allocation; and as the buffer held the
+                            // last packet, only the few bytes beyond it are zeroed.
+                            buf.resize(HDR + esp.len().min(SLOT), 0);
                             match sa.open(esp, &mut buf[HDR..]) {
                                 Ok(o) => {
                                     buf.truncate(HDR + o.len);
