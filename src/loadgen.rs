@@ -7,7 +7,8 @@
 //! Bounded: `count` handshakes, at most `rate` starts per second, at most `window` in flight
 //! (keep it at or below the responder's per-source cookie threshold, 16 by default),
 //! `timeout` per message with `retries` retransmissions. Established IKE SAs are kept (no
-//! DELETE is sent) until the hold time ends or the process is told to stop.
+//! DELETE is sent) until the hold time ends or the process is told to stop; meanwhile the
+//! responder's requests (DPD liveness checks) are answered, so held SAs stay up.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -148,7 +149,8 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
     let mut rng = StdRng::from_entropy();
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     // Established initiators are kept so their IKE SAs stay alive on both ends.
-    let mut established: Vec<Initiator> = Vec::with_capacity(cfg.count.min(1 << 20) as usize);
+    let mut established: HashMap<u64, Initiator> =
+        HashMap::with_capacity(cfg.count.min(1 << 20) as usize);
     let mut report = LoadgenReport::default();
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / cfg.rate);
@@ -247,7 +249,7 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
                 Ok(None) if p.ini.is_established() => {
                     report.established += 1;
                     report.elapsed = start.elapsed();
-                    established.push(p.ini);
+                    established.insert(header.spi_i, p.ini);
                 }
                 Ok(None) => report.failed += 1,
                 Err(e) => {
@@ -277,14 +279,31 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
         report.handshakes_per_second()
     );
     println!("loadgen: holding {} IKE SAs", established.len());
-    match cfg.hold {
-        Some(d) => {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {},
-                _ = stop_signal() => {},
+    let hold_until = cfg.hold.map(|d| Instant::now() + d);
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    loop {
+        let wake = hold_until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = s4500.recv(&mut buf4500) => {
+                let Ok(n) = r else { continue };
+                if n <= 4 || buf4500[..4] != NON_ESP_MARKER {
+                    continue;
+                }
+                let bytes = &buf4500[4..n];
+                let Ok(header) = Header::parse(bytes) else { continue };
+                let Some(ini) = established.get_mut(&header.spi_i) else { continue };
+                if let Ok((response, _)) = ini.answer(&mut rng, bytes) {
+                    send(&s500, &s4500, &response, true).await;
+                }
+                if !ini.is_established() {
+                    // The responder deleted this IKE SA.
+                    established.remove(&header.spi_i);
+                }
             }
+            _ = tokio::time::sleep_until(wake.into()) => break,
+            _ = &mut stop => break,
         }
-        None => stop_signal().await,
     }
     drop(established);
     Ok(report)

@@ -1,6 +1,7 @@
 //! Long-lived tunnels against real strongSwan 5.9 clients: rekeys with PFS while traffic
 //! flows, the gateway rekeying for a client that does not, DPD, IKE fragmentation, MOBIKE and
-//! a clean terminate. Root; namespaces per test (see `tests/common/mod.rs`).
+//! a clean terminate; and `ipsec-server client` answering the gateway's DPD. Root; namespaces
+//! per test (see `tests/common/mod.rs`).
 
 mod common;
 
@@ -336,4 +337,84 @@ fn sighup_reload_honours_effect_immediately() {
         || online(&topo, &gw) == 0,
     );
     assert_ne!(vip, vip2);
+}
+
+#[test]
+fn ipsec_server_client_answers_dpd_and_ends_with_the_gateway() {
+    let topo = Topology::new("cdp", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        gateway_extra: vec!["dpd_interval = 2".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    let psk = topo.dir().join("client.psk");
+    std::fs::write(&psk, PSK).unwrap();
+    let client = topo.spawn(
+        Role::Client,
+        "ipsec-server-client",
+        Daemon::BIN,
+        &[
+            "client",
+            "--remote",
+            &addr::GW_OUTSIDE.to_string(),
+            "--id",
+            "client1.example",
+            "--remote-id",
+            GATEWAY_ID,
+            "--psk-file",
+            psk.to_str().unwrap(),
+            "--remote-ts",
+            addr::LOCAL_SUBNET,
+            "--tun",
+            "ipsec0",
+        ],
+        &[("RUST_LOG", "debug")],
+    );
+    let log = topo.dir().join("ipsec-server-client.log");
+    let mut vip = None;
+    wait_for("the client's virtual IP", Duration::from_secs(20), || {
+        assert!(topo.exited(client).is_none(), "the client ended early");
+        let out = topo.exec(
+            Role::Client,
+            "ip",
+            &["-4", "-o", "addr", "show", "dev", "ipsec0"],
+        );
+        vip = out
+            .stdout
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .and_then(|a| a.split('/').next()?.parse::<Ipv4Addr>().ok());
+        vip.is_some()
+    });
+    let vip = vip.unwrap();
+    assert_eq!(ping_series(&topo, vip, 3, 200).1, 3);
+    // Idle for several DPD intervals: the gateway probes, the client answers, nothing ends.
+    wait_for("answered liveness checks", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.matches("answered the gateway").count() >= 3
+    });
+    assert!(topo.exited(client).is_none(), "the client ended");
+    assert_eq!(online(&topo, &gw), 1);
+    // Each answer was accepted at once: the gateway never had to retransmit a probe.
+    let gw_log = gw.log_text();
+    assert!(gw_log.contains("checking liveness"), "no DPD probes sent");
+    assert!(
+        !gw_log.contains("retransmitting our request"),
+        "a probe went unanswered"
+    );
+    assert_eq!(
+        ping_series(&topo, vip, 3, 200).1,
+        3,
+        "tunnel down after DPD"
+    );
+    // The gateway shuts down and deletes the IKE SA: the client follows and exits 1.
+    topo.kill(daemon(&gw).pid);
+    wait_for("the client to end", Duration::from_secs(10), || {
+        topo.exited(client).is_some()
+    });
+    let how = topo.exited(client).unwrap();
+    assert!(how.contains("exit code 1"), "client ended with {how}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("the gateway deleted the tunnel"), "{text}");
 }

@@ -8,8 +8,12 @@
 //! Child SA is installed mirrored ([`Role::Client`]) and the workers start. On SIGINT/SIGTERM
 //! the IKE SA is deleted (INFORMATIONAL DELETE), routes removed, the TUN closed.
 //!
-//! Limits: no rekey, no answers to the gateway's own requests (DPD, DELETE) yet; the IKE SA
-//! lives until the client stops or the gateway gives up on it.
+//! The gateway's own requests are answered: liveness checks (DPD) keep the tunnel up, a
+//! DELETE of the IKE SA or the Child SA ends the client with an error.
+//!
+//! Limits: no rekeying — the client neither rekeys nor accepts the gateway's Child SA rekey
+//! (refused with NO_ADDITIONAL_SAS), so a tunnel lasts until the gateway's `ipsec_lifetime` /
+//! `ike_lifetime` (default 24 h) and the client then exits; run it again to reconnect.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -25,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AuthAlg, DhGroup as CfgDhGroup, EncAlg, Identity};
 use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
-use crate::ike::initiator::{Initiator, InitiatorConfig};
+use crate::ike::initiator::{Initiator, InitiatorConfig, PeerRequest};
 use crate::ike::{EspSuite, IkeSuite};
 use crate::io;
 use crate::ipsec::{Role, Sad};
@@ -133,7 +137,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     };
     let mut rng = StdRng::from_entropy();
     let bind_any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4500);
-    let (mut ini, child) = {
+    let (ini, child) = {
         let sock = io::udp::bind(bind_any, true, 0).map_err(os("binding UDP 4500"))?;
         handshake(&sock, cfg, &mut rng)?
     };
@@ -179,25 +183,34 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         };
         threads.push(spawn(format!("dp-{i}"), move || w.run())?);
     }
-    // IKE that reaches the workers now (the gateway's DPD or DELETE) is only logged.
-    let ctl_stop = stop.clone();
-    threads.push(spawn("ike".into(), move || {
-        while !ctl_stop.load(Ordering::Relaxed) {
-            match ctl_rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(ControlMsg::Ike { bytes, remote, .. }) => {
-                    debug!(%remote, len = bytes.len(), "IKE request from the gateway ignored");
-                }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-    })?);
+    // IKE that reaches the workers now is the gateway's own requests: answered by the
+    // initiator (liveness checks, DELETEs; Child SA rekeys refused).
+    let ended = Arc::new(AtomicBool::new(false));
+    let ike = IkeAnswerer {
+        ini,
+        rng,
+        sock: ike_sock.ok_or_else(|| bad("no UDP 4500 socket".into()))?,
+        remote,
+        stop: stop.clone(),
+        ended: ended.clone(),
+    };
+    threads.push(spawn("ike".into(), move || ike.run(ctl_rx))?);
 
-    while signals.wait() == Signal::Reload {}
+    let outcome = loop {
+        match signals.wait_timeout(Duration::from_millis(200)) {
+            Some(Signal::Stop) => break Ok(()),
+            Some(Signal::Reload) => {}
+            None if ended.load(Ordering::Relaxed) => {
+                break Err(DaemonError::Os {
+                    what: "the gateway deleted the tunnel".into(),
+                    source: std::io::Error::from(std::io::ErrorKind::ConnectionAborted),
+                });
+            }
+            None => {}
+        }
+    };
     info!("shutting down");
-    if let (Some(sock), Some(del)) = (&ike_sock, ini.delete_request(&mut rng)) {
-        let _ = sock.send_to(&framed(&del), remote);
-    }
+    // The IKE thread sends our DELETE (if the IKE SA is still up) as it stops.
     stop.store(true, Ordering::Relaxed);
     drop(ctl_tx);
     for t in threads {
@@ -209,7 +222,61 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         }
     }
     sad.clear();
-    Ok(())
+    outcome
+}
+
+/// The client's IKE thread after the handshake: answers the gateway's requests, and sends
+/// our DELETE when the client stops.
+struct IkeAnswerer {
+    ini: Initiator,
+    rng: StdRng,
+    sock: UdpSocket,
+    remote: SocketAddr,
+    stop: Arc<AtomicBool>,
+    /// Set when the gateway deleted the IKE SA or the Child SA: the tunnel is over.
+    ended: Arc<AtomicBool>,
+}
+
+impl IkeAnswerer {
+    fn run(mut self, requests: mpsc::Receiver<ControlMsg>) {
+        while !self.stop.load(Ordering::Relaxed) {
+            match requests.recv_timeout(Duration::from_millis(200)) {
+                Ok(ControlMsg::Ike { bytes, remote, .. }) => self.answer(&bytes, remote),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if let Some(del) = self.ini.delete_request(&mut self.rng) {
+            let _ = self.sock.send_to(&framed(&del), self.remote);
+        }
+    }
+
+    fn answer(&mut self, bytes: &[u8], from: SocketAddr) {
+        if from != self.remote {
+            debug!(%from, "IKE from another address ignored");
+            return;
+        }
+        match self.ini.answer(&mut self.rng, bytes) {
+            Ok((response, asked)) => {
+                if let Err(e) = self.sock.send_to(&framed(&response), self.remote) {
+                    warn!("answering the gateway: {e}");
+                }
+                match asked {
+                    PeerRequest::DeleteIke | PeerRequest::DeleteChild => {
+                        warn!(?asked, "the gateway deleted the tunnel");
+                        self.ended.store(true, Ordering::Relaxed);
+                    }
+                    PeerRequest::Refused => {
+                        info!("refused the gateway's Child SA rekey: client mode does not rekey; the Child SA lasts until its lifetime")
+                    }
+                    PeerRequest::Liveness | PeerRequest::Retransmit => {
+                        debug!(?asked, "answered the gateway")
+                    }
+                }
+            }
+            Err(e) => debug!("IKE message from the gateway dropped: {e}"),
+        }
+    }
 }
 
 /// IKE_SA_INIT + IKE_AUTH on `sock`, retransmitting each request until answered.

@@ -537,16 +537,25 @@ impl Signals {
     }
 
     fn wait(&mut self) -> Signal {
-        let Some([term, int, hup]) = &mut self.streams else {
-            loop {
-                std::thread::park();
+        loop {
+            if let Some(s) = self.wait_timeout(Duration::from_secs(3600)) {
+                return s;
             }
+        }
+    }
+
+    /// The next signal, or `None` after `timeout` without one.
+    fn wait_timeout(&mut self, timeout: Duration) -> Option<Signal> {
+        let Some([term, int, hup]) = &mut self.streams else {
+            std::thread::sleep(timeout);
+            return None;
         };
         self.rt.block_on(async {
             tokio::select! {
-                _ = term.recv() => Signal::Stop,
-                _ = int.recv() => Signal::Stop,
-                _ = hup.recv() => Signal::Reload,
+                _ = term.recv() => Some(Signal::Stop),
+                _ = int.recv() => Some(Signal::Stop),
+                _ = hup.recv() => Some(Signal::Reload),
+                _ = tokio::time::sleep(timeout) => None,
             }
         })
     }

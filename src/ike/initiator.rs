@@ -1,6 +1,8 @@
 //! A small but real IKEv2 initiator on the same codec and crypto: IKE_SA_INIT (following
 //! COOKIE and INVALID_KE_PAYLOAD answers), IKE_AUTH with PSK asking for a virtual IP, and the
-//! INFORMATIONAL DELETE. Used by the tests and the load generator.
+//! INFORMATIONAL DELETE; once established it answers the responder's own requests
+//! ([`Initiator::answer`]: liveness checks, DELETEs; Child SA rekeys are refused). Used by the
+//! tests, the load generator and client mode.
 //!
 //! Like the responder it is sans-IO: it returns the bytes to send and takes the bytes received.
 
@@ -15,7 +17,7 @@ use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
 use crate::secret::SecretBytes;
 use crate::wire::{
     AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message,
-    NotifyType, Payload, PayloadType, ProtocolId, FLAG_INITIATOR, IKEV2_VERSION,
+    NotifyType, Payload, PayloadType, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE, IKEV2_VERSION,
 };
 
 use super::auth::AUTH_SHARED_KEY_MIC;
@@ -73,7 +75,27 @@ pub struct Initiator {
     spi_i: u64,
     spi_r: u64,
     next_message_id: u32,
+    /// Message ID of the next request the responder may send us (its own sequence, §2.2).
+    peer_next_id: u32,
+    /// Our answer to the responder's last request, resent for a retransmission (§2.1).
+    last_answer: Option<Vec<u8>>,
     state: State,
+}
+
+/// What a request from the responder asked of us ([`Initiator::answer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRequest {
+    /// An INFORMATIONAL without a DELETE: a liveness check (DPD, RFC 7296 §2.4).
+    Liveness,
+    /// The responder deleted the IKE SA and with it the Child SA (§1.4.1).
+    DeleteIke,
+    /// The responder deleted our Child SA; the IKE SA stays (§1.4.1).
+    DeleteChild,
+    /// A CREATE_CHILD_SA (the responder rekeying the Child SA): refused with
+    /// NO_ADDITIONAL_SAS (§1.3); the current Child SA stays until its lifetime.
+    Refused,
+    /// A retransmission of the last request, answered from the cache (§2.1).
+    Retransmit,
 }
 
 impl Initiator {
@@ -88,6 +110,8 @@ impl Initiator {
             spi_i,
             spi_r: 0,
             next_message_id: 0,
+            peer_next_id: 0,
+            last_answer: None,
             state: State::Failed,
         };
         let request = me.init_request(rng, None, None);
@@ -196,6 +220,92 @@ impl Initiator {
         let bytes = sk.seal(header, &[], rng.as_rngcore());
         self.next_message_id += 1;
         Some(bytes)
+    }
+
+    /// Answers a request the responder sent on the established IKE SA; returns the response
+    /// to send and what was asked. A request out of the message-ID window, with a bad ICV, or
+    /// before the IKE SA is established is an error (dropped, never answered, §2.21.1).
+    pub fn answer(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+        bytes: &[u8],
+    ) -> Result<(Vec<u8>, PeerRequest), IkeError> {
+        let msg = Message::parse(bytes)?;
+        let h = &msg.header;
+        if h.is_response() || h.flags & FLAG_INITIATOR != 0 || h.spi_i != self.spi_i {
+            return Err(IkeError::InvalidSyntax("not a request from our responder"));
+        }
+        let header = Header {
+            flags: FLAG_INITIATOR | FLAG_RESPONSE,
+            message_id: h.message_id,
+            ..self.header(h.exchange, PayloadType::SK)
+        };
+        let State::Established { sk, child, .. } = &mut self.state else {
+            return Err(IkeError::InvalidSyntax("IKE SA not established"));
+        };
+        // §2.2: one request at a time; the previous one again is a retransmission.
+        if h.message_id.wrapping_add(1) == self.peer_next_id {
+            if let Some(cached) = &self.last_answer {
+                return Ok((cached.clone(), PeerRequest::Retransmit));
+            }
+        }
+        if h.message_id != self.peer_next_id {
+            return Err(IkeError::InvalidSyntax(
+                "request outside the message-ID window",
+            ));
+        }
+        let inner = sk.open(bytes, &msg)?;
+        let (payloads, asked) = match h.exchange {
+            ExchangeType::INFORMATIONAL => {
+                let deletes = inner.iter().filter_map(|p| match p {
+                    Payload::Delete(d) => Some(d),
+                    _ => None,
+                });
+                let mut asked = PeerRequest::Liveness;
+                let mut payloads = Vec::new();
+                for d in deletes {
+                    if d.protocol == ProtocolId::IKE {
+                        asked = PeerRequest::DeleteIke;
+                    } else if let Some(c) = child.as_deref().filter(|c| {
+                        d.protocol == ProtocolId::ESP
+                            && d.spis.iter().any(|s| s[..] == c.outbound_spi.to_be_bytes())
+                    }) {
+                        // §1.4.1: answer with the SPI of our half of the pair.
+                        payloads.push(Payload::Delete(DeletePayload {
+                            protocol: ProtocolId::ESP,
+                            spi_size: 4,
+                            spis: vec![c.inbound_spi.to_be_bytes().to_vec()],
+                        }));
+                        if asked == PeerRequest::Liveness {
+                            asked = PeerRequest::DeleteChild;
+                        }
+                    }
+                }
+                if asked == PeerRequest::DeleteIke {
+                    // §1.4.1: the response to an IKE SA delete is empty.
+                    payloads.clear();
+                }
+                (payloads, asked)
+            }
+            ExchangeType::CREATE_CHILD_SA => (
+                vec![Payload::notify(NotifyType::NO_ADDITIONAL_SAS, Vec::new())],
+                PeerRequest::Refused,
+            ),
+            _ => {
+                return Err(IkeError::InvalidSyntax(
+                    "unexpected exchange from the responder",
+                ))
+            }
+        };
+        let response = sk.seal(header, &payloads, rng.as_rngcore());
+        match asked {
+            PeerRequest::DeleteIke => self.state = State::Failed,
+            PeerRequest::DeleteChild => *child = None,
+            _ => {}
+        }
+        self.peer_next_id = self.peer_next_id.wrapping_add(1);
+        self.last_answer = Some(response.clone());
+        Ok((response, asked))
     }
 
     fn header(&self, exchange: ExchangeType, next: PayloadType) -> Header {

@@ -96,6 +96,103 @@ fn we_rekey_a_child_the_client_did_not_rekey_and_end_it_at_its_lifetime() {
 }
 
 #[test]
+fn initiator_answers_liveness_checks_and_the_ike_sa_stays() {
+    let mut cfg = tests::responder_config();
+    cfg.dpd_interval = Some(Duration::from_secs(5));
+    let mut h = Harness::new(cfg);
+    let (mut ini, _, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    let mut answered = 0;
+    for _ in 0..40 {
+        h.now += Duration::from_secs(1);
+        for probe in sent(&h.responder.tick(h.now, &mut h.rng)) {
+            // A tampered copy (ICV broken) is refused and does not use up the message ID.
+            let mut forged = probe.clone();
+            *forged.last_mut().unwrap() ^= 1;
+            assert!(ini.answer(&mut h.rng, &forged).is_err());
+            let (resp, asked) = ini.answer(&mut h.rng, &probe).expect("answered");
+            assert_eq!(asked, initiator::PeerRequest::Liveness);
+            let again = ini.answer(&mut h.rng, &probe).expect("retransmission");
+            assert_eq!(again, (resp.clone(), initiator::PeerRequest::Retransmit));
+            let back = h.send(CLIENT, &resp);
+            assert!(sent(&back).is_empty(), "a response is not answered");
+            answered += 1;
+        }
+    }
+    assert!(answered >= 3, "only {answered} liveness checks in 40 s");
+    assert_eq!(
+        h.responder.sas.len(),
+        1,
+        "an answering client stays connected"
+    );
+    assert!(ini.is_established());
+}
+
+#[test]
+fn initiator_refuses_child_rekeys_and_follows_deletes() {
+    let mut cfg = tests::responder_config();
+    cfg.ipsec_lifetime = Duration::from_secs(100);
+    cfg.dpd_interval = None;
+    let mut h = Harness::new(cfg);
+    let (mut ini, actions, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    let child = installed(&actions)[0].clone();
+    h.now += Duration::from_secs(91);
+    let rekey = sent(&h.responder.tick(h.now, &mut h.rng));
+    assert_eq!(
+        Header::parse(&rekey[0]).unwrap().exchange,
+        ExchangeType::CREATE_CHILD_SA
+    );
+    let (resp, asked) = ini.answer(&mut h.rng, &rekey[0]).unwrap();
+    assert_eq!(asked, initiator::PeerRequest::Refused);
+    let back = h.send(CLIENT, &resp);
+    assert!(
+        installed(&back).is_empty(),
+        "no new Child SA after a refusal"
+    );
+    assert!(ini.child().is_some(), "the current Child SA stays");
+
+    // At the hard lifetime the gateway deletes the Child SA; we answer with our SPI.
+    let mut delete = None;
+    for _ in 0..12 {
+        h.now += Duration::from_secs(1);
+        if let Some(d) = sent(&h.responder.tick(h.now, &mut h.rng)).pop() {
+            delete = Some(d);
+            break;
+        }
+    }
+    let delete = delete.expect("a DELETE for the expired Child SA");
+    let (resp, asked) = ini.answer(&mut h.rng, &delete).unwrap();
+    assert_eq!(asked, initiator::PeerRequest::DeleteChild);
+    assert!(ini.child().is_none() && ini.is_established());
+    let msg = Message::parse(&resp).unwrap();
+    let sa = h.responder.sas.values().next().expect("IKE SA");
+    let spis: Vec<Vec<u8>> = sa
+        .sk
+        .open(&resp, &msg)
+        .expect("our response verifies with the IKE SA's keys")
+        .into_iter()
+        .filter_map(|p| match p {
+            Payload::Delete(d) => Some(d.spis),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(spis, vec![child.outbound_spi.to_be_bytes().to_vec()]);
+    h.send(CLIENT, &resp);
+
+    // Then the gateway ends the IKE SA (as on shutdown).
+    let bye = sent(&h.responder.delete_all(&mut h.rng));
+    let (_, asked) = ini.answer(&mut h.rng, &bye[0]).unwrap();
+    assert_eq!(asked, initiator::PeerRequest::DeleteIke);
+    assert!(!ini.is_established());
+    assert!(
+        ini.delete_request(&mut h.rng).is_none(),
+        "nothing left to delete"
+    );
+}
+
+#[test]
 fn fragmented_ike_auth_is_reassembled() {
     let mut h = Harness::new(tests::responder_config());
     let (mut ini, init) = initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng);
