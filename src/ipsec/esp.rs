@@ -17,13 +17,11 @@ use rand::RngCore;
 use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
 use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
+use crate::wire::{
+    pad_len_for, parse_trailer, write_padding, EspHeader, EspTrailer, ESP_HEADER_LEN,
+    ESP_TRAILER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
+};
 
-/// SPI + sequence number (RFC 4303 §2.1, §2.2).
-const ESP_HEADER_LEN: usize = 8;
-/// IP protocol numbers used as ESP next header (RFC 4303 §2.6): IPv4-in-ESP and "no next
-/// header" (dummy packets, §2.6 / TFC).
-const NEXT_HEADER_IPV4: u8 = 4;
-const NEXT_HEADER_DUMMY: u8 = 59;
 /// Minimal IPv4 header.
 const IPV4_MIN_HEADER: usize = 20;
 
@@ -147,9 +145,8 @@ impl OutboundSa {
     /// Bytes [`Self::seal`] needs for an inner packet of `inner_len` bytes.
     pub fn sealed_len(&self, inner_len: usize) -> usize {
         let alg = self.cipher.alg();
-        let block = alg.block_len();
-        let padded = (inner_len + 2).div_ceil(block) * block;
-        ESP_HEADER_LEN + alg.iv_len() + padded + self.integ.alg().icv_len()
+        let padded = inner_len + usize::from(pad_len_for(inner_len, block_u8(alg.block_len())));
+        ESP_HEADER_LEN + alg.iv_len() + padded + ESP_TRAILER_LEN + self.integ.alg().icv_len()
     }
 
     /// Encrypts `inner` (an IPv4 packet) into `out`; returns the ESP packet's length.
@@ -185,23 +182,21 @@ impl OutboundSa {
             self.seq.store(u64::from(u32::MAX), Ordering::Relaxed);
             return Err(EspError::SeqExhausted);
         }
-        let iv_len = self.cipher.alg().iv_len();
-        let body_start = ESP_HEADER_LEN + iv_len;
+        let alg = self.cipher.alg();
+        let body_start = ESP_HEADER_LEN + alg.iv_len();
         let body_end = total - self.integ.alg().icv_len();
-        out[..4].copy_from_slice(&self.spi.to_be_bytes());
-        out[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        rng.fill_bytes(&mut out[ESP_HEADER_LEN..body_start]);
-        out[body_start..body_start + inner.len()].copy_from_slice(inner);
-        // §2.4: padding bytes 1, 2, 3, …, then pad length and next header.
-        let pad_len = body_end - body_start - inner.len() - 2;
-        for (i, b) in out[body_start + inner.len()..body_end - 2]
-            .iter_mut()
-            .enumerate()
-        {
-            *b = (i + 1) as u8;
+        EspHeader {
+            spi: self.spi,
+            seq: seq as u32,
         }
-        out[body_end - 2] = pad_len as u8;
-        out[body_end - 1] = NEXT_HEADER_IPV4;
+        .emit(out);
+        rng.fill_bytes(&mut out[ESP_HEADER_LEN..body_start]);
+        let body = &mut out[body_start..body_end];
+        body[..inner.len()].copy_from_slice(inner);
+        // §2.4: padding 1, 2, 3, …, then pad length and next header, as `sealed_len` counted.
+        let trailer =
+            EspTrailer::for_payload(inner.len(), block_u8(alg.block_len()), NEXT_HEADER_IPV4);
+        write_padding(body, inner.len(), trailer).map_err(|_| EspError::BufferTooSmall)?;
         self.counters.count(inner.len());
         Ok(total)
     }
@@ -294,7 +289,9 @@ impl InboundSa {
         if out.len() < body_len {
             return Err(EspError::BufferTooSmall);
         }
-        let seq = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let seq = EspHeader::parse(packet)
+            .map_err(|_| EspError::Truncated)?
+            .seq;
         self.replay.check(seq).map_err(EspError::Replay)?;
         if !self.integ.verify(&packet[..body_end], &packet[body_end..]) {
             return Err(EspError::Integrity);
@@ -306,23 +303,11 @@ impl InboundSa {
             plain,
         )?;
         self.replay.accept(seq).map_err(EspError::Replay)?;
-        let next_header = plain[body_len - 1];
-        let pad_len = usize::from(plain[body_len - 2]);
-        if pad_len + 2 > body_len {
-            return Err(EspError::BadPadding);
-        }
-        let payload_len = body_len - 2 - pad_len;
-        // §2.4: the receiver should check the default padding 1, 2, 3, ….
-        if plain[payload_len..payload_len + pad_len]
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b != (i + 1) as u8)
-        {
-            return Err(EspError::BadPadding);
-        }
-        match next_header {
+        // §2.4: the receiver checks the default padding 1, 2, 3, ….
+        let (payload_len, trailer) = parse_trailer(plain).map_err(|_| EspError::BadPadding)?;
+        match trailer.next_header {
             NEXT_HEADER_IPV4 => {}
-            NEXT_HEADER_DUMMY => return Err(EspError::Dummy),
+            NEXT_HEADER_NONE => return Err(EspError::Dummy),
             other => return Err(EspError::NextHeader(other)),
         }
         let len = self.check_selectors(&plain[..payload_len])?;
@@ -351,6 +336,11 @@ impl InboundSa {
         }
         Ok(total)
     }
+}
+
+/// Cipher block lengths are 8 or 16.
+fn block_u8(block_len: usize) -> u8 {
+    u8::try_from(block_len).unwrap_or(u8::MAX)
 }
 
 fn pack(addr: SocketAddr) -> Result<u64, EspError> {
