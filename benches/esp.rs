@@ -10,6 +10,9 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+mod common;
+
+use common::cpu_iters;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipsec_server::crypto::{Cipher, EncrAlg, Integ, IntegAlg, PAR_BLOCKS};
 use ipsec_server::ipsec::{ChildSaSpec, InboundSa, Ipv4Range, OutboundSa};
@@ -48,30 +51,7 @@ fn key(len: usize, seed: u8) -> SecretBytes {
     )
 }
 
-/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): on this shared machine wall
-/// time mostly measures the other tenants. All figures of this bench are thread CPU time.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Runs `f` `iters` times and returns the thread CPU time it took.
-fn cpu_iters(iters: u64, mut f: impl FnMut()) -> Duration {
-    let start = thread_cpu();
-    for _ in 0..iters {
-        f();
-    }
-    thread_cpu() - start
-}
-
-/// The gateway's SA spec; the client's mirror swaps directions. Same layout as the crate's
-/// `ipsec::tests::spec_pair` (not public).
+/// The gateway's SA spec and the client's mirror of it.
 fn spec_pair(encr: EncrAlg, integ: IntegAlg) -> (ChildSaSpec, ChildSaSpec) {
     let gw = ChildSaSpec {
         inbound_spi: 0xc0ffee01,
@@ -92,15 +72,7 @@ fn spec_pair(encr: EncrAlg, integ: IntegAlg) -> (ChildSaSpec, ChildSaSpec) {
         udp_encap: true,
         lifetime: Duration::from_secs(3600),
     };
-    let client = ChildSaSpec {
-        inbound_spi: gw.outbound_spi,
-        outbound_spi: gw.inbound_spi,
-        inbound_encr_key: gw.outbound_encr_key.clone(),
-        inbound_integ_key: gw.outbound_integ_key.clone(),
-        outbound_encr_key: gw.inbound_encr_key.clone(),
-        outbound_integ_key: gw.inbound_integ_key.clone(),
-        ..gw.clone()
-    };
+    let client = gw.mirrored();
     (gw, client)
 }
 

@@ -22,6 +22,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::thread_cpu;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ipsec_server::crypto::{DhGroup, DhPrivate, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
@@ -148,19 +151,6 @@ fn record(dh: DhGroup, now: Instant, first: u64, n: u64) -> Vec<Recorded> {
             }
         })
         .collect()
-}
-
-/// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): unlike wall time it does not
-/// count the time other processes on this shared 2-vCPU machine hold the core.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Replays recorded handshakes into a fresh responder; returns the thread CPU time spent in

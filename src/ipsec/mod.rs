@@ -94,5 +94,24 @@ pub struct ChildSaSpec {
     pub lifetime: Duration,
 }
 
+impl ChildSaSpec {
+    /// The same pair seen from the other end of the tunnel: SPIs, keys and outer addresses
+    /// swapped (what the client installs with [`Role::Client`]; tests and benches build
+    /// one end from the other with it).
+    pub fn mirrored(&self) -> ChildSaSpec {
+        ChildSaSpec {
+            inbound_spi: self.outbound_spi,
+            outbound_spi: self.inbound_spi,
+            inbound_encr_key: self.outbound_encr_key.clone(),
+            inbound_integ_key: self.outbound_integ_key.clone(),
+            outbound_encr_key: self.inbound_encr_key.clone(),
+            outbound_integ_key: self.inbound_integ_key.clone(),
+            local: self.remote,
+            remote: self.local,
+            ..self.clone()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -60,15 +60,7 @@ pub(crate) fn spec_pair(encr: EncrAlg, integ: IntegAlg) -> (ChildSaSpec, ChildSa
         lifetime: Duration::from_secs(3600),
     };
     // The client seals with the gateway's inbound keys towards the gateway's inbound SPI.
-    let client = ChildSaSpec {
-        inbound_spi: gw.outbound_spi,
-        outbound_spi: gw.inbound_spi,
-        inbound_encr_key: gw.outbound_encr_key.clone(),
-        inbound_integ_key: gw.outbound_integ_key.clone(),
-        outbound_encr_key: gw.inbound_encr_key.clone(),
-        outbound_integ_key: gw.inbound_integ_key.clone(),
-        ..gw.clone()
-    };
+    let client = gw.mirrored();
     (gw, client)
 }
 
