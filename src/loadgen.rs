@@ -24,7 +24,7 @@ use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use crate::ike::initiator::{Initiator, InitiatorConfig};
 use crate::ike::{EspSuite, IkeSuite};
 use crate::secret::SecretBytes;
-use crate::wire::{with_non_esp_marker, ExchangeType, Header, NON_ESP_MARKER};
+use crate::wire::{classify_4500, with_non_esp_marker, ExchangeType, Header, Udp4500};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -223,8 +223,8 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
                 Ok(n) => Some(&buf500[..n]),
                 Err(_) => None,
             },
-            r = s4500.recv(&mut buf4500) => match r {
-                Ok(n) if n > 4 && buf4500[..4] == NON_ESP_MARKER => Some(&buf4500[4..n]),
+            r = s4500.recv(&mut buf4500) => match r.map(|n| classify_4500(&buf4500[..n])) {
+                Ok(Ok(Udp4500::Ike(ike))) => Some(ike),
                 _ => None,
             },
             _ = tokio::time::sleep_until(wake.into()) => None,
@@ -287,10 +287,7 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
         tokio::select! {
             r = s4500.recv(&mut buf4500) => {
                 let Ok(n) = r else { continue };
-                if n <= 4 || buf4500[..4] != NON_ESP_MARKER {
-                    continue;
-                }
-                let bytes = &buf4500[4..n];
+                let Ok(Udp4500::Ike(bytes)) = classify_4500(&buf4500[..n]) else { continue };
                 let Ok(header) = Header::parse(bytes) else { continue };
                 let Some(ini) = established.get_mut(&header.spi_i) else { continue };
                 if let Ok((response, _)) = ini.answer(&mut rng, bytes) {

@@ -34,7 +34,7 @@ use crate::ike::{EspSuite, IkeSuite};
 use crate::io;
 use crate::ipsec::{Role, Sad};
 use crate::secret::SecretBytes;
-use crate::wire::NON_ESP_MARKER;
+use crate::wire::{classify_4500, with_non_esp_marker, Udp4500, NON_ESP_MARKER};
 
 use super::{os, spawn, worker, ControlMsg, DaemonError, Signal, Signals, SOCKET_BUFFER};
 
@@ -247,7 +247,7 @@ impl IkeAnswerer {
             }
         }
         if let Some(del) = self.ini.delete_request(&mut self.rng) {
-            let _ = self.sock.send_to(&framed(&del), self.remote);
+            let _ = self.sock.send_to(&with_non_esp_marker(&del), self.remote);
         }
     }
 
@@ -258,7 +258,10 @@ impl IkeAnswerer {
         }
         match self.ini.answer(&mut self.rng, bytes) {
             Ok((response, asked)) => {
-                if let Err(e) = self.sock.send_to(&framed(&response), self.remote) {
+                if let Err(e) = self
+                    .sock
+                    .send_to(&with_non_esp_marker(&response), self.remote)
+                {
                     warn!("answering the gateway: {e}");
                 }
                 match asked {
@@ -296,7 +299,7 @@ fn handshake(
     loop {
         let mut answered = None;
         'tries: for _ in 0..IKE_TRIES {
-            sock.send_to(&framed(&request), remote)
+            sock.send_to(&with_non_esp_marker(&request), remote)
                 .map_err(os(format!("sending IKE to {remote}")))?;
             let deadline = Instant::now() + IKE_RETRANSMIT;
             while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -309,7 +312,7 @@ fn handshake(
                     continue;
                 };
                 // IKE on 4500 starts with the non-ESP marker; anything else is not for us yet.
-                if from != remote || n < 4 || buf[..4] != NON_ESP_MARKER {
+                if from != remote || !matches!(classify_4500(&buf[..n]), Ok(Udp4500::Ike(_))) {
                     continue;
                 }
                 answered = Some(n);
@@ -319,7 +322,7 @@ fn handshake(
         let Some(n) = answered else {
             return Err(fail(format!("no IKE answer from {remote}")));
         };
-        match ini.handle(rng, &buf[4..n]) {
+        match ini.handle(rng, &buf[NON_ESP_MARKER.len()..n]) {
             Ok(Some(next)) => request = next,
             Ok(None) if ini.is_established() => break,
             Ok(None) => return Err(fail("IKE exchange ended without an IKE SA".into())),
@@ -331,14 +334,6 @@ fn handshake(
         .cloned()
         .ok_or_else(|| fail("the gateway built no Child SA (no virtual IP?)".into()))?;
     Ok((ini, child))
-}
-
-/// RFC 3948 §2.2: IKE on port 4500 carries the non-ESP marker.
-fn framed(ike: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(ike.len() + NON_ESP_MARKER.len());
-    v.extend_from_slice(&NON_ESP_MARKER);
-    v.extend_from_slice(ike);
-    v
 }
 
 /// The TUN MTU so that a full inner packet fits a 1500-byte path after ESP-in-UDP (as the
