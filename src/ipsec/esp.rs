@@ -18,8 +18,8 @@ use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
 use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
 use crate::wire::{
-    pad_len_for, parse_trailer, write_padding, EspHeader, EspTrailer, ESP_HEADER_LEN,
-    ESP_TRAILER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
+    parse_trailer, write_padding, EspHeader, EspTrailer, ESP_HEADER_LEN, ESP_TRAILER_LEN,
+    NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
 };
 
 /// Minimal IPv4 header.
@@ -144,9 +144,20 @@ impl OutboundSa {
 
     /// Bytes [`Self::seal`] needs for an inner packet of `inner_len` bytes.
     pub fn sealed_len(&self, inner_len: usize) -> usize {
-        let alg = self.cipher.alg();
-        let padded = inner_len + usize::from(pad_len_for(inner_len, block_u8(alg.block_len())));
-        ESP_HEADER_LEN + alg.iv_len() + padded + ESP_TRAILER_LEN + self.integ.alg().icv_len()
+        let padded = inner_len + usize::from(self.trailer(inner_len).pad_len);
+        ESP_HEADER_LEN
+            + self.cipher.alg().iv_len()
+            + padded
+            + ESP_TRAILER_LEN
+            + self.integ.alg().icv_len()
+    }
+
+    /// The trailer after an inner packet of `inner_len` bytes: default padding to the cipher
+    /// block (RFC 4303 §2.4), next header IPv4.
+    fn trailer(&self, inner_len: usize) -> EspTrailer {
+        // Cipher blocks are 8 or 16 bytes.
+        let block = u8::try_from(self.cipher.alg().block_len()).unwrap_or(u8::MAX);
+        EspTrailer::for_payload(inner_len, block, NEXT_HEADER_IPV4)
     }
 
     /// Encrypts `inner` (an IPv4 packet) into `out`; returns the ESP packet's length.
@@ -194,9 +205,8 @@ impl OutboundSa {
         let body = &mut out[body_start..body_end];
         body[..inner.len()].copy_from_slice(inner);
         // §2.4: padding 1, 2, 3, …, then pad length and next header, as `sealed_len` counted.
-        let trailer =
-            EspTrailer::for_payload(inner.len(), block_u8(alg.block_len()), NEXT_HEADER_IPV4);
-        write_padding(body, inner.len(), trailer).map_err(|_| EspError::BufferTooSmall)?;
+        write_padding(body, inner.len(), self.trailer(inner.len()))
+            .map_err(|_| EspError::BufferTooSmall)?;
         self.counters.count(inner.len());
         Ok(total)
     }
@@ -336,11 +346,6 @@ impl InboundSa {
         }
         Ok(total)
     }
-}
-
-/// Cipher block lengths are 8 or 16.
-fn block_u8(block_len: usize) -> u8 {
-    u8::try_from(block_len).unwrap_or(u8::MAX)
 }
 
 fn pack(addr: SocketAddr) -> Result<u64, EspError> {
