@@ -10,12 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
-use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
-use ipsec_server::ike::{
-    Action, EspSuite, Identity, IkeSuite, Responder, ResponderConfig, UniquePolicy,
-};
-use ipsec_server::secret::SecretBytes;
+mod common;
+
+use common::{initiator_config, responder_config};
+use ipsec_server::ike::initiator::Initiator;
+use ipsec_server::ike::{Action, Responder, ResponderConfig};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -24,50 +23,18 @@ const GW500: &str = "192.0.2.1:500";
 const GW4500: &str = "192.0.2.1:4500";
 const CLIENT: &str = "198.51.100.7:4500";
 
-fn suite() -> IkeSuite {
-    IkeSuite { encr: EncrAlg::AesCbc128, integ: IntegAlg::HmacSha1_96, prf: PrfAlg::HmacSha1, dh: DhGroup::Modp1024 }
-}
-
-fn esp() -> EspSuite {
-    EspSuite { encr: EncrAlg::AesCbc128, integ: IntegAlg::HmacSha1_96 }
-}
-
 fn responder() -> Responder {
+    // The liveness check the request cases answer needs DPD; the handshake no cookie.
     Responder::new(Arc::new(ResponderConfig {
-        ike: suite(),
-        esp: esp(),
-        esp_pfs: None,
-        ike_lifetime: Duration::from_secs(3600),
-        ipsec_lifetime: Duration::from_secs(3600),
-        psk: SecretBytes::from_slice(b"fuzz-psk"),
-        local_id: None,
-        remote_id: None,
-        local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
-        pool: "10.0.0.0/24".parse().unwrap(),
-        dns: vec![],
-        max_connections: 100,
-        unique: UniquePolicy::SameAddress,
         cookie_threshold: 100,
         cookie_per_source: 100,
-        half_open_timeout: Duration::from_secs(30),
         dpd_interval: Some(Duration::from_secs(10)),
+        ..responder_config()
     }))
 }
 
 fn initiator(rng: &mut StdRng) -> (Initiator, Vec<u8>) {
-    Initiator::start(
-        InitiatorConfig {
-            ike: suite(),
-            esp: esp(),
-            psk: SecretBytes::from_slice(b"fuzz-psk"),
-            id: Identity::Fqdn("fuzz".into()),
-            local: CLIENT.parse().unwrap(),
-            remote: GW4500.parse().unwrap(),
-            remote_ts: vec![],
-            request_vip: true,
-        },
-        rng,
-    )
+    Initiator::start(initiator_config(CLIENT.parse().unwrap(), GW4500.parse().unwrap()), rng)
 }
 
 fn first_sent(actions: &[Action]) -> Option<Vec<u8>> {
