@@ -38,43 +38,10 @@ const INTEGS: [(&str, IntegAlg); 5] = [
     ("md5", IntegAlg::HmacMd5_96),
 ];
 
-fn key(len: usize, seed: u8) -> SecretBytes {
-    // Not a weak DES key.
-    SecretBytes::new(
-        (0..len)
-            .map(|i| {
-                seed.wrapping_mul(31)
-                    .wrapping_add((i as u8).wrapping_mul(7))
-                    + 1
-            })
-            .collect(),
-    )
-}
-
-/// The gateway's SA spec and the client's mirror of it.
-fn spec_pair(encr: EncrAlg, integ: IntegAlg) -> (ChildSaSpec, ChildSaSpec) {
-    let gw = ChildSaSpec {
-        inbound_spi: 0xc0ffee01,
-        outbound_spi: 0xc1e47002,
-        encr,
-        integ,
-        inbound_encr_key: key(encr.key_len(), 1),
-        inbound_integ_key: key(integ.key_len(), 2),
-        outbound_encr_key: key(encr.key_len(), 3),
-        outbound_integ_key: key(integ.key_len(), 4),
-        client_vip: Ipv4Addr::new(10, 0, 0, 5),
-        local_ts: vec![Ipv4Range {
-            start: Ipv4Addr::new(192, 168, 0, 0),
-            end: Ipv4Addr::new(192, 168, 0, 255),
-        }],
-        local: "192.0.2.1:4500".parse().unwrap(),
-        remote: "198.51.100.7:4500".parse().unwrap(),
-        udp_encap: true,
-        lifetime: Duration::from_secs(3600),
-    };
-    let client = gw.mirrored();
-    (gw, client)
-}
+/// The gateway's SA spec and the client's mirror of it (the ipsec unit tests' fixture).
+#[path = "../src/ipsec/fixtures.rs"]
+mod fixtures;
+use fixtures::spec_pair;
 
 /// An IPv4/UDP packet of `total` bytes from the client's VIP into the LAN.
 fn inner_packet(total: usize) -> Vec<u8> {
