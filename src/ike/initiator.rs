@@ -17,7 +17,8 @@ use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
 use crate::secret::SecretBytes;
 use crate::wire::{
     AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message,
-    NotifyType, Payload, PayloadType, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE, IKEV2_VERSION,
+    NotifyType, Payload, PayloadList, PayloadType, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
+    IKEV2_VERSION,
 };
 
 use super::auth::AUTH_SHARED_KEY_MIC;
@@ -257,13 +258,9 @@ impl Initiator {
         let inner = sk.open(bytes, &msg)?;
         let (payloads, asked) = match h.exchange {
             ExchangeType::INFORMATIONAL => {
-                let deletes = inner.iter().filter_map(|p| match p {
-                    Payload::Delete(d) => Some(d),
-                    _ => None,
-                });
                 let mut asked = PeerRequest::Liveness;
                 let mut payloads = Vec::new();
-                for d in deletes {
+                for d in inner.deletes() {
                     if d.protocol == ProtocolId::IKE {
                         asked = PeerRequest::DeleteIke;
                     } else if let Some(c) = child.as_deref().filter(|c| {

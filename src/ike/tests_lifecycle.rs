@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::tests::{initiator_config, installed, sent, Harness};
 use super::*;
-use crate::wire::{ExchangeType, Header, Message, Payload, PayloadType, FLAG_INITIATOR};
+use crate::wire::{
+    ExchangeType, Header, Message, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
+};
 
 const CLIENT: &str = "198.51.100.7:500";
 
@@ -167,18 +169,12 @@ fn initiator_refuses_child_rekeys_and_follows_deletes() {
     assert!(ini.child().is_none() && ini.is_established());
     let msg = Message::parse(&resp).unwrap();
     let sa = h.responder.sas.values().next().expect("IKE SA");
-    let spis: Vec<Vec<u8>> = sa
+    let inner = sa
         .sk
         .open(&resp, &msg)
-        .expect("our response verifies with the IKE SA's keys")
-        .into_iter()
-        .filter_map(|p| match p {
-            Payload::Delete(d) => Some(d.spis),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    assert_eq!(spis, vec![child.outbound_spi.to_be_bytes().to_vec()]);
+        .expect("our response verifies with the IKE SA's keys");
+    let spis: Vec<&Vec<u8>> = inner.deletes().flat_map(|d| &d.spis).collect();
+    assert_eq!(spis, vec![&child.outbound_spi.to_be_bytes().to_vec()]);
     h.send(CLIENT, &resp);
 
     // Then the gateway ends the IKE SA (as on shutdown).
