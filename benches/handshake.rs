@@ -29,7 +29,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ipsec_server::crypto::{DhGroup, DhPrivate, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
 use ipsec_server::ike::{
-    Action, EspSuite, Identity, IkeSuite, Responder, ResponderConfig, UniquePolicy,
+    Action, EspSuite, Identity, IkeSuite, Limits, Responder, ResponderConfig, UniquePolicy,
 };
 use ipsec_server::secret::SecretBytes;
 use rand::rngs::StdRng;
@@ -71,9 +71,15 @@ fn responder_config(dh: DhGroup) -> Arc<ResponderConfig> {
         dns: vec![Ipv4Addr::new(192, 168, 0, 53)],
         max_connections: 65000,
         unique: UniquePolicy::SameAddress,
-        cookie_threshold: 512,
-        cookie_per_source: 16,
-        half_open_timeout: Duration::from_secs(30),
+        // The benchmark replays handshakes from few addresses, as the load generator does.
+        limits: Limits {
+            cookie_threshold: 512,
+            cookie_threshold_ip: 16,
+            block_threshold_ip: 512,
+            half_open_max: 65000,
+            dh_per_second_cookie: usize::MAX,
+            ..Limits::default()
+        },
         dpd_interval: None,
     })
 }

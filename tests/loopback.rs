@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
 use ipsec_server::ike::{
-    Action, ChildSaSpec, EspSuite, Identity, IkeSuite, Responder, ResponderConfig, UniquePolicy,
+    Action, ChildSaSpec, EspSuite, Identity, IkeSuite, Limits, Responder, ResponderConfig,
+    UniquePolicy,
 };
 use ipsec_server::secret::SecretBytes;
 use ipsec_server::wire::{classify_4500, with_non_esp_marker, Udp4500};
@@ -49,9 +50,12 @@ fn serve(s500: UdpSocket, s4500: UdpSocket, rounds: usize) -> Vec<ChildSaSpec> {
         dns: vec![],
         max_connections: 10,
         unique: UniquePolicy::SameAddress,
-        cookie_threshold: 10,
-        cookie_per_source: 10,
-        half_open_timeout: Duration::from_secs(30),
+        limits: Limits {
+            cookie_threshold: 10,
+            cookie_threshold_ip: 10,
+            block_threshold_ip: 10,
+            ..Limits::default()
+        },
         dpd_interval: None,
     };
     let mut responder = Responder::new(Arc::new(cfg));

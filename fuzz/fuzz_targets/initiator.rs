@@ -14,7 +14,7 @@ mod common;
 
 use common::{initiator_config, responder_config};
 use ipsec_server::ike::initiator::Initiator;
-use ipsec_server::ike::{Action, Responder, ResponderConfig};
+use ipsec_server::ike::{Action, Limits, Responder, ResponderConfig};
 use libfuzzer_sys::fuzz_target;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -26,8 +26,12 @@ const CLIENT: &str = "198.51.100.7:4500";
 fn responder() -> Responder {
     // The liveness check the request cases answer needs DPD; the handshake no cookie.
     Responder::new(Arc::new(ResponderConfig {
-        cookie_threshold: 100,
-        cookie_per_source: 100,
+        limits: Limits {
+            cookie_threshold: 100,
+            cookie_threshold_ip: 100,
+            block_threshold_ip: 100,
+            ..Limits::default()
+        },
         dpd_interval: Some(Duration::from_secs(10)),
         ..responder_config()
     }))

@@ -67,12 +67,8 @@ pub struct ResponderConfig {
     pub dns: Vec<Ipv4Addr>,
     pub max_connections: usize,
     pub unique: UniquePolicy,
-    /// Half-open IKE SAs above which every IKE_SA_INIT must carry a cookie (§2.6).
-    pub cookie_threshold: usize,
-    /// Half-open IKE SAs from one IP address above which that address must carry a cookie.
-    pub cookie_per_source: usize,
-    /// How long an IKE SA may wait for its IKE_AUTH.
-    pub half_open_timeout: Duration,
+    /// What outside traffic may make the responder keep or compute (the DoS budget).
+    pub limits: Limits,
     /// Silence after which we check a peer's liveness (DPD); `None` never checks.
     pub dpd_interval: Option<Duration>,
 }
@@ -130,20 +126,59 @@ impl ResponderConfig {
             dns: server.dns().to_vec(),
             max_connections: gw.max_connections().get() as usize,
             unique: gw.unique(),
-            cookie_threshold: DEFAULT_COOKIE_THRESHOLD,
-            cookie_per_source: DEFAULT_COOKIE_PER_SOURCE,
-            half_open_timeout: DEFAULT_HALF_OPEN_TIMEOUT,
+            limits: Limits::default(),
             dpd_interval: gw.dpd_interval(),
         })
     }
 }
 
-/// Half-open IKE SAs before cookies are required of everyone (§2.6).
-pub const DEFAULT_COOKIE_THRESHOLD: usize = 512;
-/// Half-open IKE SAs from one address before that address must send cookies.
-pub const DEFAULT_COOKIE_PER_SOURCE: usize = 16;
-/// How long an IKE SA may wait for IKE_AUTH.
-pub const DEFAULT_HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The DoS budget of the responder: what unauthenticated senders may make it keep and
+/// compute, and what an authenticated peer may make it keep. Modelled on strongSwan's
+/// `charon.cookie_threshold`, `cookie_threshold_ip`, `block_threshold`,
+/// `init_limit_half_open`; every field is a `[limits]` key of the config file with the
+/// default given here (`configs/ipsec-server.toml` documents them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Half-open IKE SAs in total from which every IKE_SA_INIT must carry a cookie (§2.6).
+    pub cookie_threshold: usize,
+    /// Half-open IKE SAs from one IP address from which that address must carry a cookie.
+    pub cookie_threshold_ip: usize,
+    /// Half-open IKE SAs one IP address may hold, cookie or not; more are dropped.
+    pub block_threshold_ip: usize,
+    /// Half-open IKE SAs in total, cookie or not; more are dropped.
+    pub half_open_max: usize,
+    /// How long an IKE SA may wait for its IKE_AUTH.
+    pub half_open_timeout: Duration,
+    /// Diffie-Hellman computations for IKE_SA_INIT in the last second from which every
+    /// IKE_SA_INIT must carry a cookie: the cost of a flood counts, not only the state.
+    pub dh_per_second_cookie: usize,
+    /// Failed authentications from one IP address, or for one identity, after which further
+    /// attempts are refused for a back-off time that doubles with each failure.
+    pub auth_failures_before_backoff: u32,
+    /// Upper bound of that back-off.
+    pub auth_backoff_max: Duration,
+    /// Child SAs one IKE SA may hold (rekeyed ones waiting for their DELETE included).
+    pub child_sas_per_ike_sa: usize,
+    /// Largest IKE message accepted, reassembled fragmented messages included.
+    pub max_ike_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cookie_threshold: 10,
+            cookie_threshold_ip: 3,
+            block_threshold_ip: 5,
+            half_open_max: 1000,
+            half_open_timeout: Duration::from_secs(30),
+            dh_per_second_cookie: 100,
+            auth_failures_before_backoff: 5,
+            auth_backoff_max: Duration::from_secs(300),
+            child_sas_per_ike_sa: 16,
+            max_ike_message: 16 * 1024,
+        }
+    }
+}
 
 /// When a lifetime that starts `now` ends; 0 means never (IkeLifetime/IpsecLifetime 0: the
 /// SA is not limited by time, DESIGN.md §1).

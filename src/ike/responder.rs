@@ -207,7 +207,7 @@ impl Responder {
     /// rekeyed, silent peers are checked (DPD).
     pub fn tick(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
-        let timeout = self.cfg.half_open_timeout;
+        let timeout = self.cfg.limits.half_open_timeout;
         let expired: Vec<u64> = self
             .sas
             .values()

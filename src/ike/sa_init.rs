@@ -104,8 +104,8 @@ impl Responder {
             return Err(IkeError::InvalidSyntax("nonce length").into());
         }
         // §2.6: cookies when too many SAs are half open, overall or from this address.
-        if self.half_open_count() >= self.cfg.cookie_threshold
-            || self.half_open_from(remote.ip()) >= self.cfg.cookie_per_source
+        if self.half_open_count() >= self.cfg.limits.cookie_threshold
+            || self.half_open_from(remote.ip()) >= self.cfg.limits.cookie_threshold_ip
         {
             let offered = match msg.payloads.first() {
                 Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => Some(&n.data),

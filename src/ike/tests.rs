@@ -47,9 +47,12 @@ pub(crate) fn responder_config() -> ResponderConfig {
         dns: vec![Ipv4Addr::new(192, 168, 0, 53)],
         max_connections: 1000,
         unique: UniquePolicy::SameAddress,
-        cookie_threshold: 100,
-        cookie_per_source: 50,
-        half_open_timeout: Duration::from_secs(30),
+        limits: Limits {
+            cookie_threshold: 100,
+            cookie_threshold_ip: 50,
+            block_threshold_ip: 100,
+            ..Limits::default()
+        },
         dpd_interval: Some(Duration::from_secs(30)),
     }
 }
@@ -301,7 +304,7 @@ fn wrong_ke_group_gets_invalid_ke_payload_then_succeeds() {
 #[test]
 fn cookie_round_trip() {
     let mut cfg = responder_config();
-    cfg.cookie_threshold = 0;
+    cfg.limits.cookie_threshold = 0;
     let mut h = Harness::new(cfg);
     let client = "198.51.100.7:500";
     let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);
@@ -325,7 +328,7 @@ fn cookie_round_trip() {
 #[test]
 fn cookie_from_a_rotated_out_secret_is_refused() {
     let mut cfg = responder_config();
-    cfg.cookie_threshold = 0;
+    cfg.limits.cookie_threshold = 0;
     let mut h = Harness::new(cfg);
     let client = "198.51.100.7:500";
     let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);

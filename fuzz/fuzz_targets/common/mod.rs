@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::InitiatorConfig;
-use ipsec_server::ike::{EspSuite, Identity, IkeSuite, ResponderConfig, UniquePolicy};
+use ipsec_server::ike::{EspSuite, Identity, IkeSuite, Limits, ResponderConfig, UniquePolicy};
 use ipsec_server::secret::SecretBytes;
 
 pub const PSK: &[u8] = b"fuzz-psk";
@@ -35,9 +35,13 @@ pub fn responder_config() -> ResponderConfig {
         dns: vec![],
         max_connections: 100,
         unique: UniquePolicy::SameAddress,
-        cookie_threshold: 4,
-        cookie_per_source: 4,
-        half_open_timeout: Duration::from_secs(30),
+        limits: Limits {
+            cookie_threshold: 4,
+            cookie_threshold_ip: 4,
+            block_threshold_ip: 8,
+            half_open_max: 8,
+            ..Limits::default()
+        },
         dpd_interval: None,
     }
 }
