@@ -97,6 +97,21 @@ impl DhGroup {
 /// production; the known-answer tests use up to 384).
 type Exponent = U512;
 
+impl DhGroup {
+    /// The cheap checks of a peer's public value (length, 1 < y < p-1; RFC 6989 §2.1), run
+    /// before anything is spent on a key pair. [`DhPrivate::shared_secret`] repeats them and
+    /// adds the subgroup check of group 24 (§2.2), which costs an exponentiation.
+    pub fn check_public(self, peer_public: &[u8]) -> Result<(), CryptoError> {
+        match self {
+            DhGroup::Modp768 => in_range(&dh_groups::MODP768, peer_public).map(drop),
+            DhGroup::Modp1024 => in_range(&dh_groups::MODP1024, peer_public).map(drop),
+            DhGroup::Modp1536 => in_range(&dh_groups::MODP1536, peer_public).map(drop),
+            DhGroup::Modp2048 => in_range(&dh_groups::MODP2048, peer_public).map(drop),
+            DhGroup::Modp2048_256 => in_range(&dh_groups::MODP2048_256, peer_public).map(drop),
+        }
+    }
+}
+
 /// An ephemeral DH key pair. The public value is computed once, in [`DhPrivate::generate`].
 pub struct DhPrivate {
     group: DhGroup,
@@ -239,11 +254,7 @@ fn shared_secret_in<const L: usize>(
     exponent_bits: usize,
     peer_public: &[u8],
 ) -> Result<SecretBytes, CryptoError> {
-    let y = read_be::<L>(peer_public).ok_or(CryptoError::InvalidDhPublic("wrong length"))?;
-    // RFC 6989 §2.1: reject 0, 1, p-1 and anything ≥ p.
-    if y <= Uint::ONE || y >= group.p_minus_1 {
-        return Err(CryptoError::InvalidDhPublic("not in 1 < y < p-1"));
-    }
+    let y = in_range(group, peer_public)?;
     // RFC 6989 §2.2: in a group with a small cofactor, y must lie in the order-q subgroup.
     if let Some(q) = &group.q {
         if group.pow(&y, q, q.bits_vartime()) != Uint::ONE {
@@ -262,6 +273,16 @@ fn shared_secret_in<const L: usize>(
     write_be(&z, &mut out);
     z.zeroize();
     Ok(SecretBytes::new(out))
+}
+
+/// RFC 6989 §2.1: the public value has the group's length and 1 < y < p-1 (0, 1, p-1 and
+/// anything ≥ p are refused).
+fn in_range<const L: usize>(group: &ModpGroup<L>, peer_public: &[u8]) -> Result<Uint<L>, CryptoError> {
+    let y = read_be::<L>(peer_public).ok_or(CryptoError::InvalidDhPublic("wrong length"))?;
+    if y <= Uint::ONE || y >= group.p_minus_1 {
+        return Err(CryptoError::InvalidDhPublic("not in 1 < y < p-1"));
+    }
+    Ok(y)
 }
 
 /// Parses big-endian bytes of exactly `L` limbs; `None` on any other length.

@@ -11,9 +11,13 @@ use rand_core::CryptoRngCore;
 use tracing::{info, warn};
 
 use crate::crypto;
-use crate::wire::{AuthPayload, CpAttribute, CpPayload, IdPayload, NotifyType, Payload};
+use crate::wire::{
+    AuthPayload, CpAttribute, CpPayload, IdPayload, NotifyType, Payload, PayloadList,
+};
 
-use super::responder::{error_notify, Handled, IkeSa, Responder};
+use super::budget::Refusal;
+use super::create_child::NewChild;
+use super::responder::{error_notify, Established, HalfOpen, Handled, Responder, SaCore};
 use super::ts::{narrow_tsi, narrow_tsr};
 use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
 
@@ -21,38 +25,40 @@ use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
 pub(crate) const AUTH_SHARED_KEY_MIC: u8 = 2;
 
 impl Responder {
+    /// IKE_AUTH on a half-open SA, which it consumes: the established SA and the answer, or
+    /// the error that ends the SA (answered with its notify).
     pub(crate) fn ike_auth(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &mut SaCore,
+        half: HalfOpen,
         inner: &[Payload],
-    ) -> Handled {
-        let fail = |e: IkeError| Handled::closing(error_notify(&e), Vec::new());
-        let mut idi = None;
-        let mut auth = None;
-        let mut initial_contact = false;
-        for p in inner {
-            match p {
-                Payload::IdI(id) => idi = Some(id),
-                Payload::Auth(a) => auth = Some(a),
-                Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT => {
-                    initial_contact = true
-                }
-                _ => {}
-            }
-        }
-        let (Some(idi), Some(auth)) = (idi, auth) else {
-            return fail(IkeError::InvalidSyntax("IKE_AUTH needs IDi and AUTH"));
+    ) -> Result<(Established, Handled), IkeError> {
+        let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
+            return Err(IkeError::InvalidSyntax("IKE_AUTH needs IDi and AUTH"));
         };
         let who = id_to_string(idi);
-        if let Err(e) = self.authenticate(sa, idi, auth) {
-            warn!(remote = %sa.remote, identity = %who, "IKE_AUTH failed: {e}");
-            return fail(e);
+        let source = core.remote.ip();
+        if self.auth_backoff.identity_blocked(now, &idi.body()) {
+            self.refusals.record(now, source, Refusal::AuthBackoff, || {
+                format!("identity {who} in authentication back-off")
+            });
+            return Err(IkeError::AuthenticationFailed);
         }
+        if let Err(e) = self.authenticate(core, &half, idi, auth) {
+            warn!(remote = %core.remote, identity = %who, "IKE_AUTH failed: {e}");
+            self.auth_backoff
+                .failed(&self.cfg.limits, now, source, &idi.body());
+            self.refusals.record(now, source, Refusal::AuthFailed, || {
+                format!("identity {who}")
+            });
+            return Err(e);
+        }
+        self.auth_backoff.succeeded(source, &idi.body());
         let idr = match &self.cfg.local_id {
             Some(id) => id_payload(id),
-            None => match sa.local.ip() {
+            None => match core.local.ip() {
                 std::net::IpAddr::V4(a) => IdPayload {
                     id_type: IdPayload::ID_IPV4_ADDR,
                     data: a.octets().to_vec(),
@@ -64,11 +70,11 @@ impl Responder {
             },
         };
         let our_auth = crypto::psk_auth(
-            sa.suite.prf,
+            core.suite.prf,
             self.cfg.psk.expose(),
-            &sa.init_response,
-            &sa.ni,
-            sa.keys.sk_pr.expose(),
+            &half.init_response,
+            &half.ni,
+            core.keys.sk_pr.expose(),
             &idr.body(),
         );
         let mut response = vec![
@@ -78,28 +84,35 @@ impl Responder {
                 data: our_auth.expose().to_vec(),
             }),
         ];
-        sa.established = Some(now);
-        sa.expires = super::lifetime_end(now, self.cfg.ike_lifetime);
-        sa.identity = Some(idi.clone());
-        // AUTH's signed octets are no longer needed.
-        sa.init_request = Vec::new();
-        sa.init_response = Vec::new();
-        if inner.iter().any(
-            |p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::MOBIKE_SUPPORTED),
-        ) {
-            // RFC 4555 §4.2.1: both ends announce MOBIKE in IKE_AUTH.
-            sa.peer_mobike = true;
+        // RFC 4555 §4.2.1: both ends announce MOBIKE in IKE_AUTH.
+        let peer_mobike = inner.has_notify(NotifyType::MOBIKE_SUPPORTED);
+        if peer_mobike {
             response.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, Vec::new()));
         }
-        let mut actions = if initial_contact || self.cfg.unique == super::UniquePolicy::Replace {
-            self.replace_older(sa.spi_r, idi, sa.remote.ip())
+        let mut e = Established {
+            since: now,
+            identity: idi.clone(),
+            vip: None,
+            children: Vec::new(),
+            peer_mobike,
+            expires: super::lifetime_end(now, self.cfg.ike_lifetime),
+            rekeyed: false,
+            predecessor: None,
+            our_next_id: 0,
+            pending: None,
+            outbox: Default::default(),
+        };
+        let mut actions = if inner.has_notify(NotifyType::INITIAL_CONTACT)
+            || self.cfg.unique == super::UniquePolicy::Replace
+        {
+            self.replace_older(core.spi_r, idi, core.remote.ip())
         } else {
             Vec::new()
         };
-        match self.first_child(now, rng, sa, inner) {
+        match self.first_child(now, rng, core, &mut e, &half, inner) {
             Ok((payloads, spec)) => {
                 info!(
-                    remote = %sa.remote, identity = %who, vip = %spec.client_vip,
+                    remote = %core.remote, identity = %who, vip = %spec.client_vip,
                     spi_in = format_args!("{:08x}", spec.inbound_spi),
                     spi_out = format_args!("{:08x}", spec.outbound_spi),
                     "IKE SA established, Child SA installed"
@@ -107,18 +120,19 @@ impl Responder {
                 response.extend(payloads);
                 actions.push(Action::InstallChild(Box::new(spec)));
             }
-            Err(e) => {
-                warn!(remote = %sa.remote, identity = %who, "IKE SA established without Child SA: {e}");
-                response.extend(error_notify(&e));
+            Err(err) => {
+                warn!(remote = %core.remote, identity = %who, "IKE SA established without Child SA: {err}");
+                response.extend(error_notify(&err));
             }
         }
-        Handled::reply(response, actions)
+        Ok((e, Handled::reply(response, actions)))
     }
 
     /// RemoteId and the PSK AUTH value of the initiator (§2.15), compared in constant time.
     fn authenticate(
         &self,
-        sa: &IkeSa,
+        core: &SaCore,
+        half: &HalfOpen,
         idi: &IdPayload,
         auth: &AuthPayload,
     ) -> Result<(), IkeError> {
@@ -131,11 +145,11 @@ impl Responder {
             }
         }
         let expected = crypto::psk_auth(
-            sa.suite.prf,
+            core.suite.prf,
             self.cfg.psk.expose(),
-            &sa.init_request,
-            &sa.nr,
-            sa.keys.sk_pi.expose(),
+            &half.init_request,
+            &half.nr,
+            core.keys.sk_pi.expose(),
             &idi.body(),
         );
         if expected.ct_eq(&auth.data) {
@@ -150,54 +164,47 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &SaCore,
+        e: &mut Established,
+        half: &HalfOpen,
         inner: &[Payload],
     ) -> Result<(Vec<Payload>, ChildSaSpec), IkeError> {
-        let mut cp = None;
-        let mut proposals = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in inner {
-            match p {
-                Payload::Cp(c) if c.cfg_type == CpPayload::CFG_REQUEST => cp = Some(c),
-                Payload::Sa(s) => proposals = Some(s),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                _ => {}
-            }
-        }
-        let proposals = proposals.ok_or(IkeError::NoProposalChosen)?;
-        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+        let cp = inner
+            .cp()
+            .filter(|c| c.cfg_type == CpPayload::CFG_REQUEST);
+        let proposals = inner.sa().ok_or(IkeError::NoProposalChosen)?;
+        let (Some(tsi), Some(tsr)) = (inner.ts_i(), inner.ts_r()) else {
             return Err(IkeError::TsUnacceptable);
         };
         let cp = cp.ok_or(IkeError::FailedCpRequired)?;
         let chosen = self.cfg.esp.choose(proposals, None)?;
         let (tsr_sel, local_ts) = narrow_tsr(tsr, &self.cfg.local_subnets)?;
-        let identity = sa.identity.as_ref().map(|i| i.body()).unwrap_or_default();
         let vip = self
             .pool
-            .acquire(&identity)
-            .map_err(|e| IkeError::InternalAddressFailure(e.to_string()))?;
+            .acquire(&e.identity.body())
+            .map_err(|err| IkeError::InternalAddressFailure(err.to_string()))?;
         let tsi_sel = match narrow_tsi(tsi, vip) {
             Ok(t) => t,
-            Err(e) => {
+            Err(err) => {
                 self.pool.release(vip);
-                return Err(e);
+                return Err(err);
             }
         };
-        sa.vip = Some(vip);
+        e.vip = Some(vip);
         let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
-        let (ni, nr) = (sa.ni.clone(), sa.nr.clone());
         let spec = self.new_child(
             now,
             rng,
-            sa,
-            (inbound_spi, chosen.peer_spi),
-            vip,
-            local_ts,
-            None,
-            (&ni, &nr),
-            false,
+            core,
+            e,
+            NewChild {
+                inbound_spi,
+                outbound_spi: chosen.peer_spi,
+                local_ts,
+                g_ir: None,
+                nonces: (&half.ni, &half.nr),
+                we_initiated: false,
+            },
         );
         let payloads = vec![
             Payload::Cp(self.cp_reply(cp, vip)),

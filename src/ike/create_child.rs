@@ -3,6 +3,12 @@
 //! moves every Child SA and the lease to the new IKE SA.
 //!
 //! A rekeyed Child SA stays installed (make before break) until the initiator deletes it.
+//!
+//! Invariants (what an authenticated peer may make us keep): at most
+//! `limits.child_sas_per_ike_sa` Child SAs per IKE SA; a Child SA is rekeyed once; an IKE SA
+//! that was rekeyed creates nothing more; of a chain of IKE rekeys only the newest two IKE
+//! SAs exist (the one before the predecessor is deleted when the predecessor is rekeyed), so
+//! IKE SAs stay within twice the connections.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -11,36 +17,57 @@ use rand::Rng;
 use rand_core::CryptoRngCore;
 use tracing::{info, warn};
 
-use crate::crypto::{self, ChildKeys, DhPrivate};
-use crate::wire::{KePayload, NotifyType, Payload, Proposal, ProtocolId};
+use crate::crypto::{self, ChildKeys, DhGroup, DhPrivate};
+use crate::secret::SecretBytes;
+use crate::wire::{KePayload, NotifyType, Payload, PayloadList, Proposal, ProtocolId};
 
-use super::responder::{Child, Handled, IkeSa, Responder};
+use super::budget::Refusal;
+use super::responder::{Child, Established, Handled, Responder, SaCore, Window};
 use super::sk::SkCrypto;
 use super::ts::{narrow_tsi, narrow_tsr};
-use super::{id_to_string, lifetime_end, Action, ChildSaSpec, IkeError, Ipv4Range};
+use super::{
+    check_nonce, id_to_string, lifetime_end, our_nonce, Action, ChildSaSpec, IkeError, Ipv4Range,
+};
 
-/// Nonce length bounds (§2.10).
-const NONCE_MIN: usize = 16;
-const NONCE_MAX: usize = 256;
-/// Our nonces: 32 octets.
-pub(crate) const OUR_NONCE_LEN: usize = 32;
 /// How long an IKE SA that the initiator rekeyed may wait for its DELETE.
 const REKEYED_GRACE: Duration = Duration::from_secs(60);
+
+/// What keys a new Child SA and how it is named.
+pub(crate) struct NewChild<'a> {
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    /// Narrowed local selectors.
+    pub local_ts: Vec<Ipv4Range>,
+    /// The PFS shared secret, if the exchange had one.
+    pub g_ir: Option<&'a [u8]>,
+    /// (Ni, Nr) of the exchange: Ni from its initiator.
+    pub nonces: (&'a [u8], &'a [u8]),
+    /// Whether we initiated the exchange: the first keys of KEYMAT protect traffic from the
+    /// exchange's initiator (§2.17).
+    pub we_initiated: bool,
+}
 
 impl Responder {
     pub(crate) fn create_child_sa(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &mut SaCore,
+        e: &mut Established,
         inner: &[Payload],
     ) -> Handled {
-        match self.try_create_child(now, rng, sa, inner) {
+        match self.try_create_child(now, rng, core, e, inner) {
             Ok(h) => h,
-            Err(e) => {
-                let who = sa.identity.as_ref().map(id_to_string).unwrap_or_default();
-                warn!(remote = %sa.remote, identity = %who, "CREATE_CHILD_SA refused: {e}");
-                Handled::error(&e)
+            Err(err) => {
+                let who = id_to_string(&e.identity);
+                warn!(remote = %core.remote, identity = %who, "CREATE_CHILD_SA refused: {err}");
+                if matches!(err, IkeError::NoAdditionalSas) {
+                    self.refusals
+                        .record(now, core.remote.ip(), Refusal::ChildRefused, || {
+                            format!("identity {who}: {err}")
+                        });
+                }
+                Handled::error(&err)
             }
         }
     }
@@ -49,101 +76,73 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &mut SaCore,
+        e: &mut Established,
         inner: &[Payload],
     ) -> Result<Handled, IkeError> {
-        let mut proposals = None;
-        let mut ni = None;
-        let mut ke = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        let mut rekey_of = None;
-        for p in inner {
-            match p {
-                Payload::Sa(s) => proposals = Some(s),
-                Payload::Nonce(n) => ni = Some(n),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::TsI(t) => tsi = Some(t),
-                Payload::TsR(t) => tsr = Some(t),
-                Payload::Notify(n)
-                    if n.notify_type == NotifyType::REKEY_SA && n.protocol == ProtocolId::ESP =>
-                {
-                    rekey_of = <[u8; 4]>::try_from(n.spi.as_slice())
-                        .ok()
-                        .map(u32::from_be_bytes);
-                }
-                _ => {}
-            }
+        if e.rekeyed {
+            // §2.18: a rekeyed IKE SA only waits for its DELETE.
+            return Err(IkeError::NoAdditionalSas);
         }
-        let (Some(proposals), Some(ni)) = (proposals, ni) else {
+        let (Some(proposals), Some(ni)) = (inner.sa(), inner.nonce()) else {
             return Err(IkeError::InvalidSyntax(
                 "CREATE_CHILD_SA needs SA and Nonce",
             ));
         };
-        if !(NONCE_MIN..=NONCE_MAX).contains(&ni.len()) {
-            return Err(IkeError::InvalidSyntax("nonce length"));
-        }
+        check_nonce(core.suite.prf, ni)?;
         if proposals.iter().any(|p| p.protocol == ProtocolId::IKE) {
-            return self.rekey_ike(now, rng, sa, proposals, ni, ke);
+            return self.rekey_ike(now, rng, core, e, proposals, ni, inner.ke());
+        }
+        if e.children.len() >= self.cfg.limits.child_sas_per_ike_sa {
+            return Err(IkeError::NoAdditionalSas);
         }
         // §1.3.3: REKEY_SA names the SA by the SPI the initiator receives on (our outbound).
+        let rekey_of = inner
+            .notifies()
+            .find(|n| n.notify_type == NotifyType::REKEY_SA && n.protocol == ProtocolId::ESP)
+            .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok())
+            .map(u32::from_be_bytes);
         let old = match rekey_of {
             Some(spi) => Some(
-                sa.children
+                e.children
                     .iter()
-                    .position(|c| c.outbound_spi == spi)
+                    .position(|c| c.outbound_spi == spi && !c.rekeyed)
                     .ok_or(IkeError::ChildSaNotFound(spi))?,
             ),
             None => None,
         };
-        let vip = sa.vip.ok_or(IkeError::TsUnacceptable)?;
+        let vip = e.vip.ok_or(IkeError::TsUnacceptable)?;
         let chosen = self.cfg.esp.choose(proposals, Some(self.cfg.esp_pfs))?;
         let dh = match self.cfg.esp_pfs {
-            Some(group) => {
-                let ke = ke.ok_or(IkeError::InvalidKe {
-                    got: 0,
-                    want: group.id(),
-                })?;
-                if ke.group != group.id() {
-                    return Err(IkeError::InvalidKe {
-                        got: ke.group,
-                        want: group.id(),
-                    });
-                }
-                let dh = DhPrivate::generate(group, rng);
-                let g_ir = dh
-                    .shared_secret(&ke.data)
-                    .map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
-                Some((dh, g_ir))
-            }
+            Some(group) => Some(key_exchange(group, inner.ke(), rng)?),
             None => None,
         };
-        let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
+        let (Some(tsi), Some(tsr)) = (inner.ts_i(), inner.ts_r()) else {
             return Err(IkeError::TsUnacceptable);
         };
         let tsi_sel = narrow_tsi(tsi, vip)?;
         let (tsr_sel, local_ts) = narrow_tsr(tsr, &self.cfg.local_subnets)?;
-        let mut nr = vec![0u8; OUR_NONCE_LEN];
-        rng.fill_bytes(&mut nr);
+        let nr = our_nonce(rng);
         let inbound_spi = self.new_inbound_spi(rng.as_rngcore());
-        let g_ir = dh.as_ref().map(|(_, g)| g.expose());
         let spec = self.new_child(
             now,
             rng,
-            sa,
-            (inbound_spi, chosen.peer_spi),
-            vip,
-            local_ts,
-            g_ir,
-            (ni, &nr),
-            false,
+            core,
+            e,
+            NewChild {
+                inbound_spi,
+                outbound_spi: chosen.peer_spi,
+                local_ts,
+                g_ir: dh.as_ref().map(|(_, g)| g.expose()),
+                nonces: (ni, &nr),
+                we_initiated: false,
+            },
         );
         if let Some(i) = old {
-            sa.children[i].rekeyed = true;
+            e.children[i].rekeyed = true;
         }
-        let who = sa.identity.as_ref().map(id_to_string).unwrap_or_default();
         info!(
-            remote = %sa.remote, identity = %who,
+            remote = %core.remote, identity = %id_to_string(&e.identity),
             spi_in = format_args!("{inbound_spi:08x}"), spi_out = format_args!("{:08x}", chosen.peer_spi),
             rekey = old.is_some(), pfs = dh.is_some(),
             "Child SA created by the client"
@@ -172,11 +171,13 @@ impl Responder {
     }
 
     /// §2.18: a new IKE SA with fresh keys from SK_d; Child SAs and lease move to it.
+    #[allow(clippy::too_many_arguments)]
     fn rekey_ike(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &mut SaCore,
+        e: &mut Established,
         proposals: &[Proposal],
         ni: &[u8],
         ke: Option<&KePayload>,
@@ -186,25 +187,16 @@ impl Responder {
         let spi_i = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
             .map(u64::from_be_bytes)
             .map_err(|_| IkeError::InvalidSyntax("IKE rekey needs an 8-octet SPI"))?;
-        let ke = ke.ok_or(IkeError::InvalidKe {
-            got: 0,
-            want: suite.dh.id(),
-        })?;
-        if ke.group != suite.dh.id() {
-            return Err(IkeError::InvalidKe {
-                got: ke.group,
-                want: suite.dh.id(),
-            });
+        let (dh, g_ir) = key_exchange(suite.dh, ke, rng)?;
+        // Only the newest two of a chain of rekeys exist: our predecessor goes now.
+        let mut actions = Vec::new();
+        if let Some(before) = e.predecessor.take() {
+            actions.extend(self.remove_sa(before));
         }
-        let dh = DhPrivate::generate(suite.dh, rng);
-        let g_ir = dh
-            .shared_secret(&ke.data)
-            .map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
         let spi_r = self.new_ike_spi(rng.as_rngcore());
-        let mut nr = vec![0u8; OUR_NONCE_LEN];
-        rng.fill_bytes(&mut nr);
+        let nr = our_nonce(rng);
         let skeyseed =
-            crypto::rekey_skeyseed(suite.prf, sa.keys.sk_d.expose(), g_ir.expose(), ni, &nr);
+            crypto::rekey_skeyseed(suite.prf, core.keys.sk_d.expose(), g_ir.expose(), ni, &nr);
         let keys = crypto::derive_ike_keys(
             suite.prf,
             suite.encr,
@@ -216,40 +208,37 @@ impl Responder {
             spi_r,
         );
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
-        let who = sa.identity.as_ref().map(id_to_string).unwrap_or_default();
-        info!(remote = %sa.remote, identity = %who, "IKE SA rekeyed by the client: {:016x} -> {spi_r:016x}", sa.spi_r);
-        let new = IkeSa {
+        info!(remote = %core.remote, identity = %id_to_string(&e.identity), "IKE SA rekeyed by the client: {:016x} -> {spi_r:016x}", core.spi_r);
+        let new_core = SaCore {
             spi_i,
             spi_r,
             suite,
             keys,
             sk,
-            ni: ni.to_vec(),
-            nr: nr.clone(),
-            init_request: Vec::new(),
-            init_response: Vec::new(),
-            local: sa.local,
-            remote: sa.remote,
-            established: Some(now),
+            local: core.local,
+            remote: core.remote,
             created: now,
-            next_request_id: 0,
-            cached_response: None,
-            identity: sa.identity.clone(),
-            vip: sa.vip.take(),
-            children: std::mem::take(&mut sa.children),
-            udp_encap: sa.udp_encap,
-            peer_fragmentation: sa.peer_fragmentation,
-            peer_mobike: sa.peer_mobike,
+            udp_encap: core.udp_encap,
+            peer_fragmentation: core.peer_fragmentation,
             last_activity: now,
+            window: Window::new(0),
+        };
+        let new_e = Established {
+            since: now,
+            identity: e.identity.clone(),
+            vip: e.vip.take(),
+            children: std::mem::take(&mut e.children),
+            peer_mobike: e.peer_mobike,
             expires: lifetime_end(now, self.cfg.ike_lifetime),
+            rekeyed: false,
+            predecessor: Some(core.spi_r),
             our_next_id: 0,
             pending: None,
             outbox: Default::default(),
-            fragments: None,
         };
         // The old IKE SA only waits for the initiator's DELETE now.
-        sa.outbox.clear();
-        sa.expires = Some(now + REKEYED_GRACE);
+        self.mark_rekeyed(e);
+        e.expires = Some(now + REKEYED_GRACE);
         let response = vec![
             Payload::Sa(vec![
                 suite.proposal(chosen.number, spi_r.to_be_bytes().to_vec())
@@ -260,32 +249,27 @@ impl Responder {
                 data: dh.public_value().to_vec(),
             }),
         ];
-        let mut h = Handled::reply(response, Vec::new());
-        h.new_sa = Some(Box::new(new));
+        let mut h = Handled::reply(response, actions);
+        h.new_sa = Some((Box::new(new_core), Box::new(new_e)));
         Ok(h)
     }
 
-    /// Records a new Child SA on `sa`, keyed per §2.17 from SK_d, the optional PFS secret and
-    /// the exchange's nonces (`ni` from its initiator), and returns the data plane's view of it.
-    /// `we_initiated` says who sent Ni: the first keys of KEYMAT protect traffic from the
-    /// exchange's initiator.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a new Child SA on `e`, keyed per §2.17 from SK_d, the optional PFS secret and
+    /// the exchange's nonces, and returns the data plane's view of it. `e` has a virtual IP
+    /// (every caller checked).
     pub(crate) fn new_child(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
-        (inbound_spi, outbound_spi): (u32, u32),
-        vip: Ipv4Addr,
-        local_ts: Vec<Ipv4Range>,
-        g_ir: Option<&[u8]>,
-        (ni, nr): (&[u8], &[u8]),
-        we_initiated: bool,
+        core: &SaCore,
+        e: &mut Established,
+        c: NewChild<'_>,
     ) -> ChildSaSpec {
+        let (ni, nr) = c.nonces;
         let keys = crypto::derive_child_keys(
-            sa.suite.prf,
-            sa.keys.sk_d.expose(),
-            g_ir,
+            core.suite.prf,
+            core.keys.sk_d.expose(),
+            c.g_ir,
             ni,
             nr,
             self.cfg.esp.encr,
@@ -297,7 +281,7 @@ impl Responder {
             encr_r,
             integ_r,
         } = keys;
-        let ((in_e, in_a), (out_e, out_a)) = if we_initiated {
+        let ((in_e, in_a), (out_e, out_a)) = if c.we_initiated {
             ((encr_r, integ_r), (encr_i, integ_i))
         } else {
             ((encr_i, integ_i), (encr_r, integ_r))
@@ -309,30 +293,53 @@ impl Responder {
             let jitter = rng.gen_range(0..=lifetime.as_millis().max(1) as u64 / 20);
             now + lifetime.mul_f64(0.9) - Duration::from_millis(jitter)
         });
-        sa.children.push(Child {
-            inbound_spi,
-            outbound_spi,
-            local_ts: local_ts.clone(),
+        e.children.push(Child {
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
+            local_ts: c.local_ts.clone(),
             rekey_at,
             expires_at: lifetime_end(now, lifetime),
             rekeyed: false,
             inbound_packets: 0,
         });
         ChildSaSpec {
-            inbound_spi,
-            outbound_spi,
+            inbound_spi: c.inbound_spi,
+            outbound_spi: c.outbound_spi,
             encr: self.cfg.esp.encr,
             integ: self.cfg.esp.integ,
             inbound_encr_key: in_e,
             inbound_integ_key: in_a,
             outbound_encr_key: out_e,
             outbound_integ_key: out_a,
-            client_vip: vip,
-            local_ts,
-            local: sa.local,
-            remote: sa.remote,
-            udp_encap: sa.udp_encap,
+            client_vip: e.vip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            local_ts: c.local_ts,
+            local: core.local,
+            remote: core.remote,
+            udp_encap: core.udp_encap,
             lifetime,
         }
     }
+}
+
+/// The responder's half of a DH exchange in CREATE_CHILD_SA: the peer's KE must be of
+/// `group` (else INVALID_KE_PAYLOAD naming it, §1.3) and pass RFC 6989 before our key pair is
+/// made.
+fn key_exchange(
+    group: DhGroup,
+    ke: Option<&KePayload>,
+    rng: &mut dyn CryptoRngCore,
+) -> Result<(DhPrivate, SecretBytes), IkeError> {
+    let want = group.id();
+    let ke = ke.ok_or(IkeError::InvalidKe { got: 0, want })?;
+    if ke.group != want {
+        return Err(IkeError::InvalidKe {
+            got: ke.group,
+            want,
+        });
+    }
+    let invalid = |_| IkeError::InvalidSyntax("invalid KE public value");
+    group.check_public(&ke.data).map_err(invalid)?;
+    let dh = DhPrivate::generate(group, rng);
+    let g_ir = dh.shared_secret(&ke.data).map_err(invalid)?;
+    Ok((dh, g_ir))
 }

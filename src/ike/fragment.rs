@@ -1,75 +1,93 @@
 //! IKE fragmentation (RFC 7383): reassembly of Encrypted Fragment payloads of a request.
 //!
-//! Invariants: every fragment's ICV is verified before its plaintext is kept (§2.6); at most
-//! [`MAX_FRAGMENTS`] fragments and [`MAX_BYTES`] of plaintext are buffered per IKE SA, for one
-//! message at a time.
+//! Invariants: a fragment changes nothing before its ICV verified (§2.6); at most
+//! [`MAX_FRAGMENTS`] fragments and `max_ike_message` octets of plaintext are buffered per IKE
+//! SA, for one message at a time.
 
 use crate::wire::{parse_payloads, Header, Message, Payload, PayloadType, IKE_HEADER_LEN};
 
-use super::responder::IkeSa;
-use super::IkeError;
+use super::responder::{request_hash, SaCore};
+use super::sk::Unauthentic;
+use super::{IkeError, Limits};
 
 /// Windows sends many small fragments; 64 of them carry more than any IKE_AUTH we accept.
 pub(crate) const MAX_FRAGMENTS: u16 = 64;
-/// Plaintext of one reassembled message.
-pub(crate) const MAX_BYTES: usize = 64 * 1024;
 
 /// The fragments of one message received so far.
 pub(crate) struct Reassembly {
     message_id: u32,
     first: PayloadType,
+    /// SHA-256 of fragment 1 as received: a retransmission of the message is recognised by it.
+    first_hash: [u8; 32],
     parts: Vec<Option<Vec<u8>>>,
     bytes: usize,
 }
 
-/// Verifies, decrypts and buffers one fragment; returns the inner payloads once the message
-/// is complete.
+/// A complete message: the hash that identifies its retransmission and its payloads (or the
+/// syntax error they hold).
+pub(crate) type Complete = ([u8; 32], Result<Vec<Payload>, IkeError>);
+
+/// Verifies, decrypts and buffers one fragment; returns the whole message once complete.
+/// `Err`: the fragment did not authenticate (or is numbered impossibly) and changed nothing.
 pub(crate) fn add(
-    sa: &mut IkeSa,
+    sa: &mut SaCore,
+    limits: &Limits,
     raw: &[u8],
     msg: &Message,
-) -> Result<Option<Vec<Payload>>, IkeError> {
+) -> Result<Option<Complete>, Unauthentic> {
     let Some(Payload::Skf(f)) = msg.payloads.last() else {
-        return Err(IkeError::InvalidSyntax("no SKF payload"));
+        return Err(Unauthentic::NoSk);
     };
     let (number, total) = (f.fragment_number, f.total_fragments);
     if number == 0 || number > total || total > MAX_FRAGMENTS {
-        return Err(IkeError::InvalidSyntax("fragment numbering"));
+        return Err(Unauthentic::FragmentNumbering);
     }
-    let (first, plain) = sa.sk.open_body(raw, f.first_inner, &f.body)?;
+    // Authentic from here on (§2.6: the ICV of each fragment is checked first).
+    let (first, plain) = match sa.sk.open_body(raw, f.first_inner, &f.body)? {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Some((request_hash(raw), Err(e)))),
+    };
     let mid = msg.header.message_id;
-    let fresh = !matches!(&sa.fragments, Some(r) if r.message_id == mid && r.parts.len() == usize::from(total));
-    if fresh {
-        sa.fragments = Some(Reassembly {
+    let fragments = &mut sa.window.fragments;
+    let fresh = !matches!(fragments, Some(r) if r.message_id == mid && r.parts.len() == usize::from(total));
+    let r = if fresh {
+        fragments.insert(Reassembly {
             message_id: mid,
             first: PayloadType::NONE,
+            first_hash: [0; 32],
             parts: vec![None; usize::from(total)],
             bytes: 0,
-        });
-    }
-    let Some(r) = sa.fragments.as_mut() else {
-        return Ok(None);
+        })
+    } else {
+        match fragments.as_mut() {
+            Some(r) => r,
+            None => return Ok(None),
+        }
     };
     let slot = usize::from(number - 1);
     if r.parts[slot].is_some() {
         return Ok(None);
     }
     r.bytes += plain.len();
-    if r.bytes > MAX_BYTES {
-        sa.fragments = None;
-        return Err(IkeError::InvalidSyntax("fragmented message too large"));
+    if r.bytes > limits.max_ike_message {
+        *fragments = None;
+        return Ok(Some((
+            request_hash(raw),
+            Err(IkeError::InvalidSyntax("fragmented message too large")),
+        )));
     }
     if number == 1 {
         r.first = first;
+        r.first_hash = request_hash(raw);
     }
     r.parts[slot] = Some(plain);
     if r.parts.iter().any(Option::is_none) {
         return Ok(None);
     }
-    let first = r.first;
+    let (first, hash) = (r.first, r.first_hash);
     let whole: Vec<u8> = r.parts.iter().flatten().flatten().copied().collect();
-    sa.fragments = None;
-    Ok(Some(parse_payloads(first, &whole)?))
+    *fragments = None;
+    Ok(Some((hash, parse_payloads(first, &whole).map_err(IkeError::from))))
 }
 
 /// Whether a protected message is unfragmented or the first fragment (by its header and the

@@ -176,7 +176,7 @@ impl Initiator {
                 sk,
                 child_spi,
             } => {
-                let inner = sk.open(bytes, &msg)?;
+                let inner = sk.open(bytes, &msg)??;
                 let child =
                     self.on_auth_response(&inner, &keys, &ni, &nr, &init_response, child_spi)?;
                 let vip = child.as_ref().map(|c| c.client_vip);
@@ -188,7 +188,7 @@ impl Initiator {
                 Ok(None)
             }
             State::Established { sk, child, vip } => {
-                let _ = sk.open(bytes, &msg)?;
+                let _ = sk.open(bytes, &msg)??;
                 self.state = State::Established { sk, child, vip };
                 Ok(None)
             }
@@ -255,7 +255,7 @@ impl Initiator {
                 "request outside the message-ID window",
             ));
         }
-        let inner = sk.open(bytes, &msg)?;
+        let inner = sk.open(bytes, &msg)??;
         let (payloads, asked) = match h.exchange {
             ExchangeType::INFORMATIONAL => {
                 let mut asked = PeerRequest::Liveness;

@@ -12,6 +12,7 @@
 //! - every lease taken from the pool is released when its IKE SA goes away.
 
 mod auth;
+mod budget;
 mod cookie;
 mod create_child;
 mod error;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
+pub use budget::Refusal;
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo};
@@ -187,6 +189,26 @@ pub(crate) fn lifetime_end(
     lifetime: Duration,
 ) -> Option<std::time::Instant> {
     (!lifetime.is_zero()).then(|| now + lifetime)
+}
+
+/// Our nonces: 32 octets, at least half the key size of every PRF we support (§2.10).
+pub(crate) const OUR_NONCE_LEN: usize = 32;
+
+/// A fresh nonce of [`OUR_NONCE_LEN`] octets.
+pub(crate) fn our_nonce(rng: &mut dyn rand_core::CryptoRngCore) -> Vec<u8> {
+    let mut n = vec![0u8; OUR_NONCE_LEN];
+    rng.fill_bytes(&mut n);
+    n
+}
+
+/// §2.10: a peer's nonce is 16..=256 octets and at least half the PRF's key size.
+pub(crate) fn check_nonce(prf: PrfAlg, nonce: &[u8]) -> Result<(), IkeError> {
+    let min = 16.max(prf.key_len().div_ceil(2));
+    if (min..=256).contains(&nonce.len()) {
+        Ok(())
+    } else {
+        Err(IkeError::InvalidSyntax("nonce length"))
+    }
 }
 
 /// An ID payload for a configured identity.

@@ -13,13 +13,14 @@ use tracing::{debug, info, warn};
 use crate::crypto::DhPrivate;
 use crate::wire::{
     DeletePayload, ExchangeType, Header, KePayload, Message, NotifyPayload, NotifyType, Payload,
-    PayloadType, ProtocolId, IKEV2_VERSION,
+    PayloadList, PayloadType, ProtocolId, IKEV2_VERSION,
 };
 
-use super::create_child::OUR_NONCE_LEN;
-use super::responder::{IkeSa, Responder};
+use super::budget::Refusal;
+use super::create_child::NewChild;
+use super::responder::{Established, IkeSa, Responder, SaCore, SaState};
 use super::ts::selector;
-use super::{id_to_string, Action, Ipv4Range};
+use super::{check_nonce, id_to_string, our_nonce, Action, Ipv4Range};
 
 /// First retransmission after this, doubling each time (§2.1 leaves the schedule to us).
 const RETRY_BASE: Duration = Duration::from_secs(1);
@@ -54,13 +55,16 @@ enum InFlight {
     DeleteChild {
         inbound_spi: u32,
     },
-    RekeyChild {
-        old_inbound: u32,
-        new_inbound: u32,
-        dh: Option<DhPrivate>,
-        ni: Vec<u8>,
-        local_ts: Vec<Ipv4Range>,
-    },
+    RekeyChild(OurRekey),
+}
+
+/// Our CREATE_CHILD_SA rekey of a Child SA, in flight.
+struct OurRekey {
+    old_inbound: u32,
+    new_inbound: u32,
+    dh: Option<DhPrivate>,
+    ni: Vec<u8>,
+    local_ts: Vec<Ipv4Range>,
 }
 
 impl Responder {
@@ -71,104 +75,111 @@ impl Responder {
         now: Instant,
         rng: &mut dyn CryptoRngCore,
     ) -> Vec<Action> {
-        let Some(mut sa) = self.sas.remove(&spi_r) else {
+        let Some(IkeSa {
+            core,
+            state: SaState::Established(mut e),
+        }) = self.sas.remove(&spi_r)
+        else {
             return Vec::new();
         };
-        let who = sa.identity.as_ref().map(id_to_string).unwrap_or_default();
+        let who = id_to_string(&e.identity);
         let mut actions = Vec::new();
-        if let Some(p) = &mut sa.pending {
+        if let Some(p) = &mut e.pending {
             if now >= p.next_retry {
                 if p.tries >= MAX_TRIES {
-                    info!(remote = %sa.remote, identity = %who, "peer does not answer: deleting its IKE SA");
-                    return self.cleanup(sa);
+                    info!(remote = %core.remote, identity = %who, "peer does not answer: deleting its IKE SA");
+                    return self.cleanup_established(core.spi_r, e);
                 }
-                debug!(remote = %sa.remote, message_id = p.message_id, "retransmitting our request");
+                debug!(remote = %core.remote, message_id = p.message_id, "retransmitting our request");
                 actions.push(Action::Send {
-                    local: sa.local,
-                    remote: sa.remote,
+                    local: core.local,
+                    remote: core.remote,
                     bytes: p.bytes.clone(),
                 });
                 p.next_retry = now + RETRY_BASE * 2u32.pow(p.tries);
                 p.tries += 1;
             }
         }
-        if sa.expires.is_some_and(|t| now >= t) {
-            info!(remote = %sa.remote, identity = %who, "IKE SA lifetime over: deleting it");
-            actions.push(self.delete_ike_message(&sa, rng));
-            actions.extend(self.cleanup(sa));
+        if e.expires.is_some_and(|t| now >= t) {
+            info!(remote = %core.remote, identity = %who, "IKE SA lifetime over: deleting it");
+            actions.extend(self.delete_ike_message(&core, &e, rng));
+            actions.extend(self.cleanup_established(core.spi_r, e));
             return actions;
         }
         let mut i = 0;
-        while i < sa.children.len() {
-            let c = &mut sa.children[i];
+        while i < e.children.len() {
+            let c = &mut e.children[i];
             if c.expires_at.is_some_and(|t| now >= t) {
-                info!(remote = %sa.remote, identity = %who, spi_in = format_args!("{:08x}", c.inbound_spi), "Child SA lifetime over");
+                info!(remote = %core.remote, identity = %who, spi_in = format_args!("{:08x}", c.inbound_spi), "Child SA lifetime over");
                 let spi = c.inbound_spi;
-                sa.children.remove(i);
+                e.children.remove(i);
                 self.inbound_spis.remove(&spi);
                 actions.push(Action::DeleteChild { inbound_spi: spi });
-                sa.outbox
-                    .push_back(Request::DeleteChild { inbound_spi: spi });
+                e.outbox.push_back(Request::DeleteChild { inbound_spi: spi });
                 continue;
             }
             if !c.rekeyed && c.rekey_at.is_some_and(|t| now >= t) {
                 c.rekey_at = None;
-                sa.outbox.push_back(Request::RekeyChild {
+                e.outbox.push_back(Request::RekeyChild {
                     old_inbound: c.inbound_spi,
                 });
             }
             i += 1;
         }
         if let Some(dpd) = self.cfg.dpd_interval {
-            if sa.pending.is_none()
-                && sa.outbox.is_empty()
-                && now.saturating_duration_since(sa.last_activity) >= dpd
+            if e.pending.is_none()
+                && e.outbox.is_empty()
+                && now.saturating_duration_since(core.last_activity) >= dpd
             {
-                debug!(remote = %sa.remote, identity = %who, "checking liveness");
-                sa.outbox.push_back(Request::Liveness);
+                debug!(remote = %core.remote, identity = %who, "checking liveness");
+                e.outbox.push_back(Request::Liveness);
             }
         }
-        actions.extend(self.send_next(&mut sa, now, rng));
-        self.sas.insert(sa.spi_r, sa);
+        actions.extend(self.send_next(&core, &mut e, now, rng));
+        self.put_back(IkeSa {
+            core,
+            state: SaState::Established(e),
+        });
         actions
     }
 
     /// Sends the next queued request if none is in flight.
     pub(crate) fn send_next(
         &mut self,
-        sa: &mut IkeSa,
+        core: &SaCore,
+        e: &mut Established,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
     ) -> Vec<Action> {
-        while sa.pending.is_none() {
-            let Some(req) = sa.outbox.pop_front() else {
+        while e.pending.is_none() {
+            let Some(req) = e.outbox.pop_front() else {
                 break;
             };
-            let Some((exchange, payloads, state)) = self.build_request(sa, req, rng) else {
+            let Some((exchange, payloads, state)) = self.build_request(core, e, req, rng) else {
                 continue;
             };
             let header = Header {
-                spi_i: sa.spi_i,
-                spi_r: sa.spi_r,
+                spi_i: core.spi_i,
+                spi_r: core.spi_r,
                 next_payload: PayloadType::SK,
                 version: IKEV2_VERSION,
                 exchange,
                 flags: 0,
-                message_id: sa.our_next_id,
+                message_id: e.our_next_id,
                 length: 0,
             };
-            let bytes = sa.sk.seal(header, &payloads, rng.as_rngcore());
-            sa.pending = Some(Pending {
-                message_id: sa.our_next_id,
+            let bytes = core.sk.seal(header, &payloads, rng.as_rngcore());
+            e.pending = Some(Pending {
+                message_id: e.our_next_id,
                 bytes: bytes.clone(),
                 next_retry: now + RETRY_BASE,
                 tries: 1,
                 state,
             });
-            sa.our_next_id = sa.our_next_id.wrapping_add(1);
+            e.our_next_id = e.our_next_id.wrapping_add(1);
             return vec![Action::Send {
-                local: sa.local,
-                remote: sa.remote,
+                local: core.local,
+                remote: core.remote,
                 bytes,
             }];
         }
@@ -177,7 +188,8 @@ impl Responder {
 
     fn build_request(
         &mut self,
-        sa: &IkeSa,
+        core: &SaCore,
+        e: &Established,
         req: Request,
         rng: &mut dyn CryptoRngCore,
     ) -> Option<(ExchangeType, Vec<Payload>, InFlight)> {
@@ -193,14 +205,13 @@ impl Responder {
                 InFlight::DeleteChild { inbound_spi },
             ),
             Request::RekeyChild { old_inbound } => {
-                let old = sa
+                let old = e
                     .children
                     .iter()
                     .find(|c| c.inbound_spi == old_inbound && !c.rekeyed)?;
-                let vip = sa.vip?;
+                let vip = e.vip?;
                 let new_inbound = self.new_inbound_spi(rng.as_rngcore());
-                let mut ni = vec![0u8; OUR_NONCE_LEN];
-                rng.fill_bytes(&mut ni);
+                let ni = our_nonce(rng);
                 let dh = self.cfg.esp_pfs.map(|g| DhPrivate::generate(g, rng));
                 let mut payloads = vec![
                     Payload::Notify(NotifyPayload {
@@ -228,23 +239,23 @@ impl Responder {
                     old.local_ts.iter().map(|r| selector(*r)).collect(),
                 ));
                 payloads.push(Payload::TsR(vec![selector(Ipv4Range::single(vip))]));
-                debug!(remote = %sa.remote, spi_in = format_args!("{old_inbound:08x}"), "rekeying a Child SA the client did not rekey");
+                debug!(remote = %core.remote, spi_in = format_args!("{old_inbound:08x}"), "rekeying a Child SA the client did not rekey");
                 (
                     ExchangeType::CREATE_CHILD_SA,
                     payloads,
-                    InFlight::RekeyChild {
+                    InFlight::RekeyChild(OurRekey {
                         old_inbound,
                         new_inbound,
                         dh,
                         ni,
                         local_ts: old.local_ts.clone(),
-                    },
+                    }),
                 )
             }
         })
     }
 
-    /// A response to one of our requests.
+    /// A response to one of our requests: nothing changes unless it authenticates.
     pub(crate) fn our_response(
         &mut self,
         now: Instant,
@@ -254,11 +265,15 @@ impl Responder {
         _local: SocketAddr,
         remote: SocketAddr,
     ) -> Vec<Action> {
-        let Some(sa) = self.sas.get(&header.spi_r) else {
+        let Some(IkeSa {
+            core,
+            state: SaState::Established(e),
+        }) = self.sas.get(&header.spi_r)
+        else {
             return Vec::new();
         };
-        if sa.spi_i != header.spi_i
-            || sa.pending.as_ref().map(|p| p.message_id) != Some(header.message_id)
+        if core.spi_i != header.spi_i
+            || e.pending.as_ref().map(|p| p.message_id) != Some(header.message_id)
         {
             debug!(%remote, "dropping a response we are not waiting for");
             return Vec::new();
@@ -266,97 +281,91 @@ impl Responder {
         let Ok(msg) = Message::parse(bytes) else {
             return Vec::new();
         };
-        let Ok(inner) = sa.sk.open(bytes, &msg) else {
-            debug!(%remote, "dropping a response that does not verify");
+        let inner = match core.sk.open(bytes, &msg) {
+            Ok(Ok(inner)) => inner,
+            Ok(Err(err)) => {
+                // Authentic but undecodable: the exchange is over, with nothing to apply.
+                debug!(%remote, "our request's answer does not parse: {err}");
+                Vec::new()
+            }
+            Err(why) => {
+                self.refusals
+                    .record(now, remote.ip(), Refusal::Unauthenticated, || {
+                        format!("response: {why:?}")
+                    });
+                return Vec::new();
+            }
+        };
+        let Some(IkeSa {
+            mut core,
+            state: SaState::Established(mut e),
+        }) = self.sas.remove(&header.spi_r)
+        else {
             return Vec::new();
         };
-        let Some(mut sa) = self.sas.remove(&header.spi_r) else {
-            return Vec::new();
-        };
-        sa.last_activity = now;
+        core.last_activity = now;
         let mut actions = Vec::new();
-        if let Some(p) = sa.pending.take() {
+        if let Some(p) = e.pending.take() {
             match p.state {
                 InFlight::Liveness => {}
                 InFlight::DeleteChild { inbound_spi } => {
-                    if let Some(i) = sa
+                    if let Some(i) = e
                         .children
                         .iter()
                         .position(|c| c.inbound_spi == inbound_spi)
                     {
-                        sa.children.remove(i);
+                        e.children.remove(i);
                         self.inbound_spis.remove(&inbound_spi);
                         actions.push(Action::DeleteChild { inbound_spi });
                     }
                 }
-                InFlight::RekeyChild {
-                    old_inbound,
-                    new_inbound,
-                    dh,
-                    ni,
-                    local_ts,
-                } => {
-                    actions.extend(self.finish_rekey(
-                        now,
-                        rng,
-                        &mut sa,
-                        &inner,
-                        old_inbound,
-                        new_inbound,
-                        dh,
-                        ni,
-                        local_ts,
-                    ));
+                InFlight::RekeyChild(rekey) => {
+                    actions.extend(self.finish_rekey(now, rng, &core, &mut e, &inner, rekey));
                 }
             }
         }
-        actions.extend(self.send_next(&mut sa, now, rng));
-        self.sas.insert(sa.spi_r, sa);
+        actions.extend(self.send_next(&core, &mut e, now, rng));
+        self.put_back(IkeSa {
+            core,
+            state: SaState::Established(e),
+        });
         actions
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn finish_rekey(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        sa: &mut IkeSa,
+        core: &SaCore,
+        e: &mut Established,
         inner: &[Payload],
-        old_inbound: u32,
-        new_inbound: u32,
-        dh: Option<DhPrivate>,
-        ni: Vec<u8>,
-        local_ts: Vec<Ipv4Range>,
+        rekey: OurRekey,
     ) -> Vec<Action> {
+        let OurRekey {
+            old_inbound,
+            new_inbound,
+            dh,
+            ni,
+            local_ts,
+        } = rekey;
         let fail = |this: &mut Self, why: &str| {
-            warn!(remote = %sa.remote, "our Child SA rekey failed: {why}");
+            warn!(remote = %core.remote, "our Child SA rekey failed: {why}");
             this.inbound_spis.remove(&new_inbound);
             Vec::new()
         };
-        if let Some(n) = inner.iter().find_map(|p| match p {
-            Payload::Notify(n) if n.notify_type.is_error() => Some(n.notify_type),
-            _ => None,
-        }) {
-            return fail(self, &format!("{n:?}"));
+        if let Some(n) = inner.error_notify() {
+            return fail(self, &format!("{:?}", n.notify_type));
         }
-        let mut proposals = None;
-        let mut nr = None;
-        let mut ke = None;
-        for p in inner {
-            match p {
-                Payload::Sa(s) => proposals = Some(s),
-                Payload::Nonce(n) => nr = Some(n),
-                Payload::Ke(k) => ke = Some(k),
-                _ => {}
-            }
-        }
-        let (Some(proposals), Some(nr), Some(vip)) = (proposals, nr, sa.vip) else {
+        let (Some(proposals), Some(nr), Some(vip)) = (inner.sa(), inner.nonce(), e.vip) else {
             return fail(self, "response without SA or Nonce");
         };
+        if check_nonce(core.suite.prf, nr).is_err() {
+            return fail(self, "nonce length");
+        }
         let Ok(chosen) = self.cfg.esp.choose(proposals, Some(self.cfg.esp_pfs)) else {
             return fail(self, "the client chose another proposal");
         };
-        let g_ir = match (&dh, ke) {
+        let g_ir = match (&dh, inner.ke()) {
             (Some(dh), Some(ke)) if ke.group == dh.group().id() => match dh.shared_secret(&ke.data)
             {
                 Ok(g) => Some(g),
@@ -365,16 +374,16 @@ impl Responder {
             (None, _) => None,
             _ => return fail(self, "KE missing or of another group"),
         };
-        let Some(old) = sa
+        let Some(old) = e
             .children
             .iter()
             .position(|c| c.inbound_spi == old_inbound)
         else {
             return fail(self, "the old Child SA went away meanwhile");
         };
-        if sa.children[old].rekeyed {
+        if e.children[old].rekeyed {
             // §2.8.1 simplified: the client rekeyed the same SA meanwhile; ours is redundant.
-            sa.outbox.push_back(Request::DeleteChild {
+            e.outbox.push_back(Request::DeleteChild {
                 inbound_spi: new_inbound,
             });
             return Vec::new();
@@ -382,35 +391,44 @@ impl Responder {
         let spec = self.new_child(
             now,
             rng,
-            sa,
-            (new_inbound, chosen.peer_spi),
-            vip,
-            local_ts,
-            g_ir.as_ref().map(|g| g.expose()),
-            (&ni, nr),
-            true,
+            core,
+            e,
+            NewChild {
+                inbound_spi: new_inbound,
+                outbound_spi: chosen.peer_spi,
+                local_ts,
+                g_ir: g_ir.as_ref().map(|g| g.expose()),
+                nonces: (&ni, nr),
+                we_initiated: true,
+            },
         );
-        sa.children[old].rekeyed = true;
-        sa.outbox.push_back(Request::DeleteChild {
+        debug_assert_eq!(spec.client_vip, vip);
+        e.children[old].rekeyed = true;
+        e.outbox.push_back(Request::DeleteChild {
             inbound_spi: old_inbound,
         });
         info!(
-            remote = %sa.remote, spi_in = format_args!("{new_inbound:08x}"),
+            remote = %core.remote, spi_in = format_args!("{new_inbound:08x}"),
             spi_out = format_args!("{:08x}", chosen.peer_spi), "Child SA rekeyed by us"
         );
         vec![Action::InstallChild(Box::new(spec))]
     }
 
     /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer.
-    pub(crate) fn delete_ike_message(&self, sa: &IkeSa, rng: &mut dyn CryptoRngCore) -> Action {
+    pub(crate) fn delete_ike_message(
+        &self,
+        core: &SaCore,
+        e: &Established,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<Action> {
         let header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
+            spi_i: core.spi_i,
+            spi_r: core.spi_r,
             next_payload: PayloadType::SK,
             version: IKEV2_VERSION,
             exchange: ExchangeType::INFORMATIONAL,
             flags: 0,
-            message_id: sa.our_next_id,
+            message_id: e.our_next_id,
             length: 0,
         };
         let delete = Payload::Delete(DeletePayload {
@@ -418,10 +436,10 @@ impl Responder {
             spi_size: 0,
             spis: vec![],
         });
-        Action::Send {
-            local: sa.local,
-            remote: sa.remote,
-            bytes: sa.sk.seal(header, &[delete], rng.as_rngcore()),
-        }
+        Some(Action::Send {
+            local: core.local,
+            remote: core.remote,
+            bytes: core.sk.seal(header, &[delete], rng.as_rngcore()),
+        })
     }
 }

@@ -1,5 +1,15 @@
 //! The responder: IKE SA table, message-ID window and retransmission cache (RFC 7296 §2.1–2.3),
 //! dispatch of each exchange to its own module.
+//!
+//! Invariants:
+//! - no field of an IKE SA changes before a request's ICV verified ([`SkCrypto::open`] and
+//!   the fragment reassembly yield authentic payloads or a drop);
+//! - a cached response is resent only for a byte-identical request (by its SHA-256), to the
+//!   address it came from, at most once per [`RETRANSMIT_EVERY`];
+//! - an IKE SA's state is a type ([`SaState`]): IKE_AUTH takes a [`HalfOpen`] SA by value,
+//!   the other exchanges an [`Established`] one;
+//! - the half-open index is keyed by (SPIi, address) and each half-open SA knows its key, so
+//!   removing one is O(1).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -16,6 +26,7 @@ use crate::wire::{
     ExchangeType, Header, IdPayload, Message, Payload, PayloadType, FLAG_RESPONSE, IKEV2_VERSION,
 };
 
+use super::budget::{AuthBackoff, DhRate, Refusal, Refusals};
 use super::cookie::CookieJar;
 use super::fragment::Reassembly;
 use super::requests::{Pending, Request};
@@ -23,48 +34,112 @@ use super::sk::SkCrypto;
 use super::Ipv4Range;
 use super::{id_to_string, Action, IkeError, IkeSuite, ResponderConfig, UniquePolicy};
 
-/// One IKE SA as the responder keeps it.
+/// One IKE SA as the responder keeps it: what every state has, and the state.
 pub(crate) struct IkeSa {
+    pub core: SaCore,
+    pub state: SaState,
+}
+
+/// What an IKE SA has in every state.
+pub(crate) struct SaCore {
     pub spi_i: u64,
     pub spi_r: u64,
     pub suite: IkeSuite,
     pub keys: IkeKeys,
     pub sk: SkCrypto,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub created: Instant,
+    /// NAT between us (or a peer faking it, as kernel-libipsec does): ESP goes in UDP.
+    pub udp_encap: bool,
+    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
+    pub peer_fragmentation: bool,
+    /// Last time the peer showed life: an authenticated IKE message or inbound ESP.
+    pub last_activity: Instant,
+    /// The peer's requests: message-ID window, cached response, reassembly.
+    pub window: Window,
+}
+
+/// The state of an IKE SA: each exchange handler takes the state it is valid in, so that,
+/// for example, IKE_AUTH on an established SA cannot be written.
+pub(crate) enum SaState {
+    /// IKE_SA_INIT answered, waiting for IKE_AUTH.
+    HalfOpen(HalfOpen),
+    /// Authenticated: an identity, usually a lease and Child SAs.
+    Established(Established),
+}
+
+/// A half-open IKE SA: what IKE_AUTH needs.
+pub(crate) struct HalfOpen {
     pub ni: Vec<u8>,
     pub nr: Vec<u8>,
     /// IKE_SA_INIT request and response as sent: signed by AUTH (§2.15), and the request
     /// identifies a retransmission.
     pub init_request: Vec<u8>,
     pub init_response: Vec<u8>,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub established: Option<Instant>,
-    pub created: Instant,
-    /// Message ID the next request from the initiator must carry.
-    pub next_request_id: u32,
-    /// The response to request `next_request_id - 1` as sent (several datagrams when
-    /// fragmented), resent on retransmission.
-    pub cached_response: Option<Vec<Vec<u8>>>,
-    pub identity: Option<IdPayload>,
+    /// Where the IKE_SA_INIT came from: with SPIi, the key of the half-open index.
+    pub init_from: SocketAddr,
+}
+
+/// An established IKE SA.
+pub(crate) struct Established {
+    pub since: Instant,
+    pub identity: IdPayload,
     pub vip: Option<Ipv4Addr>,
     pub children: Vec<Child>,
-    /// NAT between us (or a peer faking it, as kernel-libipsec does): ESP goes in UDP.
-    pub udp_encap: bool,
-    /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3) / MOBIKE_SUPPORTED
-    /// (RFC 4555 §4.2.1).
-    pub peer_fragmentation: bool,
+    /// The peer announced MOBIKE_SUPPORTED (RFC 4555 §4.2.1).
     pub peer_mobike: bool,
-    /// Last time the peer showed life: an authenticated IKE message or inbound ESP.
-    pub last_activity: Instant,
     /// Hard IKE lifetime: the SA is deleted then unless the client rekeyed it.
     pub expires: Option<Instant>,
+    /// The client rekeyed this IKE SA (§2.18): it only waits for its DELETE, creates nothing
+    /// more and is no longer counted as a connection.
+    pub rekeyed: bool,
+    /// The IKE SA this one replaced, while it waits for its DELETE.
+    pub predecessor: Option<u64>,
     /// Our own requests (§2.1 window of one): the next message ID, the request in flight,
     /// the ones waiting for it.
     pub our_next_id: u32,
     pub pending: Option<Pending>,
     pub outbox: VecDeque<Request>,
+}
+
+/// The peer's side of the message-ID window (§2.1–2.3).
+pub(crate) struct Window {
+    /// Message ID the next request from the initiator must carry.
+    pub next_request_id: u32,
+    /// The response to request `next_request_id - 1`, resent on retransmission.
+    pub cached: Option<Cached>,
     /// A fragmented request being reassembled (RFC 7383 §2.6).
     pub fragments: Option<Reassembly>,
+}
+
+impl Window {
+    /// The window of a new IKE SA whose next request carries `next_request_id`.
+    pub fn new(next_request_id: u32) -> Self {
+        Self {
+            next_request_id,
+            cached: None,
+            fragments: None,
+        }
+    }
+}
+
+/// A response as sent (several datagrams when fragmented) and the request it answers.
+pub(crate) struct Cached {
+    /// SHA-256 of the request datagram (its first fragment when fragmented): only a
+    /// byte-identical retransmission is answered.
+    request: [u8; 32],
+    datagrams: Vec<Vec<u8>>,
+    last_sent: Instant,
+}
+
+/// A retransmitted request is answered at most this often per IKE SA.
+pub(crate) const RETRANSMIT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The SHA-256 of a request datagram.
+pub(crate) fn request_hash(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// A Child SA pair of an IKE SA.
@@ -98,53 +173,24 @@ pub struct SaInfo {
     pub children: Vec<(u32, u32)>,
 }
 
-/// The result of handling one protected request.
-pub(crate) struct Handled {
-    pub response: Vec<Payload>,
-    pub actions: Vec<Action>,
-    /// False when the exchange ended the IKE SA (DELETE, failed authentication).
-    pub keep: bool,
-    /// The IKE SA that replaces this one (IKE rekey, §2.18).
-    pub new_sa: Option<Box<IkeSa>>,
-}
-
-impl Handled {
-    pub fn reply(response: Vec<Payload>, actions: Vec<Action>) -> Self {
-        Self {
-            response,
-            actions,
-            keep: true,
-            new_sa: None,
-        }
-    }
-
-    pub fn error(e: &IkeError) -> Self {
-        Self::reply(error_notify(e), Vec::new())
-    }
-
-    /// An answer after which the IKE SA is gone.
-    pub fn closing(response: Vec<Payload>, actions: Vec<Action>) -> Self {
-        Self {
-            response,
-            actions,
-            keep: false,
-            new_sa: None,
-        }
-    }
-}
-
 pub struct Responder {
     pub(crate) cfg: Arc<ResponderConfig>,
     pub(crate) sas: HashMap<u64, IkeSa>,
     /// (SPIi, initiator address) → SPIr of SAs still waiting for IKE_AUTH.
     pub(crate) half_open: HashMap<(u64, SocketAddr), u64>,
     half_open_per_ip: HashMap<IpAddr, usize>,
+    /// Established IKE SAs that were not rekeyed: the connections, counted against
+    /// `max_connections`.
+    established: usize,
     pub(crate) pool: Pool,
     pub(crate) cookies: CookieJar,
     pub(crate) inbound_spis: HashSet<u32>,
     /// IDi → SPIr of IKE SAs with that identity (may hold stale SPIs; checked on use), so
     /// INITIAL_CONTACT does not scan every SA.
     by_identity: HashMap<IdPayload, Vec<u64>>,
+    pub(crate) dh_rate: DhRate,
+    pub(crate) auth_backoff: AuthBackoff,
+    pub(crate) refusals: Refusals,
 }
 
 impl Responder {
@@ -155,10 +201,14 @@ impl Responder {
             sas: HashMap::new(),
             half_open: HashMap::new(),
             half_open_per_ip: HashMap::new(),
+            established: 0,
             pool,
             cookies: CookieJar::new(),
             inbound_spis: HashSet::new(),
             by_identity: HashMap::new(),
+            dh_rate: DhRate::default(),
+            auth_backoff: AuthBackoff::default(),
+            refusals: Refusals::default(),
         }
     }
 
@@ -176,6 +226,13 @@ impl Responder {
         remote: SocketAddr,
     ) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
+        if bytes.len() > self.cfg.limits.max_ike_message {
+            self.refusals
+                .record(now, remote.ip(), Refusal::TooLarge, || {
+                    format!("{} octets", bytes.len())
+                });
+            return Vec::new();
+        }
         let header = match Header::parse(bytes) {
             Ok(h) => h,
             Err(e) => {
@@ -204,17 +261,17 @@ impl Responder {
 
     /// Timers, about once a second: half-open SAs expire, the cookie secret rotates, our own
     /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey are
-    /// rekeyed, silent peers are checked (DPD).
+    /// rekeyed, silent peers are checked (DPD), the refusal summary is logged.
     pub fn tick(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
+        self.refusals.maybe_summarize(now);
         let timeout = self.cfg.limits.half_open_timeout;
         let expired: Vec<u64> = self
-            .sas
+            .half_open
             .values()
-            .filter(|sa| {
-                sa.established.is_none() && now.saturating_duration_since(sa.created) >= timeout
-            })
-            .map(|sa| sa.spi_r)
+            .filter_map(|spi| self.sas.get(spi))
+            .filter(|sa| now.saturating_duration_since(sa.core.created) >= timeout)
+            .map(|sa| sa.core.spi_r)
             .collect();
         let mut actions = Vec::new();
         for spi in expired {
@@ -227,8 +284,8 @@ impl Responder {
         let established: Vec<u64> = self
             .sas
             .values()
-            .filter(|sa| sa.established.is_some())
-            .map(|sa| sa.spi_r)
+            .filter(|sa| matches!(sa.state, SaState::Established(_)))
+            .map(|sa| sa.core.spi_r)
             .collect();
         for spi in established {
             actions.extend(self.maintain(spi, now, rng));
@@ -240,11 +297,14 @@ impl Responder {
     /// the Child SA with our SPI `spi`. A peer whose counters move is alive (no DPD needed).
     pub fn refresh_activity(&mut self, now: Instant, inbound_packets: &dyn Fn(u32) -> u64) {
         for sa in self.sas.values_mut() {
-            for c in &mut sa.children {
+            let SaState::Established(e) = &mut sa.state else {
+                continue;
+            };
+            for c in &mut e.children {
                 let n = inbound_packets(c.inbound_spi);
                 if n != c.inbound_packets {
                     c.inbound_packets = n;
-                    sa.last_activity = now;
+                    sa.core.last_activity = now;
                 }
             }
         }
@@ -254,31 +314,42 @@ impl Responder {
     pub fn sas(&self, now: Instant) -> Vec<SaInfo> {
         self.sas
             .values()
-            .map(|sa| SaInfo {
-                spi_i: sa.spi_i,
-                spi_r: sa.spi_r,
-                identity: sa.identity.as_ref().map(id_to_string).unwrap_or_default(),
-                remote: sa.remote,
-                vip: sa.vip,
-                established: sa.established.is_some(),
-                age_secs: now
-                    .saturating_duration_since(sa.established.unwrap_or(sa.created))
-                    .as_secs(),
-                children: sa
-                    .children
-                    .iter()
-                    .map(|c| (c.inbound_spi, c.outbound_spi))
-                    .collect(),
+            .map(|sa| {
+                let c = &sa.core;
+                let (identity, vip, since, children) = match &sa.state {
+                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new()),
+                    SaState::Established(e) => (
+                        id_to_string(&e.identity),
+                        e.vip,
+                        e.since,
+                        e.children
+                            .iter()
+                            .map(|c| (c.inbound_spi, c.outbound_spi))
+                            .collect(),
+                    ),
+                };
+                SaInfo {
+                    spi_i: c.spi_i,
+                    spi_r: c.spi_r,
+                    identity,
+                    remote: c.remote,
+                    vip,
+                    established: matches!(sa.state, SaState::Established(_)),
+                    age_secs: now.saturating_duration_since(since).as_secs(),
+                    children,
+                }
             })
             .collect()
     }
 
     /// Number of established IKE SAs (OnlineClientCount).
     pub fn online_clients(&self) -> usize {
-        self.sas
-            .values()
-            .filter(|sa| sa.established.is_some())
-            .count()
+        self.established
+    }
+
+    /// Refused or dropped IKE messages since start, by reason.
+    pub fn refusals(&self) -> Vec<(Refusal, u64)> {
+        self.refusals.totals()
     }
 
     /// Deletes every IKE SA, sending INFORMATIONAL DELETE to each established peer (shutdown
@@ -290,9 +361,9 @@ impl Responder {
             let Some(sa) = self.sas.remove(&spi) else {
                 continue;
             };
-            if sa.established.is_some() {
-                debug!(remote = %sa.remote, "sending DELETE for the IKE SA");
-                actions.push(self.delete_ike_message(&sa, rng));
+            if let SaState::Established(e) = &sa.state {
+                debug!(remote = %sa.core.remote, "sending DELETE for the IKE SA");
+                actions.extend(self.delete_ike_message(&sa.core, e, rng));
             }
             actions.extend(self.cleanup(sa));
         }
@@ -301,10 +372,16 @@ impl Responder {
 
     // ---- helpers shared by the exchange modules ----
 
-    pub(crate) fn insert_half_open(&mut self, sa: IkeSa) {
-        self.half_open.insert((sa.spi_i, sa.remote), sa.spi_r);
-        *self.half_open_per_ip.entry(sa.remote.ip()).or_default() += 1;
-        self.sas.insert(sa.spi_r, sa);
+    pub(crate) fn insert_half_open(&mut self, sa: SaCore, half: HalfOpen) {
+        self.half_open.insert((sa.spi_i, half.init_from), sa.spi_r);
+        *self.half_open_per_ip.entry(half.init_from.ip()).or_default() += 1;
+        self.sas.insert(
+            sa.spi_r,
+            IkeSa {
+                core: sa,
+                state: SaState::HalfOpen(half),
+            },
+        );
     }
 
     pub(crate) fn half_open_count(&self) -> usize {
@@ -315,13 +392,17 @@ impl Responder {
         self.half_open_per_ip.get(&ip).copied().unwrap_or(0)
     }
 
-    /// Forgets the half-open bookkeeping of `sa` (it authenticated or went away).
-    fn leave_half_open(&mut self, spi_i: u64, remote_at_init: SocketAddr) {
-        if self.half_open.remove(&(spi_i, remote_at_init)).is_some() {
-            if let Some(n) = self.half_open_per_ip.get_mut(&remote_at_init.ip()) {
+    pub(crate) fn established_count(&self) -> usize {
+        self.established
+    }
+
+    /// Forgets the half-open bookkeeping of an IKE SA (it authenticated or went away): O(1).
+    fn leave_half_open(&mut self, spi_i: u64, init_from: SocketAddr) {
+        if self.half_open.remove(&(spi_i, init_from)).is_some() {
+            if let Some(n) = self.half_open_per_ip.get_mut(&init_from.ip()) {
                 *n -= 1;
                 if *n == 0 {
-                    self.half_open_per_ip.remove(&remote_at_init.ip());
+                    self.half_open_per_ip.remove(&init_from.ip());
                 }
             }
         }
@@ -335,28 +416,33 @@ impl Responder {
         self.cleanup(sa)
     }
 
-    /// Releases everything `sa` held; returns the data-plane deletions.
+    /// Releases everything `sa` (already out of the table) held; returns the data-plane
+    /// deletions.
     pub(crate) fn cleanup(&mut self, sa: IkeSa) -> Vec<Action> {
-        if let Some(key) = self
-            .half_open
-            .iter()
-            .find(|(_, &v)| v == sa.spi_r)
-            .map(|(k, _)| *k)
-        {
-            self.leave_half_open(key.0, key.1);
+        match sa.state {
+            SaState::HalfOpen(h) => {
+                self.leave_half_open(sa.core.spi_i, h.init_from);
+                Vec::new()
+            }
+            SaState::Established(e) => self.cleanup_established(sa.core.spi_r, e),
         }
-        if let Some(vip) = sa.vip {
+    }
+
+    /// Releases the lease, identity entry and Child SAs of an established IKE SA.
+    pub(crate) fn cleanup_established(&mut self, spi_r: u64, e: Established) -> Vec<Action> {
+        if !e.rekeyed {
+            self.established = self.established.saturating_sub(1);
+        }
+        if let Some(vip) = e.vip {
             self.pool.release(vip);
         }
-        if let Some(id) = &sa.identity {
-            if let Some(spis) = self.by_identity.get_mut(id) {
-                spis.retain(|&s| s != sa.spi_r);
-                if spis.is_empty() {
-                    self.by_identity.remove(id);
-                }
+        if let Some(spis) = self.by_identity.get_mut(&e.identity) {
+            spis.retain(|&s| s != spi_r);
+            if spis.is_empty() {
+                self.by_identity.remove(&e.identity);
             }
         }
-        sa.children
+        e.children
             .iter()
             .map(|c| {
                 self.inbound_spis.remove(&c.inbound_spi);
@@ -367,14 +453,34 @@ impl Responder {
             .collect()
     }
 
-    /// Records `sa` under its identity (for the `unique` policy) once it has one.
-    fn index_identity(&mut self, sa: &IkeSa) {
-        if let Some(id) = &sa.identity {
-            let spis = self.by_identity.entry(id.clone()).or_default();
-            if !spis.contains(&sa.spi_r) {
-                spis.push(sa.spi_r);
-            }
+    /// Puts an established IKE SA into the table, counted and indexed by its identity (for
+    /// the `unique` policy).
+    fn insert_established(&mut self, core: SaCore, e: Established) {
+        let spis = self.by_identity.entry(e.identity.clone()).or_default();
+        if !spis.contains(&core.spi_r) {
+            spis.push(core.spi_r);
         }
+        self.established += 1;
+        self.sas.insert(
+            core.spi_r,
+            IkeSa {
+                core,
+                state: SaState::Established(e),
+            },
+        );
+    }
+
+    /// The client rekeyed this IKE SA: it is no longer a connection.
+    pub(crate) fn mark_rekeyed(&mut self, e: &mut Established) {
+        if !e.rekeyed {
+            e.rekeyed = true;
+            self.established = self.established.saturating_sub(1);
+        }
+    }
+
+    /// Puts back an IKE SA that was taken out of the table to be worked on, uncounted.
+    pub(crate) fn put_back(&mut self, sa: IkeSa) {
+        self.sas.insert(sa.core.spi_r, sa);
     }
 
     /// A fresh SPI for an inbound Child SA: ≥ 256 (RFC 4303 §2.1 reserves 1..=255), unique.
@@ -412,13 +518,16 @@ impl Responder {
             .into_iter()
             .flatten()
             .filter_map(|spi| self.sas.get(spi))
-            .filter(|sa| sa.spi_r != spi_r && sa.identity.as_ref() == Some(identity))
+            .filter(|sa| {
+                sa.core.spi_r != spi_r
+                    && matches!(&sa.state, SaState::Established(e) if &e.identity == identity)
+            })
             .filter(|sa| match policy {
                 UniquePolicy::Never => false,
                 UniquePolicy::Replace => true,
-                UniquePolicy::SameAddress => sa.remote.ip() == remote,
+                UniquePolicy::SameAddress => sa.core.remote.ip() == remote,
             })
-            .map(|sa| sa.spi_r)
+            .map(|sa| sa.core.spi_r)
             .collect();
         let mut actions = Vec::new();
         for spi in older {
@@ -428,6 +537,10 @@ impl Responder {
         actions
     }
 
+    /// A request on an existing IKE SA. Until its ICV verified, nothing of the SA changes:
+    /// a retransmission is answered from the cache (byte-identical requests only, rate
+    /// limited, to where it came from) and anything else that does not authenticate is
+    /// dropped silently.
     fn protected_request(
         &mut self,
         now: Instant,
@@ -437,106 +550,147 @@ impl Responder {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Vec<Action> {
-        let Some(sa) = self.sas.get(&header.spi_r) else {
+        let Some(sa) = self.sas.get_mut(&header.spi_r) else {
             debug!(%remote, "request for unknown IKE SA {:016x}", header.spi_r);
             return Vec::new();
         };
-        if sa.spi_i != header.spi_i {
+        if sa.core.spi_i != header.spi_i {
             return Vec::new();
         }
+        let window = &mut sa.core.window;
         // §2.2: a retransmitted request gets the cached response; anything else outside the
         // window is dropped. A fragmented request is retransmitted fragment by fragment:
         // only its first fragment is answered (RFC 7383 §2.6.1).
-        if header.message_id.wrapping_add(1) == sa.next_request_id {
+        if header.message_id.wrapping_add(1) == window.next_request_id {
             if !super::fragment::is_first_or_whole(bytes) {
                 return Vec::new();
             }
-            return match &sa.cached_response {
-                Some(resp) => {
-                    debug!(%remote, message_id = header.message_id, "retransmitting cached response");
-                    resp.iter()
-                        .map(|b| Action::Send {
-                            local,
-                            remote,
-                            bytes: b.clone(),
-                        })
-                        .collect()
-                }
-                None => Vec::new(),
+            let cached = window
+                .cached
+                .as_mut()
+                .filter(|c| c.request == request_hash(bytes));
+            let Some(cached) = cached else {
+                self.refusals
+                    .record(now, remote.ip(), Refusal::OutsideWindow, || {
+                        format!("message ID {} not byte-identical to the cached request", header.message_id)
+                    });
+                return Vec::new();
             };
+            if now.saturating_duration_since(cached.last_sent) < RETRANSMIT_EVERY {
+                self.refusals
+                    .record(now, remote.ip(), Refusal::RetransmitLimited, || {
+                        format!("message ID {}", header.message_id)
+                    });
+                return Vec::new();
+            }
+            cached.last_sent = now;
+            debug!(%remote, message_id = header.message_id, "retransmitting cached response");
+            // §2.11: to where the retransmission came from; no other state changes.
+            return cached
+                .datagrams
+                .iter()
+                .map(|b| Action::Send {
+                    local,
+                    remote,
+                    bytes: b.clone(),
+                })
+                .collect();
         }
-        if header.message_id != sa.next_request_id {
-            debug!(%remote, message_id = header.message_id, "dropping request outside the window");
+        if header.message_id != window.next_request_id {
+            self.refusals
+                .record(now, remote.ip(), Refusal::OutsideWindow, || {
+                    format!("message ID {}", header.message_id)
+                });
             return Vec::new();
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => {
                 debug!(%remote, "dropping malformed protected request: {e}");
+                self.refusals
+                    .record(now, remote.ip(), Refusal::Unauthenticated, || {
+                        format!("unparseable protected request: {e}")
+                    });
                 return Vec::new();
             }
         };
         let opened = if let Some(Payload::Skf(_)) = msg.payloads.last() {
-            let Some(sa) = self.sas.get_mut(&header.spi_r) else {
-                return Vec::new();
-            };
-            match super::fragment::add(sa, bytes, &msg) {
-                Ok(Some(payloads)) => Ok(payloads),
-                Ok(None) => return Vec::new(),
-                Err(e) => Err(e),
-            }
+            super::fragment::add(&mut sa.core, &self.cfg.limits, bytes, &msg)
         } else {
-            sa.sk.open(bytes, &msg)
+            sa.core
+                .sk
+                .open(bytes, &msg)
+                .map(|inner| Some((request_hash(bytes), inner)))
         };
-        let inner = match opened {
-            Ok(p) => Ok(p),
-            Err(IkeError::IntegrityCheckFailed) => {
-                debug!(%remote, "dropping request whose ICV does not verify");
+        let (request, inner) = match opened {
+            Ok(Some(done)) => done,
+            // An authentic fragment, kept; the message is not complete yet.
+            Ok(None) => return Vec::new(),
+            Err(why) => {
+                self.refusals
+                    .record(now, remote.ip(), Refusal::Unauthenticated, || {
+                        format!("{why:?}")
+                    });
                 return Vec::new();
             }
-            Err(IkeError::InvalidSyntax(what)) if what != "no SK payload" => {
-                debug!(%remote, "dropping undecryptable request: {what}");
-                return Vec::new();
-            }
-            Err(e) => Err(e),
         };
         // Authenticated from here on. Take the SA out of the table while it is worked on.
-        let Some(mut sa) = self.sas.remove(&header.spi_r) else {
+        let Some(IkeSa { mut core, state }) = self.sas.remove(&header.spi_r) else {
             return Vec::new();
         };
-        let remote_at_init = sa.remote;
-        sa.last_activity = now;
+        core.last_activity = now;
         // §2.23: follow the peer's address of authenticated requests (the float to 4500, NAT
         // rebinding, MOBIKE); the Child SAs follow it too.
         let mut actions: Vec<Action> = Vec::new();
-        if sa.remote != remote {
-            actions.extend(sa.children.iter().map(|c| Action::UpdateChildRemote {
-                inbound_spi: c.inbound_spi,
-                remote,
-            }));
+        if core.remote != remote {
+            if let SaState::Established(e) = &state {
+                actions.extend(e.children.iter().map(|c| Action::UpdateChildRemote {
+                    inbound_spi: c.inbound_spi,
+                    remote,
+                }));
+            }
         }
-        sa.local = local;
-        sa.remote = remote;
+        core.local = local;
+        core.remote = remote;
         if local.port() != 500 || remote.port() != 500 {
-            sa.udp_encap = true;
+            core.udp_encap = true;
         }
-        let handled = match inner {
-            Err(e) => Handled::error(&e),
-            Ok(inner) => match (header.exchange, sa.established.is_some()) {
-                (ExchangeType::IKE_AUTH, false) => {
-                    self.leave_half_open(sa.spi_i, remote_at_init);
-                    self.ike_auth(now, rng, &mut sa, &inner)
+        let not_valid = || IkeError::InvalidSyntax("exchange not valid in this state");
+        // The SA after the exchange (`None`: gone) and whether IKE_AUTH just established it.
+        let (next, handled, authenticated) = match state {
+            SaState::HalfOpen(h) => {
+                // Whatever happens now, the SA is no longer half open: it is established by
+                // this IKE_AUTH or it ends.
+                self.leave_half_open(core.spi_i, h.init_from);
+                let result = match (header.exchange, inner) {
+                    (ExchangeType::IKE_AUTH, Ok(inner)) => {
+                        self.ike_auth(now, rng, &mut core, h, &inner)
+                    }
+                    (ExchangeType::IKE_AUTH, Err(e)) => Err(e),
+                    _ => Err(not_valid()),
+                };
+                match result {
+                    Ok((e, handled)) => (Some(e), handled, true),
+                    Err(e) => (None, Handled::closing(error_notify(&e), Vec::new()), false),
                 }
-                (ExchangeType::INFORMATIONAL, true) => self.informational(&mut sa, &inner),
-                (ExchangeType::CREATE_CHILD_SA, true) => {
-                    self.create_child_sa(now, rng, &mut sa, &inner)
-                }
-                _ => Handled::error(&IkeError::InvalidSyntax("exchange not valid in this state")),
-            },
+            }
+            SaState::Established(mut e) => {
+                let handled = match (header.exchange, inner) {
+                    (_, Err(err)) => Handled::error(&err),
+                    (ExchangeType::INFORMATIONAL, Ok(inner)) => {
+                        self.informational(&mut core, &mut e, &inner)
+                    }
+                    (ExchangeType::CREATE_CHILD_SA, Ok(inner)) => {
+                        self.create_child_sa(now, rng, &mut core, &mut e, &inner)
+                    }
+                    _ => Handled::error(&not_valid()),
+                };
+                (Some(e), handled, false)
+            }
         };
         let resp_header = Header {
-            spi_i: sa.spi_i,
-            spi_r: sa.spi_r,
+            spi_i: core.spi_i,
+            spi_r: core.spi_r,
             next_payload: PayloadType::SK,
             version: IKEV2_VERSION,
             exchange: header.exchange,
@@ -544,15 +698,15 @@ impl Responder {
             message_id: header.message_id,
             length: 0,
         };
-        let resp = if sa.peer_fragmentation {
-            sa.sk.seal_fragments(
+        let resp = if core.peer_fragmentation {
+            core.sk.seal_fragments(
                 resp_header,
                 &handled.response,
                 FRAGMENT_SIZE,
                 rng.as_rngcore(),
             )
         } else {
-            vec![sa.sk.seal(resp_header, &handled.response, rng.as_rngcore())]
+            vec![core.sk.seal(resp_header, &handled.response, rng.as_rngcore())]
         };
         // Data-plane changes first: the client may send ESP as soon as it has the answer.
         actions.extend(handled.actions);
@@ -561,20 +715,66 @@ impl Responder {
             remote,
             bytes: b.clone(),
         }));
-        sa.next_request_id = header.message_id.wrapping_add(1);
-        sa.cached_response = Some(resp);
-        if let Some(new_sa) = handled.new_sa {
-            self.index_identity(&new_sa);
-            self.sas.insert(new_sa.spi_r, *new_sa);
+        core.window.next_request_id = header.message_id.wrapping_add(1);
+        core.window.cached = Some(Cached {
+            request,
+            datagrams: resp,
+            last_sent: now,
+        });
+        if let Some((new_core, new_e)) = handled.new_sa {
+            self.insert_established(*new_core, *new_e);
         }
-        if handled.keep {
-            actions.extend(self.send_next(&mut sa, now, rng));
-            self.index_identity(&sa);
-            self.sas.insert(sa.spi_r, sa);
-        } else {
-            actions.extend(self.cleanup(sa));
+        match next {
+            Some(mut e) if authenticated => {
+                actions.extend(self.send_next(&core, &mut e, now, rng));
+                self.insert_established(core, e);
+            }
+            Some(mut e) if handled.keep => {
+                actions.extend(self.send_next(&core, &mut e, now, rng));
+                self.put_back(IkeSa {
+                    core,
+                    state: SaState::Established(e),
+                });
+            }
+            Some(e) => actions.extend(self.cleanup_established(core.spi_r, e)),
+            None => {}
         }
         actions
+    }
+}
+
+/// The result of handling one protected request.
+pub(crate) struct Handled {
+    pub response: Vec<Payload>,
+    pub actions: Vec<Action>,
+    /// False when the exchange ended the IKE SA (DELETE).
+    pub keep: bool,
+    /// The IKE SA that replaces this one (IKE rekey, §2.18).
+    pub new_sa: Option<(Box<SaCore>, Box<Established>)>,
+}
+
+impl Handled {
+    pub fn reply(response: Vec<Payload>, actions: Vec<Action>) -> Self {
+        Self {
+            response,
+            actions,
+            keep: true,
+            new_sa: None,
+        }
+    }
+
+    pub fn error(e: &IkeError) -> Self {
+        Self::reply(error_notify(e), Vec::new())
+    }
+
+    /// An answer after which the IKE SA is gone.
+    pub fn closing(response: Vec<Payload>, actions: Vec<Action>) -> Self {
+        Self {
+            response,
+            actions,
+            keep: false,
+            new_sa: None,
+        }
     }
 }
 

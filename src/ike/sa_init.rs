@@ -1,28 +1,30 @@
 //! IKE_SA_INIT (RFC 7296 §1.2): proposal, KE, nonces, NAT detection (§2.23), cookies (§2.6),
 //! INVALID_KE_PAYLOAD (§1.3). Answers are unprotected; errors create no state.
+//!
+//! Invariants: within the DoS budget ([`super::Limits`]) — hard limits on half-open SAs (in
+//! total, per source address), on established IKE SAs and for sources in authentication
+//! back-off drop the request before it is parsed; cookies engage before those limits are
+//! reached and when the DH work of the last second reached its budget; a KE value is
+//! checked (RFC 6989) before any DH work.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use rand_core::CryptoRngCore;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::crypto::{self, DhPrivate};
 use crate::wire::{
-    ExchangeType, Header, KePayload, Message, NotifyType, Payload, FLAG_RESPONSE, IKEV2_VERSION,
+    ExchangeType, Header, KePayload, Message, NotifyType, Payload, PayloadList, FLAG_RESPONSE,
+    IKEV2_VERSION,
 };
 
 use super::nat::nat_hash;
 use super::proposal::offers_group;
-use super::responder::{IkeSa, Responder};
+use super::budget::Refusal;
+use super::responder::{HalfOpen, IkeSa, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
-use super::{Action, IkeError};
-
-/// Nonce length bounds (§2.10: at least 128 bits, at most 256 octets).
-const NONCE_MIN: usize = 16;
-const NONCE_MAX: usize = 256;
-/// Our nonce length: 32 octets, at least half the PRF key size of every PRF we support.
-const OUR_NONCE_LEN: usize = 32;
+use super::{check_nonce, our_nonce, Action, IkeError};
 
 impl Responder {
     pub(crate) fn ike_sa_init(
@@ -40,86 +42,89 @@ impl Responder {
         // §2.1: a retransmitted IKE_SA_INIT gets the same answer, not a second SA.
         if let Some(spi_r) = self.half_open.get(&(header.spi_i, remote)) {
             return match self.sas.get(spi_r) {
-                Some(sa) if sa.init_request == bytes => {
+                Some(IkeSa {
+                    state: SaState::HalfOpen(h),
+                    ..
+                }) if h.init_request == bytes => {
                     debug!(%remote, "retransmitting IKE_SA_INIT response");
                     vec![Action::Send {
                         local,
                         remote,
-                        bytes: sa.init_response.clone(),
+                        bytes: h.init_response.clone(),
                     }]
                 }
                 _ => Vec::new(),
             };
         }
-        let msg = match Message::parse(bytes) {
-            Ok(m) => m,
-            Err(e) => return self.init_error(header, local, remote, &IkeError::Wire(e)),
-        };
-        match self.init_new_sa(now, rng, bytes, &msg, local, remote) {
+        match self.init_new_sa(now, rng, bytes, header, local, remote) {
             Ok(actions) => actions,
+            Err(InitReject::Drop(why, detail)) => {
+                self.refusals.record(now, remote.ip(), why, || detail);
+                Vec::new()
+            }
             Err(InitReject::Error(e)) => {
-                info!(%remote, "IKE_SA_INIT refused: {e}");
+                self.refusals
+                    .record(now, remote.ip(), Refusal::InitRefused, || e.to_string());
                 self.init_error(header, local, remote, &e)
             }
             Err(InitReject::Cookie(cookie)) => {
-                debug!(%remote, "asking for a cookie");
+                self.refusals
+                    .record(now, remote.ip(), Refusal::CookieChallenge, || {
+                        "asked for a cookie".into()
+                    });
                 vec![self.init_notify(header, local, remote, NotifyType::COOKIE, cookie)]
             }
         }
     }
 
+    /// A new half-open IKE SA within the DoS budget: hard limits first (dropped), then the
+    /// cookie (a stateless challenge), then the offer; no DH work before the KE value passed
+    /// its checks.
     fn init_new_sa(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
         bytes: &[u8],
-        msg: &Message,
+        header: &Header,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<Vec<Action>, InitReject> {
-        let header = &msg.header;
-        let mut proposals = None;
-        let mut ke = None;
-        let mut ni = None;
-        let mut nat_src = Vec::new();
-        let mut nat_dst = Vec::new();
-        for p in &msg.payloads {
-            match p {
-                Payload::Sa(s) => proposals = Some(s),
-                Payload::Ke(k) => ke = Some(k),
-                Payload::Nonce(n) => ni = Some(n),
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_SOURCE_IP => {
-                    nat_src.push(&n.data)
-                }
-                Payload::Notify(n) if n.notify_type == NotifyType::NAT_DETECTION_DESTINATION_IP => {
-                    nat_dst.push(&n.data)
-                }
-                _ => {}
-            }
+        let limits = &self.cfg.limits;
+        if self.half_open_count() >= limits.half_open_max {
+            return Err(InitReject::drop(Refusal::HalfOpenFull, "half-open IKE SAs at the limit"));
         }
-        let (Some(proposals), Some(ke), Some(ni)) = (proposals, ke, ni) else {
+        if self.half_open_from(remote.ip()) >= limits.block_threshold_ip {
+            return Err(InitReject::drop(Refusal::BlockedSource, "half-open IKE SAs from this address at the limit"));
+        }
+        if self.established_count() >= self.cfg.max_connections {
+            return Err(InitReject::drop(Refusal::ConnectionsFull, "max_connections IKE SAs established"));
+        }
+        if self.auth_backoff.source_blocked(now, remote.ip()) {
+            return Err(InitReject::drop(Refusal::AuthBackoff, "failed authentications from this address"));
+        }
+        let msg = Message::parse(bytes).map_err(IkeError::Wire)?;
+        let payloads = &msg.payloads;
+        let (Some(proposals), Some(ke), Some(ni)) = (payloads.sa(), payloads.ke(), payloads.nonce())
+        else {
             return Err(IkeError::InvalidSyntax("IKE_SA_INIT needs SA, KE and Nonce").into());
         };
-        if !(NONCE_MIN..=NONCE_MAX).contains(&ni.len()) {
-            return Err(IkeError::InvalidSyntax("nonce length").into());
-        }
-        // §2.6: cookies when too many SAs are half open, overall or from this address.
-        if self.half_open_count() >= self.cfg.limits.cookie_threshold
-            || self.half_open_from(remote.ip()) >= self.cfg.limits.cookie_threshold_ip
+        let suite = self.cfg.ike;
+        check_nonce(suite.prf, ni)?;
+        // §2.6: cookies when too many SAs are half open, overall or from this address, or
+        // when the DH work of the last second reached its budget.
+        let limits = &self.cfg.limits;
+        if self.half_open_count() >= limits.cookie_threshold
+            || self.half_open_from(remote.ip()) >= limits.cookie_threshold_ip
+            || self.dh_rate.per_second(now) >= limits.dh_per_second_cookie
         {
-            let offered = match msg.payloads.first() {
+            let offered = match payloads.first() {
                 Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => Some(&n.data),
                 _ => None,
             };
             if !offered.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), header.spi_i)) {
-                return Err(InitReject::Cookie(self.cookies.make(
-                    ni,
-                    remote.ip(),
-                    header.spi_i,
-                )));
+                return Err(InitReject::Cookie(self.cookies.make(ni, remote.ip(), header.spi_i)));
             }
         }
-        let suite = self.cfg.ike;
         let chosen = suite.choose(proposals)?;
         if ke.group != suite.dh.id() {
             // The chosen proposal offers our group (else choose() failed), so ask for it.
@@ -130,13 +135,17 @@ impl Responder {
             }
             .into());
         }
+        // RFC 6989: length and range before any DH work; an invalid value gets no answer.
+        if let Err(e) = suite.dh.check_public(&ke.data) {
+            return Err(InitReject::Drop(Refusal::InvalidKe, e.to_string()));
+        }
+        self.dh_rate.add(now);
         let dh = DhPrivate::generate(suite.dh, rng);
         let g_ir = dh
             .shared_secret(&ke.data)
-            .map_err(|_| InitReject::Error(IkeError::InvalidSyntax("invalid KE public value")))?;
+            .map_err(|e| InitReject::Drop(Refusal::InvalidKe, e.to_string()))?;
         let spi_r = self.new_ike_spi(rng.as_rngcore());
-        let mut nr = vec![0u8; OUR_NONCE_LEN];
-        rng.fill_bytes(&mut nr);
+        let nr = our_nonce(rng);
         let skeyseed = crypto::skeyseed(suite.prf, ni, &nr, g_ir.expose());
         let keys = crypto::derive_ike_keys(
             suite.prf,
@@ -151,6 +160,17 @@ impl Responder {
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
 
         // §2.23: the initiator hashed with SPIr = 0.
+        let hashes = |t: NotifyType| -> Vec<&Vec<u8>> {
+            payloads
+                .notifies()
+                .filter(|n| n.notify_type == t)
+                .map(|n| &n.data)
+                .collect()
+        };
+        let (nat_src, nat_dst) = (
+            hashes(NotifyType::NAT_DETECTION_SOURCE_IP),
+            hashes(NotifyType::NAT_DETECTION_DESTINATION_IP),
+        );
         let peer_behind_nat = !nat_src.is_empty()
             && !nat_src
                 .iter()
@@ -159,7 +179,7 @@ impl Responder {
             && !nat_dst
                 .iter()
                 .any(|h| h.as_slice() == nat_hash(header.spi_i, 0, local));
-        let mut payloads = vec![
+        let mut answer = vec![
             Payload::Sa(vec![suite.proposal(chosen.number, Vec::new())]),
             Payload::Ke(KePayload {
                 group: suite.dh.id(),
@@ -168,16 +188,16 @@ impl Responder {
             Payload::Nonce(nr.clone()),
         ];
         if !nat_src.is_empty() || !nat_dst.is_empty() {
-            payloads.push(Payload::notify(
+            answer.push(Payload::notify(
                 NotifyType::NAT_DETECTION_SOURCE_IP,
                 nat_hash(header.spi_i, spi_r, local),
             ));
-            payloads.push(Payload::notify(
+            answer.push(Payload::notify(
                 NotifyType::NAT_DETECTION_DESTINATION_IP,
                 nat_hash(header.spi_i, spi_r, remote),
             ));
         }
-        payloads.push(Payload::notify(
+        answer.push(Payload::notify(
             NotifyType::IKEV2_FRAGMENTATION_SUPPORTED,
             Vec::new(),
         ));
@@ -185,48 +205,40 @@ impl Responder {
             header: Header {
                 spi_i: header.spi_i,
                 spi_r,
-                next_payload: payloads[0].payload_type(),
+                next_payload: answer[0].payload_type(),
                 version: IKEV2_VERSION,
                 exchange: ExchangeType::IKE_SA_INIT,
                 flags: FLAG_RESPONSE,
                 message_id: 0,
                 length: 0,
             },
-            payloads,
+            payloads: answer,
         }
         .emit();
         debug!(%remote, spi_r = format_args!("{spi_r:016x}"), peer_behind_nat, we_behind_nat, "IKE_SA_INIT answered");
-        self.insert_half_open(IkeSa {
-            spi_i: header.spi_i,
-            spi_r,
-            suite,
-            keys,
-            sk,
-            ni: ni.clone(),
-            nr,
-            init_request: bytes.to_vec(),
-            init_response: response.clone(),
-            local,
-            remote,
-            established: None,
-            created: now,
-            next_request_id: 1,
-            cached_response: None,
-            identity: None,
-            vip: None,
-            children: Vec::new(),
-            udp_encap: peer_behind_nat || we_behind_nat,
-            peer_fragmentation: msg.payloads.iter().any(|p| {
-                matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::IKEV2_FRAGMENTATION_SUPPORTED)
-            }),
-            peer_mobike: false,
-            last_activity: now,
-            expires: None,
-            our_next_id: 0,
-            pending: None,
-            outbox: Default::default(),
-            fragments: None,
-        });
+        self.insert_half_open(
+            SaCore {
+                spi_i: header.spi_i,
+                spi_r,
+                suite,
+                keys,
+                sk,
+                local,
+                remote,
+                created: now,
+                udp_encap: peer_behind_nat || we_behind_nat,
+                peer_fragmentation: payloads.has_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED),
+                last_activity: now,
+                window: Window::new(1),
+            },
+            HalfOpen {
+                ni: ni.to_vec(),
+                nr,
+                init_request: bytes.to_vec(),
+                init_response: response.clone(),
+                init_from: remote,
+            },
+        );
         Ok(vec![Action::Send {
             local,
             remote,
@@ -281,9 +293,18 @@ impl Responder {
 
 /// Why an IKE_SA_INIT made no SA.
 enum InitReject {
+    /// Dropped without an answer, counted under this reason.
+    Drop(Refusal, String),
+    /// Answered with this error's notify.
     Error(IkeError),
     /// Send N(COOKIE) with this value.
     Cookie(Vec<u8>),
+}
+
+impl InitReject {
+    fn drop(why: Refusal, detail: &str) -> Self {
+        InitReject::Drop(why, detail.to_string())
+    }
 }
 
 impl From<IkeError> for InitReject {

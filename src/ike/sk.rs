@@ -1,7 +1,10 @@
 //! The Encrypted payload (RFC 7296 §3.14): IV | ciphertext | ICV, where the ICV covers the
 //! whole message from the IKE header to the end of the ciphertext.
 //!
-//! Invariant: [`SkCrypto::open`] verifies the ICV (constant time) before it decrypts anything.
+//! Invariant: [`SkCrypto::open`] verifies the ICV (constant time) before it decrypts anything,
+//! and its type separates the two outcomes: a message that did not authenticate
+//! ([`Unauthentic`], dropped silently by every caller) and an authentic one (its payloads, or
+//! the syntax error it holds).
 
 use rand::RngCore;
 
@@ -10,6 +13,27 @@ use crate::secret::SecretBytes;
 use crate::wire::{self, Header, Message, Payload, PayloadType, SkPayload, SkfPayload};
 
 use super::IkeError;
+
+/// Why a protected message was dropped before it authenticated. Every caller drops such a message without
+/// an answer and without any change of state (RFC 7296 §2.21.2, §3.14); the reason is for
+/// counters and debug logs only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unauthentic {
+    /// The last payload is not an Encrypted payload.
+    NoSk,
+    /// Too short for IV, one block and the ICV.
+    TooShort,
+    /// The ICV does not verify.
+    BadIcv,
+    /// An Encrypted Fragment numbered impossibly (RFC 7383 §2.5), checked before its ICV.
+    FragmentNumbering,
+}
+
+impl From<Unauthentic> for IkeError {
+    fn from(_: Unauthentic) -> Self {
+        IkeError::IntegrityCheckFailed
+    }
+}
 
 /// Keyed transforms of one IKE SA, in the direction of one role.
 pub(crate) struct SkCrypto {
@@ -75,45 +99,51 @@ impl SkCrypto {
         })
     }
 
-    /// Verifies and decrypts the SK payload of `msg` (parsed from `raw`), returning the inner
-    /// payloads. An ICV failure is [`IkeError::IntegrityCheckFailed`] (dropped silently).
-    pub fn open(&self, raw: &[u8], msg: &Message) -> Result<Vec<Payload>, IkeError> {
-        let sk = match msg.payloads.last() {
-            Some(Payload::Sk(sk)) => sk,
-            _ => return Err(IkeError::InvalidSyntax("no SK payload")),
+    /// Verifies and decrypts the SK payload of `msg` (parsed from `raw`). The outer `Err` is a
+    /// message that did not authenticate; the inner result is that of an authentic message:
+    /// its payloads, or the syntax error it holds (answered with a notify).
+    pub fn open(&self, raw: &[u8], msg: &Message) -> Result<Result<Vec<Payload>, IkeError>, Unauthentic> {
+        let Some(Payload::Sk(sk)) = msg.payloads.last() else {
+            return Err(Unauthentic::NoSk);
         };
-        let (first, plain) = self.open_body(raw, sk.first_inner, &sk.body)?;
-        Ok(wire::parse_payloads(first, &plain)?)
+        Ok(self
+            .open_body(raw, sk.first_inner, &sk.body)?
+            .and_then(|(first, plain)| Ok(wire::parse_payloads(first, &plain)?)))
     }
 
     /// Verifies `raw`'s ICV and decrypts `body` (IV | ciphertext | ICV, the last payload of
     /// `raw`), returning the plaintext without padding. Shared by SK and SKF (RFC 7383 §2.5).
+    /// Nothing of `body` is looked at before the ICV verified, but its length.
     pub fn open_body(
         &self,
         raw: &[u8],
         first: PayloadType,
         body: &[u8],
-    ) -> Result<(PayloadType, Vec<u8>), IkeError> {
+    ) -> Result<Result<(PayloadType, Vec<u8>), IkeError>, Unauthentic> {
         let icv_len = self.integ.icv_len();
         let iv_len = self.encr.iv_len();
         let block = self.encr.block_len();
-        if body.len() < iv_len + icv_len + block || raw.len() < icv_len {
-            return Err(IkeError::InvalidSyntax("SK payload too short"));
+        if body.len() < iv_len + icv_len + block || raw.len() < body.len() {
+            return Err(Unauthentic::TooShort);
         }
         let (signed, icv) = raw.split_at(raw.len() - icv_len);
         if !self.integ_for(&self.inn).verify(signed, icv) {
-            return Err(IkeError::IntegrityCheckFailed);
+            return Err(Unauthentic::BadIcv);
         }
-        let (iv, rest) = body.split_at(iv_len);
-        let ciphertext = &rest[..rest.len() - icv_len];
-        if ciphertext.len() % block != 0 {
+        Ok(self.decrypt(first, &body[..body.len() - icv_len]))
+    }
+
+    /// Decrypts IV | ciphertext of an authentic message and strips the padding (§3.14).
+    fn decrypt(&self, first: PayloadType, iv_and_ciphertext: &[u8]) -> Result<(PayloadType, Vec<u8>), IkeError> {
+        let (iv, ciphertext) = iv_and_ciphertext.split_at(self.encr.iv_len());
+        if ciphertext.len() % self.encr.block_len() != 0 {
             return Err(IkeError::InvalidSyntax("SK ciphertext not block aligned"));
         }
         let mut plain = vec![0u8; ciphertext.len()];
         self.cipher_for(&self.inn)
             .decrypt(iv, ciphertext, &mut plain)
             .map_err(|_| IkeError::InvalidSyntax("SK decryption"))?;
-        // §3.14: the last octet is the pad length; padding may have any content.
+        // The last octet is the pad length; padding may have any content.
         let pad_len = usize::from(*plain.last().unwrap_or(&0));
         if pad_len + 1 > plain.len() {
             return Err(IkeError::InvalidSyntax("SK pad length"));

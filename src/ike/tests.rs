@@ -204,6 +204,11 @@ fn retransmitted_requests_get_cached_answers_and_are_processed_once() {
     assert_eq!(h.responder.sas.len(), 1);
     let auth = ini.handle(&mut h.rng, &r1[0]).unwrap().unwrap();
     let a1 = h.send(client, &auth);
+    assert!(
+        sent(&h.send(client, &auth)).is_empty(),
+        "a retransmission right after the answer is rate-limited"
+    );
+    h.now += responder::RETRANSMIT_EVERY;
     let a2 = h.send(client, &auth);
     assert_eq!(installed(&a1).len(), 1);
     assert_eq!(

@@ -39,7 +39,12 @@ pub(crate) fn narrow_tsi(
         .ok_or(IkeError::TsUnacceptable)
 }
 
-/// TSr narrowed to the local subnets; empty intersection → TS_UNACCEPTABLE.
+/// Most traffic selectors one TS payload can carry (its Number of TSs is one octet, §3.13).
+pub(crate) const MAX_SELECTORS: usize = 255;
+
+/// TSr narrowed to the local subnets; an empty intersection, or one of more than
+/// [`MAX_SELECTORS`] ranges (a client asking for many ranges that each straddle several
+/// local subnets), is TS_UNACCEPTABLE.
 pub(crate) fn narrow_tsr(
     tsr: &[TrafficSelector],
     locals: &[Ipv4Net],
@@ -61,7 +66,7 @@ pub(crate) fn narrow_tsr(
             };
             for local in locals {
                 if let Some(r) = asked.intersect(&Ipv4Range::from(*local)) {
-                    if !ranges.contains(&r) {
+                    if ranges.len() <= MAX_SELECTORS && !ranges.contains(&r) {
                         ranges.push(r);
                         selectors.push(TrafficSelector::Ipv4 {
                             ip_protocol: *ip_protocol,
@@ -75,7 +80,7 @@ pub(crate) fn narrow_tsr(
             }
         }
     }
-    if ranges.is_empty() {
+    if ranges.is_empty() || ranges.len() > MAX_SELECTORS {
         return Err(IkeError::TsUnacceptable);
     }
     Ok((selectors, ranges))
@@ -138,6 +143,24 @@ mod tests {
             narrow_tsr(&[sel([10, 9, 0, 0], [10, 9, 0, 255])], &locals),
             Err(IkeError::TsUnacceptable)
         );
+    }
+
+    #[test]
+    fn narrowing_past_255_selectors_is_refused() {
+        let locals: Vec<Ipv4Net> = vec![
+            "192.168.0.0/24".parse().unwrap(),
+            "192.168.1.0/24".parse().unwrap(),
+        ];
+        // Each asked range straddles both subnets: two narrowed selectors per range.
+        let ask = |n: u8| -> Vec<TrafficSelector> {
+            (0..n)
+                .map(|i| sel([192, 168, 0, i], [192, 168, 1, i]))
+                .collect()
+        };
+        let (sels, _) = narrow_tsr(&ask(127), &locals).unwrap();
+        assert_eq!(sels.len(), 254);
+        assert_eq!(narrow_tsr(&ask(128), &locals), Err(IkeError::TsUnacceptable));
+        assert_eq!(narrow_tsr(&ask(200), &locals), Err(IkeError::TsUnacceptable));
     }
 
     #[test]
