@@ -277,7 +277,10 @@ fn shared_secret_in<const L: usize>(
 
 /// RFC 6989 §2.1: the public value has the group's length and 1 < y < p-1 (0, 1, p-1 and
 /// anything ≥ p are refused).
-fn in_range<const L: usize>(group: &ModpGroup<L>, peer_public: &[u8]) -> Result<Uint<L>, CryptoError> {
+fn in_range<const L: usize>(
+    group: &ModpGroup<L>,
+    peer_public: &[u8],
+) -> Result<Uint<L>, CryptoError> {
     let y = read_be::<L>(peer_public).ok_or(CryptoError::InvalidDhPublic("wrong length"))?;
     if y <= Uint::ONE || y >= group.p_minus_1 {
         return Err(CryptoError::InvalidDhPublic("not in 1 < y < p-1"));

@@ -169,9 +169,7 @@ impl Responder {
         half: &HalfOpen,
         inner: &[Payload],
     ) -> Result<(Vec<Payload>, ChildSaSpec), IkeError> {
-        let cp = inner
-            .cp()
-            .filter(|c| c.cfg_type == CpPayload::CFG_REQUEST);
+        let cp = inner.cp().filter(|c| c.cfg_type == CpPayload::CFG_REQUEST);
         let proposals = inner.sa().ok_or(IkeError::NoProposalChosen)?;
         let (Some(tsi), Some(tsr)) = (inner.ts_i(), inner.ts_r()) else {
             return Err(IkeError::TsUnacceptable);

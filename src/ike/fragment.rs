@@ -49,7 +49,8 @@ pub(crate) fn add(
     };
     let mid = msg.header.message_id;
     let fragments = &mut sa.window.fragments;
-    let fresh = !matches!(fragments, Some(r) if r.message_id == mid && r.parts.len() == usize::from(total));
+    let fresh =
+        !matches!(fragments, Some(r) if r.message_id == mid && r.parts.len() == usize::from(total));
     let r = if fresh {
         fragments.insert(Reassembly {
             message_id: mid,
@@ -87,7 +88,10 @@ pub(crate) fn add(
     let (first, hash) = (r.first, r.first_hash);
     let whole: Vec<u8> = r.parts.iter().flatten().flatten().copied().collect();
     *fragments = None;
-    Ok(Some((hash, parse_payloads(first, &whole).map_err(IkeError::from))))
+    Ok(Some((
+        hash,
+        parse_payloads(first, &whole).map_err(IkeError::from),
+    )))
 }
 
 /// Whether a protected message is unfragmented or the first fragment (by its header and the

@@ -142,11 +142,11 @@ impl Initiator {
         }
     }
 
-    /// The IKE SA's keys while IKE_AUTH is in flight (tests re-seal requests with them).
+    /// The IKE SA's keys once IKE_SA_INIT is done (tests seal requests of their own with them).
     #[cfg(test)]
-    pub(crate) fn auth_sk(&self) -> Option<&SkCrypto> {
+    pub(crate) fn sk(&self) -> Option<&SkCrypto> {
         match &self.state {
-            State::Auth { sk, .. } => Some(sk),
+            State::Auth { sk, .. } | State::Established { sk, .. } => Some(sk),
             _ => None,
         }
     }

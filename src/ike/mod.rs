@@ -30,6 +30,8 @@ mod ts;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_attack;
+#[cfg(test)]
 mod tests_lifecycle;
 
 use std::net::{Ipv4Addr, SocketAddr};

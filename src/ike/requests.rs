@@ -52,9 +52,7 @@ pub(crate) struct Pending {
 
 enum InFlight {
     Liveness,
-    DeleteChild {
-        inbound_spi: u32,
-    },
+    DeleteChild { inbound_spi: u32 },
     RekeyChild(OurRekey),
 }
 
@@ -115,7 +113,8 @@ impl Responder {
                 e.children.remove(i);
                 self.inbound_spis.remove(&spi);
                 actions.push(Action::DeleteChild { inbound_spi: spi });
-                e.outbox.push_back(Request::DeleteChild { inbound_spi: spi });
+                e.outbox
+                    .push_back(Request::DeleteChild { inbound_spi: spi });
                 continue;
             }
             if !c.rekeyed && c.rekey_at.is_some_and(|t| now >= t) {
@@ -309,11 +308,7 @@ impl Responder {
             match p.state {
                 InFlight::Liveness => {}
                 InFlight::DeleteChild { inbound_spi } => {
-                    if let Some(i) = e
-                        .children
-                        .iter()
-                        .position(|c| c.inbound_spi == inbound_spi)
-                    {
+                    if let Some(i) = e.children.iter().position(|c| c.inbound_spi == inbound_spi) {
                         e.children.remove(i);
                         self.inbound_spis.remove(&inbound_spi);
                         actions.push(Action::DeleteChild { inbound_spi });
@@ -374,11 +369,7 @@ impl Responder {
             (None, _) => None,
             _ => return fail(self, "KE missing or of another group"),
         };
-        let Some(old) = e
-            .children
-            .iter()
-            .position(|c| c.inbound_spi == old_inbound)
-        else {
+        let Some(old) = e.children.iter().position(|c| c.inbound_spi == old_inbound) else {
             return fail(self, "the old Child SA went away meanwhile");
         };
         if e.children[old].rekeyed {

@@ -370,11 +370,65 @@ impl Responder {
         actions
     }
 
+    /// Everything an IKE message could change, as text (tests compare it before and after).
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> String {
+        let mut spis: Vec<&u64> = self.sas.keys().collect();
+        spis.sort();
+        let mut out = format!(
+            "half_open={:?} per_ip={:?} established={} leases={} inbound={:?}\n",
+            self.half_open,
+            self.half_open_per_ip,
+            self.established,
+            self.pool.in_use(),
+            {
+                let mut v: Vec<_> = self.inbound_spis.iter().collect();
+                v.sort();
+                v
+            }
+        );
+        for spi in spis {
+            let sa = &self.sas[spi];
+            let c = &sa.core;
+            let w = &c.window;
+            out += &format!(
+                "{:016x}/{:016x} local={} remote={} encap={} activity={:?} next={} cached={:?} fragments={}\n",
+                c.spi_i,
+                c.spi_r,
+                c.local,
+                c.remote,
+                c.udp_encap,
+                c.last_activity,
+                w.next_request_id,
+                w.cached.as_ref().map(|x| (x.request, x.datagrams.clone(), x.last_sent)),
+                w.fragments.is_some(),
+            );
+            out += &match &sa.state {
+                SaState::HalfOpen(h) => format!("  half-open from {}\n", h.init_from),
+                SaState::Established(e) => format!(
+                    "  established {:?} vip={:?} children={:?} rekeyed={} ours={} pending={:?} outbox={:?} expires={:?}\n",
+                    e.identity,
+                    e.vip,
+                    e.children,
+                    e.rekeyed,
+                    e.our_next_id,
+                    e.pending.as_ref().map(|p| p.message_id),
+                    e.outbox,
+                    e.expires
+                ),
+            };
+        }
+        out
+    }
+
     // ---- helpers shared by the exchange modules ----
 
     pub(crate) fn insert_half_open(&mut self, sa: SaCore, half: HalfOpen) {
         self.half_open.insert((sa.spi_i, half.init_from), sa.spi_r);
-        *self.half_open_per_ip.entry(half.init_from.ip()).or_default() += 1;
+        *self
+            .half_open_per_ip
+            .entry(half.init_from.ip())
+            .or_default() += 1;
         self.sas.insert(
             sa.spi_r,
             IkeSa {
@@ -572,7 +626,10 @@ impl Responder {
             let Some(cached) = cached else {
                 self.refusals
                     .record(now, remote.ip(), Refusal::OutsideWindow, || {
-                        format!("message ID {} not byte-identical to the cached request", header.message_id)
+                        format!(
+                            "message ID {} not byte-identical to the cached request",
+                            header.message_id
+                        )
                     });
                 return Vec::new();
             };
@@ -706,7 +763,9 @@ impl Responder {
                 rng.as_rngcore(),
             )
         } else {
-            vec![core.sk.seal(resp_header, &handled.response, rng.as_rngcore())]
+            vec![core
+                .sk
+                .seal(resp_header, &handled.response, rng.as_rngcore())]
         };
         // Data-plane changes first: the client may send ESP as soon as it has the answer.
         actions.extend(handled.actions);

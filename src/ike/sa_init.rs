@@ -19,9 +19,9 @@ use crate::wire::{
     IKEV2_VERSION,
 };
 
+use super::budget::Refusal;
 use super::nat::nat_hash;
 use super::proposal::offers_group;
-use super::budget::Refusal;
 use super::responder::{HalfOpen, IkeSa, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
 use super::{check_nonce, our_nonce, Action, IkeError};
@@ -91,20 +91,33 @@ impl Responder {
     ) -> Result<Vec<Action>, InitReject> {
         let limits = &self.cfg.limits;
         if self.half_open_count() >= limits.half_open_max {
-            return Err(InitReject::drop(Refusal::HalfOpenFull, "half-open IKE SAs at the limit"));
+            return Err(InitReject::drop(
+                Refusal::HalfOpenFull,
+                "half-open IKE SAs at the limit",
+            ));
         }
         if self.half_open_from(remote.ip()) >= limits.block_threshold_ip {
-            return Err(InitReject::drop(Refusal::BlockedSource, "half-open IKE SAs from this address at the limit"));
+            return Err(InitReject::drop(
+                Refusal::BlockedSource,
+                "half-open IKE SAs from this address at the limit",
+            ));
         }
         if self.established_count() >= self.cfg.max_connections {
-            return Err(InitReject::drop(Refusal::ConnectionsFull, "max_connections IKE SAs established"));
+            return Err(InitReject::drop(
+                Refusal::ConnectionsFull,
+                "max_connections IKE SAs established",
+            ));
         }
         if self.auth_backoff.source_blocked(now, remote.ip()) {
-            return Err(InitReject::drop(Refusal::AuthBackoff, "failed authentications from this address"));
+            return Err(InitReject::drop(
+                Refusal::AuthBackoff,
+                "failed authentications from this address",
+            ));
         }
         let msg = Message::parse(bytes).map_err(IkeError::Wire)?;
         let payloads = &msg.payloads;
-        let (Some(proposals), Some(ke), Some(ni)) = (payloads.sa(), payloads.ke(), payloads.nonce())
+        let (Some(proposals), Some(ke), Some(ni)) =
+            (payloads.sa(), payloads.ke(), payloads.nonce())
         else {
             return Err(IkeError::InvalidSyntax("IKE_SA_INIT needs SA, KE and Nonce").into());
         };
@@ -122,7 +135,11 @@ impl Responder {
                 _ => None,
             };
             if !offered.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), header.spi_i)) {
-                return Err(InitReject::Cookie(self.cookies.make(ni, remote.ip(), header.spi_i)));
+                return Err(InitReject::Cookie(self.cookies.make(
+                    ni,
+                    remote.ip(),
+                    header.spi_i,
+                )));
             }
         }
         let chosen = suite.choose(proposals)?;

@@ -102,7 +102,11 @@ impl SkCrypto {
     /// Verifies and decrypts the SK payload of `msg` (parsed from `raw`). The outer `Err` is a
     /// message that did not authenticate; the inner result is that of an authentic message:
     /// its payloads, or the syntax error it holds (answered with a notify).
-    pub fn open(&self, raw: &[u8], msg: &Message) -> Result<Result<Vec<Payload>, IkeError>, Unauthentic> {
+    pub fn open(
+        &self,
+        raw: &[u8],
+        msg: &Message,
+    ) -> Result<Result<Vec<Payload>, IkeError>, Unauthentic> {
         let Some(Payload::Sk(sk)) = msg.payloads.last() else {
             return Err(Unauthentic::NoSk);
         };
@@ -134,7 +138,11 @@ impl SkCrypto {
     }
 
     /// Decrypts IV | ciphertext of an authentic message and strips the padding (§3.14).
-    fn decrypt(&self, first: PayloadType, iv_and_ciphertext: &[u8]) -> Result<(PayloadType, Vec<u8>), IkeError> {
+    fn decrypt(
+        &self,
+        first: PayloadType,
+        iv_and_ciphertext: &[u8],
+    ) -> Result<(PayloadType, Vec<u8>), IkeError> {
         let (iv, ciphertext) = iv_and_ciphertext.split_at(self.encr.iv_len());
         if ciphertext.len() % self.encr.block_len() != 0 {
             return Err(IkeError::InvalidSyntax("SK ciphertext not block aligned"));

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::tests::{initiator_config, installed, sent, Harness};
 use super::responder::SaState;
+use super::tests::{initiator_config, installed, sent, Harness};
 use super::*;
 use crate::wire::{
     ExchangeType, Header, Message, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
@@ -210,7 +210,7 @@ fn fragmented_ike_auth_is_reassembled() {
     let mut header = Header::parse(&auth).unwrap();
     header.next_payload = PayloadType::SKF;
     let frags = ini
-        .auth_sk()
+        .sk()
         .unwrap()
         .seal_fragments(header, &inner, 120, &mut h.rng);
     assert!(frags.len() >= 3, "{} fragments", frags.len());
@@ -243,7 +243,7 @@ fn forged_fragments_are_dropped() {
     header.next_payload = PayloadType::SKF;
     let inner = vec![Payload::Nonce(vec![7; 400])];
     let mut frags = ini
-        .auth_sk()
+        .sk()
         .unwrap()
         .seal_fragments(header, &inner, 120, &mut h.rng);
     let last = frags[0].len() - 1;

@@ -159,8 +159,14 @@ mod tests {
         };
         let (sels, _) = narrow_tsr(&ask(127), &locals).unwrap();
         assert_eq!(sels.len(), 254);
-        assert_eq!(narrow_tsr(&ask(128), &locals), Err(IkeError::TsUnacceptable));
-        assert_eq!(narrow_tsr(&ask(200), &locals), Err(IkeError::TsUnacceptable));
+        assert_eq!(
+            narrow_tsr(&ask(128), &locals),
+            Err(IkeError::TsUnacceptable)
+        );
+        assert_eq!(
+            narrow_tsr(&ask(200), &locals),
+            Err(IkeError::TsUnacceptable)
+        );
     }
 
     #[test]
