@@ -29,6 +29,8 @@ mod ts;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_encode;
+#[cfg(test)]
 mod tests_lifecycle;
 
 use std::net::{Ipv4Addr, SocketAddr};

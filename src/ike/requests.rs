@@ -94,7 +94,7 @@ impl Responder {
         }
         if sa.expires.is_some_and(|t| now >= t) {
             info!(remote = %sa.remote, identity = %who, "IKE SA lifetime over: deleting it");
-            actions.push(self.delete_ike_message(&sa, rng));
+            actions.extend(self.delete_ike_message(&sa, rng));
             actions.extend(self.cleanup(sa));
             return actions;
         }
@@ -157,7 +157,18 @@ impl Responder {
                 message_id: sa.our_next_id,
                 length: 0,
             };
-            let bytes = sa.sk.seal(header, &payloads, rng.as_rngcore());
+            let bytes = match sa.sk.seal(header, &payloads, rng.as_rngcore()) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // Our own payloads too long for their fields (old.local_ts over 255
+                    // selectors, say): give this request up rather than the thread.
+                    warn!(remote = %sa.remote, "cannot encode our request, dropping it: {e}");
+                    if let InFlight::RekeyChild { new_inbound, .. } = state {
+                        self.inbound_spis.remove(&new_inbound);
+                    }
+                    continue;
+                }
+            };
             sa.pending = Some(Pending {
                 message_id: sa.our_next_id,
                 bytes: bytes.clone(),
@@ -401,8 +412,13 @@ impl Responder {
         vec![Action::InstallChild(Box::new(spec))]
     }
 
-    /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer.
-    pub(crate) fn delete_ike_message(&self, sa: &IkeSa, rng: &mut dyn CryptoRngCore) -> Action {
+    /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer; `None`
+    /// (logged) if it cannot be sealed.
+    pub(crate) fn delete_ike_message(
+        &self,
+        sa: &IkeSa,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Option<Action> {
         let header = Header {
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
@@ -418,10 +434,15 @@ impl Responder {
             spi_size: 0,
             spis: vec![],
         });
-        Action::Send {
+        let bytes = sa
+            .sk
+            .seal(header, &[delete], rng.as_rngcore())
+            .map_err(|e| warn!(remote = %sa.remote, "cannot encode the IKE SA's DELETE: {e}"))
+            .ok()?;
+        Some(Action::Send {
             local: sa.local,
             remote: sa.remote,
-            bytes: sa.sk.seal(header, &[delete], rng.as_rngcore()),
-        }
+            bytes,
+        })
     }
 }

@@ -17,6 +17,7 @@ use crate::wire::{
 };
 
 use super::cookie::CookieJar;
+use super::error::encode_response;
 use super::fragment::Reassembly;
 use super::requests::{Pending, Request};
 use super::sk::SkCrypto;
@@ -292,7 +293,7 @@ impl Responder {
             };
             if sa.established.is_some() {
                 debug!(remote = %sa.remote, "sending DELETE for the IKE SA");
-                actions.push(self.delete_ike_message(&sa, rng));
+                actions.extend(self.delete_ike_message(&sa, rng));
             }
             actions.extend(self.cleanup(sa));
         }
@@ -544,16 +545,16 @@ impl Responder {
             message_id: header.message_id,
             length: 0,
         };
-        let resp = if sa.peer_fragmentation {
-            sa.sk.seal_fragments(
-                resp_header,
-                &handled.response,
-                FRAGMENT_SIZE,
-                rng.as_rngcore(),
-            )
-        } else {
-            vec![sa.sk.seal(resp_header, &handled.response, rng.as_rngcore())]
-        };
+        let resp = encode_response(remote, &handled.response, |inner| {
+            let header = resp_header.clone();
+            if sa.peer_fragmentation {
+                sa.sk
+                    .seal_fragments(header, inner, FRAGMENT_SIZE, rng.as_rngcore())
+            } else {
+                sa.sk.seal(header, inner, rng.as_rngcore()).map(|b| vec![b])
+            }
+        })
+        .unwrap_or_default();
         // Data-plane changes first: the client may send ESP as soon as it has the answer.
         actions.extend(handled.actions);
         actions.extend(resp.iter().map(|b| Action::Send {

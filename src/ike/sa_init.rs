@@ -12,6 +12,7 @@ use crate::wire::{
     ExchangeType, Header, KePayload, Message, NotifyType, Payload, FLAG_RESPONSE, IKEV2_VERSION,
 };
 
+use super::error::encode_response;
 use super::nat::nat_hash;
 use super::proposal::offers_group;
 use super::responder::{IkeSa, Responder};
@@ -63,7 +64,7 @@ impl Responder {
             }
             Err(InitReject::Cookie(cookie)) => {
                 debug!(%remote, "asking for a cookie");
-                vec![self.init_notify(header, local, remote, NotifyType::COOKIE, cookie)]
+                self.init_notify(header, local, remote, NotifyType::COOKIE, cookie)
             }
         }
     }
@@ -194,7 +195,8 @@ impl Responder {
             },
             payloads,
         }
-        .emit();
+        .emit()
+        .map_err(IkeError::from)?;
         debug!(%remote, spi_r = format_args!("{spi_r:016x}"), peer_behind_nat, we_behind_nat, "IKE_SA_INIT answered");
         self.insert_half_open(IkeSa {
             spi_i: header.spi_i,
@@ -242,7 +244,7 @@ impl Responder {
         e: &IkeError,
     ) -> Vec<Action> {
         match e.notify() {
-            Some(ty) => vec![self.init_notify(header, local, remote, ty, e.notify_data())],
+            Some(ty) => self.init_notify(header, local, remote, ty, e.notify_data()),
             None => Vec::new(),
         }
     }
@@ -255,9 +257,9 @@ impl Responder {
         remote: SocketAddr,
         ty: NotifyType,
         data: Vec<u8>,
-    ) -> Action {
+    ) -> Vec<Action> {
         let payloads = vec![Payload::notify(ty, data)];
-        let bytes = Message {
+        let message = Message {
             header: Header {
                 spi_i: header.spi_i,
                 spi_r: 0,
@@ -269,13 +271,20 @@ impl Responder {
                 length: 0,
             },
             payloads,
-        }
-        .emit();
-        Action::Send {
-            local,
-            remote,
-            bytes,
-        }
+        };
+        let bytes = encode_response(remote, &message.payloads, |payloads| {
+            let header = message.header.clone();
+            let payloads = payloads.to_vec();
+            Ok(Message { header, payloads }.emit()?)
+        });
+        bytes
+            .map(|bytes| Action::Send {
+                local,
+                remote,
+                bytes,
+            })
+            .into_iter()
+            .collect()
     }
 }
 
