@@ -13,12 +13,15 @@ fn codec(c: &mut Criterion) {
         b.iter(|| Message::parse(black_box(CAPTURE)).expect("capture parses"))
     });
     let msg = Message::parse(CAPTURE).expect("capture parses");
-    group.bench_function("emit", |b| b.iter(|| black_box(&msg).emit()));
+    group.bench_function("emit", |b| {
+        b.iter(|| black_box(&msg).emit().expect("capture emits"))
+    });
     group.bench_function("parse_emit", |b| {
         b.iter(|| {
             Message::parse(black_box(CAPTURE))
                 .expect("capture parses")
                 .emit()
+                .expect("capture emits")
         })
     });
     group.finish();

@@ -137,7 +137,8 @@ fn record(dh: DhGroup, now: Instant, first: u64, n: u64) -> Vec<Recorded> {
         .map(|i| {
             let (c500, c4500, _) = client(i);
             let mut rrng = StdRng::seed_from_u64(i);
-            let (mut ini, init) = Initiator::start(initiator_config(dh, i), &mut irng);
+            let (mut ini, init) =
+                Initiator::start(initiator_config(dh, i), &mut irng).expect("IKE_SA_INIT");
             let init_resp = first_send(&responder.handle(now, &mut rrng, &init, gw500, c500));
             let auth = ini
                 .handle(&mut irng, &init_resp)

@@ -173,7 +173,7 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
                 remote_ts: vec![],
                 request_vip: true,
             };
-            let (ini, request) = Initiator::start(icfg, &mut rng);
+            let (ini, request) = Initiator::start(icfg, &mut rng)?;
             let _ = s500.send(&request).await;
             pending.insert(
                 ini.spi_i(),

@@ -130,7 +130,8 @@ fn initiator_and_responder_agree_over_loopback_udp() {
             request_vip: true,
         },
         &mut rng,
-    );
+    )
+    .unwrap();
     client.send_to(&init, gw500).unwrap();
     let mut buf = vec![0u8; 65536];
     let (n, from) = client.recv_from(&mut buf).unwrap();

@@ -39,6 +39,7 @@ fn responder() -> Responder {
 
 fn initiator(rng: &mut StdRng) -> (Initiator, Vec<u8>) {
     Initiator::start(initiator_config(CLIENT.parse().unwrap(), GW4500.parse().unwrap()), rng)
+        .unwrap()
 }
 
 fn first_sent(actions: &[Action]) -> Option<Vec<u8>> {

@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = responder.handle(now, &mut rng, data, local, remote);
 
     // Open an IKE SA, then send the fuzz bytes as if they belonged to it.
-    let (_ini, init) = Initiator::start(initiator_config(remote, local), &mut rng);
+    let (_ini, init) = Initiator::start(initiator_config(remote, local), &mut rng).unwrap();
     let actions = responder.handle(now, &mut rng, &init, local, remote);
     let Some(Action::Send { bytes, .. }) = actions.first() else { return };
     if data.len() >= 16 && bytes.len() >= 16 {

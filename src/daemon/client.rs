@@ -246,8 +246,12 @@ impl IkeAnswerer {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        if let Some(del) = self.ini.delete_request(&mut self.rng) {
-            let _ = self.sock.send_to(&with_non_esp_marker(&del), self.remote);
+        match self.ini.delete_request(&mut self.rng) {
+            Ok(Some(del)) => {
+                let _ = self.sock.send_to(&with_non_esp_marker(&del), self.remote);
+            }
+            Ok(None) => {}
+            Err(e) => warn!("cannot encode the IKE SA's DELETE: {e}"),
         }
     }
 
@@ -294,7 +298,8 @@ fn handshake(
         what,
         source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
     };
-    let (mut ini, mut request) = Initiator::start(cfg, rng);
+    let (mut ini, mut request) =
+        Initiator::start(cfg, rng).map_err(|e| fail(format!("IKE_SA_INIT to {remote}: {e}")))?;
     let mut buf = vec![0u8; 65536];
     loop {
         let mut answered = None;

@@ -1,6 +1,10 @@
 //! Responder errors and the notify each one sends back (RFC 7296 §3.10.1).
 
-use crate::wire::{NotifyType, WireError};
+use std::net::SocketAddr;
+
+use tracing::warn;
+
+use crate::wire::{NotifyType, Payload, WireError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IkeError {
@@ -59,4 +63,25 @@ impl IkeError {
             _ => Vec::new(),
         }
     }
+}
+
+/// Encodes our response to a peer's request with `encode` (sealing it, or emitting an
+/// unprotected IKE_SA_INIT answer). Payloads we built can be too long or too many for their
+/// fields (say, more than 255 narrowed traffic selectors for the one-octet Number of TSs,
+/// RFC 7296 §3.13); that must not take the responder down. Such a failure is logged and the
+/// peer gets a response carrying only N(INVALID_SYNTAX) instead (§3.10.1); `None` if even
+/// that cannot be encoded, and then nothing is sent.
+pub(crate) fn encode_response<T>(
+    remote: SocketAddr,
+    payloads: &[Payload],
+    mut encode: impl FnMut(&[Payload]) -> Result<T, IkeError>,
+) -> Option<T> {
+    encode(payloads)
+        .or_else(|e| {
+            // Only the error's kind and the sizes involved: no payload content.
+            warn!(%remote, "cannot encode our response, answering INVALID_SYNTAX: {e}");
+            encode(&[Payload::notify(NotifyType::INVALID_SYNTAX, Vec::new())])
+        })
+        .map_err(|e| warn!(%remote, "cannot encode an INVALID_SYNTAX response either: {e}"))
+        .ok()
 }

@@ -101,7 +101,10 @@ pub enum PeerRequest {
 
 impl Initiator {
     /// Starts an IKE SA: returns the initiator and the IKE_SA_INIT request to send.
-    pub fn start(cfg: InitiatorConfig, rng: &mut dyn CryptoRngCore) -> (Self, Vec<u8>) {
+    pub fn start(
+        cfg: InitiatorConfig,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<(Self, Vec<u8>), IkeError> {
         let mut spi_i = 0;
         while spi_i == 0 {
             spi_i = rng.next_u64();
@@ -115,8 +118,8 @@ impl Initiator {
             last_answer: None,
             state: State::Failed,
         };
-        let request = me.init_request(rng, None, None);
-        (me, request)
+        let request = me.init_request(rng, None, None)?;
+        Ok((me, request))
     }
 
     pub fn spi_i(&self) -> u64 {
@@ -196,10 +199,13 @@ impl Initiator {
         }
     }
 
-    /// INFORMATIONAL DELETE of the IKE SA (after it is established).
-    pub fn delete_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+    /// INFORMATIONAL DELETE of the IKE SA (after it is established; `None` before).
+    pub fn delete_request(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Option<Vec<u8>>, IkeError> {
         let State::Established { sk, .. } = &self.state else {
-            return None;
+            return Ok(None);
         };
         let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
         let delete = Payload::Delete(DeletePayload {
@@ -207,20 +213,24 @@ impl Initiator {
             spi_size: 0,
             spis: vec![],
         });
-        let bytes = sk.seal(header, &[delete], rng.as_rngcore());
+        let bytes = sk.seal(header, &[delete], rng.as_rngcore())?;
         self.next_message_id += 1;
-        Some(bytes)
+        Ok(Some(bytes))
     }
 
-    /// An empty INFORMATIONAL request (liveness check).
-    pub fn liveness_request(&mut self, rng: &mut dyn CryptoRngCore) -> Option<Vec<u8>> {
+    /// An empty INFORMATIONAL request (liveness check; `None` before the IKE SA is
+    /// established).
+    pub fn liveness_request(
+        &mut self,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Option<Vec<u8>>, IkeError> {
         let State::Established { sk, .. } = &self.state else {
-            return None;
+            return Ok(None);
         };
         let header = self.header(ExchangeType::INFORMATIONAL, PayloadType::SK);
-        let bytes = sk.seal(header, &[], rng.as_rngcore());
+        let bytes = sk.seal(header, &[], rng.as_rngcore())?;
         self.next_message_id += 1;
-        Some(bytes)
+        Ok(Some(bytes))
     }
 
     /// Answers a request the responder sent on the established IKE SA; returns the response
@@ -294,7 +304,7 @@ impl Initiator {
                 ))
             }
         };
-        let response = sk.seal(header, &payloads, rng.as_rngcore());
+        let response = sk.seal(header, &payloads, rng.as_rngcore())?;
         match asked {
             PeerRequest::DeleteIke => self.state = State::Failed,
             PeerRequest::DeleteChild => *child = None,
@@ -325,7 +335,7 @@ impl Initiator {
         rng: &mut dyn CryptoRngCore,
         cookie: Option<Vec<u8>>,
         keep: Option<(DhPrivate, Vec<u8>)>,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, IkeError> {
         let (dh, ni) = match keep {
             Some(k) => k,
             None => {
@@ -356,14 +366,14 @@ impl Initiator {
             Payload::notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED, Vec::new()),
         ]);
         let header = self.header(ExchangeType::IKE_SA_INIT, payloads[0].payload_type());
-        let request = Message { header, payloads }.emit();
+        let request = Message { header, payloads }.emit()?;
         self.state = State::Init {
             dh,
             ni,
             request: request.clone(),
             cookie,
         };
-        request
+        Ok(request)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -384,7 +394,7 @@ impl Initiator {
                     rng,
                     Some(n.data.clone()),
                     Some((dh, ni)),
-                )));
+                )?));
             }
             if n.notify_type == NotifyType::INVALID_KE_PAYLOAD {
                 let want = n.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
@@ -395,7 +405,7 @@ impl Initiator {
                     return Err(IkeError::NoProposalChosen);
                 }
                 self.cfg.ike.dh = group;
-                return Ok(Some(self.init_request(rng, cookie, None)));
+                return Ok(Some(self.init_request(rng, cookie, None)?));
             }
             if n.notify_type.is_error() {
                 return Err(notify_error(n.notify_type));
@@ -484,7 +494,7 @@ impl Initiator {
         ]);
         self.next_message_id = 1;
         let header = self.header(ExchangeType::IKE_AUTH, PayloadType::SK);
-        let out = sk.seal(header, &inner, rng.as_rngcore());
+        let out = sk.seal(header, &inner, rng.as_rngcore())?;
         self.next_message_id = 2;
         self.state = State::Auth {
             keys: Box::new(keys),

@@ -167,7 +167,18 @@ impl Responder {
                 message_id: e.our_next_id,
                 length: 0,
             };
-            let bytes = core.sk.seal(header, &payloads, rng.as_rngcore());
+            let bytes = match core.sk.seal(header, &payloads, rng.as_rngcore()) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    // Our own payloads too long for their fields: give this request up
+                    // rather than the thread.
+                    warn!(remote = %core.remote, "cannot encode our request, dropping it: {err}");
+                    if let InFlight::RekeyChild(OurRekey { new_inbound, .. }) = state {
+                        self.inbound_spis.remove(&new_inbound);
+                    }
+                    continue;
+                }
+            };
             e.pending = Some(Pending {
                 message_id: e.our_next_id,
                 bytes: bytes.clone(),
@@ -405,7 +416,8 @@ impl Responder {
         vec![Action::InstallChild(Box::new(spec))]
     }
 
-    /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer.
+    /// An INFORMATIONAL DELETE of the IKE SA, sent without waiting for the answer; `None`
+    /// (logged) if it cannot be sealed.
     pub(crate) fn delete_ike_message(
         &self,
         core: &SaCore,
@@ -427,10 +439,15 @@ impl Responder {
             spi_size: 0,
             spis: vec![],
         });
+        let bytes = core
+            .sk
+            .seal(header, &[delete], rng.as_rngcore())
+            .map_err(|err| warn!(remote = %core.remote, "cannot encode the IKE SA's DELETE: {err}"))
+            .ok()?;
         Some(Action::Send {
             local: core.local,
             remote: core.remote,
-            bytes: core.sk.seal(header, &[delete], rng.as_rngcore()),
+            bytes,
         })
     }
 }

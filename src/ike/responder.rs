@@ -28,6 +28,7 @@ use crate::wire::{
 
 use super::budget::{AuthBackoff, DhRate, Refusal, Refusals};
 use super::cookie::CookieJar;
+use super::error::encode_response;
 use super::fragment::Reassembly;
 use super::requests::{Pending, Request};
 use super::sk::SkCrypto;
@@ -758,18 +759,18 @@ impl Responder {
             message_id: header.message_id,
             length: 0,
         };
-        let resp = if core.peer_fragmentation {
-            core.sk.seal_fragments(
-                resp_header,
-                &handled.response,
-                FRAGMENT_SIZE,
-                rng.as_rngcore(),
-            )
-        } else {
-            vec![core
-                .sk
-                .seal(resp_header, &handled.response, rng.as_rngcore())]
-        };
+        let resp = encode_response(remote, &handled.response, |inner| {
+            let header = resp_header.clone();
+            if core.peer_fragmentation {
+                core.sk
+                    .seal_fragments(header, inner, FRAGMENT_SIZE, rng.as_rngcore())
+            } else {
+                core.sk
+                    .seal(header, inner, rng.as_rngcore())
+                    .map(|b| vec![b])
+            }
+        })
+        .unwrap_or_default();
         // Data-plane changes first: the client may send ESP as soon as it has the answer.
         actions.extend(handled.actions);
         actions.extend(resp.iter().map(|b| Action::Send {

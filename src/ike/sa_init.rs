@@ -20,6 +20,7 @@ use crate::wire::{
 };
 
 use super::budget::Refusal;
+use super::error::encode_response;
 use super::nat::nat_hash;
 use super::proposal::offers_group;
 use super::responder::{HalfOpen, IkeSa, Responder, SaCore, SaState, Window};
@@ -72,7 +73,7 @@ impl Responder {
                     .record(now, remote.ip(), Refusal::CookieChallenge, || {
                         "asked for a cookie".into()
                     });
-                vec![self.init_notify(header, local, remote, NotifyType::COOKIE, cookie)]
+                self.init_notify(header, local, remote, NotifyType::COOKIE, cookie)
             }
         }
     }
@@ -231,7 +232,8 @@ impl Responder {
             },
             payloads: answer,
         }
-        .emit();
+        .emit()
+        .map_err(IkeError::from)?;
         debug!(%remote, spi_r = format_args!("{spi_r:016x}"), peer_behind_nat, we_behind_nat, "IKE_SA_INIT answered");
         self.insert_half_open(
             SaCore {
@@ -271,7 +273,7 @@ impl Responder {
         e: &IkeError,
     ) -> Vec<Action> {
         match e.notify() {
-            Some(ty) => vec![self.init_notify(header, local, remote, ty, e.notify_data())],
+            Some(ty) => self.init_notify(header, local, remote, ty, e.notify_data()),
             None => Vec::new(),
         }
     }
@@ -284,9 +286,9 @@ impl Responder {
         remote: SocketAddr,
         ty: NotifyType,
         data: Vec<u8>,
-    ) -> Action {
+    ) -> Vec<Action> {
         let payloads = vec![Payload::notify(ty, data)];
-        let bytes = Message {
+        let message = Message {
             header: Header {
                 spi_i: header.spi_i,
                 spi_r: 0,
@@ -298,13 +300,20 @@ impl Responder {
                 length: 0,
             },
             payloads,
-        }
-        .emit();
-        Action::Send {
-            local,
-            remote,
-            bytes,
-        }
+        };
+        let bytes = encode_response(remote, &message.payloads, |payloads| {
+            let header = message.header.clone();
+            let payloads = payloads.to_vec();
+            Ok(Message { header, payloads }.emit()?)
+        });
+        bytes
+            .map(|bytes| Action::Send {
+                local,
+                remote,
+                bytes,
+            })
+            .into_iter()
+            .collect()
     }
 }
 

@@ -110,7 +110,7 @@ impl Harness {
         cfg: InitiatorConfig,
     ) -> (Initiator, Vec<Action>, Result<(), IkeError>) {
         let client = cfg.local.to_string();
-        let (mut ini, mut req) = Initiator::start(cfg, &mut self.rng);
+        let (mut ini, mut req) = Initiator::start(cfg, &mut self.rng).unwrap();
         let mut all = Vec::new();
         for _ in 0..6 {
             let actions = self.send(&client, &req);
@@ -197,7 +197,7 @@ fn handshake_installs_child_with_matching_keys() {
 fn retransmitted_requests_get_cached_answers_and_are_processed_once() {
     let mut h = Harness::new(responder_config());
     let client = "198.51.100.7:500";
-    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);
+    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng).unwrap();
     let r1 = sent(&h.send(client, &init));
     let r2 = sent(&h.send(client, &init));
     assert_eq!(r1, r2, "IKE_SA_INIT retransmission answered byte for byte");
@@ -246,7 +246,7 @@ fn wrong_ike_proposal_gets_no_proposal_chosen() {
     let mut h = Harness::new(responder_config());
     let mut cfg = initiator_config("198.51.100.7:500");
     cfg.ike.encr = EncrAlg::AesCbc256;
-    let (mut ini, init) = Initiator::start(cfg, &mut h.rng);
+    let (mut ini, init) = Initiator::start(cfg, &mut h.rng).unwrap();
     let resp = sent(&h.send("198.51.100.7:500", &init));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::NO_PROPOSAL_CHOSEN]);
     assert!(h.responder.sas.is_empty());
@@ -264,7 +264,8 @@ fn wrong_ke_group_gets_invalid_ke_payload_then_succeeds() {
     let mut icfg = initiator_config("198.51.100.7:500");
     icfg.ike.dh = DhGroup::Modp2048;
     // Offer both groups but send a KE for group 2 first.
-    let (mut ini, init) = Initiator::start(initiator_config("198.51.100.7:500"), &mut h.rng);
+    let (mut ini, init) =
+        Initiator::start(initiator_config("198.51.100.7:500"), &mut h.rng).unwrap();
     let resp = sent(&h.send("198.51.100.7:500", &init));
     // The initiator only offered group 2: that is NO_PROPOSAL_CHOSEN, not INVALID_KE.
     assert_eq!(notifies(&resp[0]), vec![NotifyType::NO_PROPOSAL_CHOSEN]);
@@ -281,7 +282,7 @@ fn wrong_ke_group_gets_invalid_ke_payload_then_succeeds() {
             });
         }
     }
-    let resp = sent(&h.send("198.51.100.7:500", &msg.emit()));
+    let resp = sent(&h.send("198.51.100.7:500", &msg.emit().unwrap()));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::INVALID_KE_PAYLOAD]);
     let m = Message::parse(&resp[0]).unwrap();
     let Payload::Notify(n) = &m.payloads[0] else {
@@ -312,7 +313,7 @@ fn cookie_round_trip() {
     cfg.limits.cookie_threshold = 0;
     let mut h = Harness::new(cfg);
     let client = "198.51.100.7:500";
-    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);
+    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng).unwrap();
     let resp = sent(&h.send(client, &init));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::COOKIE]);
     assert!(
@@ -326,7 +327,7 @@ fn cookie_round_trip() {
     // A forged cookie is challenged again.
     let mut forged = Message::parse(&with_cookie).unwrap();
     forged.header.spi_i ^= 1;
-    let resp = sent(&h.send("198.51.100.8:500", &forged.emit()));
+    let resp = sent(&h.send("198.51.100.8:500", &forged.emit().unwrap()));
     assert_eq!(notifies(&resp[0]), vec![NotifyType::COOKIE]);
 }
 
@@ -336,7 +337,7 @@ fn cookie_from_a_rotated_out_secret_is_refused() {
     cfg.limits.cookie_threshold = 0;
     let mut h = Harness::new(cfg);
     let client = "198.51.100.7:500";
-    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng);
+    let (mut ini, init) = Initiator::start(initiator_config(client), &mut h.rng).unwrap();
     let resp = sent(&h.send(client, &init));
     let with_cookie = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
     h.now += super::cookie::ROTATE_EVERY * 3;
@@ -406,11 +407,11 @@ fn informational_liveness_and_delete() {
     let (mut ini, actions, r) = h.connect(initiator_config(client));
     r.unwrap();
     let inbound = installed(&actions)[0].inbound_spi;
-    let ping = ini.liveness_request(&mut h.rng).unwrap();
+    let ping = ini.liveness_request(&mut h.rng).unwrap().unwrap();
     let resp = sent(&h.send(client, &ping));
     assert_eq!(resp.len(), 1);
     ini.handle(&mut h.rng, &resp[0]).unwrap();
-    let del = ini.delete_request(&mut h.rng).unwrap();
+    let del = ini.delete_request(&mut h.rng).unwrap().unwrap();
     let actions = h.send(client, &del);
     assert!(actions
         .iter()
@@ -462,7 +463,7 @@ fn reconnect_from_the_same_address_replaces_and_keeps_the_address() {
 #[test]
 fn half_open_sas_time_out() {
     let mut h = Harness::new(responder_config());
-    let (_, init) = Initiator::start(initiator_config("198.51.100.7:500"), &mut h.rng);
+    let (_, init) = Initiator::start(initiator_config("198.51.100.7:500"), &mut h.rng).unwrap();
     h.send("198.51.100.7:500", &init);
     assert_eq!(h.responder.sas.len(), 1);
     h.now += Duration::from_secs(31);
@@ -477,11 +478,11 @@ fn tampered_request_is_dropped_silently() {
     let (mut ini, _, r) = h.connect(initiator_config(client));
     r.unwrap();
     // Re-use the liveness request path but as CREATE_CHILD_SA: the answer must be protected.
-    let req = ini.liveness_request(&mut h.rng).unwrap();
+    let req = ini.liveness_request(&mut h.rng).unwrap().unwrap();
     let mut msg = Message::parse(&req).unwrap();
     msg.header.exchange = ExchangeType::CREATE_CHILD_SA;
     // The ICV no longer verifies after the header change: dropped silently.
-    assert!(sent(&h.send(client, &msg.emit())).is_empty());
+    assert!(sent(&h.send(client, &msg.emit().unwrap())).is_empty());
 }
 
 #[test]
@@ -506,7 +507,7 @@ fn nat_is_detected_from_mismatched_hashes() {
     // The initiator hashes its own idea of its address; the responder sees another (NAT).
     let mut c = initiator_config("10.9.9.9:500");
     c.local = "10.9.9.9:500".parse().unwrap();
-    let (mut ini, init) = Initiator::start(c, &mut h.rng);
+    let (mut ini, init) = Initiator::start(c, &mut h.rng).unwrap();
     let resp = sent(&h.responder.handle(
         h.now,
         &mut h.rng,

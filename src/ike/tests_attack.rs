@@ -61,7 +61,7 @@ fn request(
     payloads: &[Payload],
 ) -> Vec<u8> {
     let hdr = header(h, exchange, message_id);
-    ini.sk().unwrap().seal(hdr, payloads, &mut h.rng)
+    ini.sk().unwrap().seal(hdr, payloads, &mut h.rng).unwrap()
 }
 
 /// The payloads of a response of the responder, opened as the client.
@@ -106,7 +106,8 @@ fn unauthenticated_requests_change_nothing() {
                 },
                 payloads: vec![],
             }
-            .emit();
+            .emit()
+            .unwrap();
             assert_eq!(bare.len(), 28);
             assert!(from(&mut h, ATTACKER, &bare).is_empty());
         }
@@ -167,7 +168,7 @@ fn narrowing_to_more_than_255_selectors_is_refused_not_a_panic() {
         "192.168.1.0/24".parse().unwrap(),
     ];
     let mut h = Harness::new(cfg);
-    let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng);
+    let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
     let resp = sent(&h.send(CLIENT, &init));
     let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
     // The client's own IKE_AUTH, re-sealed with 200 ranges that each straddle both subnets.
@@ -202,6 +203,25 @@ fn narrowing_to_more_than_255_selectors_is_refused_not_a_panic() {
         "the IKE SA is established all the same"
     );
     assert_eq!(h.responder.online_clients(), 1);
+}
+
+#[test]
+fn narrowing_to_255_selectors_is_answered_with_them_in_fragments() {
+    // 255 local subnets of one address each: the client's "everything" TSr narrows to 255
+    // selectors (RFC 7296 §2.9), the most a TS payload can carry (§3.13).
+    let mut cfg = responder_config();
+    cfg.local_subnets = (0..255u32)
+        .map(|i| ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(0xc0a8_0000 + i), 32).unwrap())
+        .collect();
+    let mut h = Harness::new(cfg);
+    let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
+    let resp = sent(&h.send(CLIENT, &init));
+    let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
+    let actions = h.send(CLIENT, &auth);
+    assert_eq!(installed(&actions)[0].local_ts.len(), 255);
+    let answer = sent(&actions);
+    assert!(answer.len() > 1, "4 KiB of selectors go as fragments");
+    assert!(Message::parse(&answer[0]).unwrap().payloads.skf().is_some());
 }
 
 #[test]
@@ -246,12 +266,16 @@ fn messages_above_the_size_bound_are_dropped() {
     // nothing of it is kept.
     let mut hdr = header(&h, ExchangeType::INFORMATIONAL, 2);
     hdr.next_payload = PayloadType::SKF;
-    let frags = ini.sk().unwrap().seal_fragments(
-        hdr,
-        &[Payload::Nonce(vec![7; limit + 100])],
-        1200,
-        &mut h.rng,
-    );
+    let frags = ini
+        .sk()
+        .unwrap()
+        .seal_fragments(
+            hdr,
+            &[Payload::Nonce(vec![7; limit + 100])],
+            1200,
+            &mut h.rng,
+        )
+        .unwrap();
     assert!(frags.len() <= usize::from(super::fragment::MAX_FRAGMENTS));
     let mut answers = Vec::new();
     for f in &frags {
@@ -268,7 +292,9 @@ fn messages_above_the_size_bound_are_dropped() {
 
 /// A well-formed IKE_SA_INIT whose SPIi is patched per packet (octets 0..8).
 fn init_template(h: &mut Harness) -> Vec<u8> {
-    Initiator::start(initiator_config(CLIENT), &mut h.rng).1
+    Initiator::start(initiator_config(CLIENT), &mut h.rng)
+        .unwrap()
+        .1
 }
 
 fn with_spi(template: &[u8], spi: u64) -> Vec<u8> {
@@ -338,7 +364,7 @@ fn a_flood_from_many_addresses_is_bounded_by_cookies_then_hard_limits() {
     let mut answered = 0;
     for i in 0..12u8 {
         let client = format!("198.51.100.{}:500", i / 3);
-        let (mut ini, init) = Initiator::start(initiator_config(&client), &mut h.rng);
+        let (mut ini, init) = Initiator::start(initiator_config(&client), &mut h.rng).unwrap();
         let challenge = sent(&init_from(&mut h, addr(&client), &init));
         if challenge.is_empty() {
             continue;
@@ -412,7 +438,7 @@ fn invalid_ke_values_are_dropped_before_any_dh_work() {
                 *data = bad.clone();
             }
         }
-        assert!(init_from(&mut h, addr(CLIENT), &msg.emit()).is_empty());
+        assert!(init_from(&mut h, addr(CLIENT), &msg.emit().unwrap()).is_empty());
     }
     assert!(h.responder.sas.is_empty());
     assert_eq!(h.responder.dh_rate.per_second(h.now), 0, "no DH work done");
@@ -524,7 +550,7 @@ fn a_psk_holder_cannot_pile_up_child_sas_or_ike_sas() {
         spi_r: old_spi_r,
         ..header(&h, ExchangeType::CREATE_CHILD_SA, mid)
     };
-    let req = ini.sk().unwrap().seal(hdr, &again, &mut h.rng);
+    let req = ini.sk().unwrap().seal(hdr, &again, &mut h.rng).unwrap();
     let answer = opened(&ini, &sent(&h.send(CLIENT, &req))[0]);
     assert!(answer.has_notify(NotifyType::NO_ADDITIONAL_SAS));
     assert_eq!(h.responder.sas.len(), 2);

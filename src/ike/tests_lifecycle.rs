@@ -186,7 +186,7 @@ fn initiator_refuses_child_rekeys_and_follows_deletes() {
     assert_eq!(asked, initiator::PeerRequest::DeleteIke);
     assert!(!ini.is_established());
     assert!(
-        ini.delete_request(&mut h.rng).is_none(),
+        ini.delete_request(&mut h.rng).unwrap().is_none(),
         "nothing left to delete"
     );
 }
@@ -194,7 +194,8 @@ fn initiator_refuses_child_rekeys_and_follows_deletes() {
 #[test]
 fn fragmented_ike_auth_is_reassembled() {
     let mut h = Harness::new(tests::responder_config());
-    let (mut ini, init) = initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng);
+    let (mut ini, init) =
+        initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
     let resp = sent(&h.send(CLIENT, &init));
     let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
     // Re-seal the IKE_AUTH as small fragments, as Windows does.
@@ -212,7 +213,8 @@ fn fragmented_ike_auth_is_reassembled() {
     let frags = ini
         .sk()
         .unwrap()
-        .seal_fragments(header, &inner, 120, &mut h.rng);
+        .seal_fragments(header, &inner, 120, &mut h.rng)
+        .unwrap();
     assert!(frags.len() >= 3, "{} fragments", frags.len());
     let mut actions = Vec::new();
     // Out of order, with a duplicate.
@@ -235,7 +237,8 @@ fn fragmented_ike_auth_is_reassembled() {
 #[test]
 fn forged_fragments_are_dropped() {
     let mut h = Harness::new(tests::responder_config());
-    let (mut ini, init) = initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng);
+    let (mut ini, init) =
+        initiator::Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
     let resp = sent(&h.send(CLIENT, &init));
     let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
     let spi_r = Header::parse(&auth).unwrap().spi_r;
@@ -245,7 +248,8 @@ fn forged_fragments_are_dropped() {
     let mut frags = ini
         .sk()
         .unwrap()
-        .seal_fragments(header, &inner, 120, &mut h.rng);
+        .seal_fragments(header, &inner, 120, &mut h.rng)
+        .unwrap();
     let last = frags[0].len() - 1;
     frags[0][last] ^= 1;
     for f in &frags {

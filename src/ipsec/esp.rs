@@ -200,7 +200,8 @@ impl OutboundSa {
             spi: self.spi,
             seq: seq as u32,
         }
-        .emit(out);
+        .emit(out)
+        .map_err(|_| EspError::BufferTooSmall)?;
         rng.fill_bytes(&mut out[ESP_HEADER_LEN..body_start]);
         let body = &mut out[body_start..body_end];
         body[..inner.len()].copy_from_slice(inner);

@@ -58,14 +58,17 @@ impl CpPayload {
         })
     }
 
-    pub(crate) fn emit_body(&self, out: &mut Vec<u8>) {
+    /// An attribute value over the 16-bit Length (RFC 7296 §3.15.1) is [`WireError::TooLong`].
+    pub(crate) fn emit_body(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.extend_from_slice(&[self.cfg_type, 0x00, 0x00, 0x00]);
         for attribute in &self.attributes {
             out.extend_from_slice(&(attribute.attr_type & ATTR_TYPE_MASK).to_be_bytes());
-            with_u16_length(out, Counted::AfterField, |out| {
+            with_u16_length(out, Counted::AfterField, "configuration attribute", |out| {
                 out.extend_from_slice(&attribute.value);
-            });
+                Ok(())
+            })?;
         }
+        Ok(())
     }
 }
 

@@ -4,7 +4,8 @@
 //! Invariants: [`EspHeader::parse`] reads exactly 8 octets; [`parse_trailer`] accepts a
 //! decrypted payload only if its Pad Length fits and the padding is the default
 //! monotonic 1, 2, 3, … (RFC 4303 §2.4), and never reads outside the plaintext. The writers
-//! work in caller-owned buffers and never allocate.
+//! work in caller-owned buffers, never allocate, and report a buffer too short as
+//! [`WireError::Truncated`] rather than panicking.
 
 use super::reader::Reader;
 use super::WireError;
@@ -51,18 +52,14 @@ impl EspHeader {
         [a, b, c, d, e, f, g, h]
     }
 
-    /// Writes the header into the first [`ESP_HEADER_LEN`] octets of `buf`.
-    ///
-    /// # Panics
-    /// If `buf` is shorter than [`ESP_HEADER_LEN`]: the caller sizes its own buffer.
-    pub fn emit(&self, buf: &mut [u8]) {
-        match buf.first_chunk_mut::<ESP_HEADER_LEN>() {
-            Some(slot) => *slot = self.to_bytes(),
-            None => panic!(
-                "ESP header needs {ESP_HEADER_LEN} octets, got {}",
-                buf.len()
-            ),
-        }
+    /// Writes the header into the first [`ESP_HEADER_LEN`] octets of `buf`; a shorter `buf`
+    /// is [`WireError::Truncated`] and is left untouched.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<(), WireError> {
+        let slot = buf
+            .first_chunk_mut::<ESP_HEADER_LEN>()
+            .ok_or(WireError::Truncated)?;
+        *slot = self.to_bytes();
+        Ok(())
     }
 }
 
@@ -151,9 +148,12 @@ mod tests {
             }
         );
         let mut out = [0xff; 10];
-        header.emit(&mut out);
+        assert_eq!(header.emit(&mut out), Ok(()));
         assert_eq!(out[..8], bytes[..8]);
         assert_eq!(out[8..], [0xff, 0xff]);
+        let mut short = [0xff; 7];
+        assert_eq!(header.emit(&mut short), Err(WireError::Truncated));
+        assert_eq!(short, [0xff; 7]);
         assert_eq!(EspHeader::parse(&bytes[..7]), Err(WireError::Truncated));
     }
 

@@ -8,7 +8,7 @@
 //! that match the payloads.
 
 use super::payload::{emit_payloads, parse_payloads, Payload, PayloadList};
-use super::reader::{with_u32_length, Counted, Reader};
+use super::reader::{all_or_nothing, with_u32_length, Counted, Reader};
 use super::{ExchangeType, PayloadType, WireError};
 
 /// Size of the IKE header (RFC 7296 §3.1).
@@ -113,25 +113,26 @@ impl Message {
     /// The message's bytes, with the header's Next Payload and Length computed from the
     /// payloads (the stored ones are ignored).
     ///
-    /// # Panics
-    /// On values no parse produces: see [`emit_payloads`].
-    pub fn emit(&self) -> Vec<u8> {
+    /// Values no parse produces are [`WireError::TooLong`]: see [`emit_payloads`].
+    pub fn emit(&self) -> Result<Vec<u8>, WireError> {
         let mut out = Vec::new();
-        self.emit_into(&mut out);
-        out
+        self.emit_into(&mut out)?;
+        Ok(out)
     }
 
-    /// As [`Message::emit`], appending to `out`.
-    pub fn emit_into(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        let first = self
-            .payloads
-            .first()
-            .map_or(PayloadType::NONE, Payload::payload_type);
-        self.header.emit_before_length(first, out);
-        with_u32_length(out, Counted::From(start), |out| {
-            emit_payloads(&self.payloads, out);
-        });
+    /// As [`Message::emit`], appending to `out`; on an error nothing is appended.
+    pub fn emit_into(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        all_or_nothing(out, |out| {
+            let start = out.len();
+            let first = self
+                .payloads
+                .first()
+                .map_or(PayloadType::NONE, Payload::payload_type);
+            self.header.emit_before_length(first, out);
+            with_u32_length(out, Counted::From(start), "IKE message", |out| {
+                emit_payloads(&self.payloads, out).map(|_| ())
+            })
+        })
     }
 }
 
@@ -197,7 +198,7 @@ mod tests {
             },
             payloads: Vec::new(),
         };
-        let bytes = msg.emit();
+        let bytes = msg.emit().unwrap();
         let mut expected = HEADER;
         expected[16] = 0x00;
         assert_eq!(bytes, expected);

@@ -21,8 +21,9 @@
 //!   next-payload field itself; length prefixes are written by a guard that reserves the
 //!   field and patches it when the nested emit ends.
 //!
-//! `emit` only panics on values that no parse can produce (a payload over 64 KiB, more
-//! than 255 transforms, an SPI over 255 bytes): see each `emit`'s `# Panics`.
+//! `emit` never panics. A value that no parse can produce but local code can build (a
+//! payload over 64 KiB, more than 255 transforms or traffic selectors, an SPI over 255
+//! octets) is [`WireError::TooLong`], and the public emits then append nothing.
 
 mod cp;
 mod esp;
@@ -52,9 +53,10 @@ pub use sa::{dh, encr, esn, integ, prf, Attribute, AttributeValue, Proposal, Tra
 pub use selector::TrafficSelector;
 pub use udp::{classify_4500, with_non_esp_marker, Udp4500, NAT_KEEPALIVE, NON_ESP_MARKER};
 
-/// Why bytes could not be parsed. Each variant maps to an IKE INVALID_SYNTAX (or, for
-/// [`WireError::UnsupportedCriticalPayload`], UNSUPPORTED_CRITICAL_PAYLOAD) response or to
-/// a silently dropped datagram; the choice is the responder's.
+/// Why bytes could not be parsed, or a value emitted ([`WireError::TooLong`]). Each parse
+/// variant maps to an IKE INVALID_SYNTAX (or, for [`WireError::UnsupportedCriticalPayload`],
+/// UNSUPPORTED_CRITICAL_PAYLOAD) response or to a silently dropped datagram; the choice is
+/// the responder's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// A fixed-size field runs past the end of the data.
@@ -72,6 +74,11 @@ pub enum WireError {
     /// A well-delimited field has a value the format forbids.
     #[error("invalid syntax: {0}")]
     InvalidSyntax(&'static str),
+    /// Emit only: `len` (a structure's octets, or a count) does not fit the field that must
+    /// carry it, e.g. more than 255 traffic selectors for the one-octet Number of TSs
+    /// (RFC 7296 §3.13) or a payload over the 16-bit Payload Length (§3.2).
+    #[error("{what} of {len} does not fit its length or count field")]
+    TooLong { what: &'static str, len: usize },
 }
 
 #[cfg(test)]

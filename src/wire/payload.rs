@@ -8,7 +8,7 @@
 //! chain, lengths and counts are computed from the values; the critical bit is sent as 0.
 
 use super::cp::CpPayload;
-use super::reader::{count_u16, count_u8, with_u16_length, Counted, Reader};
+use super::reader::{all_or_nothing, count, with_u16_length, Counted, Reader};
 use super::sa::{emit_proposals, parse_proposals, Proposal};
 use super::selector::{emit_selectors, parse_selectors, TrafficSelector};
 use super::{NotifyType, PayloadType, ProtocolId, WireError};
@@ -237,25 +237,30 @@ pub fn parse_payloads(first: PayloadType, buf: &[u8]) -> Result<Vec<Payload>, Wi
 ///
 /// SK/SKF belong last; one placed earlier is written as given and will not parse back.
 ///
-/// # Panics
-/// On values no parse produces: a payload body over 65531 octets, more than 255
-/// proposals' transforms or traffic selectors, an SPI over 255 octets.
-pub fn emit_payloads(payloads: &[Payload], out: &mut Vec<u8>) -> PayloadType {
-    for (i, payload) in payloads.iter().enumerate() {
-        let next = match payload {
-            Payload::Sk(sk) => sk.first_inner,
-            Payload::Skf(skf) => skf.first_inner,
-            _ => payloads
-                .get(i + 1)
-                .map_or(PayloadType::NONE, Payload::payload_type),
-        };
-        let start = out.len();
-        out.extend_from_slice(&[next.0, 0x00]);
-        with_u16_length(out, Counted::From(start), |out| emit_body(payload, out));
-    }
-    payloads
-        .first()
-        .map_or(PayloadType::NONE, Payload::payload_type)
+/// Values no parse produces are [`WireError::TooLong`], with nothing appended to `out`: a
+/// payload over the 16-bit Payload Length (RFC 7296 §3.2), more than 255 transforms in a
+/// proposal or traffic selectors in a TS payload, an SPI over 255 octets, more than 65535
+/// SPIs in a DELETE.
+pub fn emit_payloads(payloads: &[Payload], out: &mut Vec<u8>) -> Result<PayloadType, WireError> {
+    all_or_nothing(out, |out| {
+        for (i, payload) in payloads.iter().enumerate() {
+            let next = match payload {
+                Payload::Sk(sk) => sk.first_inner,
+                Payload::Skf(skf) => skf.first_inner,
+                _ => payloads
+                    .get(i + 1)
+                    .map_or(PayloadType::NONE, Payload::payload_type),
+            };
+            let start = out.len();
+            out.extend_from_slice(&[next.0, 0x00]);
+            with_u16_length(out, Counted::From(start), "payload", |out| {
+                emit_body(payload, out)
+            })?;
+        }
+        Ok(payloads
+            .first()
+            .map_or(PayloadType::NONE, Payload::payload_type))
+    })
 }
 
 /// Lookups over a payload list: a message's, or the decrypted content of its SK payload.
@@ -485,9 +490,9 @@ fn parse_delete(r: &mut Reader<'_>) -> Result<DeletePayload, WireError> {
     })
 }
 
-fn emit_body(payload: &Payload, out: &mut Vec<u8>) {
+fn emit_body(payload: &Payload, out: &mut Vec<u8>) -> Result<(), WireError> {
     match payload {
-        Payload::Sa(proposals) => emit_proposals(proposals, out),
+        Payload::Sa(proposals) => emit_proposals(proposals, out)?,
         Payload::Ke(ke) => {
             out.extend_from_slice(&ke.group.to_be_bytes());
             out.extend_from_slice(&[0x00, 0x00]);
@@ -500,20 +505,20 @@ fn emit_body(payload: &Payload, out: &mut Vec<u8>) {
         }
         Payload::Nonce(data) | Payload::VendorId(data) => out.extend_from_slice(data),
         Payload::Notify(n) => {
-            out.extend_from_slice(&[n.protocol.0, count_u8(n.spi.len(), "notify SPI size")]);
+            out.extend_from_slice(&[n.protocol.0, count(n.spi.len(), "notify SPI Size")?]);
             out.extend_from_slice(&n.notify_type.0.to_be_bytes());
             out.extend_from_slice(&n.spi);
             out.extend_from_slice(&n.data);
         }
         Payload::Delete(d) => {
             out.extend_from_slice(&[d.protocol.0, d.spi_size]);
-            out.extend_from_slice(&count_u16(d.spis.len(), "delete SPIs").to_be_bytes());
+            out.extend_from_slice(&count::<u16>(d.spis.len(), "Num of SPIs")?.to_be_bytes());
             for spi in &d.spis {
                 out.extend_from_slice(spi);
             }
         }
-        Payload::TsI(ts) | Payload::TsR(ts) => emit_selectors(ts, out),
-        Payload::Cp(cp) => cp.emit_body(out),
+        Payload::TsI(ts) | Payload::TsR(ts) => emit_selectors(ts, out)?,
+        Payload::Cp(cp) => cp.emit_body(out)?,
         Payload::Sk(sk) => out.extend_from_slice(&sk.body),
         Payload::Skf(skf) => {
             out.extend_from_slice(&skf.fragment_number.to_be_bytes());
@@ -522,4 +527,5 @@ fn emit_body(payload: &Payload, out: &mut Vec<u8>) {
         }
         Payload::Opaque { body, .. } => out.extend_from_slice(body),
     }
+    Ok(())
 }

@@ -5,7 +5,8 @@
 //! rather than panicking; [`Reader::finish`] is how a parser asserts that a container was
 //! consumed exactly. On the writing side, [`with_u16_length`] and [`with_u32_length`]
 //! reserve a length field, run the nested emit, then patch the field with the number of
-//! bytes actually written, so no length is ever computed twice.
+//! bytes actually written, so no length is ever computed twice; a length or [`count`] too
+//! large for its field is [`WireError::TooLong`], never a panic.
 
 use super::WireError;
 
@@ -118,76 +119,73 @@ pub(crate) enum Counted {
 /// Writes a big-endian 16-bit length field, runs `body`, then patches the field with the
 /// number of bytes counted from `counted` to the end of the output.
 ///
-/// # Panics
-/// If the counted length exceeds `u16::MAX`: only a locally built value can be that large.
+/// A counted length over `u16::MAX` is [`WireError::TooLong`] naming `what` (only a locally
+/// built value can be that large), as is any error of `body`. On an error `out` holds a
+/// partial structure: [`all_or_nothing`] at the top of the emit takes it back out.
 pub(crate) fn with_u16_length<R>(
     out: &mut Vec<u8>,
     counted: Counted,
-    body: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
-    with_length(out, counted, body, |len| {
-        u16::try_from(len)
-            .expect("nested structure longer than its 16-bit length field allows")
-            .to_be_bytes()
+    what: &'static str,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<R, WireError>,
+) -> Result<R, WireError> {
+    with_length(out, counted, what, body, |len| {
+        u16::try_from(len).ok().map(u16::to_be_bytes)
     })
 }
 
 /// As [`with_u16_length`] for a 32-bit field (the IKE header's Length).
-///
-/// # Panics
-/// If the counted length exceeds `u32::MAX`.
 pub(crate) fn with_u32_length<R>(
     out: &mut Vec<u8>,
     counted: Counted,
-    body: impl FnOnce(&mut Vec<u8>) -> R,
-) -> R {
-    with_length(out, counted, body, |len| {
-        u32::try_from(len)
-            .expect("message longer than its 32-bit length field allows")
-            .to_be_bytes()
+    what: &'static str,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<R, WireError>,
+) -> Result<R, WireError> {
+    with_length(out, counted, what, body, |len| {
+        u32::try_from(len).ok().map(u32::to_be_bytes)
     })
 }
 
-/// A count that must fit one octet on the wire (number of transforms, of TSs, SPI size).
-///
-/// # Panics
-/// If `n > 255`: only a locally built value can hold that many.
-pub(crate) fn count_u8(n: usize, what: &'static str) -> u8 {
-    match u8::try_from(n) {
-        Ok(n) => n,
-        Err(_) => panic!("{what}: {n} does not fit an 8-bit field"),
-    }
+/// A count or size that must fit its field: `count::<u8>` for one octet (Num Transforms,
+/// Number of TSs, SPI Size), `count::<u16>` for two (Num of SPIs). One that does not fit is
+/// [`WireError::TooLong`] naming `what`: only a locally built value can hold that many.
+pub(crate) fn count<T: TryFrom<usize>>(n: usize, what: &'static str) -> Result<T, WireError> {
+    T::try_from(n).map_err(|_| WireError::TooLong { what, len: n })
 }
 
-/// As [`count_u8`] for a 16-bit count.
-///
-/// # Panics
-/// If `n > 65535`.
-pub(crate) fn count_u16(n: usize, what: &'static str) -> u16 {
-    match u16::try_from(n) {
-        Ok(n) => n,
-        Err(_) => panic!("{what}: {n} does not fit a 16-bit field"),
+/// Runs the emit `body` on `out`; if it fails, truncates `out` to its length before, so a
+/// failed emit appends nothing (the public emits' promise).
+pub(crate) fn all_or_nothing<R>(
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<R, WireError>,
+) -> Result<R, WireError> {
+    let before = out.len();
+    let result = body(out);
+    if result.is_err() {
+        out.truncate(before);
     }
+    result
 }
 
 fn with_length<R, const N: usize>(
     out: &mut Vec<u8>,
     counted: Counted,
-    body: impl FnOnce(&mut Vec<u8>) -> R,
-    encode: impl FnOnce(usize) -> [u8; N],
-) -> R {
+    what: &'static str,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<R, WireError>,
+    encode: impl FnOnce(usize) -> Option<[u8; N]>,
+) -> Result<R, WireError> {
     let field_at = out.len();
     out.extend_from_slice(&[0; N]);
     let start = match counted {
         Counted::From(offset) => offset,
         Counted::AfterField => field_at + N,
     };
-    let result = body(out);
-    let field = encode(out.len().saturating_sub(start));
+    let result = body(out)?;
+    let len = out.len().saturating_sub(start);
+    let field = encode(len).ok_or(WireError::TooLong { what, len })?;
     if let Some(slot) = out.get_mut(field_at..field_at + N) {
         slot.copy_from_slice(&field);
     }
-    result
+    Ok(result)
 }
 
 #[cfg(test)]
@@ -247,24 +245,102 @@ mod tests {
     #[test]
     fn length_guard_patches_field() {
         let mut out = vec![0xee];
-        with_u16_length(&mut out, Counted::From(0), |out| out.extend([0x01, 0x02]));
+        let ok = with_u16_length(&mut out, Counted::From(0), "x", |out| {
+            out.extend([0x01, 0x02]);
+            Ok(7)
+        });
+        assert_eq!(ok, Ok(7));
         assert_eq!(out, [0xee, 0x00, 0x05, 0x01, 0x02]);
 
         let mut out = Vec::new();
-        with_u16_length(&mut out, Counted::AfterField, |out| out.push(0x09));
+        with_u16_length(&mut out, Counted::AfterField, "x", |out| {
+            out.push(0x09);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(out, [0x00, 0x01, 0x09]);
 
         let mut out = Vec::new();
-        with_u32_length(&mut out, Counted::From(0), |_| ());
+        with_u32_length(&mut out, Counted::From(0), "x", |_| Ok(())).unwrap();
         assert_eq!(out, [0x00, 0x00, 0x00, 0x04]);
     }
 
-    #[test]
-    #[should_panic(expected = "16-bit length")]
-    fn length_guard_refuses_overflow() {
+    /// A body of `len` octets counted after a 16-bit field.
+    fn u16_guard_over(len: usize) -> (Result<(), WireError>, Vec<u8>) {
         let mut out = Vec::new();
-        with_u16_length(&mut out, Counted::AfterField, |out| {
-            out.resize(2 + 0x1_0000, 0);
+        let result = with_u16_length(&mut out, Counted::AfterField, "body", |out| {
+            out.resize(2 + len, 0xab);
+            Ok(())
         });
+        (result, out)
+    }
+
+    #[test]
+    fn length_guard_refuses_overflow_at_the_boundary() {
+        let (result, out) = u16_guard_over(0xffff);
+        assert_eq!(result, Ok(()));
+        assert_eq!(out[..2], [0xff, 0xff]);
+        let (result, _) = u16_guard_over(0x1_0000);
+        assert_eq!(
+            result,
+            Err(WireError::TooLong {
+                what: "body",
+                len: 0x1_0000
+            })
+        );
+    }
+
+    #[test]
+    fn length_guard_passes_the_body_error_on() {
+        let mut out = Vec::new();
+        let inner = WireError::TooLong {
+            what: "inner",
+            len: 256,
+        };
+        let result: Result<(), _> = with_u16_length(&mut out, Counted::AfterField, "outer", |_| {
+            Err(inner.clone())
+        });
+        assert_eq!(result, Err(inner));
+    }
+
+    #[test]
+    fn counts_refuse_overflow_at_the_boundary() {
+        assert_eq!(count::<u8>(0xff, "n"), Ok(0xff));
+        assert_eq!(
+            count::<u8>(0x100, "n"),
+            Err(WireError::TooLong {
+                what: "n",
+                len: 0x100
+            })
+        );
+        assert_eq!(count::<u16>(0xffff, "n"), Ok(0xffff));
+        assert_eq!(
+            count::<u16>(0x1_0000, "n"),
+            Err(WireError::TooLong {
+                what: "n",
+                len: 0x1_0000
+            })
+        );
+    }
+
+    #[test]
+    fn all_or_nothing_takes_a_failed_emit_back_out() {
+        let mut out = vec![0x01];
+        let result = all_or_nothing(&mut out, |out| {
+            with_u16_length(out, Counted::AfterField, "x", |out| {
+                out.push(0x02);
+                count::<u8>(0x100, "n").map(|_| ())
+            })
+        });
+        assert!(result.is_err());
+        assert_eq!(out, [0x01]);
+        assert_eq!(
+            all_or_nothing(&mut out, |out| {
+                out.push(0x03);
+                Ok(())
+            }),
+            Ok(())
+        );
+        assert_eq!(out, [0x01, 0x03]);
     }
 }

@@ -6,7 +6,7 @@
 //! "Num Transforms" count must agree with what is actually present; attribute lengths
 //! stay inside their transform. Transform types, IDs and attribute types are data.
 
-use super::reader::{count_u8, with_u16_length, Counted, Reader};
+use super::reader::{count, with_u16_length, Counted, Reader};
 use super::{ProtocolId, TransformType, WireError};
 
 /// One proposal of an SA payload (RFC 7296 §3.3.1).
@@ -228,12 +228,13 @@ impl Transform {
         })
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    fn emit(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.extend_from_slice(&[self.transform_type.0, 0x00]);
         out.extend_from_slice(&self.id.to_be_bytes());
         for attribute in &self.attributes {
-            attribute.emit(out);
+            attribute.emit(out)?;
         }
+        Ok(())
     }
 }
 
@@ -252,7 +253,7 @@ impl Attribute {
         Ok(Attribute { attr_type, value })
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    fn emit(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         let attr_type = self.attr_type & !ATTRIBUTE_FORMAT;
         match &self.value {
             AttributeValue::Tv(value) => {
@@ -261,11 +262,13 @@ impl Attribute {
             }
             AttributeValue::Tlv(value) => {
                 out.extend_from_slice(&attr_type.to_be_bytes());
-                with_u16_length(out, Counted::AfterField, |out| {
+                with_u16_length(out, Counted::AfterField, "transform attribute", |out| {
                     out.extend_from_slice(value);
-                });
+                    Ok(())
+                })?;
             }
         }
+        Ok(())
     }
 }
 
@@ -303,9 +306,9 @@ pub(crate) fn parse_proposals(r: &mut Reader<'_>) -> Result<Vec<Proposal>, WireE
     Ok(proposals)
 }
 
-/// # Panics
-/// If a proposal has more than 255 transforms or an SPI over 255 octets.
-pub(crate) fn emit_proposals(proposals: &[Proposal], out: &mut Vec<u8>) {
+/// A proposal with more than 255 transforms or an SPI over 255 octets (one-octet fields,
+/// RFC 7296 §3.3.1) is [`WireError::TooLong`].
+pub(crate) fn emit_proposals(proposals: &[Proposal], out: &mut Vec<u8>) -> Result<(), WireError> {
     for (i, proposal) in proposals.iter().enumerate() {
         let start = out.len();
         let marker = if i + 1 == proposals.len() {
@@ -314,12 +317,12 @@ pub(crate) fn emit_proposals(proposals: &[Proposal], out: &mut Vec<u8>) {
             MORE_PROPOSALS
         };
         out.extend_from_slice(&[marker, 0x00]);
-        with_u16_length(out, Counted::From(start), |out| {
+        with_u16_length(out, Counted::From(start), "proposal", |out| {
             out.extend_from_slice(&[
                 proposal.number,
                 proposal.protocol.0,
-                count_u8(proposal.spi.len(), "proposal SPI size"),
-                count_u8(proposal.transforms.len(), "Num Transforms"),
+                count(proposal.spi.len(), "proposal SPI Size")?,
+                count(proposal.transforms.len(), "Num Transforms")?,
             ]);
             out.extend_from_slice(&proposal.spi);
             for (j, transform) in proposal.transforms.iter().enumerate() {
@@ -330,8 +333,12 @@ pub(crate) fn emit_proposals(proposals: &[Proposal], out: &mut Vec<u8>) {
                     MORE_TRANSFORMS
                 };
                 out.extend_from_slice(&[marker, 0x00]);
-                with_u16_length(out, Counted::From(start), |out| transform.emit(out));
+                with_u16_length(out, Counted::From(start), "transform", |out| {
+                    transform.emit(out)
+                })?;
             }
-        });
+            Ok(())
+        })?;
     }
+    Ok(())
 }

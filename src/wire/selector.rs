@@ -6,7 +6,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::reader::{count_u8, with_u16_length, Counted, Reader};
+use super::reader::{count, with_u16_length, Counted, Reader};
 use super::WireError;
 
 /// One traffic selector (RFC 7296 §3.13.1).
@@ -102,46 +102,58 @@ impl TrafficSelector {
         })
     }
 
-    fn emit(&self, out: &mut Vec<u8>) {
+    /// TS Type, IP Protocol ID (octet 1 of an unknown type), the guarded Selector Length,
+    /// then the rest of the selector.
+    fn emit(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         let start = out.len();
-        match self {
-            TrafficSelector::Ipv4 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start: first,
-                end: last,
-            } => {
-                out.extend_from_slice(&[Self::TS_IPV4_ADDR_RANGE, *ip_protocol]);
-                with_u16_length(out, Counted::From(start), |out| {
-                    out.extend_from_slice(&start_port.to_be_bytes());
-                    out.extend_from_slice(&end_port.to_be_bytes());
-                    out.extend_from_slice(&first.octets());
-                    out.extend_from_slice(&last.octets());
-                });
+        let octet1 = match self {
+            TrafficSelector::Ipv4 { ip_protocol, .. }
+            | TrafficSelector::Ipv6 { ip_protocol, .. } => *ip_protocol,
+            TrafficSelector::Unknown { body, .. } => body.first().copied().unwrap_or(0),
+        };
+        out.extend_from_slice(&[self.ts_type(), octet1]);
+        with_u16_length(out, Counted::From(start), "traffic selector", |out| {
+            match self {
+                TrafficSelector::Ipv4 {
+                    start_port,
+                    end_port,
+                    start,
+                    end,
+                    ..
+                } => emit_range(
+                    out,
+                    [*start_port, *end_port],
+                    &start.octets(),
+                    &end.octets(),
+                ),
+                TrafficSelector::Ipv6 {
+                    start_port,
+                    end_port,
+                    start,
+                    end,
+                    ..
+                } => emit_range(
+                    out,
+                    [*start_port, *end_port],
+                    &start.octets(),
+                    &end.octets(),
+                ),
+                TrafficSelector::Unknown { body, .. } => {
+                    out.extend_from_slice(body.get(1..).unwrap_or_default());
+                }
             }
-            TrafficSelector::Ipv6 {
-                ip_protocol,
-                start_port,
-                end_port,
-                start: first,
-                end: last,
-            } => {
-                out.extend_from_slice(&[Self::TS_IPV6_ADDR_RANGE, *ip_protocol]);
-                with_u16_length(out, Counted::From(start), |out| {
-                    out.extend_from_slice(&start_port.to_be_bytes());
-                    out.extend_from_slice(&end_port.to_be_bytes());
-                    out.extend_from_slice(&first.octets());
-                    out.extend_from_slice(&last.octets());
-                });
-            }
-            TrafficSelector::Unknown { ts_type, body } => {
-                let (octet1, rest) = body.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-                out.extend_from_slice(&[*ts_type, octet1]);
-                with_u16_length(out, Counted::From(start), |out| out.extend_from_slice(rest));
-            }
-        }
+            Ok(())
+        })
     }
+}
+
+/// Start Port, End Port, Starting Address, Ending Address (RFC 7296 §3.13.1).
+fn emit_range(out: &mut Vec<u8>, ports: [u16; 2], first: &[u8], last: &[u8]) {
+    for port in ports {
+        out.extend_from_slice(&port.to_be_bytes());
+    }
+    out.extend_from_slice(first);
+    out.extend_from_slice(last);
 }
 
 /// TS Type, IP Protocol ID (or reserved), Selector Length (RFC 7296 §3.13.1).
@@ -167,11 +179,15 @@ pub(crate) fn parse_selectors(r: &mut Reader<'_>) -> Result<Vec<TrafficSelector>
     Ok(selectors)
 }
 
-/// # Panics
-/// With more than 255 selectors.
-pub(crate) fn emit_selectors(selectors: &[TrafficSelector], out: &mut Vec<u8>) {
-    out.extend_from_slice(&[count_u8(selectors.len(), "Number of TSs"), 0x00, 0x00, 0x00]);
+/// More than 255 selectors (the one-octet Number of TSs, RFC 7296 §3.13) is
+/// [`WireError::TooLong`].
+pub(crate) fn emit_selectors(
+    selectors: &[TrafficSelector],
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    out.extend_from_slice(&[count(selectors.len(), "Number of TSs")?, 0x00, 0x00, 0x00]);
     for selector in selectors {
-        selector.emit(out);
+        selector.emit(out)?;
     }
+    Ok(())
 }

@@ -218,7 +218,7 @@ fn empty_sa_is_an_error() {
 fn capture_with(extra: Payload, critical: bool) -> Vec<u8> {
     let mut msg = Message::parse(CAPTURE).unwrap();
     msg.payloads.insert(3, extra);
-    let mut bytes = msg.emit();
+    let mut bytes = msg.emit().unwrap();
     // The inserted payload starts where the Nonce ended in the capture.
     let at = 0xf8;
     if critical {
@@ -254,7 +254,7 @@ fn unknown_non_critical_payload_is_kept_and_round_trips() {
     let msg = Message::parse(&bytes).unwrap();
     assert_eq!(msg.payloads[3], unknown);
     assert_eq!(msg.payloads.len(), 9);
-    assert_eq!(msg.emit(), bytes);
+    assert_eq!(msg.emit().unwrap(), bytes);
 }
 
 #[test]
@@ -265,7 +265,7 @@ fn critical_bit_on_known_payloads_is_ignored() {
     }
     let msg = Message::parse(&bytes).unwrap();
     assert_eq!(msg, Message::parse(CAPTURE).unwrap());
-    assert_eq!(msg.emit(), CAPTURE);
+    assert_eq!(msg.emit().unwrap(), CAPTURE);
 }
 
 #[test]
@@ -274,12 +274,14 @@ fn sk_must_be_last() {
         first_inner: PayloadType::IDI,
         body: vec![0x00; 16],
     });
-    let good = message_with(vec![sk.clone()]).emit();
+    let good = message_with(vec![sk.clone()]).emit().unwrap();
     assert!(Message::parse(&good).is_ok());
 
     // SK followed by a notify: the SK's Next Payload names the inner payload, so the
     // notify is extra bytes after the last payload.
-    let bad = message_with(vec![sk, Payload::notify(NotifyType::COOKIE, vec![0x01])]).emit();
+    let bad = message_with(vec![sk, Payload::notify(NotifyType::COOKIE, vec![0x01])])
+        .emit()
+        .unwrap();
     assert_eq!(
         Message::parse(&bad),
         Err(WireError::InvalidSyntax("SK/SKF payload is not the last"))
@@ -316,7 +318,7 @@ fn flipping_any_single_bit_of_the_capture_never_panics() {
             let mut bytes = CAPTURE.to_vec();
             bytes[at] ^= 1 << bit;
             if let Ok(msg) = Message::parse(&bytes) {
-                assert_eq!(Message::parse(&msg.emit()), Ok(msg));
+                assert_eq!(Message::parse(&msg.emit().unwrap()), Ok(msg));
             }
         }
     }

@@ -1,10 +1,12 @@
 //! Codec tests: captured strongSwan vectors (`capture`), hand-built byte-exact vectors for
-//! every payload type (`payloads`), and malformed input (`malformed`).
+//! every payload type (`payloads`), malformed input (`malformed`), and values too long
+//! for their fields (`too_long`).
 
 mod capture;
 mod malformed;
 mod payloads;
 mod seeds;
+mod too_long;
 
 /// IKE_SA_INIT request of strongSwan 5.9.8 (`aes128-sha1-modp1024`), captured by
 /// `scripts/capture-ike-sa-init.sh`.

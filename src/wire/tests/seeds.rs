@@ -24,7 +24,7 @@ fn fuzz_seeds_match_the_vectors() {
         ike.push((format!("chain-{i:02}"), chain));
         ike.push((
             format!("message-{i:02}"),
-            message_with(vec![vector.payload]).emit(),
+            message_with(vec![vector.payload]).emit().unwrap(),
         ));
     }
     write(&root.join("ike_message"), &ike);
