@@ -71,7 +71,8 @@ enum Command {
         /// Handshake starts per second.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
-        /// Handshakes in flight at most (the responder asks for cookies above 16 per source).
+        /// Handshakes in flight at most (the responder asks one source for cookies above its
+        /// `[limits] cookie_threshold_ip`, 3 by default: raise it for load tests).
         #[arg(long, default_value_t = 8)]
         window: usize,
         #[arg(long)]
