@@ -103,6 +103,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic on any thread ends the process (status 70, one log line): a daemon with a dead
+    // thread would otherwise keep running half alive, and no supervisor would restart it.
+    daemon::install_panic_hook();
     match cli.command {
         Command::Loadgen {
             target,
