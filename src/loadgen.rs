@@ -5,7 +5,8 @@
 //! Every client has its own identity (`{id_prefix}{i}`) and IKE SA; all share two UDP
 //! sockets (one towards port 500, one towards 4500) and are told apart by their IKE SPI.
 //! Bounded: `count` handshakes, at most `rate` starts per second, at most `window` in flight
-//! (keep it at or below the responder's per-source cookie threshold, 16 by default),
+//! (the responder asks one address for cookies above its `limits.cookie_threshold_ip`, 3 by
+//! default: raise its `[limits]` for a load test),
 //! `timeout` per message with `retries` retransmissions. Established IKE SAs are kept (no
 //! DELETE is sent) until the hold time ends or the process is told to stop; meanwhile the
 //! responder's requests (DPD liveness checks) are answered, so held SAs stay up.

@@ -71,7 +71,8 @@ enum Command {
         /// Handshake starts per second.
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
-        /// Handshakes in flight at most (the responder asks for cookies above 16 per source).
+        /// Handshakes in flight at most (the responder asks one source for cookies above its
+        /// `[limits] cookie_threshold_ip`, 3 by default: raise it for load tests).
         #[arg(long, default_value_t = 8)]
         window: usize,
         #[arg(long)]
@@ -102,6 +103,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // A panic on any thread ends the process (status 70, one log line): a daemon with a dead
+    // thread would otherwise keep running half alive, and no supervisor would restart it.
+    daemon::install_panic_hook();
     match cli.command {
         Command::Loadgen {
             target,

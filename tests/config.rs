@@ -11,6 +11,7 @@ use ipsec_server::config::{
     codes, host_networks, load, split_local_subnet, AuthAlg, Config, ConfigError, ConfigRaw,
     DhGroup, EncAlg, Identity, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, UniquePolicy,
 };
+use ipsec_server::ike::{Limits, ResponderConfig};
 use ipsec_server::secret::SecretBytes;
 use toml::{Table, Value};
 
@@ -419,6 +420,41 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         case(codes::WORKERS, err_with(|d| set(d, "gateway.workers", bad)));
     }
     case(codes::UNIQUE, err_with(|d| set(d, "gateway.unique", "yes")));
+    // [limits]: counts are at least 1 and bounded; durations in seconds.
+    for (code, key, bad) in [
+        (codes::COOKIE_THRESHOLD, "cookie_threshold", 0),
+        (codes::COOKIE_THRESHOLD, "cookie_threshold", 1_000_001),
+        (codes::COOKIE_THRESHOLD_IP, "cookie_threshold_ip", 0),
+        (codes::COOKIE_THRESHOLD_IP, "cookie_threshold_ip", -3),
+        (codes::BLOCK_THRESHOLD_IP, "block_threshold_ip", 0),
+        (codes::BLOCK_THRESHOLD_IP, "block_threshold_ip", i64::MAX),
+        (codes::HALF_OPEN_MAX, "half_open_max", 0),
+        (codes::HALF_OPEN_MAX, "half_open_max", 1_000_001),
+        (codes::HALF_OPEN_TIMEOUT, "half_open_timeout", 0),
+        (codes::HALF_OPEN_TIMEOUT, "half_open_timeout", 3601),
+        (codes::DH_PER_SECOND_COOKIE, "dh_per_second_cookie", 0),
+        (
+            codes::AUTH_FAILURES_BEFORE_BACKOFF,
+            "auth_failures_before_backoff",
+            0,
+        ),
+        (codes::AUTH_BACKOFF_MAX, "auth_backoff_max", 0),
+        (codes::AUTH_BACKOFF_MAX, "auth_backoff_max", 86_401),
+        (codes::CHILD_SAS_PER_IKE_SA, "child_sas_per_ike_sa", 0),
+        (codes::CHILD_SAS_PER_IKE_SA, "child_sas_per_ike_sa", 1025),
+        (codes::MAX_IKE_MESSAGE, "max_ike_message", 1279),
+        (codes::MAX_IKE_MESSAGE, "max_ike_message", 65_536),
+        (codes::MAX_IKE_MESSAGE, "max_ike_message", 0),
+        (codes::IKE_QUEUE, "ike_queue", 0),
+        (codes::IKE_QUEUE, "ike_queue", 65_537),
+    ] {
+        let e = err_with(|d| set(d, &format!("limits.{key}"), bad));
+        assert!(
+            e.message.contains(&format!("limits.{key} {bad}")),
+            "names the key and the value: {e}"
+        );
+        case(code, e);
+    }
     // dns
     for bad in [
         "8.8.8",
@@ -584,6 +620,7 @@ fn unknown_keys_are_rejected_by_name() {
         ("ipsec_server", "pks"),
         ("ipsec_server.ike_config", "ike_encalg"),
         ("ipsec_server.ipsec_config", "IpsecEncAlg"),
+        ("limits", "cookie_treshold"),
         ("extra", "x"),
     ] {
         let e = err_with(|d| set(d, &format!("{section}.{key}"), "value"));
@@ -615,6 +652,22 @@ fn defaults() {
     assert_eq!(g.dpd_interval(), Some(Duration::from_secs(30)));
     assert_eq!(g.workers(), None);
     assert_eq!(g.unique(), UniquePolicy::SameAddress);
+
+    // [limits]: strongSwan's defaults, and exactly what the responder uses by default.
+    let l = cfg.limits();
+    assert_eq!(l.cookie_threshold().get(), 10);
+    assert_eq!(l.cookie_threshold_ip().get(), 3);
+    assert_eq!(l.block_threshold_ip().get(), 5);
+    assert_eq!(l.half_open_max().get(), 1000);
+    assert_eq!(l.half_open_timeout(), Duration::from_secs(30));
+    assert_eq!(l.dh_per_second_cookie().get(), 100);
+    assert_eq!(l.auth_failures_before_backoff().get(), 5);
+    assert_eq!(l.auth_backoff_max(), Duration::from_secs(300));
+    assert_eq!(l.child_sas_per_ike_sa().get(), 16);
+    assert_eq!(l.max_ike_message(), 16 * 1024);
+    assert_eq!(l.ike_queue().get(), 4096);
+    let rcfg = ResponderConfig::from_config(&cfg).expect("responder config");
+    assert_eq!(rcfg.limits, Limits::default());
 
     let s = cfg.ipsec_server().expect("server configured");
     assert_eq!(s.name(), None);
@@ -667,7 +720,39 @@ fn explicit_values_are_kept() {
         set(d, "ipsec_server.ipsec_config.ipsec_auth_alg", "sha384");
         set(d, "ipsec_server.ipsec_config.ipsec_pfs", "disabled");
         set(d, "ipsec_server.ipsec_config.ipsec_lifetime", 3600);
+        // What a load generator needs: many half-open IKE SAs from one address.
+        set(d, "limits.cookie_threshold", 100_000);
+        set(d, "limits.cookie_threshold_ip", 100_000);
+        set(d, "limits.block_threshold_ip", 200_000);
+        set(d, "limits.half_open_max", 500_000);
+        set(d, "limits.half_open_timeout", 5);
+        set(d, "limits.dh_per_second_cookie", 20_000);
+        set(d, "limits.auth_failures_before_backoff", 1);
+        set(d, "limits.auth_backoff_max", 60);
+        set(d, "limits.child_sas_per_ike_sa", 4);
+        set(d, "limits.max_ike_message", 1280);
+        set(d, "limits.ike_queue", 65_536);
     });
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    let l = ResponderConfig::from_config(&cfg)
+        .expect("responder config")
+        .limits;
+    assert_eq!(
+        l,
+        Limits {
+            cookie_threshold: 100_000,
+            cookie_threshold_ip: 100_000,
+            block_threshold_ip: 200_000,
+            half_open_max: 500_000,
+            half_open_timeout: Duration::from_secs(5),
+            dh_per_second_cookie: 20_000,
+            auth_failures_before_backoff: 1,
+            auth_backoff_max: Duration::from_secs(60),
+            child_sas_per_ike_sa: 4,
+            max_ike_message: 1280,
+        }
+    );
+    assert_eq!(cfg.limits().ike_queue().get(), 65_536);
     let g = cfg.gateway();
     assert_eq!(g.listen_addrs().len(), 2);
     assert_eq!(g.dpd_interval(), None);
@@ -724,12 +809,38 @@ fn boundaries_are_inclusive() {
         ("gateway.dpd_interval", Value::from(3600)),
         ("gateway.workers", Value::from(1024)),
         ("gateway.ike_port", Value::from(65_535)),
+        ("limits.cookie_threshold", Value::from(1_000_000)),
+        ("limits.block_threshold_ip", Value::from(1_000_000)),
+        ("limits.half_open_max", Value::from(1_000_000)),
+        ("limits.half_open_timeout", Value::from(1)),
+        ("limits.half_open_timeout", Value::from(3600)),
+        ("limits.auth_backoff_max", Value::from(86_400)),
+        ("limits.child_sas_per_ike_sa", Value::from(1)),
+        ("limits.child_sas_per_ike_sa", Value::from(1024)),
+        ("limits.max_ike_message", Value::from(65_535)),
+        ("limits.ike_queue", Value::from(1)),
     ] {
         ok_with(|d| set(d, path, v));
     }
     // Adjacent but disjoint networks do not conflict.
     let cfg = validate(&minimal(), &[net("10.0.1.0/24"), net("9.255.255.0/24")]);
     assert!(cfg.is_ok(), "{cfg:?}");
+}
+
+#[test]
+fn limits_that_shadow_each_other_warn() {
+    let cfg = ok_with(|d| {
+        set(d, "limits.cookie_threshold_ip", 8);
+        set(d, "limits.block_threshold_ip", 8);
+    });
+    assert_eq!(cfg.warnings().len(), 1, "{:?}", cfg.warnings());
+    assert!(cfg.warnings()[0].contains("limits.block_threshold_ip 8"));
+    let cfg = ok_with(|d| {
+        set(d, "limits.cookie_threshold", 50);
+        set(d, "limits.half_open_max", 20);
+    });
+    assert_eq!(cfg.warnings().len(), 1, "{:?}", cfg.warnings());
+    assert!(cfg.warnings()[0].contains("limits.half_open_max 20"));
 }
 
 #[test]
@@ -985,6 +1096,14 @@ fn shipped_config_is_valid() {
     assert_eq!(cfg.api().expect("api").listen().port(), 8080);
     // The placeholders are flagged.
     assert_eq!(cfg.warnings().len(), 2, "{:?}", cfg.warnings());
+    // Every [limits] key is spelled out at its default.
+    let text_limits: Table = text.parse::<Table>().expect("TOML")["limits"]
+        .as_table()
+        .expect("[limits] is documented")
+        .clone();
+    assert_eq!(text_limits.len(), 11, "one line per [limits] key");
+    let defaults = Config::from_toml_str(MINIMAL, &[]).expect("minimal");
+    assert_eq!(cfg.limits(), defaults.limits());
 
     // Through `load`, against this host's real networks: valid unless the host itself sits
     // on the example pool.

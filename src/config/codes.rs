@@ -46,6 +46,17 @@
 //! | `InvalidConfig.DpdInterval` | file only | `gateway.dpd_interval` outside 0..=3600 |
 //! | `InvalidConfig.Workers` | file only | `gateway.workers` outside 0..=1024 |
 //! | `InvalidConfig.Unique` | file only | `gateway.unique` not `same-address`, `never`, `replace` |
+//! | `InvalidConfig.CookieThreshold` | file only | `limits.cookie_threshold` outside 1..=1000000 |
+//! | `InvalidConfig.CookieThresholdIp` | file only | `limits.cookie_threshold_ip` outside 1..=1000000 |
+//! | `InvalidConfig.BlockThresholdIp` | file only | `limits.block_threshold_ip` outside 1..=1000000 |
+//! | `InvalidConfig.HalfOpenMax` | file only | `limits.half_open_max` outside 1..=1000000 |
+//! | `InvalidConfig.HalfOpenTimeout` | file only | `limits.half_open_timeout` outside 1..=3600 |
+//! | `InvalidConfig.DhPerSecondCookie` | file only | `limits.dh_per_second_cookie` outside 1..=1000000 |
+//! | `InvalidConfig.AuthFailuresBeforeBackoff` | file only | `limits.auth_failures_before_backoff` outside 1..=1000000 |
+//! | `InvalidConfig.AuthBackoffMax` | file only | `limits.auth_backoff_max` outside 1..=86400 |
+//! | `InvalidConfig.ChildSasPerIkeSa` | file only | `limits.child_sas_per_ike_sa` outside 1..=1024 |
+//! | `InvalidConfig.MaxIkeMessage` | file only | `limits.max_ike_message` outside 1280..=65535 |
+//! | `InvalidConfig.IkeQueue` | file only | `limits.ike_queue` outside 1..=65536 |
 //! | `InvalidConfig.PskFile` | file only | `psk_file` together with `psk`, relative, or unreadable |
 //! | `InvalidConfig.Dns` | file only | `ipsec_server.dns` entry not a usable IPv4 address |
 //! | `InvalidConfig.ApiListen` | file only | `api.listen` not `IP:PORT` with a nonzero port |
@@ -98,6 +109,17 @@ pub const MAX_CONNECTIONS: &str = "InvalidConfig.MaxConnections";
 pub const DPD_INTERVAL: &str = "InvalidConfig.DpdInterval";
 pub const WORKERS: &str = "InvalidConfig.Workers";
 pub const UNIQUE: &str = "InvalidConfig.Unique";
+pub const COOKIE_THRESHOLD: &str = "InvalidConfig.CookieThreshold";
+pub const COOKIE_THRESHOLD_IP: &str = "InvalidConfig.CookieThresholdIp";
+pub const BLOCK_THRESHOLD_IP: &str = "InvalidConfig.BlockThresholdIp";
+pub const HALF_OPEN_MAX: &str = "InvalidConfig.HalfOpenMax";
+pub const HALF_OPEN_TIMEOUT: &str = "InvalidConfig.HalfOpenTimeout";
+pub const DH_PER_SECOND_COOKIE: &str = "InvalidConfig.DhPerSecondCookie";
+pub const AUTH_FAILURES_BEFORE_BACKOFF: &str = "InvalidConfig.AuthFailuresBeforeBackoff";
+pub const AUTH_BACKOFF_MAX: &str = "InvalidConfig.AuthBackoffMax";
+pub const CHILD_SAS_PER_IKE_SA: &str = "InvalidConfig.ChildSasPerIkeSa";
+pub const MAX_IKE_MESSAGE: &str = "InvalidConfig.MaxIkeMessage";
+pub const IKE_QUEUE: &str = "InvalidConfig.IkeQueue";
 pub const PSK_FILE: &str = "InvalidConfig.PskFile";
 pub const DNS: &str = "InvalidConfig.Dns";
 pub const API_LISTEN: &str = "InvalidConfig.ApiListen";
@@ -144,6 +166,17 @@ pub const ALL: &[&str] = &[
     DPD_INTERVAL,
     WORKERS,
     UNIQUE,
+    COOKIE_THRESHOLD,
+    COOKIE_THRESHOLD_IP,
+    BLOCK_THRESHOLD_IP,
+    HALF_OPEN_MAX,
+    HALF_OPEN_TIMEOUT,
+    DH_PER_SECOND_COOKIE,
+    AUTH_FAILURES_BEFORE_BACKOFF,
+    AUTH_BACKOFF_MAX,
+    CHILD_SAS_PER_IKE_SA,
+    MAX_IKE_MESSAGE,
+    IKE_QUEUE,
     PSK_FILE,
     DNS,
     API_LISTEN,

@@ -15,6 +15,7 @@
 //!   silently masked), duplicate-free; ClientIpPool is canonical, has a prefix length in
 //!   16..=29, and overlaps neither LocalSubnet nor any host network given to validation.
 //! - IkeVersion is IKEv2 and IkeMode `main` (the only values we accept), so they are implied.
+//! - Every `[limits]` count is at least 1 and bounded; `max_ike_message` is 1280..=65535.
 //! - Lifetimes are 0..=86400 s; ports are nonzero and distinct; `tun_name` is a valid Linux
 //!   interface name; file paths are absolute.
 //! - At least one of `[ipsec_server]` and `[api]` is present.
@@ -40,9 +41,12 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 pub use host::{host_networks, host_networks_excluding, parse_proc_net_route};
-pub use model::{AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig};
+pub use model::{
+    AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
+};
 pub use raw::{
     AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
+    LimitsRaw,
 };
 pub use types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
 pub use validate::{parse_local_subnet, split_local_subnet, GENERATED_PSK_LEN};
@@ -69,6 +73,7 @@ impl ConfigError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     gateway: GatewayConfig,
+    limits: LimitsConfig,
     ipsec_server: Option<IpsecServerConfig>,
     api: Option<ApiConfig>,
     warnings: Vec<String>,
@@ -107,6 +112,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let gateway = validate::gateway(&raw.gateway)?;
         let mut warnings = Vec::new();
+        let limits = validate::limits(&raw.limits, &mut warnings)?;
         let ipsec_server = match &raw.ipsec_server {
             Some(spec) => {
                 let (server, w) = spec.validate_with_rng(host_networks, rng)?;
@@ -129,6 +135,7 @@ impl Config {
         }
         Ok(Self {
             gateway,
+            limits,
             ipsec_server,
             api,
             warnings,
@@ -145,6 +152,11 @@ impl Config {
 
     pub fn gateway(&self) -> &GatewayConfig {
         &self.gateway
+    }
+
+    /// `[limits]` (all defaults when the section is absent).
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.limits
     }
 
     /// The server of `[ipsec_server]`; `None` when servers are created through the API.

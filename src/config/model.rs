@@ -81,6 +81,77 @@ impl GatewayConfig {
     }
 }
 
+/// `[limits]`, validated: the responder's DoS budget and the IKE thread's queue. Every count
+/// is at least 1 and bounded (see each accessor), so no limit can be switched off by
+/// accident and none can make a table or queue grow without bound.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    pub(super) cookie_threshold: NonZeroU32,
+    pub(super) cookie_threshold_ip: NonZeroU32,
+    pub(super) block_threshold_ip: NonZeroU32,
+    pub(super) half_open_max: NonZeroU32,
+    pub(super) half_open_timeout: Duration,
+    pub(super) dh_per_second_cookie: NonZeroU32,
+    pub(super) auth_failures_before_backoff: NonZeroU32,
+    pub(super) auth_backoff_max: Duration,
+    pub(super) child_sas_per_ike_sa: NonZeroU32,
+    pub(super) max_ike_message: u16,
+    pub(super) ike_queue: NonZeroU32,
+}
+
+impl LimitsConfig {
+    /// Half-open IKE SAs in total from which every IKE_SA_INIT must carry a cookie
+    /// (RFC 7296 §2.6). 1..=1000000.
+    pub fn cookie_threshold(&self) -> NonZeroU32 {
+        self.cookie_threshold
+    }
+    /// Half-open IKE SAs from one IP address from which that address must carry a cookie.
+    /// 1..=1000000.
+    pub fn cookie_threshold_ip(&self) -> NonZeroU32 {
+        self.cookie_threshold_ip
+    }
+    /// Half-open IKE SAs one IP address may hold, cookie or not. 1..=1000000.
+    pub fn block_threshold_ip(&self) -> NonZeroU32 {
+        self.block_threshold_ip
+    }
+    /// Half-open IKE SAs in total, cookie or not. 1..=1000000.
+    pub fn half_open_max(&self) -> NonZeroU32 {
+        self.half_open_max
+    }
+    /// How long an IKE SA may wait for its IKE_AUTH: 1..=3600 s.
+    pub fn half_open_timeout(&self) -> Duration {
+        self.half_open_timeout
+    }
+    /// IKE_SA_INIT Diffie-Hellman computations per second from which every IKE_SA_INIT must
+    /// carry a cookie. 1..=1000000.
+    pub fn dh_per_second_cookie(&self) -> NonZeroU32 {
+        self.dh_per_second_cookie
+    }
+    /// Failed authentications (per IP address or identity) before the back-off starts.
+    /// 1..=1000000.
+    pub fn auth_failures_before_backoff(&self) -> NonZeroU32 {
+        self.auth_failures_before_backoff
+    }
+    /// Upper bound of the authentication back-off: 1..=86400 s.
+    pub fn auth_backoff_max(&self) -> Duration {
+        self.auth_backoff_max
+    }
+    /// Child SAs one IKE SA may hold. 1..=1024.
+    pub fn child_sas_per_ike_sa(&self) -> NonZeroU32 {
+        self.child_sas_per_ike_sa
+    }
+    /// Largest IKE message accepted, reassembled fragments included: 1280..=65535 bytes
+    /// (RFC 7296 §2: every implementation must accept at least 1280).
+    pub fn max_ike_message(&self) -> u16 {
+        self.max_ike_message
+    }
+    /// IKE datagrams that may wait for the IKE thread; more are dropped and counted.
+    /// 1..=65536.
+    pub fn ike_queue(&self) -> NonZeroU32 {
+        self.ike_queue
+    }
+}
+
 /// One IPsec server (`[ipsec_server]` or a `CreateIpsecServer` call), validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpsecServerConfig {

@@ -20,6 +20,9 @@ use crate::secret::SecretBytes;
 #[serde(deny_unknown_fields)]
 pub struct ConfigRaw {
     pub gateway: GatewayRaw,
+    /// `[limits]`; every key optional.
+    #[serde(default)]
+    pub limits: LimitsRaw,
     /// `CreateIpsecServer`; optional when servers are made through the API.
     #[serde(default)]
     pub ipsec_server: Option<IpsecServerSpec>,
@@ -78,6 +81,58 @@ pub struct GatewayRaw {
     /// `same-address`, `never` or `replace` (see [`super::UniquePolicy`]).
     #[serde(default = "defaults::unique")]
     pub unique: String,
+}
+
+/// `[limits]`: what outside traffic may make the daemon keep or compute (the responder's DoS
+/// budget, modelled on strongSwan's `charon.cookie_threshold`, `cookie_threshold_ip`,
+/// `block_threshold`, `init_limit_half_open`), plus the IKE thread's queue. Durations are in
+/// seconds. File-only: the API never sets these.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsRaw {
+    #[serde(default = "defaults::cookie_threshold")]
+    pub cookie_threshold: i64,
+    #[serde(default = "defaults::cookie_threshold_ip")]
+    pub cookie_threshold_ip: i64,
+    #[serde(default = "defaults::block_threshold_ip")]
+    pub block_threshold_ip: i64,
+    #[serde(default = "defaults::half_open_max")]
+    pub half_open_max: i64,
+    #[serde(default = "defaults::half_open_timeout")]
+    pub half_open_timeout: i64,
+    #[serde(default = "defaults::dh_per_second_cookie")]
+    pub dh_per_second_cookie: i64,
+    #[serde(default = "defaults::auth_failures_before_backoff")]
+    pub auth_failures_before_backoff: i64,
+    #[serde(default = "defaults::auth_backoff_max")]
+    pub auth_backoff_max: i64,
+    #[serde(default = "defaults::child_sas_per_ike_sa")]
+    pub child_sas_per_ike_sa: i64,
+    #[serde(default = "defaults::max_ike_message")]
+    pub max_ike_message: i64,
+    /// IKE datagrams waiting for the IKE thread; more are dropped (and counted).
+    #[serde(default = "defaults::ike_queue")]
+    pub ike_queue: i64,
+}
+
+impl Default for LimitsRaw {
+    /// Every key at its default, as for an absent `[limits]` section.
+    fn default() -> Self {
+        use defaults::limits as d;
+        Self {
+            cookie_threshold: d::COOKIE_THRESHOLD.into(),
+            cookie_threshold_ip: d::COOKIE_THRESHOLD_IP.into(),
+            block_threshold_ip: d::BLOCK_THRESHOLD_IP.into(),
+            half_open_max: d::HALF_OPEN_MAX.into(),
+            half_open_timeout: d::HALF_OPEN_TIMEOUT_SECS.into(),
+            dh_per_second_cookie: d::DH_PER_SECOND_COOKIE.into(),
+            auth_failures_before_backoff: d::AUTH_FAILURES_BEFORE_BACKOFF.into(),
+            auth_backoff_max: d::AUTH_BACKOFF_MAX_SECS.into(),
+            child_sas_per_ike_sa: d::CHILD_SAS_PER_IKE_SA.into(),
+            max_ike_message: d::MAX_IKE_MESSAGE.into(),
+            ike_queue: d::IKE_QUEUE.into(),
+        }
+    }
 }
 
 /// `[ipsec_server]`, or the parameters of a `CreateIpsecServer` call. The single input of
@@ -253,6 +308,56 @@ pub(super) mod defaults {
     }
     pub fn api_listen() -> String {
         API_LISTEN.to_owned()
+    }
+
+    /// `[limits]`: strongSwan's defaults where it has the knob (`charon.cookie_threshold` 10,
+    /// `cookie_threshold_ip` 3, `block_threshold` 5, `half_open_timeout` 30 s), the same as
+    /// `ike::Limits::default()` (a test in `tests/config.rs` holds them equal).
+    pub mod limits {
+        pub const COOKIE_THRESHOLD: u32 = 10;
+        pub const COOKIE_THRESHOLD_IP: u32 = 3;
+        pub const BLOCK_THRESHOLD_IP: u32 = 5;
+        pub const HALF_OPEN_MAX: u32 = 1000;
+        pub const HALF_OPEN_TIMEOUT_SECS: u32 = 30;
+        pub const DH_PER_SECOND_COOKIE: u32 = 100;
+        pub const AUTH_FAILURES_BEFORE_BACKOFF: u32 = 5;
+        pub const AUTH_BACKOFF_MAX_SECS: u32 = 300;
+        pub const CHILD_SAS_PER_IKE_SA: u32 = 16;
+        pub const MAX_IKE_MESSAGE: u32 = 16 * 1024;
+        pub const IKE_QUEUE: u32 = 4096;
+    }
+    pub fn cookie_threshold() -> i64 {
+        limits::COOKIE_THRESHOLD.into()
+    }
+    pub fn cookie_threshold_ip() -> i64 {
+        limits::COOKIE_THRESHOLD_IP.into()
+    }
+    pub fn block_threshold_ip() -> i64 {
+        limits::BLOCK_THRESHOLD_IP.into()
+    }
+    pub fn half_open_max() -> i64 {
+        limits::HALF_OPEN_MAX.into()
+    }
+    pub fn half_open_timeout() -> i64 {
+        limits::HALF_OPEN_TIMEOUT_SECS.into()
+    }
+    pub fn dh_per_second_cookie() -> i64 {
+        limits::DH_PER_SECOND_COOKIE.into()
+    }
+    pub fn auth_failures_before_backoff() -> i64 {
+        limits::AUTH_FAILURES_BEFORE_BACKOFF.into()
+    }
+    pub fn auth_backoff_max() -> i64 {
+        limits::AUTH_BACKOFF_MAX_SECS.into()
+    }
+    pub fn child_sas_per_ike_sa() -> i64 {
+        limits::CHILD_SAS_PER_IKE_SA.into()
+    }
+    pub fn max_ike_message() -> i64 {
+        limits::MAX_IKE_MESSAGE.into()
+    }
+    pub fn ike_queue() -> i64 {
+        limits::IKE_QUEUE.into()
     }
 }
 

@@ -16,9 +16,9 @@ use rand::distributions::Alphanumeric;
 use rand::{Rng, RngCore};
 
 use super::model::{
-    AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig,
+    AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
 };
-use super::raw::{ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec};
+use super::raw::{ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw};
 use super::types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
 use super::{codes, ConfigError};
 use crate::secret::SecretBytes;
@@ -204,6 +204,109 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
         workers: NonZeroU32::new(workers),
         unique,
     })
+}
+
+/// The largest count a `[limits]` key takes: far above any real gateway, low enough that no
+/// table sized by it can exhaust memory by configuration alone.
+const LIMIT_COUNT_MAX: u32 = 1_000_000;
+
+/// `[limits]`: every count at least 1 (a limit cannot be switched off by setting it to 0),
+/// each with an upper bound; durations in seconds. Warns about combinations that make one
+/// limit shadow another.
+pub(super) fn limits(
+    raw: &LimitsRaw,
+    warnings: &mut Vec<String>,
+) -> Result<LimitsConfig, ConfigError> {
+    let count = |v: i64, hi: u32, code: &'static str, key: &str| {
+        // `in_range` returned at least 1, so the value is nonzero.
+        in_range(v, 1, hi, code, &format!("limits.{key}"))
+            .map(|n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+    };
+    let secs = |v: i64, hi: u32, code: &'static str, key: &str| {
+        in_range(v, 1, hi, code, &format!("limits.{key}")).map(|n| Duration::from_secs(n.into()))
+    };
+    let max = LIMIT_COUNT_MAX;
+    let cfg = LimitsConfig {
+        cookie_threshold: count(
+            raw.cookie_threshold,
+            max,
+            codes::COOKIE_THRESHOLD,
+            "cookie_threshold",
+        )?,
+        cookie_threshold_ip: count(
+            raw.cookie_threshold_ip,
+            max,
+            codes::COOKIE_THRESHOLD_IP,
+            "cookie_threshold_ip",
+        )?,
+        block_threshold_ip: count(
+            raw.block_threshold_ip,
+            max,
+            codes::BLOCK_THRESHOLD_IP,
+            "block_threshold_ip",
+        )?,
+        half_open_max: count(
+            raw.half_open_max,
+            max,
+            codes::HALF_OPEN_MAX,
+            "half_open_max",
+        )?,
+        half_open_timeout: secs(
+            raw.half_open_timeout,
+            3600,
+            codes::HALF_OPEN_TIMEOUT,
+            "half_open_timeout",
+        )?,
+        dh_per_second_cookie: count(
+            raw.dh_per_second_cookie,
+            max,
+            codes::DH_PER_SECOND_COOKIE,
+            "dh_per_second_cookie",
+        )?,
+        auth_failures_before_backoff: count(
+            raw.auth_failures_before_backoff,
+            max,
+            codes::AUTH_FAILURES_BEFORE_BACKOFF,
+            "auth_failures_before_backoff",
+        )?,
+        auth_backoff_max: secs(
+            raw.auth_backoff_max,
+            86_400,
+            codes::AUTH_BACKOFF_MAX,
+            "auth_backoff_max",
+        )?,
+        child_sas_per_ike_sa: count(
+            raw.child_sas_per_ike_sa,
+            1024,
+            codes::CHILD_SAS_PER_IKE_SA,
+            "child_sas_per_ike_sa",
+        )?,
+        // RFC 7296 §2: every implementation must accept IKE messages of 1280 bytes.
+        max_ike_message: in_range(
+            raw.max_ike_message,
+            1280,
+            u16::MAX.into(),
+            codes::MAX_IKE_MESSAGE,
+            "limits.max_ike_message",
+        )
+        .map(|n| u16::try_from(n).unwrap_or(u16::MAX))?,
+        ike_queue: count(raw.ike_queue, 65_536, codes::IKE_QUEUE, "ike_queue")?,
+    };
+    if cfg.block_threshold_ip <= cfg.cookie_threshold_ip {
+        warnings.push(format!(
+            "limits.block_threshold_ip {} is not above limits.cookie_threshold_ip {}: an address \
+             is blocked before it is ever asked for a cookie",
+            cfg.block_threshold_ip, cfg.cookie_threshold_ip
+        ));
+    }
+    if cfg.half_open_max <= cfg.cookie_threshold {
+        warnings.push(format!(
+            "limits.half_open_max {} is not above limits.cookie_threshold {}: new IKE SAs are \
+             dropped before cookies are ever asked for",
+            cfg.half_open_max, cfg.cookie_threshold
+        ));
+    }
+    Ok(cfg)
 }
 
 pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {

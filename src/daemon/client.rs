@@ -18,7 +18,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,7 +35,8 @@ use crate::ipsec::{Role, Sad};
 use crate::secret::SecretBytes;
 use crate::wire::{classify_4500, with_non_esp_marker, Udp4500, NON_ESP_MARKER};
 
-use super::{os, spawn, worker, ControlMsg, DaemonError, Signal, Signals, SOCKET_BUFFER};
+use super::inbox::{self, Inbox, Received};
+use super::{os, spawn, worker, DaemonError, Signal, Signals, SOCKET_BUFFER};
 
 /// `ipsec-server client` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -76,6 +76,8 @@ pub struct ClientArgs {
 /// How long to wait for each IKE answer, and how often to ask.
 const IKE_RETRANSMIT: Duration = Duration::from_secs(1);
 const IKE_TRIES: u32 = 10;
+/// IKE datagrams from the gateway waiting for the IKE thread (its requests are rare).
+const IKE_QUEUE: usize = 64;
 
 /// Connects to the gateway and runs the tunnel until SIGINT or SIGTERM.
 pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
@@ -163,7 +165,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     info!(tun = %args.tun, mtu, workers, routes = ?routes, "tunnel up");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>();
+    let (postbox, ike_inbox) = inbox::with_capacity(IKE_QUEUE);
     let mut threads = Vec::new();
     let mut ike_sock = None;
     for (i, tun) in queues.into_iter().enumerate() {
@@ -177,11 +179,11 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
             tun,
             udp,
             sad: sad.clone(),
-            control: ctl_tx.clone(),
+            ike: postbox.clone(),
             stop: stop.clone(),
             nat_t_port: 4500,
         };
-        threads.push(spawn(format!("dp-{i}"), move || w.run())?);
+        threads.push(spawn(format!("dp-{i}"), &stop, move || w.run())?);
     }
     // IKE that reaches the workers now is the gateway's own requests: answered by the
     // initiator (liveness checks, DELETEs; Child SA rekeys refused).
@@ -194,7 +196,10 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         stop: stop.clone(),
         ended: ended.clone(),
     };
-    threads.push(spawn("ike".into(), move || ike.run(ctl_rx))?);
+    threads.push(spawn("ike".into(), &stop, move || {
+        ike.run(ike_inbox);
+        Ok(())
+    })?);
 
     let outcome = loop {
         match signals.wait_timeout(Duration::from_millis(200)) {
@@ -211,8 +216,8 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     };
     info!("shutting down");
     // The IKE thread sends our DELETE (if the IKE SA is still up) as it stops.
-    stop.store(true, Ordering::Relaxed);
-    drop(ctl_tx);
+    stop.store(true, Ordering::SeqCst);
+    drop(postbox);
     for t in threads {
         let _ = t.join();
     }
@@ -238,12 +243,12 @@ struct IkeAnswerer {
 }
 
 impl IkeAnswerer {
-    fn run(mut self, requests: mpsc::Receiver<ControlMsg>) {
+    fn run(mut self, requests: Inbox) {
         while !self.stop.load(Ordering::Relaxed) {
-            match requests.recv_timeout(Duration::from_millis(200)) {
-                Ok(ControlMsg::Ike { bytes, remote, .. }) => self.answer(&bytes, remote),
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            match requests.recv(Duration::from_millis(200)) {
+                Received::Datagram(d) => self.answer(&d.bytes, d.remote),
+                Received::Control(_) | Received::Timeout => {}
+                Received::Closed => break,
             }
         }
         match self.ini.delete_request(&mut self.rng) {

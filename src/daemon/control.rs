@@ -6,12 +6,13 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::debug;
 
+use super::inbox::Postbox;
 use super::ControlMsg;
 use crate::ike::Responder;
 use crate::ipsec::Sad;
@@ -31,13 +32,23 @@ pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-pub(crate) fn serve(listener: UnixListener, tx: Sender<ControlMsg>, stop: Arc<AtomicBool>) {
+/// Answers `status` clients until `stop`. Ends early only when the IKE thread has ended.
+pub(crate) fn serve(
+    listener: UnixListener,
+    ike: Postbox,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 let (rtx, rrx) = mpsc::channel();
-                if tx.send(ControlMsg::Status(rtx)).is_err() {
-                    return;
+                if ike.control(ControlMsg::Status(rtx)).is_err() {
+                    // The IKE thread ends first when the stack stops.
+                    return if stop.load(Ordering::Relaxed) {
+                        Ok(())
+                    } else {
+                        Err("the IKE thread has ended".into())
+                    };
                 }
                 let report = rrx
                     .recv_timeout(Duration::from_secs(5))
@@ -56,6 +67,7 @@ pub(crate) fn serve(listener: UnixListener, tx: Sender<ControlMsg>, stop: Arc<At
             }
         }
     }
+    Ok(())
 }
 
 /// Connects to a running daemon and returns its status report.
@@ -67,13 +79,26 @@ pub fn query_status(path: &Path) -> std::io::Result<String> {
     Ok(out)
 }
 
-pub(crate) fn render_status(responder: &Responder, sad: &Sad) -> String {
+/// The IKE thread's queue, for the status report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueStatus {
+    pub capacity: usize,
+    /// Datagrams dropped since the start because the queue was full.
+    pub dropped: u64,
+}
+
+pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus) -> String {
     let now = Instant::now();
     let snap = sad.snapshot();
     let mut sas = responder.sas(now);
     sas.sort_by_key(|s| s.vip);
     let mut out = String::new();
     let _ = writeln!(out, "online clients: {}", responder.online_clients());
+    let _ = writeln!(
+        out,
+        "ike queue: {} dropped (queue full), capacity {}",
+        queue.dropped, queue.capacity
+    );
     for sa in sas {
         let state = if sa.established {
             "ESTABLISHED"

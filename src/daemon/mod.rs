@@ -1,11 +1,16 @@
 //! The daemon: wires the UDP sockets, the responder, the SA database and the TUN workers,
 //! and owns the gateway's OS state (TUN device, routes, forwarding, nftables).
 //!
-//! Threads: one control-plane thread owns the [`Responder`] (all IKE goes through a channel
-//! to it, so the responder needs no lock); one thread reads UDP 500; one data-plane worker per
-//! core owns a TUN queue and a reuse-port UDP 4500 socket; one thread answers `status` on a
-//! Unix socket. The main thread waits for SIGINT/SIGTERM, then shuts everything down: DELETE
+//! Threads: one control-plane thread owns the [`Responder`] (all IKE goes through its
+//! [`inbox`] — a bounded queue of `limits.ike_queue` datagrams, full means dropped and
+//! counted — so the responder needs no lock); one thread reads UDP 500; one data-plane worker
+//! per core owns a TUN queue and a reuse-port UDP 4500 socket; one thread answers `status` on
+//! a Unix socket. The main thread waits for SIGINT/SIGTERM, then shuts everything down: DELETE
 //! to every peer, SAs cleared, routes and nftables rules removed, the TUN device closed.
+//!
+//! No thread may die alone ([`supervise`]): a panic anywhere, or a thread that ends while its
+//! stack is not stopping (a worker whose TUN device was deleted), ends the process with status
+//! [`EXIT_THREAD_DIED`] and one log line, for a supervisor to restart it.
 //!
 //! All of that per server is one [`Stack`] ([`Stack::start`] / [`Stack::stop`]). Without
 //! `[api]`, `run` starts the stack of `[ipsec_server]` and stops it on a signal. With `[api]`,
@@ -16,12 +21,14 @@
 
 mod client;
 mod control;
+mod inbox;
+mod supervise;
 mod worker;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,14 +46,14 @@ use crate::wire::NON_ESP_MARKER;
 
 pub use client::{run_client, ClientArgs};
 pub use control::{query_status, socket_path};
+pub use supervise::{install_panic_hook, EXIT_THREAD_DIED};
 
-/// Messages to the control-plane thread.
+use inbox::{Datagram, DropReport, Inbox, Postbox, Received};
+
+/// Control messages to the control-plane thread (IKE datagrams go through the bounded queue
+/// of its [`Inbox`] instead). Never dropped.
+#[derive(Debug)]
 pub(crate) enum ControlMsg {
-    Ike {
-        bytes: Vec<u8>,
-        local: SocketAddr,
-        remote: SocketAddr,
-    },
     Status(Sender<String>),
     /// Clients with an established IKE SA (ListIpsecServers' OnlineClientCount).
     OnlineClients(Sender<usize>),
@@ -103,9 +110,10 @@ pub fn run(config: Config, path: &std::path::Path) -> Result<(), DaemonError> {
         Arc::new(move |req, peer| api.handle(req, peer))
     };
     let http = {
-        let stop = stop.clone();
-        spawn("api-http".into(), move || {
-            crate::api::http::serve(listener, stop, handler)
+        let stop2 = stop.clone();
+        spawn("api-http".into(), &stop, move || {
+            crate::api::http::serve(listener, stop2, handler);
+            Ok(())
         })?
     };
     if let Err(e) = api.start() {
@@ -223,8 +231,8 @@ impl crate::api::Backend for StackManager {
             // Same pool and TUN MTU: the stack stays; new IKE SAs use the new settings.
             if old.pool == rcfg.pool && tun_mtu(old) == tun_mtu(&rcfg) {
                 stack
-                    .ctl_tx
-                    .send(ControlMsg::Reconfigure {
+                    .postbox
+                    .control(ControlMsg::Reconfigure {
                         config: rcfg.clone(),
                         delete_all: effect_immediately,
                     })
@@ -248,7 +256,11 @@ impl crate::api::Backend for StackManager {
             return 0;
         };
         let (tx, rx) = mpsc::channel();
-        if stack.ctl_tx.send(ControlMsg::OnlineClients(tx)).is_err() {
+        if stack
+            .postbox
+            .control(ControlMsg::OnlineClients(tx))
+            .is_err()
+        {
             return 0;
         }
         rx.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
@@ -259,9 +271,10 @@ impl crate::api::Backend for StackManager {
 /// sockets, data-plane workers, the IKE thread and the status socket. Started by
 /// [`Stack::start`], torn down (DELETE to every peer first) by [`Stack::stop`].
 pub struct Stack {
-    ctl_tx: Sender<ControlMsg>,
+    postbox: Postbox,
     ctl_thread: Option<JoinHandle<()>>,
     threads: Vec<JoinHandle<()>>,
+    /// Set when the stack stops: its threads end, and their ends are expected.
     stop: Arc<AtomicBool>,
     sad: Arc<Sad>,
     sock_path: PathBuf,
@@ -300,11 +313,13 @@ impl Stack {
 
     /// DELETE to every peer, then threads joined, SAs cleared, OS state undone.
     pub fn stop(mut self) {
-        let _ = self.ctl_tx.send(ControlMsg::Shutdown);
+        // First: from here on the threads' ends are expected (the watchdog stays quiet). The
+        // data plane stops; the IKE thread still sends its DELETEs on sockets of its own.
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.postbox.control(ControlMsg::Shutdown);
         if let Some(t) = self.ctl_thread.take() {
             let _ = t.join();
         }
-        self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -385,8 +400,8 @@ fn serve(
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     match serve_inner(config, rcfg, queues, workers, &stop, &mut threads) {
-        Ok((ctl_tx, ctl_thread, sad, sock_path)) => Ok(Stack {
-            ctl_tx,
+        Ok((postbox, ctl_thread, sad, sock_path)) => Ok(Stack {
+            postbox,
             ctl_thread: Some(ctl_thread),
             threads,
             stop,
@@ -395,7 +410,7 @@ fn serve(
             os_state,
         }),
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::SeqCst);
             for t in threads {
                 let _ = t.join();
             }
@@ -404,7 +419,7 @@ fn serve(
     }
 }
 
-type Started = (Sender<ControlMsg>, JoinHandle<()>, Arc<Sad>, PathBuf);
+type Started = (Postbox, JoinHandle<()>, Arc<Sad>, PathBuf);
 
 fn serve_inner(
     config: &Config,
@@ -416,7 +431,7 @@ fn serve_inner(
 ) -> Result<Started, DaemonError> {
     let gw = config.gateway();
     let sad = Arc::new(Sad::new());
-    let (ctl_tx, ctl_rx) = mpsc::channel::<ControlMsg>();
+    let (postbox, inbox) = inbox::with_capacity(config.limits().ike_queue().get() as usize);
 
     let mut ike_sockets = Vec::new();
     let mut natt_for_ike = None;
@@ -439,11 +454,11 @@ fn serve_inner(
             tun,
             udp,
             sad: sad.clone(),
-            control: ctl_tx.clone(),
+            ike: postbox.clone(),
             stop: stop.clone(),
             nat_t_port: gw.nat_t_port().get(),
         };
-        threads.push(spawn(format!("dp-{id}"), move || w.run())?);
+        threads.push(spawn(format!("dp-{id}"), stop, move || w.run())?);
     }
     let natt = natt_for_ike.ok_or_else(|| DaemonError::Os {
         what: "no listen address".into(),
@@ -457,11 +472,11 @@ fn serve_inner(
 
     for (i, s500) in ike_sockets.iter().enumerate() {
         let s = s500.try_clone().map_err(os("cloning the UDP 500 socket"))?;
-        let tx = ctl_tx.clone();
-        let stop = stop.clone();
+        let post = postbox.clone();
+        let stop2 = stop.clone();
         let port = gw.ike_port().get();
-        threads.push(spawn(format!("ike-rx-{i}"), move || {
-            receive_ike(s, port, tx, stop)
+        threads.push(spawn(format!("ike-rx-{i}"), stop, move || {
+            receive_ike(s, port, post, stop2)
         })?);
     }
 
@@ -469,10 +484,10 @@ fn serve_inner(
     let control_listener = control::listen(&sock_path)
         .map_err(os(format!("control socket {}", sock_path.display())))?;
     {
-        let tx = ctl_tx.clone();
-        let stop = stop.clone();
-        threads.push(spawn("control".into(), move || {
-            control::serve(control_listener, tx, stop)
+        let post = postbox.clone();
+        let stop2 = stop.clone();
+        threads.push(spawn("control".into(), stop, move || {
+            control::serve(control_listener, post, stop2)
         })?);
     }
 
@@ -484,17 +499,25 @@ fn serve_inner(
         ike_port: gw.ike_port().get(),
         nat_t_port: gw.nat_t_port().get(),
         send: SendBatch::new(4, 65536),
+        drops: DropReport::new(DROP_REPORT_PERIOD),
     };
-    let ctl_thread = spawn("ike".into(), move || plane.run(ctl_rx))?;
-    Ok((ctl_tx, ctl_thread, sad, sock_path))
+    let ctl_thread = spawn("ike".into(), stop, move || plane.run(inbox))?;
+    Ok((postbox, ctl_thread, sad, sock_path))
 }
 
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(f)
+/// Starts a supervised thread ([`supervise::spawn`]): it runs until `stop` is set; an error,
+/// or an end before that, ends the process.
+fn spawn(
+    name: String,
+    stop: &Arc<AtomicBool>,
+    body: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<JoinHandle<()>, DaemonError> {
+    supervise::spawn(name.clone(), stop.clone(), body)
         .map_err(os(format!("spawning thread {name}")))
 }
+
+/// At most one log line per this period about IKE datagrams dropped at a full queue.
+const DROP_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
 /// What a signal asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,33 +584,45 @@ impl Signals {
     }
 }
 
-/// UDP 500: every datagram is IKE.
-fn receive_ike(sock: UdpSocket, port: u16, tx: Sender<ControlMsg>, stop: Arc<AtomicBool>) {
+/// UDP 500: every datagram is IKE, queued for the IKE thread (dropped when its queue is
+/// full). Runs until `stop`; a failing poll (the socket is gone) is an error.
+fn receive_ike(
+    sock: UdpSocket,
+    port: u16,
+    ike: Postbox,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let mut rx = RecvBatch::new(16, 65536);
-    let fd = sock.as_raw_fd();
+    let mut poller = io::poll::Poller::new(&[sock.as_raw_fd()]);
     while !stop.load(Ordering::Relaxed) {
-        match io::poll::wait_readable(&[fd], Duration::from_millis(200)) {
-            Ok(r) if r.first().copied().unwrap_or(false) => {}
-            Ok(_) => continue,
-            Err(_) => continue,
+        if poller
+            .wait(Duration::from_millis(200))
+            .map_err(|e| format!("UDP {port}: {e}"))?
+            == 0
+        {
+            continue;
         }
         let n = rx.recv(&sock).unwrap_or(0);
         for i in 0..n {
             let (meta, data) = rx.get(i);
             let local = SocketAddr::new(meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
-            if tx
-                .send(ControlMsg::Ike {
-                    bytes: data.to_vec(),
-                    local,
-                    remote: meta.src,
-                })
-                .is_err()
-            {
-                return;
+            let posted = ike.datagram(Datagram {
+                bytes: data.to_vec(),
+                local,
+                remote: meta.src,
+            });
+            if posted.is_err() {
+                // The IKE thread ends first when the stack stops.
+                return if stop.load(Ordering::Relaxed) {
+                    Ok(())
+                } else {
+                    Err("the IKE thread has ended".into())
+                };
             }
         }
     }
+    Ok(())
 }
 
 /// The control-plane thread: the responder and the effects of its actions.
@@ -599,16 +634,19 @@ struct ControlPlane {
     ike_port: u16,
     nat_t_port: u16,
     send: SendBatch,
+    drops: DropReport,
 }
 
 impl ControlPlane {
-    fn run(mut self, rx: Receiver<ControlMsg>) {
+    /// Until `Shutdown` (or until every [`Postbox`] is gone): IKE datagrams through the
+    /// responder, control messages, and once a second the responder's timers.
+    fn run(mut self, inbox: Inbox) -> Result<(), String> {
         let mut rng = StdRng::from_entropy();
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(ControlMsg::Ike {
+            match inbox.recv(wait) {
+                Received::Datagram(Datagram {
                     bytes,
                     local,
                     remote,
@@ -618,13 +656,17 @@ impl ControlPlane {
                             .handle(Instant::now(), &mut rng, &bytes, local, remote);
                     self.apply(actions);
                 }
-                Ok(ControlMsg::Status(reply)) => {
-                    let _ = reply.send(control::render_status(&self.responder, &self.sad));
+                Received::Control(ControlMsg::Status(reply)) => {
+                    let queue = control::QueueStatus {
+                        capacity: inbox.capacity(),
+                        dropped: inbox.dropped(),
+                    };
+                    let _ = reply.send(control::render_status(&self.responder, &self.sad, queue));
                 }
-                Ok(ControlMsg::OnlineClients(reply)) => {
+                Received::Control(ControlMsg::OnlineClients(reply)) => {
                     let _ = reply.send(self.responder.online_clients());
                 }
-                Ok(ControlMsg::Reconfigure { config, delete_all }) => {
+                Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
                     // Existing IKE SAs keep what they negotiated; new ones use `config`.
                     self.responder.cfg = config;
                     if delete_all {
@@ -633,14 +675,22 @@ impl ControlPlane {
                     }
                     info!(delete_all, "responder reconfigured");
                 }
-                Ok(ControlMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                Received::Control(ControlMsg::Shutdown) | Received::Closed => {
                     let actions = self.responder.delete_all(&mut rng);
                     self.apply(actions);
-                    return;
+                    return Ok(());
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Received::Timeout => {}
             }
             if Instant::now() >= next_tick {
+                if let Some(n) = self.drops.due(Instant::now(), inbox.dropped()) {
+                    warn!(
+                        "IKE queue full: {n} IKE datagrams dropped since the last report \
+                         (total {}); the IKE thread cannot keep up (limits.ike_queue = {})",
+                        inbox.dropped(),
+                        inbox.capacity()
+                    );
+                }
                 let snapshot = self.sad.snapshot();
                 self.responder.refresh_activity(Instant::now(), &|spi| {
                     snapshot

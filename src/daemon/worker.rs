@@ -9,10 +9,15 @@
 //! into one super-packet (GRO), so the kernel forwards one skb instead of dozens. In the other
 //! direction one TUN read may bring a TSO super-packet, split into MTU-sized packets before
 //! sealing. All buffers are allocated once per worker; the per-packet path does not allocate.
+//!
+//! A worker runs until its stop flag is set. It returns an error — which ends the process
+//! (`super::supervise`) — when its TUN queue is gone (the device was deleted: reads and writes
+//! fail with `EBADFD`, see [`tun_gone`]) or its poll fails; errors of one packet (a link that
+//! is down, `EIO`; a malformed super-packet) are not the worker's end.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +30,7 @@ use crate::io::udp::{segments, RecvBatch, SendBatch};
 use crate::ipsec::{EspError, OutboundSa, Sad};
 use crate::wire::{classify_4500, Udp4500};
 
-use super::ControlMsg;
+use super::inbox::{Datagram, Postbox};
 
 /// Datagrams per recvmmsg/sendmmsg call.
 const BATCH: usize = 64;
@@ -81,13 +86,15 @@ pub(crate) struct Worker {
     pub tun: TunQueue,
     pub udp: UdpSocket,
     pub sad: Arc<Sad>,
-    pub control: Sender<ControlMsg>,
+    /// The IKE thread's queue, for IKE arriving on UDP 4500.
+    pub ike: Postbox,
     pub stop: Arc<AtomicBool>,
     pub nat_t_port: u16,
 }
 
 impl Worker {
-    pub fn run(self) {
+    /// Serves until the stop flag is set; `Err` says why the worker cannot go on.
+    pub fn run(self) -> Result<(), String> {
         let mut rng = StdRng::from_entropy();
         // UDP GRO: the kernel hands over runs of ESP datagrams from one peer as one.
         let gro_rx = match crate::io::udp::enable_gro(&self.udp) {
@@ -100,12 +107,13 @@ impl Worker {
         let mut b = Buffers::new(self.tun.offload(), gro_rx);
         // One poll set for the worker's life: no allocation per wake-up.
         let mut poller = crate::io::poll::Poller::new(&[self.udp_fd(), self.tun.fd()]);
+        let tun = self.tun.name().to_owned();
+        let gone = |e: io::Error| format!("TUN {tun} is gone: {e}");
         while !self.stop.load(Ordering::Relaxed) {
-            if let Err(e) = poller.wait(Duration::from_millis(200)) {
-                warn!(worker = self.id, "poll failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
+            // EINTR reports nothing ready; any other failure means a descriptor is not usable.
+            poller
+                .wait(Duration::from_millis(200))
+                .map_err(|e| format!("poll on UDP {} and TUN {tun}: {e}", self.nat_t_port))?;
             let (udp_ready, tun_ready) = {
                 let r = poller.ready();
                 (
@@ -114,13 +122,14 @@ impl Worker {
                 )
             };
             if udp_ready {
-                self.network_in(&mut b);
+                self.network_in(&mut b).map_err(gone)?;
             }
             if tun_ready {
-                self.tun_in(&mut b, &mut rng);
+                self.tun_in(&mut b, &mut rng).map_err(gone)?;
             }
         }
         debug!(worker = self.id, "worker stopped");
+        Ok(())
     }
 
     fn udp_fd(&self) -> std::os::fd::RawFd {
@@ -129,18 +138,19 @@ impl Worker {
     }
 
     /// UDP 4500: ESP to decrypt into the TUN, IKE to hand to the control plane, keepalives.
-    fn network_in(&self, b: &mut Buffers) {
+    /// `Err`: the TUN device is gone.
+    fn network_in(&self, b: &mut Buffers) -> io::Result<()> {
         let Buffers {
             rx, to_tun, gro, ..
         } = b;
         // Bounded: a few batches per wake-up, then give the TUN side its turn.
         for _ in 0..4 {
             let n = match rx.recv(&self.udp) {
-                Ok(0) => return,
+                Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) => {
                     debug!(worker = self.id, "recvmmsg: {e}");
-                    return;
+                    return Ok(());
                 }
             };
             let sad = self.sad.snapshot();
@@ -149,7 +159,7 @@ impl Worker {
                 let (meta, datagram) = rx.get(i);
                 for data in segments(meta, datagram) {
                     if k == to_tun.len() {
-                        self.write_tun(gro, to_tun);
+                        self.write_tun(gro, to_tun)?;
                         k = 0;
                     }
                     match classify_4500(data) {
@@ -183,7 +193,9 @@ impl Worker {
                                 meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
                                 self.nat_t_port,
                             );
-                            let _ = self.control.send(ControlMsg::Ike {
+                            // A full queue drops it (counted); after the IKE thread has
+                            // ended (the stack stops) there is no one left to tell.
+                            let _ = self.ike.datagram(Datagram {
                                 bytes: ike.to_vec(),
                                 local,
                                 remote: meta.src,
@@ -194,11 +206,12 @@ impl Worker {
                     }
                 }
             }
-            self.write_tun(gro, &mut to_tun[..k]);
+            self.write_tun(gro, &mut to_tun[..k])?;
             if n < BATCH {
-                return;
+                return Ok(());
             }
         }
+        Ok(())
     }
 
     /// TUN: packets for clients, sealed into ESP-in-UDP and sent in batches.
@@ -206,8 +219,9 @@ impl Worker {
     /// Sealing is split in two: each packet is framed (header, IV, padding) straight into its
     /// send slot, and a run of consecutive packets to the same SA (typically the segments of
     /// one TSO super-packet) is then encrypted together with interleaved CBC chains and
-    /// signed ([`OutboundSa::seal_finish`]) before the batch is flushed.
-    fn tun_in(&self, b: &mut Buffers, rng: &mut StdRng) {
+    /// signed ([`OutboundSa::seal_finish`]) before the batch is flushed. `Err`: the TUN
+    /// device is gone.
+    fn tun_in(&self, b: &mut Buffers, rng: &mut StdRng) -> io::Result<()> {
         let Buffers {
             tx,
             tun_raw,
@@ -221,7 +235,8 @@ impl Worker {
         for _ in 0..TUN_BURST {
             let n = match self.tun.recv_batch(tun_raw, from_tun, sizes, HDR) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if tun_gone(&e) => return Err(e),
                 Err(e) => {
                     debug!("TUN read: {e}");
                     break;
@@ -262,15 +277,22 @@ impl Worker {
         }
         finish(tx, open.take());
         self.flush(tx);
+        Ok(())
     }
 
     /// Writes decrypted packets (`HDR..` of each buffer) into the TUN, GRO-coalesced.
-    fn write_tun(&self, gro: &mut GROTable, bufs: &mut [Vec<u8>]) {
+    /// `Err`: the TUN device is gone; other failures lose these packets only.
+    fn write_tun(&self, gro: &mut GROTable, bufs: &mut [Vec<u8>]) -> io::Result<()> {
         if bufs.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Err(e) = self.tun.send_batch(gro, bufs, HDR) {
-            debug!(worker = self.id, "TUN write: {e}");
+        match self.tun.send_batch(gro, bufs, HDR) {
+            Err(e) if tun_gone(&e) => Err(e),
+            Err(e) => {
+                debug!(worker = self.id, "TUN write: {e}");
+                Ok(())
+            }
+            Ok(_) => Ok(()),
         }
     }
 
@@ -281,6 +303,18 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether a TUN read or write error means the queue will never work again. The kernel
+/// answers `EBADFD` on every queue of a device that was deleted (`ip link del`; its poll then
+/// reports `POLLERR` at once, so a worker that only logged the error would spin);
+/// `ENODEV`, `ENXIO` and `EBADF` leave nothing to retry either. Not fatal: `EIO` (the link is
+/// down, which an administrator may undo), `EINVAL` and non-OS errors (one malformed packet).
+pub(crate) fn tun_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EBADF)
+    )
 }
 
 /// Encrypts and signs the queued packets of `open` (an SA and the index of its first
@@ -294,5 +328,30 @@ fn finish(tx: &mut SendBatch, open: Option<(&OutboundSa, usize)>) {
             sa.counters.drop_one();
         }
         warn!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_vanished_device_is_fatal() {
+        let os = io::Error::from_raw_os_error;
+        for errno in [libc::EBADFD, libc::ENODEV, libc::ENXIO, libc::EBADF] {
+            assert!(tun_gone(&os(errno)), "errno {errno}");
+        }
+        for errno in [
+            libc::EIO,
+            libc::EINVAL,
+            libc::EAGAIN,
+            libc::ENOBUFS,
+            libc::EINTR,
+        ] {
+            assert!(!tun_gone(&os(errno)), "errno {errno}");
+        }
+        assert!(!tun_gone(&io::Error::other(
+            "length of packet (3) <= VIRTIO_NET_HDR_LEN"
+        )));
     }
 }

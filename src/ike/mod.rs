@@ -130,9 +130,29 @@ impl ResponderConfig {
             dns: server.dns().to_vec(),
             max_connections: gw.max_connections().get() as usize,
             unique: gw.unique(),
-            limits: Limits::default(),
+            limits: Limits::from_config(config.limits()),
             dpd_interval: gw.dpd_interval(),
         })
+    }
+}
+
+impl Limits {
+    /// The validated `[limits]` section in the responder's terms.
+    fn from_config(l: &crate::config::LimitsConfig) -> Self {
+        // u32 → usize is lossless on the 32- and 64-bit targets the daemon runs on.
+        let n = |v: std::num::NonZeroU32| v.get() as usize;
+        Self {
+            cookie_threshold: n(l.cookie_threshold()),
+            cookie_threshold_ip: n(l.cookie_threshold_ip()),
+            block_threshold_ip: n(l.block_threshold_ip()),
+            half_open_max: n(l.half_open_max()),
+            half_open_timeout: l.half_open_timeout(),
+            dh_per_second_cookie: n(l.dh_per_second_cookie()),
+            auth_failures_before_backoff: l.auth_failures_before_backoff().get(),
+            auth_backoff_max: l.auth_backoff_max(),
+            child_sas_per_ike_sa: n(l.child_sas_per_ike_sa()),
+            max_ike_message: l.max_ike_message().into(),
+        }
     }
 }
 

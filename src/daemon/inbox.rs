@@ -1,0 +1,292 @@
+//! The IKE thread's inbox: IKE datagrams from the UDP receivers (UDP 500, and the data-plane
+//! workers that forward IKE arriving on UDP 4500) in a bounded queue; control messages
+//! (status, reconfigure, shutdown) beside it, never dropped.
+//!
+//! Invariants:
+//! - At most `capacity` datagrams wait. A datagram that finds the queue full is dropped and
+//!   counted ([`Inbox::dropped`]); posting never blocks, so an IKE flood can neither grow
+//!   memory without bound nor stall a worker's ESP.
+//! - A control message is never dropped and never waits behind datagrams: [`Inbox::recv`]
+//!   hands out every pending control message before the next datagram.
+//! - The IKE thread wakes promptly for both: posting a control message also offers a wake-up
+//!   token to the datagram queue; when that queue is full the thread is not asleep, and it
+//!   looks for control messages before each datagram anyway.
+//! - [`DropReport`] turns the drop counter into at most one log line per period.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{
+    self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::ControlMsg;
+
+/// One IKE message (the UDP payload, non-ESP marker stripped) and where it travelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Datagram {
+    pub bytes: Vec<u8>,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// A new inbox holding at most `capacity` (≥ 1) datagrams, and the postbox that fills it.
+pub(crate) fn with_capacity(capacity: usize) -> (Postbox, Inbox) {
+    let capacity = capacity.max(1);
+    let (items_tx, items_rx) = mpsc::sync_channel(capacity);
+    let (control_tx, control_rx) = mpsc::channel();
+    let dropped = Arc::new(AtomicU64::new(0));
+    (
+        Postbox {
+            items: items_tx,
+            control: control_tx,
+            dropped: dropped.clone(),
+        },
+        Inbox {
+            items: items_rx,
+            control: control_rx,
+            dropped,
+            capacity,
+        },
+    )
+}
+
+/// The IKE thread has ended: nothing can be posted any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+/// The sending side, cloned into every receiver thread and control-message sender.
+#[derive(Clone)]
+pub(crate) struct Postbox {
+    items: SyncSender<Item>,
+    control: Sender<ControlMsg>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Postbox {
+    /// Queues an IKE datagram without blocking; a full queue drops it and counts the drop.
+    pub fn datagram(&self, d: Datagram) -> Result<(), Closed> {
+        match self.items.try_send(Item::Datagram(d)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(Closed),
+        }
+    }
+
+    /// Queues a control message (never dropped) and wakes the IKE thread.
+    pub fn control(&self, msg: ControlMsg) -> Result<(), Closed> {
+        self.control.send(msg).map_err(|_| Closed)?;
+        // Full: the thread is busy and sees the message before its next datagram.
+        match self.items.try_send(Item::Wake) {
+            Ok(()) | Err(TrySendError::Full(_)) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(Closed),
+        }
+    }
+}
+
+/// What [`Inbox::recv`] got.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Control(ControlMsg),
+    Datagram(Datagram),
+    /// Nothing within the timeout.
+    Timeout,
+    /// Every [`Postbox`] is gone.
+    Closed,
+}
+
+/// The IKE thread's receiving side.
+pub(crate) struct Inbox {
+    items: Receiver<Item>,
+    control: Receiver<ControlMsg>,
+    dropped: Arc<AtomicU64>,
+    capacity: usize,
+}
+
+impl Inbox {
+    /// The next control message if one is pending, else the next datagram, waiting at most
+    /// `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Received {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.control.try_recv() {
+                Ok(msg) => return Received::Control(msg),
+                Err(TryRecvError::Disconnected) => return Received::Closed,
+                Err(TryRecvError::Empty) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.items.recv_timeout(left) {
+                Ok(Item::Datagram(d)) => return Received::Datagram(d),
+                // A control message is pending, or was taken above already: look again.
+                Ok(Item::Wake) => {}
+                Err(RecvTimeoutError::Timeout) => return Received::Timeout,
+                Err(RecvTimeoutError::Disconnected) => return Received::Closed,
+            }
+        }
+    }
+
+    /// Datagrams dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// How many datagrams may wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// Rate-limits the report of dropped datagrams: at most one line per `period`, each with the
+/// drops since the previous line.
+#[derive(Debug)]
+pub(crate) struct DropReport {
+    period: Duration,
+    last: Option<Instant>,
+    reported: u64,
+}
+
+impl DropReport {
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            reported: 0,
+        }
+    }
+
+    /// With `total` drops so far: the number of new drops to report now, if a line is due
+    /// (there are new drops and the last line is at least `period` old).
+    pub fn due(&mut self, now: Instant, total: u64) -> Option<u64> {
+        let new = total.saturating_sub(self.reported);
+        if new == 0
+            || self
+                .last
+                .is_some_and(|t| now.duration_since(t) < self.period)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        self.reported = total;
+        Some(new)
+    }
+}
+
+/// What the datagram queue carries: a datagram, or a wake-up for a pending control message.
+enum Item {
+    Datagram(Datagram),
+    Wake,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(i: u8) -> Datagram {
+        Datagram {
+            bytes: vec![i],
+            local: SocketAddr::from(([192, 0, 2, 1], 500)),
+            remote: SocketAddr::from(([198, 51, 100, 7], 500)),
+        }
+    }
+
+    const NOW: Duration = Duration::ZERO;
+
+    #[test]
+    fn a_full_queue_drops_and_counts_but_control_messages_get_through() {
+        let (post, inbox) = with_capacity(4);
+        for i in 0..10 {
+            assert_eq!(post.datagram(datagram(i)), Ok(()), "posting never fails");
+        }
+        assert_eq!(inbox.dropped(), 6);
+        assert_eq!(inbox.capacity(), 4);
+        // The queue is full, and a control message still goes in, without blocking, ahead
+        // of every waiting datagram.
+        post.control(ControlMsg::Shutdown).expect("inbox open");
+        assert!(matches!(
+            inbox.recv(NOW),
+            Received::Control(ControlMsg::Shutdown)
+        ));
+        for i in 0..4 {
+            match inbox.recv(NOW) {
+                Received::Datagram(d) => assert_eq!(d, datagram(i), "first come, first kept"),
+                other => panic!("datagram {i}: {other:?}"),
+            }
+        }
+        assert!(matches!(inbox.recv(NOW), Received::Timeout));
+        // Room again.
+        post.datagram(datagram(20)).expect("open");
+        assert_eq!(inbox.dropped(), 6);
+        assert!(matches!(inbox.recv(NOW), Received::Datagram(d) if d.bytes == [20]));
+    }
+
+    #[test]
+    fn a_control_message_wakes_a_waiting_thread_promptly() {
+        let (post, inbox) = with_capacity(4);
+        let waiter = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let got = inbox.recv(Duration::from_secs(30));
+            (
+                matches!(got, Received::Control(ControlMsg::Shutdown)),
+                t0.elapsed(),
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        post.control(ControlMsg::Shutdown).expect("open");
+        let (shutdown, waited) = waiter.join().expect("waiter");
+        assert!(shutdown);
+        assert!(waited < Duration::from_secs(10), "woke after {waited:?}");
+    }
+
+    #[test]
+    fn a_stale_wake_up_is_not_a_message() {
+        let (post, inbox) = with_capacity(4);
+        post.control(ControlMsg::Shutdown).expect("open");
+        // The message is taken before the datagram queue is looked at; its wake-up token
+        // stays behind and must not end the next wait early or show up as anything.
+        assert!(matches!(inbox.recv(NOW), Received::Control(_)));
+        let t0 = Instant::now();
+        assert!(matches!(
+            inbox.recv(Duration::from_millis(50)),
+            Received::Timeout
+        ));
+        assert!(t0.elapsed() >= Duration::from_millis(45));
+    }
+
+    #[test]
+    fn closed_both_ways() {
+        let (post, inbox) = with_capacity(1);
+        drop(inbox);
+        assert_eq!(post.datagram(datagram(1)), Err(Closed));
+        assert_eq!(post.control(ControlMsg::Shutdown), Err(Closed));
+        let (post, inbox) = with_capacity(1);
+        post.datagram(datagram(1)).expect("open");
+        drop(post);
+        assert!(matches!(inbox.recv(NOW), Received::Closed));
+    }
+
+    #[test]
+    fn drop_reports_are_rate_limited_and_carry_the_count() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = DropReport::new(s(10));
+        assert_eq!(r.due(t0, 0), None, "nothing dropped, nothing to say");
+        assert_eq!(
+            r.due(t0, 3),
+            Some(3),
+            "the first drops are reported at once"
+        );
+        assert_eq!(r.due(t0 + s(1), 50), None);
+        assert_eq!(r.due(t0 + s(9), 70), None);
+        assert_eq!(
+            r.due(t0 + s(10), 75),
+            Some(72),
+            "one line per period, with the count"
+        );
+        assert_eq!(r.due(t0 + s(30), 75), None, "no new drops");
+        assert_eq!(r.due(t0 + s(31), 76), Some(1));
+    }
+}
