@@ -184,11 +184,27 @@ impl Gateway {
     }
 
     pub fn start_kind(kind: GatewayKind, topo: &Topology, cfg: &GatewayConfig) -> Gateway {
+        Gateway::start_kind_log(kind, topo, cfg, "debug")
+    }
+
+    /// [`Gateway::start`] with the daemon's `RUST_LOG` set to `rust_log` (a flood test logs at
+    /// `info`, as in production, so that the log is not the bottleneck); ignored for strongSwan.
+    pub fn start_log(topo: &Topology, cfg: &GatewayConfig, rust_log: &str) -> Gateway {
+        Gateway::start_kind_log(GatewayKind::from_env(), topo, cfg, rust_log)
+    }
+
+    fn start_kind_log(
+        kind: GatewayKind,
+        topo: &Topology,
+        cfg: &GatewayConfig,
+        rust_log: &str,
+    ) -> Gateway {
         match kind {
             GatewayKind::IpsecServer => {
                 let state = topo.dir().join("ipsec-server/state");
                 std::fs::create_dir_all(&state).expect("create state dir");
-                Gateway::IpsecServer(Daemon::start(topo, &cfg.to_toml(state.to_str().unwrap())))
+                let toml = cfg.to_toml(state.to_str().unwrap());
+                Gateway::IpsecServer(Daemon::start_log(topo, &toml, rust_log))
             }
             GatewayKind::StrongSwan => {
                 Gateway::StrongSwan(Charon::start(topo, Role::Gateway, &cfg.to_swanctl()))
@@ -211,6 +227,15 @@ impl Gateway {
         }
     }
 
+    /// The PID of the gateway process (`ip netns exec` and charon's `sh -c` wrapper both
+    /// exec, so this is the daemon or charon itself).
+    pub fn pid(&self) -> u32 {
+        match self {
+            Gateway::IpsecServer(d) => d.pid,
+            Gateway::StrongSwan(c) => c.pid,
+        }
+    }
+
     /// Panics if the gateway process has died (a crash during the test).
     pub fn assert_running(&self, topo: &Topology) {
         let (name, pid) = match self {
@@ -230,8 +255,8 @@ impl Gateway {
     }
 }
 
-/// `ipsec-server run --config FILE` in the gateway namespace, `RUST_LOG=debug`, stdout and
-/// stderr to `{dir}/ipsec-server.log`.
+/// `ipsec-server run --config FILE` in the gateway namespace, `RUST_LOG=debug` (unless
+/// started with [`Daemon::start_log`]), stdout and stderr to `{dir}/ipsec-server.log`.
 pub struct Daemon {
     pub pid: u32,
     pub config: PathBuf,
@@ -245,6 +270,11 @@ impl Daemon {
     /// and 4500 are bound and the TUN device `ipsec0` exists in the gateway namespace (≤ 15 s;
     /// an early exit fails at once).
     pub fn start(topo: &Topology, toml: &str) -> Daemon {
+        Daemon::start_log(topo, toml, "debug")
+    }
+
+    /// [`Daemon::start`] with `RUST_LOG=rust_log`.
+    pub fn start_log(topo: &Topology, toml: &str, rust_log: &str) -> Daemon {
         let dir = topo.dir().join("ipsec-server");
         std::fs::create_dir_all(&dir).expect("create daemon dir");
         let config = dir.join("config.toml");
@@ -261,7 +291,7 @@ impl Daemon {
             "ipsec-server",
             Daemon::BIN,
             &["run", "--config", cfg],
-            &[("RUST_LOG", "debug")],
+            &[("RUST_LOG", rust_log)],
         );
         let log = topo.dir().join("ipsec-server.log");
         topo.add_log("ipsec-server config", &config);

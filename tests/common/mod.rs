@@ -22,6 +22,7 @@
 #![allow(dead_code, unused_imports)] // shared by several test crates and scripts; not all use all
 
 pub mod charon;
+pub mod flood;
 pub mod flows;
 pub mod gateway;
 pub mod net;

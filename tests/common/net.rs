@@ -37,6 +37,11 @@ where
 }
 
 impl<T> NsTask<T> {
+    /// True once the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Waits at most `timeout` for the thread; re-raises its panic, panics on timeout.
     pub fn join(self, timeout: Duration) -> T {
         let deadline = Instant::now() + timeout;
