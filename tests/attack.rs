@@ -37,9 +37,13 @@ const ATTACKER_ADDR: Ipv4Addr = addr::CLIENT2;
 /// UDP port of the victim's listener for LAN → victim traffic.
 const LISTEN_PORT: u16 = 7002;
 
+/// The flood takes both cores of a CI machine: the two root tests here never overlap.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 #[ignore = "needs root"]
 fn unauthenticated_header_does_not_hijack_the_sa() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(
         "atk1",
         TopoOpts {
@@ -221,6 +225,7 @@ const RSS_GROWTH_ABORT_KIB: u64 = 1024 * 1024;
 #[test]
 #[ignore = "needs root"]
 fn ike_sa_init_flood() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(
         "atk2",
         TopoOpts {

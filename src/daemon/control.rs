@@ -99,6 +99,14 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
         "ike queue: {} dropped (queue full), capacity {}",
         queue.dropped, queue.capacity
     );
+    let refusals: Vec<String> = responder
+        .refusals()
+        .iter()
+        .map(|(why, n)| format!("{why} {n}"))
+        .collect();
+    if !refusals.is_empty() {
+        let _ = writeln!(out, "refused ike messages: {}", refusals.join(", "));
+    }
     for sa in sas {
         let state = if sa.established {
             "ESTABLISHED"
