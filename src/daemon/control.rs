@@ -96,7 +96,7 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
     let _ = writeln!(out, "online clients: {}", responder.online_clients());
     let _ = writeln!(
         out,
-        "ike queue: {} dropped (queue full), capacity {}",
+        "ike queue: {} dropped (queue full), capacity {} datagrams",
         queue.dropped, queue.capacity
     );
     let refusals: Vec<String> = responder

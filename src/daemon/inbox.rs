@@ -3,9 +3,10 @@
 //! (status, reconfigure, shutdown) beside it, never dropped.
 //!
 //! Invariants:
-//! - At most `capacity` datagrams wait. A datagram that finds the queue full is dropped and
-//!   counted ([`Inbox::dropped`]); posting never blocks, so an IKE flood can neither grow
-//!   memory without bound nor stall a worker's ESP.
+//! - At most `capacity` datagrams, and at most [`MAX_QUEUED_BYTES`] of them, wait. A
+//!   datagram that finds the queue full is dropped and counted ([`Inbox::dropped`]); posting
+//!   never blocks, so an IKE flood (of large datagrams too) can neither grow memory beyond
+//!   that nor stall a worker's ESP.
 //! - A control message is never dropped and never waits behind datagrams: [`Inbox::recv`]
 //!   hands out every pending control message before the next datagram.
 //! - The IKE thread wakes promptly for both: posting a control message also offers a wake-up
@@ -14,7 +15,7 @@
 //! - [`DropReport`] turns the drop counter into at most one log line per period.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
 };
@@ -31,22 +32,29 @@ pub(crate) struct Datagram {
     pub remote: SocketAddr,
 }
 
+/// Bytes of datagrams that may wait in all: 4096 typical IKE messages (at most 1 KiB each)
+/// fit, a flood of maximal UDP datagrams cannot hold more than this.
+pub(crate) const MAX_QUEUED_BYTES: usize = 4 << 20;
+
 /// A new inbox holding at most `capacity` (≥ 1) datagrams, and the postbox that fills it.
 pub(crate) fn with_capacity(capacity: usize) -> (Postbox, Inbox) {
     let capacity = capacity.max(1);
     let (items_tx, items_rx) = mpsc::sync_channel(capacity);
     let (control_tx, control_rx) = mpsc::channel();
     let dropped = Arc::new(AtomicU64::new(0));
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     (
         Postbox {
             items: items_tx,
             control: control_tx,
             dropped: dropped.clone(),
+            queued_bytes: queued_bytes.clone(),
         },
         Inbox {
             items: items_rx,
             control: control_rx,
             dropped,
+            queued_bytes,
             capacity,
         },
     )
@@ -62,14 +70,22 @@ pub(crate) struct Postbox {
     items: SyncSender<Item>,
     control: Sender<ControlMsg>,
     dropped: Arc<AtomicU64>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Postbox {
     /// Queues an IKE datagram without blocking; a full queue drops it and counts the drop.
     pub fn datagram(&self, d: Datagram) -> Result<(), Closed> {
+        let len = d.bytes.len();
+        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         match self.items.try_send(Item::Datagram(d)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -104,6 +120,7 @@ pub(crate) struct Inbox {
     items: Receiver<Item>,
     control: Receiver<ControlMsg>,
     dropped: Arc<AtomicU64>,
+    queued_bytes: Arc<AtomicUsize>,
     capacity: usize,
 }
 
@@ -120,7 +137,11 @@ impl Inbox {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.items.recv_timeout(left) {
-                Ok(Item::Datagram(d)) => return Received::Datagram(d),
+                Ok(Item::Datagram(d)) => {
+                    self.queued_bytes
+                        .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+                    return Received::Datagram(d);
+                }
                 // A control message is pending, or was taken above already: look again.
                 Ok(Item::Wake) => {}
                 Err(RecvTimeoutError::Timeout) => return Received::Timeout,
@@ -194,6 +215,25 @@ mod tests {
     }
 
     const NOW: Duration = Duration::ZERO;
+
+    #[test]
+    fn large_datagrams_are_bounded_by_bytes_too() {
+        let (post, inbox) = with_capacity(4096);
+        let big = |i: u8| Datagram {
+            bytes: vec![i; 65_000],
+            ..datagram(i)
+        };
+        for i in 0..200 {
+            assert_eq!(post.datagram(big(i)), Ok(()));
+        }
+        let fits = MAX_QUEUED_BYTES / 65_000;
+        assert_eq!(inbox.dropped(), 200 - fits as u64);
+        // Taking one out makes room for exactly one more.
+        assert!(matches!(inbox.recv(NOW), Received::Datagram(_)));
+        post.datagram(big(1)).unwrap();
+        post.datagram(big(2)).unwrap();
+        assert_eq!(inbox.dropped(), 200 - fits as u64 + 1);
+    }
 
     #[test]
     fn a_full_queue_drops_and_counts_but_control_messages_get_through() {
