@@ -47,11 +47,11 @@ impl Responder {
             return Err(IkeError::AuthenticationFailed);
         }
         if let Err(e) = self.authenticate(core, &half, idi, auth) {
-            warn!(remote = %core.remote, identity = %who, "IKE_AUTH failed: {e}");
+            // Logged through the refusal summary: one line per source per interval.
             self.auth_backoff
                 .failed(&self.cfg.limits, now, source, &idi.body());
             self.refusals.record(now, source, Refusal::AuthFailed, || {
-                format!("identity {who}")
+                format!("IKE_AUTH of identity {who} failed: {e}")
             });
             return Err(e);
         }
