@@ -297,3 +297,86 @@ impl<K: Hash + Eq + Clone> Failures<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_tables_stay_bounded() {
+        let limits = Limits::default();
+        let now = Instant::now();
+        let mut b = AuthBackoff::default();
+        for i in 0..(MAX_TRACKED as u32 + 1000) {
+            b.failed(
+                &limits,
+                now,
+                IpAddr::from(i.to_be_bytes()),
+                &i.to_be_bytes(),
+            );
+        }
+        assert_eq!(b.tracked(), (MAX_TRACKED, MAX_TRACKED));
+        // Entries whose memory ran out make room first.
+        let later = now + FAILURE_MEMORY + Duration::from_secs(1);
+        b.failed(&limits, later, IpAddr::from([1, 2, 3, 4]), b"x");
+        assert_eq!(b.tracked(), (1, 1));
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_its_maximum() {
+        let limits = Limits {
+            auth_failures_before_backoff: 2,
+            auth_backoff_max: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let t0 = Instant::now();
+        let src = IpAddr::from([192, 0, 2, 1]);
+        let mut b = AuthBackoff::default();
+        b.failed(&limits, t0, src, b"id");
+        assert!(!b.source_blocked(t0, src), "below the threshold");
+        let mut t = t0;
+        for wait in [1, 2, 4, 5, 5] {
+            b.failed(&limits, t, src, b"id");
+            let d = Duration::from_secs(wait);
+            assert!(b.source_blocked(t + d - Duration::from_millis(1), src));
+            assert!(b.identity_blocked(t + d - Duration::from_millis(1), b"id"));
+            assert!(!b.source_blocked(t + d, src), "{wait} s");
+            t += d;
+        }
+        b.succeeded(src, b"id");
+        assert_eq!(b.tracked(), (0, 0));
+    }
+
+    #[test]
+    fn dh_rate_counts_about_the_last_second() {
+        let t0 = Instant::now();
+        let mut r = DhRate::default();
+        for _ in 0..10 {
+            r.add(t0);
+        }
+        assert_eq!(r.per_second(t0 + Duration::from_millis(400)), 10);
+        assert_eq!(r.per_second(t0 + Duration::from_millis(700)), 10);
+        r.add(t0 + Duration::from_millis(700));
+        assert_eq!(r.per_second(t0 + Duration::from_millis(1100)), 1);
+        assert_eq!(r.per_second(t0 + Duration::from_secs(3)), 0);
+    }
+
+    #[test]
+    fn refusal_log_lines_are_bounded_per_interval() {
+        let t0 = Instant::now();
+        let mut r = Refusals::default();
+        for i in 0..10_000u32 {
+            r.record(
+                t0,
+                IpAddr::from(i.to_be_bytes()),
+                Refusal::CookieChallenge,
+                || String::new(),
+            );
+        }
+        assert_eq!(r.detailed.len(), MAX_DETAILED);
+        assert_eq!(r.count(Refusal::CookieChallenge), 10_000);
+        r.maybe_summarize(t0 + SUMMARY_EVERY);
+        assert!(r.detailed.is_empty() && r.interval.is_empty());
+        assert_eq!(r.totals(), vec![(Refusal::CookieChallenge, 10_000)]);
+    }
+}
