@@ -370,7 +370,7 @@ mod tests {
                 t0,
                 IpAddr::from(i.to_be_bytes()),
                 Refusal::CookieChallenge,
-                || String::new(),
+                String::new,
             );
         }
         assert_eq!(r.detailed.len(), MAX_DETAILED);
