@@ -33,6 +33,8 @@ mod tests;
 mod tests_attack;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_protect;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -44,7 +46,7 @@ pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use budget::Refusal;
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
-pub use responder::{Responder, SaInfo};
+pub use responder::{Responder, SaInfo, Usage};
 
 use crate::config::Config;
 pub use crate::config::{Identity, UniquePolicy};

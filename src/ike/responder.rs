@@ -176,6 +176,24 @@ pub struct SaInfo {
     pub children: Vec<(u32, u32)>,
 }
 
+/// Sizes of the responder's tables ([`Responder::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// IKE SAs of every state, rekeyed ones waiting for their DELETE included.
+    pub ike_sas: usize,
+    /// IKE SAs waiting for IKE_AUTH.
+    pub half_open: usize,
+    /// Established IKE SAs that were not rekeyed (what `max_connections` counts).
+    pub connections: usize,
+    /// Child SAs of all IKE SAs.
+    pub child_sas: usize,
+    /// Inbound ESP SPIs taken: one per Child SA, plus one per Child SA rekey of ours in
+    /// flight.
+    pub inbound_spis: usize,
+    /// Virtual IP addresses leased from the pool.
+    pub leases: usize,
+}
+
 pub struct Responder {
     pub(crate) cfg: Arc<ResponderConfig>,
     pub(crate) sas: HashMap<u64, IkeSa>,
@@ -348,6 +366,27 @@ impl Responder {
     /// Number of established IKE SAs (OnlineClientCount).
     pub fn online_clients(&self) -> usize {
         self.established
+    }
+
+    /// How much of each table the responder holds now: what the DoS bounds limit, for
+    /// status and metrics, and for tests and fuzzing to check those bounds.
+    pub fn usage(&self) -> Usage {
+        let children = self
+            .sas
+            .values()
+            .map(|sa| match &sa.state {
+                SaState::HalfOpen(_) => 0,
+                SaState::Established(e) => e.children.len(),
+            })
+            .sum();
+        Usage {
+            ike_sas: self.sas.len(),
+            half_open: self.half_open.len(),
+            connections: self.established,
+            child_sas: children,
+            inbound_spis: self.inbound_spis.len(),
+            leases: self.pool.in_use(),
+        }
     }
 
     /// Refused or dropped IKE messages since start, by reason.
