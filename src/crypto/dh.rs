@@ -185,14 +185,14 @@ impl DhPrivate {
         }
     }
 
-    /// Test-only: a key pair with the given big-endian exponent (at most 64 bytes), run over
-    /// exactly `8 * exponent.len()` bits, for published known-answer vectors.
-    #[cfg(test)]
-    pub(crate) fn from_exponent_be(group: DhGroup, exponent: &[u8]) -> Self {
-        let mut buf = [0u8; EXPONENT_BYTES];
-        buf[EXPONENT_BYTES - exponent.len()..].copy_from_slice(exponent);
-        let x = Exponent::from_be_slice(&buf);
-        buf.zeroize();
+    /// Not part of the API (known-answer tests and the `dh_mont` fuzz target): a key pair
+    /// with the given big-endian exponent, run over exactly `8 * exponent.len()` bits.
+    ///
+    /// # Panics
+    /// If `exponent` is longer than 64 octets.
+    #[doc(hidden)]
+    pub fn from_exponent_be(group: DhGroup, exponent: &[u8]) -> Self {
+        let x = exponent_from_be(exponent);
         Self::with_exponent(group, x, exponent.len() * 8)
     }
 }
@@ -214,6 +214,106 @@ impl std::fmt::Debug for DhPrivate {
 
 /// Bytes in an [`Exponent`].
 const EXPONENT_BYTES: usize = Exponent::BITS / 8;
+
+/// An exponent from big-endian bytes, left-padded.
+///
+/// # Panics
+/// If `exponent` is longer than [`EXPONENT_BYTES`] (callers are tests and fuzz targets).
+fn exponent_from_be(exponent: &[u8]) -> Exponent {
+    let mut buf = [0u8; EXPONENT_BYTES];
+    buf[EXPONENT_BYTES - exponent.len()..].copy_from_slice(exponent);
+    let x = Exponent::from_be_slice(&buf);
+    buf.zeroize();
+    x
+}
+
+/// Not part of the API: the two exponentiations behind [`DhPrivate`] on raw values and the
+/// groups' constants, for the `dh_mont` fuzz target, which compares them with crypto-bigint's
+/// own modular exponentiation (`DynResidue::pow_bounded_exp`). Values are big-endian, of
+/// [`DhGroup::public_len`] octets; exponents are at most 64 octets and only their low
+/// `exponent_bits` bits count (at most 512).
+#[doc(hidden)]
+pub mod internals {
+    use super::*;
+
+    /// Runs `$body` with `$g` bound to the group's parameters, whatever their size.
+    macro_rules! on_group {
+        ($group:expr, $g:ident => $body:expr) => {
+            match $group {
+                DhGroup::Modp768 => {
+                    let $g = &*dh_groups::MODP768;
+                    $body
+                }
+                DhGroup::Modp1024 => {
+                    let $g = &*dh_groups::MODP1024;
+                    $body
+                }
+                DhGroup::Modp1536 => {
+                    let $g = &*dh_groups::MODP1536;
+                    $body
+                }
+                DhGroup::Modp2048 => {
+                    let $g = &*dh_groups::MODP2048;
+                    $body
+                }
+                DhGroup::Modp2048_256 => {
+                    let $g = &*dh_groups::MODP2048_256;
+                    $body
+                }
+            }
+        };
+    }
+
+    /// The group's prime p.
+    pub fn prime(group: DhGroup) -> Vec<u8> {
+        on_group!(group, g => be(&g.p_minus_1.wrapping_add(&Uint::ONE)))
+    }
+
+    /// The group's generator g.
+    pub fn generator(group: DhGroup) -> Vec<u8> {
+        on_group!(group, g => be(&g.g))
+    }
+
+    /// The order q of the subgroup g generates, when it is not (p-1)/2 (group 24).
+    pub fn subgroup_order(group: DhGroup) -> Option<Vec<u8>> {
+        on_group!(group, g => g.q.as_ref().map(be))
+    }
+
+    /// `base^exponent mod p` with the fused Montgomery ladder (`ModpGroup::pow`, the
+    /// shared-secret and subgroup-check path); `None` for a base of another length or an
+    /// exponent longer than 64 octets. `base` may be any value below 2^(8 * public_len).
+    pub fn pow(
+        group: DhGroup,
+        base: &[u8],
+        exponent: &[u8],
+        exponent_bits: usize,
+    ) -> Option<Vec<u8>> {
+        if exponent.len() > EXPONENT_BYTES {
+            return None;
+        }
+        let x = exponent_from_be(exponent);
+        let bits = exponent_bits.min(Exponent::BITS);
+        on_group!(group, g => read_be(base).map(|b| be(&g.pow(&b, &x, bits))))
+    }
+
+    /// `g^exponent mod p` with the fixed-base comb (`ModpGroup::pow_g`, the public-value path,
+    /// which falls back to the ladder beyond the group's exponent size); `None` for an
+    /// exponent longer than 64 octets.
+    pub fn pow_g(group: DhGroup, exponent: &[u8], exponent_bits: usize) -> Option<Vec<u8>> {
+        if exponent.len() > EXPONENT_BYTES {
+            return None;
+        }
+        let x = exponent_from_be(exponent);
+        let bits = exponent_bits.min(Exponent::BITS);
+        Some(on_group!(group, g => be(&g.pow_g(&x, bits))))
+    }
+
+    fn be<const L: usize>(value: &Uint<L>) -> Vec<u8> {
+        let mut out = vec![0u8; L * Limb::BYTES];
+        write_be(value, &mut out);
+        out
+    }
+}
 
 /// A uniformly random exponent of `bits` bits (`bits` is a multiple of 8, at most 512).
 fn random_exponent<R: RngCore + ?Sized>(rng: &mut R, bits: usize) -> Exponent {

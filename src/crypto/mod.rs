@@ -36,6 +36,8 @@ pub mod keys;
 mod mac;
 mod prf;
 
+#[doc(hidden)]
+pub use dh::internals as dh_internals;
 pub use dh::{DhGroup, DhPrivate};
 pub use encr::{Cipher, EncrAlg, PAR_BLOCKS};
 pub use integ::{Integ, IntegAlg};

@@ -5,7 +5,9 @@
 //! A rekeyed Child SA stays installed (make before break) until the initiator deletes it.
 //!
 //! Invariants (what an authenticated peer may make us keep): at most
-//! `limits.child_sas_per_ike_sa` Child SAs per IKE SA; a Child SA is rekeyed once; an IKE SA
+//! `limits.child_sas_per_ike_sa` Child SAs per IKE SA that were not rekeyed, a Child SA is
+//! rekeyed once (by either end), and no rekey when the rekeyed ones waiting for their DELETE
+//! would make it more than twice that in all; an IKE SA
 //! that was rekeyed creates nothing more; of a chain of IKE rekeys only the newest two IKE
 //! SAs exist (the one before the predecessor is deleted when the predecessor is rekeyed), so
 //! IKE SAs stay within twice the connections.
@@ -93,15 +95,18 @@ impl Responder {
         if proposals.iter().any(|p| p.protocol == ProtocolId::IKE) {
             return self.rekey_ike(now, rng, core, e, proposals, ni, inner.ke());
         }
-        if e.children.len() >= self.cfg.limits.child_sas_per_ike_sa {
-            return Err(IkeError::NoAdditionalSas);
-        }
         // §1.3.3: REKEY_SA names the SA by the SPI the initiator receives on (our outbound).
         let rekey_of = inner
             .notifies()
             .find(|n| n.notify_type == NotifyType::REKEY_SA && n.protocol == ProtocolId::ESP)
             .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok())
             .map(u32::from_be_bytes);
+        // A new Child SA counts against the cap; a rekey replaces one (once, below), and the
+        // rekeyed ones waiting for their DELETE may not pile up beyond as many again.
+        let cap = self.cfg.limits.child_sas_per_ike_sa;
+        if (rekey_of.is_none() && e.live_children() >= cap) || e.children.len() >= 2 * cap {
+            return Err(IkeError::NoAdditionalSas);
+        }
         let old = match rekey_of {
             Some(spi) => Some(
                 e.children

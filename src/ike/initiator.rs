@@ -16,9 +16,9 @@ use rand_core::CryptoRngCore;
 use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
 use crate::secret::SecretBytes;
 use crate::wire::{
-    AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, KePayload, Message,
-    NotifyType, Payload, PayloadList, PayloadType, ProtocolId, FLAG_INITIATOR, FLAG_RESPONSE,
-    IKEV2_VERSION,
+    AuthPayload, CpAttribute, CpPayload, DeletePayload, ExchangeType, Header, IdPayload, KePayload,
+    Message, NotifyType, Payload, PayloadList, PayloadType, ProtocolId, SkfPayload, FLAG_INITIATOR,
+    FLAG_RESPONSE, IKEV2_VERSION,
 };
 
 use super::auth::AUTH_SHARED_KEY_MIC;
@@ -58,6 +58,8 @@ enum State {
         keys: Box<IkeKeys>,
         ni: Vec<u8>,
         nr: Vec<u8>,
+        /// Our IKE_SA_INIT request as sent: our AUTH signs it (§2.15).
+        init_request: Vec<u8>,
         init_response: Vec<u8>,
         sk: SkCrypto,
         child_spi: u32,
@@ -154,6 +156,96 @@ impl Initiator {
         }
     }
 
+    /// The AUTH payload (shared key MIC, §2.15) that proves identity `idi` on this IKE SA,
+    /// between IKE_SA_INIT and IKE_AUTH. With [`Self::protect`] a caller builds an IKE_AUTH
+    /// of its own (another IDi, other payloads) that still authenticates; [`Self::handle`]
+    /// sends the usual one.
+    pub fn psk_auth(&self, idi: &IdPayload) -> Result<AuthPayload, IkeError> {
+        match &self.state {
+            State::Auth {
+                keys,
+                nr,
+                init_request,
+                ..
+            } => Ok(self.auth_for(keys, init_request, nr, idi)),
+            _ => Err(IkeError::InvalidSyntax("AUTH exists only before IKE_AUTH")),
+        }
+    }
+
+    /// A request on this IKE SA with `payloads` inside its SK payload (§3.14), protected with
+    /// the IKE SA's keys as soon as IKE_SA_INIT is done (the IKE_AUTH keys are the same).
+    /// The caller chooses the exchange and the message ID; the initiator's own message
+    /// counter does not move, so this is for requests the initiator does not track itself
+    /// (tests, fuzzing, a client that drives its exchanges by hand).
+    pub fn protect(
+        &self,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, IkeError> {
+        let header = self.protected_header(exchange, message_id, FLAG_INITIATOR)?;
+        self.seal(header, payloads, rng)
+    }
+
+    /// As [`Self::protect`] for a response to a request of the responder (message ID of its
+    /// sequence, §2.2): an answer [`Self::answer`] would not give, such as accepting the
+    /// responder's Child SA rekey.
+    pub fn protect_response(
+        &self,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, IkeError> {
+        let header = self.protected_header(exchange, message_id, FLAG_INITIATOR | FLAG_RESPONSE)?;
+        self.seal(header, payloads, rng)
+    }
+
+    /// As [`Self::protect`], split into Encrypted Fragment messages (RFC 7383 §2.5) of at
+    /// most `max` octets when the whole message is larger; otherwise the one SK message.
+    pub fn protect_fragments(
+        &self,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload],
+        max: usize,
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<Vec<u8>>, IkeError> {
+        let header = self.protected_header(exchange, message_id, FLAG_INITIATOR)?;
+        let sk = self.ike_sa_keys()?;
+        sk.seal_fragments(header, payloads, max, rng.as_rngcore())
+    }
+
+    /// One Encrypted Fragment message of a request with the numbering given, authentic
+    /// whatever the numbering (RFC 7383 §2.5): `chunk` is a piece of the plaintext payload
+    /// chain ([`crate::wire::emit_payloads`]), `first` the type of the chain's first payload
+    /// (RFC 7383 puts it in fragment 1 only). For tests of a responder's reassembly;
+    /// [`Self::protect_fragments`] numbers fragments correctly.
+    pub fn protect_fragment(
+        &self,
+        exchange: ExchangeType,
+        message_id: u32,
+        (number, total): (u16, u16),
+        first: PayloadType,
+        chunk: &[u8],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, IkeError> {
+        let header = self.protected_header(exchange, message_id, FLAG_INITIATOR)?;
+        let sk = self.ike_sa_keys()?;
+        let skf = SkfPayload {
+            first_inner: first,
+            fragment_number: number,
+            total_fragments: total,
+            body: sk.seal_body(chunk.to_vec(), rng.as_rngcore())?,
+        };
+        let message = Message {
+            header,
+            payloads: vec![Payload::Skf(skf)],
+        };
+        sk.sign(message.emit()?)
+    }
+
     /// Takes a response; returns the next request to send, if any.
     pub fn handle(
         &mut self,
@@ -175,6 +267,7 @@ impl Initiator {
                 keys,
                 ni,
                 nr,
+                init_request: _,
                 init_response,
                 sk,
                 child_spi,
@@ -315,6 +408,63 @@ impl Initiator {
         Ok((response, asked))
     }
 
+    /// The IKE SA's keys once IKE_SA_INIT is done.
+    fn ike_sa_keys(&self) -> Result<&SkCrypto, IkeError> {
+        match &self.state {
+            State::Auth { sk, .. } | State::Established { sk, .. } => Ok(sk),
+            _ => Err(IkeError::InvalidSyntax("no IKE SA keys yet")),
+        }
+    }
+
+    /// The header of a protected message of ours on the IKE SA (SPIs known, SK follows).
+    fn protected_header(
+        &self,
+        exchange: ExchangeType,
+        message_id: u32,
+        flags: u8,
+    ) -> Result<Header, IkeError> {
+        self.ike_sa_keys()?;
+        Ok(Header {
+            flags,
+            message_id,
+            ..self.header(exchange, PayloadType::SK)
+        })
+    }
+
+    /// `header` with an SK payload carrying `payloads`, under the IKE SA's keys: the one
+    /// place the public `protect*` requests are sealed whole.
+    fn seal(
+        &self,
+        header: Header,
+        payloads: &[Payload],
+        rng: &mut dyn CryptoRngCore,
+    ) -> Result<Vec<u8>, IkeError> {
+        self.ike_sa_keys()?.seal(header, payloads, rng.as_rngcore())
+    }
+
+    /// Our AUTH value for `idi` (§2.15): it signs our IKE_SA_INIT request, the responder's
+    /// nonce and prf(SK_pi, IDi).
+    fn auth_for(
+        &self,
+        keys: &IkeKeys,
+        init_request: &[u8],
+        nr: &[u8],
+        idi: &IdPayload,
+    ) -> AuthPayload {
+        let auth = crypto::psk_auth(
+            self.cfg.ike.prf,
+            self.cfg.psk.expose(),
+            init_request,
+            nr,
+            keys.sk_pi.expose(),
+            &idi.body(),
+        );
+        AuthPayload {
+            method: AUTH_SHARED_KEY_MIC,
+            data: auth.expose().to_vec(),
+        }
+    }
+
     fn header(&self, exchange: ExchangeType, next: PayloadType) -> Header {
         Header {
             spi_i: self.spi_i,
@@ -443,14 +593,7 @@ impl Initiator {
         );
         let sk = SkCrypto::initiator(suite.encr, suite.integ, &keys)?;
         let idi = id_payload(&self.cfg.id);
-        let auth = crypto::psk_auth(
-            suite.prf,
-            self.cfg.psk.expose(),
-            &request,
-            &nr,
-            keys.sk_pi.expose(),
-            &idi.body(),
-        );
+        let auth = self.auth_for(&keys, &request, &nr, &idi);
         let mut child_spi = 0;
         while child_spi < 0x100 {
             child_spi = rng.next_u32();
@@ -458,10 +601,7 @@ impl Initiator {
         let mut inner = vec![
             Payload::IdI(idi),
             Payload::notify(NotifyType::INITIAL_CONTACT, Vec::new()),
-            Payload::Auth(AuthPayload {
-                method: AUTH_SHARED_KEY_MIC,
-                data: auth.expose().to_vec(),
-            }),
+            Payload::Auth(auth),
         ];
         if self.cfg.request_vip {
             inner.push(Payload::Cp(CpPayload {
@@ -500,6 +640,7 @@ impl Initiator {
             keys: Box::new(keys),
             ni,
             nr,
+            init_request: request,
             init_response: bytes.to_vec(),
             sk,
             child_spi,

@@ -33,6 +33,8 @@ mod tests;
 mod tests_attack;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_protect;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -44,7 +46,7 @@ pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use budget::Refusal;
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
-pub use responder::{Responder, SaInfo};
+pub use responder::{Responder, SaInfo, Usage};
 
 use crate::config::Config;
 pub use crate::config::{Identity, UniquePolicy};
@@ -181,7 +183,8 @@ pub struct Limits {
     pub auth_failures_before_backoff: u32,
     /// Upper bound of that back-off.
     pub auth_backoff_max: Duration,
-    /// Child SAs one IKE SA may hold (rekeyed ones waiting for their DELETE included).
+    /// Child SAs one IKE SA may hold, not counting the old one of each rekey while it waits
+    /// for its DELETE (so at most twice this in all).
     pub child_sas_per_ike_sa: usize,
     /// Largest IKE message accepted, reassembled fragmented messages included.
     pub max_ike_message: usize,

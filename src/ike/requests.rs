@@ -56,6 +56,17 @@ enum InFlight {
     RekeyChild(OurRekey),
 }
 
+impl Pending {
+    /// The inbound SPI reserved for the Child SA our rekey in flight would create: released
+    /// when the IKE SA goes away before the answer.
+    pub(crate) fn reserved_spi(&self) -> Option<u32> {
+        match &self.state {
+            InFlight::RekeyChild(r) => Some(r.new_inbound),
+            InFlight::Liveness | InFlight::DeleteChild { .. } => None,
+        }
+    }
+}
+
 /// Our CREATE_CHILD_SA rekey of a Child SA, in flight.
 struct OurRekey {
     old_inbound: u32,
@@ -383,6 +394,9 @@ impl Responder {
         let Some(old) = e.children.iter().position(|c| c.inbound_spi == old_inbound) else {
             return fail(self, "the old Child SA went away meanwhile");
         };
+        if e.children.len() >= 2 * self.cfg.limits.child_sas_per_ike_sa {
+            return fail(self, "Child SA limit of the IKE SA reached");
+        }
         if e.children[old].rekeyed {
             // §2.8.1 simplified: the client rekeyed the same SA meanwhile; ours is redundant.
             e.outbox.push_back(Request::DeleteChild {

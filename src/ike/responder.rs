@@ -107,6 +107,13 @@ pub(crate) struct Established {
     pub outbox: VecDeque<Request>,
 }
 
+impl Established {
+    /// Child SAs that were not rekeyed: what counts against `child_sas_per_ike_sa`.
+    pub fn live_children(&self) -> usize {
+        self.children.iter().filter(|c| !c.rekeyed).count()
+    }
+}
+
 /// The peer's side of the message-ID window (§2.1–2.3).
 pub(crate) struct Window {
     /// Message ID the next request from the initiator must carry.
@@ -175,6 +182,24 @@ pub struct SaInfo {
     pub age_secs: u64,
     /// (inbound, outbound) SPIs.
     pub children: Vec<(u32, u32)>,
+}
+
+/// Sizes of the responder's tables ([`Responder::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// IKE SAs of every state, rekeyed ones waiting for their DELETE included.
+    pub ike_sas: usize,
+    /// IKE SAs waiting for IKE_AUTH.
+    pub half_open: usize,
+    /// Established IKE SAs that were not rekeyed (what `max_connections` counts).
+    pub connections: usize,
+    /// Child SAs of all IKE SAs.
+    pub child_sas: usize,
+    /// Inbound ESP SPIs taken: one per Child SA, plus one per Child SA rekey of ours in
+    /// flight.
+    pub inbound_spis: usize,
+    /// Virtual IP addresses leased from the pool.
+    pub leases: usize,
 }
 
 pub struct Responder {
@@ -351,6 +376,27 @@ impl Responder {
         self.established
     }
 
+    /// How much of each table the responder holds now: what the DoS bounds limit, for
+    /// status and metrics, and for tests and fuzzing to check those bounds.
+    pub fn usage(&self) -> Usage {
+        let children = self
+            .sas
+            .values()
+            .map(|sa| match &sa.state {
+                SaState::HalfOpen(_) => 0,
+                SaState::Established(e) => e.children.len(),
+            })
+            .sum();
+        Usage {
+            ike_sas: self.sas.len(),
+            half_open: self.half_open.len(),
+            connections: self.established,
+            child_sas: children,
+            inbound_spis: self.inbound_spis.len(),
+            leases: self.pool.in_use(),
+        }
+    }
+
     /// Refused or dropped IKE messages since start, by reason.
     pub fn refusals(&self) -> Vec<(Refusal, u64)> {
         self.refusals.totals()
@@ -499,6 +545,9 @@ impl Responder {
             if spis.is_empty() {
                 self.by_identity.remove(&e.identity);
             }
+        }
+        if let Some(spi) = e.pending.as_ref().and_then(Pending::reserved_spi) {
+            self.inbound_spis.remove(&spi);
         }
         e.children
             .iter()

@@ -583,3 +583,65 @@ fn nonces_must_be_half_the_prf_key_size() {
     assert!(check_nonce(PrfAlg::HmacSha256, &[0; 256]).is_ok());
     assert!(check_nonce(PrfAlg::HmacSha256, &[0; 257]).is_err());
 }
+
+#[test]
+fn an_ike_sa_gone_during_our_rekey_leaves_no_spi_behind() {
+    // Found by the established_requests fuzz target: the SPI reserved for our own Child SA
+    // rekey outlived its IKE SA.
+    let mut cfg = responder_config();
+    cfg.ipsec_lifetime = Duration::from_secs(100);
+    let (mut h, _ini) = connected(cfg);
+    h.now += Duration::from_secs(95);
+    let rekey = sent(&h.responder.tick(h.now, &mut h.rng));
+    assert_eq!(rekey.len(), 1, "our CREATE_CHILD_SA rekey is in flight");
+    assert_eq!(
+        h.responder.inbound_spis.len(),
+        2,
+        "the Child SA's and the reserved one"
+    );
+    h.responder.delete_all(&mut h.rng);
+    assert!(h.responder.inbound_spis.is_empty());
+}
+
+#[test]
+fn rekeyed_child_sas_cannot_pile_up() {
+    let mut cfg = responder_config();
+    cfg.esp_pfs = None;
+    cfg.limits.child_sas_per_ike_sa = 2;
+    let (mut h, ini) = connected(cfg);
+    let esp = h.responder.config().esp;
+    // The client rekeys its Child SA again and again without deleting the old ones.
+    let peer_spi = |h: &Harness| match &h.responder.sas.values().next().unwrap().state {
+        SaState::Established(e) => e
+            .children
+            .iter()
+            .find(|c| !c.rekeyed)
+            .map(|c| c.outbound_spi),
+        SaState::HalfOpen(_) => None,
+    };
+    let mut refused = 0;
+    for mid in 2..10u32 {
+        let old = peer_spi(&h).unwrap();
+        let payloads = vec![
+            Payload::Notify(crate::wire::NotifyPayload {
+                protocol: crate::wire::ProtocolId::ESP,
+                spi: old.to_be_bytes().to_vec(),
+                notify_type: NotifyType::REKEY_SA,
+                data: vec![],
+            }),
+            Payload::Sa(vec![esp.proposal(1, 0x2000 + mid, None, false)]),
+            Payload::Nonce(vec![9; 32]),
+            Payload::TsI(vec![any_ipv4()]),
+            Payload::TsR(vec![any_ipv4()]),
+        ];
+        let req = request(&mut h, &ini, ExchangeType::CREATE_CHILD_SA, mid, &payloads);
+        let answer = opened(&ini, &sent(&h.send(CLIENT, &req))[0]);
+        refused += usize::from(answer.has_notify(NotifyType::NO_ADDITIONAL_SAS));
+    }
+    let children = match &h.responder.sas.values().next().unwrap().state {
+        SaState::Established(e) => e.children.len(),
+        SaState::HalfOpen(_) => 0,
+    };
+    assert_eq!(children, 4, "twice the cap");
+    assert_eq!(refused, 8 - 3);
+}

@@ -534,3 +534,36 @@ fn fused_ladder_matches_crypto_bigint() {
     check(&MODP2048, &mut rng);
     check(&MODP2048_256, &mut rng);
 }
+
+/// The fuzzing entry points (`dh_internals`) are the production paths: the comb and the ladder
+/// give the public value `DhPrivate` computes, and the constants have the group's sizes.
+#[test]
+fn internals_are_the_production_paths() {
+    use crate::crypto::dh_internals as internals;
+    for group in [
+        DhGroup::Modp768,
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+        DhGroup::Modp2048,
+        DhGroup::Modp2048_256,
+    ] {
+        let x = [0x5a; 20];
+        let key = DhPrivate::from_exponent_be(group, &x);
+        let g = internals::generator(group);
+        assert_eq!(internals::prime(group).len(), group.public_len());
+        assert_eq!(
+            internals::pow_g(group, &x, 160).unwrap(),
+            key.public_value()
+        );
+        assert_eq!(
+            internals::pow(group, &g, &x, 160).unwrap(),
+            key.public_value()
+        );
+        assert_eq!(internals::pow(group, &g[1..], &x, 160), None);
+        assert_eq!(internals::pow_g(group, &[1; 65], 160), None);
+        assert_eq!(
+            internals::subgroup_order(group).map(|q| q.len()),
+            (group == DhGroup::Modp2048_256).then_some(32)
+        );
+    }
+}
