@@ -56,15 +56,20 @@ enum InFlight {
     RekeyChild(OurRekey),
 }
 
-impl Pending {
-    /// The inbound SPI reserved for the Child SA our rekey in flight would create: released
-    /// when the IKE SA goes away before the answer.
-    pub(crate) fn reserved_spi(&self) -> Option<u32> {
-        match &self.state {
-            InFlight::RekeyChild(r) => Some(r.new_inbound),
-            InFlight::Liveness | InFlight::DeleteChild { .. } => None,
-        }
-    }
+/// The inbound SPIs our requests hold (in flight or queued): the one reserved for the Child
+/// SA a rekey would create, the ones a DELETE names (possibly never installed). Released with
+/// their IKE SA, whatever became of the requests.
+pub(crate) fn requested_spis(e: &Established) -> impl Iterator<Item = u32> + '_ {
+    let pending = e.pending.as_ref().and_then(|p| match &p.state {
+        InFlight::RekeyChild(r) => Some(r.new_inbound),
+        InFlight::DeleteChild { inbound_spi } => Some(*inbound_spi),
+        InFlight::Liveness => None,
+    });
+    let queued = e.outbox.iter().filter_map(|r| match r {
+        Request::DeleteChild { inbound_spi } => Some(*inbound_spi),
+        Request::Liveness | Request::RekeyChild { .. } => None,
+    });
+    pending.into_iter().chain(queued)
 }
 
 /// Our CREATE_CHILD_SA rekey of a Child SA, in flight.
@@ -330,9 +335,11 @@ impl Responder {
             match p.state {
                 InFlight::Liveness => {}
                 InFlight::DeleteChild { inbound_spi } => {
+                    // The SPI is free now, whether its Child SA was installed or not (a
+                    // redundant rekey of ours, §2.8.1).
+                    self.inbound_spis.remove(&inbound_spi);
                     if let Some(i) = e.children.iter().position(|c| c.inbound_spi == inbound_spi) {
                         e.children.remove(i);
-                        self.inbound_spis.remove(&inbound_spi);
                         actions.push(Action::DeleteChild { inbound_spi });
                     }
                 }

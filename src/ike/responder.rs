@@ -546,7 +546,7 @@ impl Responder {
                 self.by_identity.remove(&e.identity);
             }
         }
-        if let Some(spi) = e.pending.as_ref().and_then(Pending::reserved_spi) {
+        for spi in super::requests::requested_spis(&e) {
             self.inbound_spis.remove(&spi);
         }
         e.children
