@@ -17,7 +17,7 @@ mod common;
 
 use common::charon::{CLIENT_CHILD, CLIENT_CONN};
 use common::flood::{Flood, FloodConfig};
-use common::flows::{assert_ping, connect};
+use common::flows::{assert_ping, connect, ping};
 use common::gateway::Daemon;
 use common::net::{in_ns, sa, udp_send};
 use common::topo::addr;
@@ -558,27 +558,6 @@ fn remote_of(status: &str) -> Option<String> {
         words.find(|w| *w == "remote")?;
         words.next().map(str::to_string)
     })
-}
-
-/// `ping -c 3 -W 2 -I vip 192.168.0.10` from `role`: (no loss, output).
-fn ping(topo: &Topology, role: Role, vip: Ipv4Addr) -> (bool, String) {
-    let out = topo.exec(
-        role,
-        "ping",
-        &[
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-    );
-    (
-        out.success() && out.stdout.contains(" 0% packet loss"),
-        out.to_string(),
-    )
 }
 
 /// VmRSS of `pid` in KiB (/proc/PID/status).

@@ -47,8 +47,8 @@ pub fn connect(topo: &Topology, role: Role, cfg: &ClientConfig) -> (Charon, Ipv4
     (charon, vip)
 }
 
-/// `ping -c 3 -W 2 -I <vip> 192.168.0.10` from `role`, no loss allowed.
-pub fn assert_ping(topo: &Topology, role: Role, vip: Ipv4Addr) {
+/// `ping -c 3 -W 2 -I <vip> 192.168.0.10` from `role`: (no loss, output).
+pub fn ping(topo: &Topology, role: Role, vip: Ipv4Addr) -> (bool, String) {
     let out = topo.exec(
         role,
         "ping",
@@ -62,8 +62,14 @@ pub fn assert_ping(topo: &Topology, role: Role, vip: Ipv4Addr) {
             &addr::LAN_HOST.to_string(),
         ],
     );
-    assert!(
+    (
         out.success() && out.stdout.contains(" 0% packet loss"),
-        "ping through the tunnel from {role:?}:\n{out}"
-    );
+        out.to_string(),
+    )
+}
+
+/// [`ping`], no loss allowed.
+pub fn assert_ping(topo: &Topology, role: Role, vip: Ipv4Addr) {
+    let (ok, out) = ping(topo, role, vip);
+    assert!(ok, "ping through the tunnel from {role:?}:\n{out}");
 }
