@@ -3,23 +3,24 @@
 //!
 //! Threads: one control-plane thread owns the [`Responder`](crate::ike::Responder) (all IKE
 //! goes through its [`inbox`] — a bounded queue of `limits.ike_queue` datagrams, full means
-//! dropped and counted — so the responder needs no lock; [`control_plane`]); one thread reads
+//! dropped and counted — so the responder needs no lock; `control_plane.rs`); one thread reads
 //! UDP 500; one data-plane worker per core owns a TUN queue and a reuse-port UDP 4500 socket
-//! ([`worker`]); one thread answers `status` on a Unix socket ([`control`]). The main thread
-//! waits for SIGINT/SIGTERM ([`signals`]), then shuts everything down: DELETE to every peer,
+//! (`worker.rs`); one thread answers `status` on a Unix socket (`control.rs`). The main thread
+//! waits for SIGINT/SIGTERM (`signals.rs`), then shuts everything down: DELETE to every peer,
 //! SAs cleared, routes and nftables rules removed, the TUN device closed.
 //!
 //! No thread may die alone ([`supervise`]): a panic anywhere, or a thread that ends while its
 //! stack is not stopping (a worker whose TUN device was deleted), ends the process with status
 //! [`EXIT_THREAD_DIED`] and one log line, for a supervisor to restart it.
 //!
-//! All of that per server is one [`Stack`] ([`stack`]: [`Stack::start`] / [`Stack::stop`]),
-//! its host changes one [`os_state`]. Without `[api]`, [`run`] starts the stack of
-//! `[ipsec_server]` and stops it on a signal. With `[api]`, [`run`] serves the control API
-//! ([`crate::api`]) on threads of its own and a [`manager`] applies the API's changes: start
-//! the stack on Create, reconfigure the running responder on Update (a new pool or TUN MTU
-//! restarts the stack instead), stop it on Delete. [`client`] is the other command: the
-//! in-crate initiator as a road-warrior client on the same data plane.
+//! All of that per server is one [`Stack`] (`stack.rs`: [`Stack::start`] / [`Stack::stop`];
+//! its changes to the host in `os_state.rs`). Without `[api]`, [`run`] starts the stack of
+//! `[ipsec_server]`, applies the file again on SIGHUP and stops the stack on SIGINT/SIGTERM.
+//! With `[api]`, [`run`] serves the control API ([`crate::api`]) on threads of its own and a
+//! `StackManager` (`manager.rs`) applies the API's changes: start the stack on Create,
+//! reconfigure the running responder on Update (a new pool or TUN MTU restarts the stack
+//! instead), stop it on Delete. `client.rs` is the other command: the in-crate initiator as
+//! a road-warrior client on the same data plane.
 
 mod client;
 mod control;
