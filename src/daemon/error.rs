@@ -79,3 +79,42 @@ impl DaemonError {
         move |source| Self::Tun { name, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The messages `main` logs are those of the `what: source` errors before the variants.
+    #[test]
+    fn messages_say_what_failed_and_why() {
+        let denied = || io::Error::from_raw_os_error(13);
+        let cases = [
+            (
+                DaemonError::bind("UDP 0.0.0.0:500")(denied()),
+                "binding UDP 0.0.0.0:500: Permission denied (os error 13)",
+            ),
+            (
+                DaemonError::tun("ipsec0")(denied()),
+                "creating TUN ipsec0: Permission denied (os error 13)",
+            ),
+            (
+                DaemonError::network("masquerade")(denied()),
+                "masquerade: Permission denied (os error 13)",
+            ),
+            (
+                DaemonError::ControlSocket {
+                    path: "/run/x/control.sock".into(),
+                    source: denied(),
+                },
+                "control socket /run/x/control.sock: Permission denied (os error 13)",
+            ),
+            (
+                DaemonError::Argument("--enc rot13".into()),
+                "--enc rot13: invalid input",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+}
