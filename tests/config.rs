@@ -11,7 +11,8 @@ use ipsec_server::config::{
     codes, host_networks, load, split_local_subnet, AuthAlg, Config, ConfigError, ConfigRaw,
     DhGroup, EncAlg, Identity, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, UniquePolicy,
 };
-use ipsec_server::ike::{Limits, ResponderConfig};
+use ipsec_server::daemon::responder_config;
+use ipsec_server::ike::Limits;
 use ipsec_server::secret::SecretBytes;
 use toml::{Table, Value};
 
@@ -666,7 +667,7 @@ fn defaults() {
     assert_eq!(l.child_sas_per_ike_sa().get(), 16);
     assert_eq!(l.max_ike_message(), 16 * 1024);
     assert_eq!(l.ike_queue().get(), 4096);
-    let rcfg = ResponderConfig::from_config(&cfg).expect("responder config");
+    let rcfg = responder_config(&cfg).expect("responder config");
     assert_eq!(rcfg.limits, Limits::default());
 
     let s = cfg.ipsec_server().expect("server configured");
@@ -734,9 +735,7 @@ fn explicit_values_are_kept() {
         set(d, "limits.ike_queue", 65_536);
     });
     assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
-    let l = ResponderConfig::from_config(&cfg)
-        .expect("responder config")
-        .limits;
+    let l = responder_config(&cfg).expect("responder config").limits;
     assert_eq!(
         l,
         Limits {
