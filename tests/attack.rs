@@ -12,6 +12,8 @@
 //!   within 10 s, and the gateway's RSS may grow by at most 32 MiB.
 //!
 //! Run: `cargo test --test attack -- --include-ignored --test-threads=1 --nocapture`.
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

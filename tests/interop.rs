@@ -1,6 +1,8 @@
 //! strongSwan 5.9 clients against the gateway (ipsec-server by default,
 //! `INTEROP_GATEWAY=strongswan` for a strongSwan responder), in network namespaces built per
 //! test. Needs root; `scripts/interop.sh` runs just this suite. See `tests/common/mod.rs`.
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

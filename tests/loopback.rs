@@ -1,6 +1,8 @@
 //! The in-crate initiator against the responder over real UDP sockets on loopback: IKE_SA_INIT
 //! on the IKE port, IKE_AUTH on the NAT-T port with the non-ESP marker, as strongSwan does.
 //! Both ends must derive the same Child SA keys.
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::UdpSocket;
 use std::sync::Arc;

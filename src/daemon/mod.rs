@@ -146,7 +146,7 @@ fn run_from_file(
         }
     })?;
     while signals.wait() == Signal::Reload {
-        match crate::config::load(path) {
+        match crate::config::load(path, &mut rand::thread_rng()) {
             Ok(new) => {
                 let effect = new.ipsec_server().is_some_and(|s| s.effect_immediately());
                 info!(
