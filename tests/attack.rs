@@ -43,7 +43,7 @@ const LISTEN_PORT: u16 = 7002;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn unauthenticated_header_does_not_hijack_the_sa() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(
@@ -225,7 +225,7 @@ const RSS_GROWTH_MAX_KIB: u64 = 32 * 1024;
 const RSS_GROWTH_ABORT_KIB: u64 = 1024 * 1024;
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn ike_sa_init_flood() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(

@@ -21,7 +21,7 @@ use common::{poll_until, GatewayConfig};
 const BIN: &str = env!("CARGO_BIN_EXE_ipsec-server");
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespace, TUN"]
 fn deleting_the_tun_device_ends_the_daemon() {
     let ns = Netns::new("tun");
     let pid = ns.start_daemon();
