@@ -104,8 +104,8 @@ impl Config {
         Self::from_raw(&ConfigRaw::from_toml_str(text)?, host_networks, rng)
     }
 
-    /// Validates a raw model; a missing PSK is generated from `rng` (a CSPRNG in production,
-    /// a seeded one in tests: this layer reads no OS randomness).
+    /// Validates a raw model; a missing PSK is generated from `rng` (the caller's CSPRNG, or
+    /// a seeded generator in tests: this layer reads no OS randomness itself).
     pub fn from_raw(
         raw: &ConfigRaw,
         host_networks: &[Ipv4Net],
