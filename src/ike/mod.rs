@@ -16,6 +16,8 @@ mod budget;
 mod cookie;
 mod create_child;
 mod error;
+#[doc(hidden)]
+pub mod fixtures;
 mod fragment;
 mod informational;
 pub mod initiator;

@@ -10,64 +10,25 @@ use rand::SeedableRng;
 
 use super::initiator::{Initiator, InitiatorConfig};
 use super::*;
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg};
 use crate::wire::{ExchangeType, Header, Message, NotifyType, Payload};
 
 const GW: &str = "192.0.2.1:4500";
 const GW500: &str = "192.0.2.1:500";
 
-fn suite() -> IkeSuite {
-    IkeSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-        prf: PrfAlg::HmacSha1,
-        dh: DhGroup::Modp1024,
-    }
-}
-
-fn esp() -> EspSuite {
-    EspSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-    }
-}
-
+/// The shared fixture with what these exchanges also exercise: PFS on Child SA rekeys
+/// (group 2) and DPD every 30 s.
 pub(crate) fn responder_config() -> ResponderConfig {
     ResponderConfig {
-        ike: suite(),
-        esp: esp(),
         esp_pfs: Some(DhGroup::Modp1024),
-        ike_lifetime: Duration::from_secs(86400),
-        ipsec_lifetime: Duration::from_secs(86400),
-        psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        local_id: Some(Identity::Fqdn("gw.example.com".into())),
-        remote_id: None,
-        local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
-        pool: "10.0.0.0/24".parse().unwrap(),
-        dns: vec![Ipv4Addr::new(192, 168, 0, 53)],
-        max_connections: 1000,
-        unique: UniquePolicy::SameAddress,
-        limits: Limits {
-            cookie_threshold: 100,
-            cookie_threshold_ip: 50,
-            block_threshold_ip: 100,
-            ..Limits::default()
-        },
         dpd_interval: Some(Duration::from_secs(30)),
+        ..fixtures::responder_config()
     }
 }
 
+/// The fixture initiator from `client` to the gateway's IKE port.
 pub(crate) fn initiator_config(client: &str) -> InitiatorConfig {
-    InitiatorConfig {
-        ike: suite(),
-        esp: esp(),
-        psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        id: Identity::Fqdn("client1.example".into()),
-        local: client.parse().unwrap(),
-        remote: GW500.parse().unwrap(),
-        remote_ts: vec![],
-        request_vip: true,
-    }
+    fixtures::initiator_config(client.parse().unwrap(), GW500.parse().unwrap())
 }
 
 /// A client talking to the responder: IKE_SA_INIT on 500, the rest on 4500.
@@ -82,6 +43,9 @@ impl Harness {
         Self {
             responder: Responder::new(Arc::new(cfg)),
             rng: StdRng::seed_from_u64(7),
+            // Test code: the manual clock starts at the real one (an `Instant` has no other
+            // constructor); it only moves when a test advances it.
+            #[allow(clippy::disallowed_methods)]
             now: Instant::now(),
         }
     }

@@ -367,6 +367,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace"]
     fn route_add_replace_delete() {
         let ns = NetNs::new("net-route").expect("netns");
         veth(&ns);
@@ -404,6 +405,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace"]
     fn ip_forward_toggles_and_reports_previous() {
         let ns = NetNs::new("net-forward").expect("netns");
         ns.run(|| {
@@ -427,6 +429,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace, nftables"]
     fn masquerade_and_clamp_tables_live_as_long_as_their_guards() {
         let ns = NetNs::new("net-nft").expect("netns");
         ns.run(|| {
@@ -467,6 +470,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace"]
     fn host_networks_include_namespace_addresses() {
         let ns = NetNs::new("net-hostnets").expect("netns");
         veth(&ns);
