@@ -157,7 +157,8 @@ psk = "Sup3r-Secret-Psk"
 {extra}
 "#
         );
-        let config = Config::from_toml_str(&text, &[]).expect("valid config");
+        let config =
+            Config::from_toml_str(&text, &[], &mut rand::thread_rng()).expect("valid config");
         responder_config(&config).expect("an IPsec server")
     }
 
