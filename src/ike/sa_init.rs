@@ -13,6 +13,7 @@ use std::time::Instant;
 use rand_core::CryptoRngCore;
 use tracing::debug;
 
+use crate::crypto::keys::SkeyseedFrom;
 use crate::crypto::{self, DhPrivate};
 use crate::wire::{
     ExchangeType, Header, KePayload, Message, NotifyType, Payload, PayloadList, FLAG_RESPONSE,
@@ -131,10 +132,8 @@ impl Responder {
             || self.half_open_from(remote.ip()) >= limits.cookie_threshold_ip
             || self.dh_rate.per_second(now) >= limits.dh_per_second_cookie
         {
-            let offered = match payloads.first() {
-                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => Some(&n.data),
-                _ => None,
-            };
+            // §2.6: the cookie is returned as the first payload.
+            let offered = payloads.leading_notify(NotifyType::COOKIE).map(|n| &n.data);
             if !offered.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), header.spi_i)) {
                 return Err(InitReject::Cookie(self.cookies.make(
                     ni,
@@ -164,27 +163,21 @@ impl Responder {
             .map_err(|e| InitReject::Drop(Refusal::InvalidKe, e.to_string()))?;
         let spi_r = self.new_ike_spi(rng.as_rngcore());
         let nr = our_nonce(rng);
-        let skeyseed = crypto::skeyseed(suite.prf, ni, &nr, g_ir.expose());
-        let keys = crypto::derive_ike_keys(
+        let keys = crypto::keys::derive_ike_sa(
             suite.prf,
             suite.encr,
             suite.integ,
-            skeyseed.expose(),
-            ni,
-            &nr,
-            header.spi_i,
-            spi_r,
+            SkeyseedFrom::Init {
+                g_ir: g_ir.expose(),
+            },
+            (ni, &nr),
+            (header.spi_i, spi_r),
         );
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
 
         // §2.23: the initiator hashed with SPIr = 0.
-        let hashes = |t: NotifyType| -> Vec<&Vec<u8>> {
-            payloads
-                .notifies()
-                .filter(|n| n.notify_type == t)
-                .map(|n| &n.data)
-                .collect()
-        };
+        let hashes =
+            |t: NotifyType| -> Vec<&Vec<u8>> { payloads.notifies_of(t).map(|n| &n.data).collect() };
         let (nat_src, nat_dst) = (
             hashes(NotifyType::NAT_DETECTION_SOURCE_IP),
             hashes(NotifyType::NAT_DETECTION_DESTINATION_IP),
