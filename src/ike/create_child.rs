@@ -171,7 +171,7 @@ impl Responder {
                 chosen.number,
                 inbound_spi,
                 self.cfg.esp_pfs,
-                chosen.esn_offered,
+                chosen.esn,
             )]),
             Payload::Nonce(nr),
         ];

@@ -24,6 +24,7 @@ use crate::wire::{
 
 use super::auth::AUTH_SHARED_KEY_MIC;
 use super::nat::nat_hash;
+use super::proposal::EsnTransform;
 use super::sk::SkCrypto;
 use super::ts::{any_ipv4, selector};
 use super::Ipv4Range;
@@ -620,7 +621,12 @@ impl Initiator {
                 .collect()
         };
         inner.extend([
-            Payload::Sa(vec![self.cfg.esp.proposal(1, child_spi, None, true)]),
+            Payload::Sa(vec![self.cfg.esp.proposal(
+                1,
+                child_spi,
+                None,
+                EsnTransform::NoEsn,
+            )]),
             Payload::TsI(vec![any_ipv4()]),
             Payload::TsR(tsr),
         ]);

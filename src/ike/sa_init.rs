@@ -24,7 +24,7 @@ use super::budget::Refusal;
 use super::error::encode_response;
 use super::nat::nat_hash;
 use super::proposal::offers_group;
-use super::responder::{HalfOpen, IkeSa, Responder, SaCore, SaState, Window};
+use super::responder::{HalfOpen, IkeSa, Received, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
 use super::{check_nonce, our_nonce, Action, IkeError};
 
@@ -33,11 +33,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Vec<Action> {
+        let Received {
+            bytes,
+            header,
+            local,
+            remote,
+        } = rx;
         if header.spi_r != 0 || header.message_id != 0 || header.spi_i == 0 {
             return Vec::new();
         }
@@ -58,7 +61,7 @@ impl Responder {
                 _ => Vec::new(),
             };
         }
-        match self.init_new_sa(now, rng, bytes, header, local, remote) {
+        match self.init_new_sa(now, rng, rx) {
             Ok(actions) => actions,
             Err(InitReject::Drop(why, detail)) => {
                 self.refusals.record(now, remote.ip(), why, || detail);
@@ -86,11 +89,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Result<Vec<Action>, InitReject> {
+        let Received {
+            bytes,
+            header,
+            local,
+            remote,
+        } = rx;
         let limits = &self.cfg.limits;
         if self.half_open_count() >= limits.half_open_max {
             return Err(InitReject::drop(
