@@ -561,8 +561,8 @@ impl Initiator {
         // A payload the response repeats counts by its last occurrence here (the responder
         // reads the first of a request).
         let (Some(nr), Some(ke)) = (
-            msg.all(Payload::as_nonce).last(),
-            msg.all(Payload::as_ke).last(),
+            msg.of_kind(Payload::as_nonce).last(),
+            msg.of_kind(Payload::as_ke).last(),
         ) else {
             return Err(IkeError::InvalidSyntax(
                 "IKE_SA_INIT response needs KE and Nonce",
@@ -656,8 +656,8 @@ impl Initiator {
         }
         // As in IKE_SA_INIT, a repeated payload counts by its last occurrence.
         let (Some(idr), Some(auth)) = (
-            inner.all(Payload::as_id_r).last(),
-            inner.all(Payload::as_auth).last(),
+            inner.of_kind(Payload::as_id_r).last(),
+            inner.of_kind(Payload::as_auth).last(),
         ) else {
             return Err(IkeError::InvalidSyntax(
                 "IKE_AUTH response needs IDr and AUTH",
@@ -679,16 +679,16 @@ impl Initiator {
         if inner.error_notify().is_some() {
             return Ok(None);
         }
-        let vip = inner.all(Payload::as_cp).last().and_then(|cp| {
+        let vip = inner.of_kind(Payload::as_cp).last().and_then(|cp| {
             cp.attributes
                 .iter()
                 .find(|a| a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4)
                 .map(|a| Ipv4Addr::new(a.value[0], a.value[1], a.value[2], a.value[3]))
         });
         let (Some(proposals), Some(vip), Some(tsr)) = (
-            inner.all(Payload::as_sa).last(),
+            inner.of_kind(Payload::as_sa).last(),
             vip,
-            inner.all(Payload::as_ts_r).last(),
+            inner.of_kind(Payload::as_ts_r).last(),
         ) else {
             return Ok(None);
         };

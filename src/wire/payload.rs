@@ -141,7 +141,7 @@ impl Payload {
     }
 
     /// The proposals of an SA payload, `None` for another kind. Each `as_*` accessor gives
-    /// the body of one kind: the kinds [`PayloadList::all`] selects by.
+    /// the body of one kind: the kinds [`PayloadList::of_kind`] selects by.
     pub fn as_sa(&self) -> Option<&[Proposal]> {
         match self {
             Payload::Sa(proposals) => Some(proposals),
@@ -358,14 +358,14 @@ pub fn emit_payloads(payloads: &[Payload], out: &mut Vec<u8>) -> Result<PayloadT
 
 /// Lookups over a payload list: a message's, or the decrypted content of its SK payload.
 ///
-/// The single lookups (`sa`, `nonce`, …) give the first payload of their kind; a caller that
-/// must keep another one (the last, every one) reads [`Self::all`] with the same kind, so no
-/// exchange walks the list by hand.
+/// The single lookups (`sa`, `nonce`, …) give the first payload of their kind; a caller
+/// that must keep another one (the last, every one) reads [`Self::of_kind`] with the same
+/// kind, so no exchange walks the list by hand.
 pub trait PayloadList {
     fn payload_slice(&self) -> &[Payload];
 
-    /// Every payload of one kind, in order: `list.all(Payload::as_nonce)`.
-    fn all<'a, T: ?Sized + 'a>(
+    /// Every payload of one kind, in order: `list.of_kind(Payload::as_nonce)`.
+    fn of_kind<'a, T: ?Sized + 'a>(
         &'a self,
         kind: fn(&'a Payload) -> Option<&'a T>,
     ) -> impl Iterator<Item = &'a T> {
@@ -373,7 +373,7 @@ pub trait PayloadList {
     }
 
     fn notifies(&self) -> impl Iterator<Item = &NotifyPayload> {
-        self.all(Payload::as_notify)
+        self.of_kind(Payload::as_notify)
     }
 
     /// Every notify of this type, in order.
@@ -414,51 +414,51 @@ pub trait PayloadList {
     }
 
     fn sa(&self) -> Option<&[Proposal]> {
-        self.all(Payload::as_sa).next()
+        self.of_kind(Payload::as_sa).next()
     }
 
     fn ke(&self) -> Option<&KePayload> {
-        self.all(Payload::as_ke).next()
+        self.of_kind(Payload::as_ke).next()
     }
 
     fn nonce(&self) -> Option<&[u8]> {
-        self.all(Payload::as_nonce).next()
+        self.of_kind(Payload::as_nonce).next()
     }
 
     fn id_i(&self) -> Option<&IdPayload> {
-        self.all(Payload::as_id_i).next()
+        self.of_kind(Payload::as_id_i).next()
     }
 
     fn id_r(&self) -> Option<&IdPayload> {
-        self.all(Payload::as_id_r).next()
+        self.of_kind(Payload::as_id_r).next()
     }
 
     fn auth(&self) -> Option<&AuthPayload> {
-        self.all(Payload::as_auth).next()
+        self.of_kind(Payload::as_auth).next()
     }
 
     fn ts_i(&self) -> Option<&[TrafficSelector]> {
-        self.all(Payload::as_ts_i).next()
+        self.of_kind(Payload::as_ts_i).next()
     }
 
     fn ts_r(&self) -> Option<&[TrafficSelector]> {
-        self.all(Payload::as_ts_r).next()
+        self.of_kind(Payload::as_ts_r).next()
     }
 
     fn cp(&self) -> Option<&CpPayload> {
-        self.all(Payload::as_cp).next()
+        self.of_kind(Payload::as_cp).next()
     }
 
     fn deletes(&self) -> impl Iterator<Item = &DeletePayload> {
-        self.all(Payload::as_delete)
+        self.of_kind(Payload::as_delete)
     }
 
     fn sk(&self) -> Option<&SkPayload> {
-        self.all(Payload::as_sk).next()
+        self.of_kind(Payload::as_sk).next()
     }
 
     fn skf(&self) -> Option<&SkfPayload> {
-        self.all(Payload::as_skf).next()
+        self.of_kind(Payload::as_skf).next()
     }
 }
 

@@ -1,5 +1,5 @@
 //! [`PayloadList`]: every lookup selects by kind, the single ones give the first payload of
-//! their kind, and `all` keeps the list's order (so `.last()` is the last occurrence).
+//! their kind, and `of_kind` keeps the list's order (so `.last()` is the last occurrence).
 
 use super::super::*;
 use super::payloads::vectors;
@@ -35,17 +35,17 @@ fn each_accessor_selects_exactly_its_kind() {
 }
 
 #[test]
-fn all_keeps_the_order_and_single_lookups_take_the_first() {
+fn of_kind_keeps_the_order_and_single_lookups_take_the_first() {
     let list = vec![nonce(1), status(NotifyType::COOKIE2, 9), nonce(2), nonce(3)];
-    let nonces: Vec<&[u8]> = list.all(Payload::as_nonce).collect();
+    let nonces: Vec<&[u8]> = list.of_kind(Payload::as_nonce).collect();
     assert_eq!(nonces, [&[1u8; 16][..], &[2; 16], &[3; 16]]);
     assert_eq!(list.nonce(), Some(&[1u8; 16][..]));
-    assert_eq!(list.all(Payload::as_nonce).last(), Some(&[3u8; 16][..]));
-    assert_eq!(list.all(Payload::as_ke).next(), None);
+    assert_eq!(list.of_kind(Payload::as_nonce).last(), Some(&[3u8; 16][..]));
+    assert_eq!(list.of_kind(Payload::as_ke).next(), None);
     // The same through a slice and through a message.
     assert_eq!(list[2..].nonce(), Some(&[2u8; 16][..]));
     let msg = super::payloads::message_with(list.clone());
-    assert_eq!(msg.all(Payload::as_nonce).count(), 3);
+    assert_eq!(msg.of_kind(Payload::as_nonce).count(), 3);
 }
 
 #[test]
@@ -97,11 +97,11 @@ fn every_single_lookup_takes_the_first_of_its_kind() {
     assert_eq!(list.id_r().unwrap().data, [1]);
     assert_eq!(list.auth().unwrap().method, 1);
     assert_eq!(list.nonce().unwrap()[0], 1);
-    assert_eq!(list.ts_i(), list.all(Payload::as_ts_i).next());
-    assert_ne!(list.ts_r(), list.all(Payload::as_ts_r).last());
+    assert_eq!(list.ts_i(), list.of_kind(Payload::as_ts_i).next());
+    assert_ne!(list.ts_r(), list.of_kind(Payload::as_ts_r).last());
     assert_eq!(list.cp().unwrap().cfg_type, 1);
-    assert_eq!(list.all(Payload::as_cp).last().unwrap().cfg_type, 2);
-    assert_eq!(list.all(Payload::as_auth).last().unwrap().method, 2);
+    assert_eq!(list.of_kind(Payload::as_cp).last().unwrap().cfg_type, 2);
+    assert_eq!(list.of_kind(Payload::as_auth).last().unwrap().method, 2);
 }
 
 #[test]
