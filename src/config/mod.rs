@@ -40,6 +40,7 @@ use ipnet::Ipv4Net;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+pub use crate::ike::{Identity, UniquePolicy};
 pub use host::{host_networks, host_networks_excluding, parse_proc_net_route};
 pub use model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
@@ -48,7 +49,7 @@ pub use raw::{
     AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
     LimitsRaw,
 };
-pub use types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
+pub use types::{AuthAlg, DhGroup, EncAlg};
 pub use validate::{parse_local_subnet, split_local_subnet, GENERATED_PSK_LEN};
 
 /// A validation failure: an API-style error code (see [`codes`]) and a message naming the

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 
-use super::types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
+use super::types::{AuthAlg, DhGroup, EncAlg};
+use crate::ike::{Identity, UniquePolicy};
 use crate::secret::SecretBytes;
 
 /// `[gateway]`, validated.

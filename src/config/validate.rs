@@ -19,8 +19,9 @@ use super::model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
 };
 use super::raw::{ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw};
-use super::types::{AuthAlg, DhGroup, EncAlg, Identity, UniquePolicy};
+use super::types::{AuthAlg, DhGroup, EncAlg};
 use super::{codes, ConfigError};
+use crate::ike::{Identity, UniquePolicy};
 use crate::secret::SecretBytes;
 
 /// Length of a generated PSK (seed: "随机生成一个16位的字符串").

@@ -19,6 +19,7 @@ mod error;
 #[doc(hidden)]
 pub mod fixtures;
 mod fragment;
+mod identity;
 mod informational;
 pub mod initiator;
 mod nat;
@@ -50,10 +51,10 @@ pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo, Usage};
 
-pub use crate::config::{Identity, UniquePolicy};
 use crate::crypto::{DhGroup, PrfAlg};
 use crate::secret::SecretBytes;
 use crate::wire::IdPayload;
+pub use identity::{Identity, UniquePolicy};
 
 /// What the responder needs to know, in protocol terms (the daemon builds it from the
 /// configuration: `daemon::responder_config`).
