@@ -44,6 +44,15 @@ const ENCR_3DES: u16 = 3;
 const ENCR_AES_CBC: u16 = 12;
 
 impl EncrAlg {
+    /// Every transform, for exhaustive tests.
+    pub const ALL: [EncrAlg; 5] = [
+        EncrAlg::DesCbc,
+        EncrAlg::TripleDesCbc,
+        EncrAlg::AesCbc128,
+        EncrAlg::AesCbc192,
+        EncrAlg::AesCbc256,
+    ];
+
     /// Maps an IKEv2 encryption transform and its Key Length attribute (in bits).
     ///
     /// AES-CBC needs the Key Length attribute (RFC 7296 §3.3.5, RFC 3602 §5); DES and 3DES

@@ -32,6 +32,15 @@ pub enum IntegAlg {
 }
 
 impl IntegAlg {
+    /// Every transform, for exhaustive tests.
+    pub const ALL: [IntegAlg; 5] = [
+        IntegAlg::HmacMd5_96,
+        IntegAlg::HmacSha1_96,
+        IntegAlg::HmacSha256_128,
+        IntegAlg::HmacSha384_192,
+        IntegAlg::HmacSha512_256,
+    ];
+
     /// Maps an IKEv2 integrity transform ID (IANA registry; RFC 7296 §3.3.2, RFC 4868 §3).
     pub fn from_ike(id: u16) -> Option<Self> {
         match id {

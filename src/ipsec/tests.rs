@@ -8,21 +8,6 @@ use rand::SeedableRng;
 use super::*;
 use crate::crypto::{EncrAlg, IntegAlg};
 
-const ENCRS: [EncrAlg; 5] = [
-    EncrAlg::AesCbc128,
-    EncrAlg::AesCbc192,
-    EncrAlg::AesCbc256,
-    EncrAlg::TripleDesCbc,
-    EncrAlg::DesCbc,
-];
-const INTEGS: [IntegAlg; 5] = [
-    IntegAlg::HmacSha1_96,
-    IntegAlg::HmacSha256_128,
-    IntegAlg::HmacSha384_192,
-    IntegAlg::HmacSha512_256,
-    IntegAlg::HmacMd5_96,
-];
-
 use super::fixtures::spec_pair;
 
 /// A minimal IPv4/UDP packet from `src` to `dst` with `payload_len` payload bytes.
@@ -52,8 +37,8 @@ fn vip() -> Ipv4Addr {
 #[test]
 fn every_suite_round_trips_client_to_gateway_and_back() {
     let mut rng = StdRng::seed_from_u64(1);
-    for encr in ENCRS {
-        for integ in INTEGS {
+    for encr in EncrAlg::ALL {
+        for integ in IntegAlg::ALL {
             let (gw_spec, cl_spec) = spec_pair(encr, integ);
             let (gw_in, gw_out) = (
                 InboundSa::new(&gw_spec).unwrap(),
@@ -90,7 +75,7 @@ fn a_batch_sealed_together_opens_packet_by_packet() {
     // More packets than one interleaved group, of uneven sizes, in sequence-number order:
     // what the worker does with a split TSO burst.
     let mut rng = StdRng::seed_from_u64(3);
-    for encr in ENCRS {
+    for encr in EncrAlg::ALL {
         let (gw_spec, cl_spec) = spec_pair(encr, IntegAlg::HmacSha1_96);
         let cl_out = OutboundSa::new(&cl_spec).unwrap();
         let gw_in = InboundSa::new(&gw_spec).unwrap();
