@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::ids::request_id;
 use super::*;
+use crate::config::codes;
 
 struct Fake {
     applied: AtomicUsize,
