@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
 use crate::ipsec::{EspError, OutboundSa, Sad};
-use crate::wire::{classify_4500, Udp4500};
+use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
 
@@ -247,11 +247,10 @@ impl Worker {
             }
             for (buf, &len) in from_tun.iter().zip(sizes.iter()).take(n) {
                 let pkt = &buf[HDR..HDR + len];
-                if len < 20 || pkt[0] >> 4 != 4 {
+                let Some(ip) = Ipv4Header::parse(pkt) else {
                     continue;
-                }
-                let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-                let Some(sa) = sad.outbound(dst) else {
+                };
+                let Some(sa) = sad.outbound(ip.dst()) else {
                     continue;
                 };
                 if tx.is_full() {

@@ -18,12 +18,9 @@ use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
 use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
 use crate::wire::{
-    parse_trailer, write_padding, EspHeader, EspTrailer, ESP_HEADER_LEN, ESP_TRAILER_LEN,
-    NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
+    parse_trailer, write_padding, EspHeader, EspTrailer, Ipv4Header, ESP_HEADER_LEN,
+    ESP_TRAILER_LEN, IPV4_MIN_HEADER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
 };
-
-/// Minimal IPv4 header.
-const IPV4_MIN_HEADER: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EspError {
@@ -328,15 +325,12 @@ impl InboundSa {
     /// The inner IPv4 packet's length (TFC padding after it is cut) if its addresses match
     /// the SA: source = the client's address, destination inside the local selectors.
     fn check_selectors(&self, inner: &[u8]) -> Result<usize, EspError> {
-        if inner.len() < IPV4_MIN_HEADER || inner[0] >> 4 != 4 {
+        let ip = Ipv4Header::parse(inner).ok_or(EspError::Selector)?;
+        let total = ip.total_len();
+        if total < IPV4_MIN_HEADER_LEN || total > inner.len() {
             return Err(EspError::Selector);
         }
-        let total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
-        if total < IPV4_MIN_HEADER || total > inner.len() {
-            return Err(EspError::Selector);
-        }
-        let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
-        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+        let (src, dst) = (ip.src(), ip.dst());
         // Gateway: from the client's address into the local subnets; client: the mirror.
         let (vip_side, ts_side) = match self.role {
             Role::Gateway => (src, dst),

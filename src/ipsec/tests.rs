@@ -9,6 +9,7 @@ use rand::SeedableRng;
 use super::*;
 use crate::crypto::{EncrAlg, IntegAlg};
 use crate::secret::SecretBytes;
+use crate::wire::{write_ipv4_header, IPPROTO_UDP};
 
 const ENCRS: [EncrAlg; 5] = [
     EncrAlg::AesCbc128,
@@ -33,12 +34,7 @@ pub(crate) use fixtures::spec_pair;
 pub(crate) fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> Vec<u8> {
     let total = 20 + 8 + payload_len;
     let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
+    write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, src, dst).unwrap();
     for (i, b) in p[28..].iter_mut().enumerate() {
         *b = i as u8;
     }
