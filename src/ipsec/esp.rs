@@ -8,6 +8,11 @@
 //! window before and after the ICV, verifies the ICV before decrypting, and delivers only IPv4
 //! packets whose source is the client's address and whose destination is inside the SA's
 //! selectors.
+//!
+//! A dummy packet (Next Header 59, RFC 4303 §2.6: traffic-flow-confidentiality padding a
+//! peer may send at will) is a normal outcome, not an error: it passed the ICV and the replay
+//! window, so [`InboundSa::open`] returns it as [`Opened::Dummy`] and counts it apart
+//! ([`SaCounters::dummies`]), neither as a delivered packet nor as a drop.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,8 +39,6 @@ pub enum EspError {
     Integrity,
     #[error("bad padding")]
     BadPadding,
-    #[error("dummy packet (next header 59)")]
-    Dummy,
     #[error("unsupported next header {0}")]
     NextHeader(u8),
     #[error("inner packet does not match the SA's selectors")]
@@ -54,6 +57,8 @@ pub struct SaCounters {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
     pub dropped: AtomicU64,
+    /// Inbound only: authentic dummy packets (not in `packets`, not in `dropped`).
+    pub dummies: AtomicU64,
 }
 
 impl SaCounters {
@@ -73,6 +78,11 @@ impl SaCounters {
             self.bytes.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Dummy packets received (inbound SAs; see the module doc).
+    pub fn dummies(&self) -> u64 {
+        self.dummies.load(Ordering::Relaxed)
     }
 }
 
@@ -101,11 +111,13 @@ pub struct InboundSa {
     pub counters: SaCounters,
 }
 
-/// A packet [`InboundSa::open`] accepted: the inner packet is `out[..len]`.
+/// An authentic packet [`InboundSa::open`] accepted, with its sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Opened {
-    pub len: usize,
-    pub seq: u32,
+pub enum Opened {
+    /// An inner IPv4 packet for the TUN device: `out[..len]`.
+    Packet { len: usize, seq: u32 },
+    /// A dummy packet (Next Header 59): nothing to deliver.
+    Dummy { seq: u32 },
 }
 
 impl OutboundSa {
@@ -275,7 +287,10 @@ impl InboundSa {
     pub fn open(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
         let r = self.open_inner(packet, out);
         match &r {
-            Ok(o) => self.counters.count(o.len),
+            Ok(Opened::Packet { len, .. }) => self.counters.count(*len),
+            Ok(Opened::Dummy { .. }) => {
+                self.counters.dummies.fetch_add(1, Ordering::Relaxed);
+            }
             Err(_) => self.counters.drop_one(),
         }
         r
@@ -315,11 +330,11 @@ impl InboundSa {
         let (payload_len, trailer) = parse_trailer(plain).map_err(|_| EspError::BadPadding)?;
         match trailer.next_header {
             NEXT_HEADER_IPV4 => {}
-            NEXT_HEADER_NONE => return Err(EspError::Dummy),
+            NEXT_HEADER_NONE => return Ok(Opened::Dummy { seq }),
             other => return Err(EspError::NextHeader(other)),
         }
         let len = self.check_selectors(&plain[..payload_len])?;
-        Ok(Opened { len, seq })
+        Ok(Opened::Packet { len, seq })
     }
 
     /// The inner IPv4 packet's length (TFC padding after it is cut) if its addresses match
