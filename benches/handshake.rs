@@ -17,6 +17,8 @@
 //! Also measured: `Initiator::start` alone and the DH operations alone.
 //!
 //! Run: `cargo bench --bench handshake -- --warm-up-time 1 --measurement-time 5`.
+// Bench code: the responder's fixed `now` is taken from the clock once.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -26,12 +28,9 @@ mod common;
 
 use common::thread_cpu;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ipsec_server::crypto::{DhGroup, DhPrivate, EncrAlg, IntegAlg, PrfAlg};
+use ipsec_server::crypto::{DhGroup, DhPrivate};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
-use ipsec_server::ike::{
-    Action, EspSuite, Identity, IkeSuite, Limits, Responder, ResponderConfig, UniquePolicy,
-};
-use ipsec_server::secret::SecretBytes;
+use ipsec_server::ike::{fixtures, Action, Identity, IkeSuite, Limits, Responder, ResponderConfig};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -40,37 +39,15 @@ const GW4500: &str = "192.0.2.1:4500";
 /// Handshakes per responder instance (a /16 pool holds them all).
 const CHUNK: u64 = 2000;
 
-fn suite(dh: DhGroup) -> IkeSuite {
-    IkeSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-        prf: PrfAlg::HmacSha1,
-        dh,
-    }
-}
-
-fn esp() -> EspSuite {
-    EspSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-    }
-}
-
+/// The fixture responder for group `dh`, sized for `CHUNK` handshakes.
 fn responder_config(dh: DhGroup) -> Arc<ResponderConfig> {
     Arc::new(ResponderConfig {
-        ike: suite(dh),
-        esp: esp(),
-        esp_pfs: None,
-        ike_lifetime: Duration::from_secs(86400),
-        ipsec_lifetime: Duration::from_secs(86400),
-        psk: SecretBytes::from_slice(b"bench-psk-0123456789"),
-        local_id: Some(Identity::Fqdn("gw.example.com".into())),
-        remote_id: None,
-        local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
+        ike: IkeSuite {
+            dh,
+            ..fixtures::ike_suite()
+        },
         pool: "10.0.0.0/16".parse().unwrap(),
-        dns: vec![Ipv4Addr::new(192, 168, 0, 53)],
         max_connections: 65000,
-        unique: UniquePolicy::SameAddress,
         // The benchmark replays handshakes from few addresses, as the load generator does.
         limits: Limits {
             cookie_threshold: 512,
@@ -80,7 +57,7 @@ fn responder_config(dh: DhGroup) -> Arc<ResponderConfig> {
             dh_per_second_cookie: usize::MAX,
             ..Limits::default()
         },
-        dpd_interval: None,
+        ..fixtures::responder_config()
     })
 }
 
@@ -97,14 +74,12 @@ fn client(i: u64) -> (SocketAddr, SocketAddr, String) {
 fn initiator_config(dh: DhGroup, i: u64) -> InitiatorConfig {
     let (c500, _, id) = client(i);
     InitiatorConfig {
-        ike: suite(dh),
-        esp: esp(),
-        psk: SecretBytes::from_slice(b"bench-psk-0123456789"),
+        ike: IkeSuite {
+            dh,
+            ..fixtures::ike_suite()
+        },
         id: Identity::Fqdn(id),
-        local: c500,
-        remote: GW500.parse().unwrap(),
-        remote_ts: vec![],
-        request_vip: true,
+        ..fixtures::initiator_config(c500, GW500.parse().unwrap())
     }
 }
 

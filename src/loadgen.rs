@@ -10,6 +10,9 @@
 //! `timeout` per message with `retries` retransmissions. Established IKE SAs are kept (no
 //! DELETE is sent) until the hold time ends or the process is told to stop; meanwhile the
 //! responder's requests (DPD liveness checks) are answered, so held SAs stay up.
+//!
+//! A module of the binary (`ipsec-server loadgen`), not of the library: it is the only tokio
+//! client code and a user of the library like any other client.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,12 +23,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::net::UdpSocket;
 
-use crate::config::Identity;
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
-use crate::ike::initiator::{Initiator, InitiatorConfig};
-use crate::ike::{EspSuite, IkeSuite};
-use crate::secret::SecretBytes;
-use crate::wire::{classify_4500, with_non_esp_marker, ExchangeType, Header, Udp4500};
+use ipsec_server::config::Identity;
+use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
+use ipsec_server::ike::{EspSuite, IkeSuite};
+use ipsec_server::secret::SecretBytes;
+use ipsec_server::wire::{classify_4500, with_non_esp_marker, ExchangeType, Header, Udp4500};
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
 //! The `ipsec-server` binary: `run`, `check`, `status` (DESIGN.md §1b).
+#![allow(clippy::disallowed_methods)] // the binary owns the clocks and OS randomness, like `daemon`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipsec_server::secret::SecretBytes;
-use ipsec_server::{config, daemon, loadgen};
+use ipsec_server::{config, daemon};
+
+mod loadgen;
 
 /// `IP` or `IP:PORT` (port 500 by default).
 fn parse_target(s: &str) -> anyhow::Result<SocketAddr> {
@@ -150,7 +153,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match config::load(&config) {
+        Command::Check { config } => match config::load(&config, &mut rand::thread_rng()) {
             Ok(cfg) => {
                 for w in cfg.warnings() {
                     println!("warning: {w}");
@@ -164,7 +167,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            let cfg = match config::load(&config) {
+            let cfg = match config::load(&config, &mut rand::thread_rng()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{}: {}", e.code, e.message);
@@ -191,7 +194,7 @@ fn main() -> ExitCode {
         },
         Command::Status { config } => {
             let state_dir = match config {
-                Some(path) => match config::load(&path) {
+                Some(path) => match config::load(&path, &mut rand::thread_rng()) {
                     Ok(c) => c.gateway().state_dir().to_path_buf(),
                     Err(e) => {
                         eprintln!("{}: {}", e.code, e.message);

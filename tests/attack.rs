@@ -12,6 +12,8 @@
 //!   within 10 s, and the gateway's RSS may grow by at most 32 MiB.
 //!
 //! Run: `cargo test --test attack -- --include-ignored --test-threads=1 --nocapture`.
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
@@ -41,7 +43,7 @@ const LISTEN_PORT: u16 = 7002;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn unauthenticated_header_does_not_hijack_the_sa() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(
@@ -223,7 +225,7 @@ const RSS_GROWTH_MAX_KIB: u64 = 32 * 1024;
 const RSS_GROWTH_ABORT_KIB: u64 = 1024 * 1024;
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn ike_sa_init_flood() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topo = Topology::new(

@@ -1,5 +1,7 @@
 //! Integration tests of the configuration layer through its public API: every error code,
 //! the defaults, secret hygiene, the API (JSON/CamelCase) path, and the shipped files.
+// Test code: generated PSKs come from the thread's CSPRNG here, as in the daemon.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,7 +13,8 @@ use ipsec_server::config::{
     codes, host_networks, load, split_local_subnet, AuthAlg, Config, ConfigError, ConfigRaw,
     DhGroup, EncAlg, Identity, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, UniquePolicy,
 };
-use ipsec_server::ike::{Limits, ResponderConfig};
+use ipsec_server::daemon::responder_config;
+use ipsec_server::ike::Limits;
 use ipsec_server::secret::SecretBytes;
 use toml::{Table, Value};
 
@@ -68,8 +71,17 @@ fn strs(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|s| Value::from(*s)).collect())
 }
 
+/// The generator a generated PSK comes from: the thread's CSPRNG, as the daemon passes it.
+fn rng() -> rand::rngs::ThreadRng {
+    rand::thread_rng()
+}
+
 fn validate(doc: &Table, host: &[Ipv4Net]) -> Result<Config, ConfigError> {
-    Config::from_toml_str(&toml::to_string(doc).expect("serializable"), host)
+    Config::from_toml_str(
+        &toml::to_string(doc).expect("serializable"),
+        host,
+        &mut rng(),
+    )
 }
 
 /// The error of `minimal()` after `edit`.
@@ -337,7 +349,7 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
     // File-level
     case(
         codes::IO,
-        load(Path::new("/nonexistent/ipsec-server.toml")).expect_err("no file"),
+        load(Path::new("/nonexistent/ipsec-server.toml"), &mut rng()).expect_err("no file"),
     );
     for bad in [
         "[gateway",
@@ -349,7 +361,7 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
     ] {
         case(
             codes::SYNTAX,
-            Config::from_toml_str(bad, &[]).expect_err("syntax"),
+            Config::from_toml_str(bad, &[], &mut rng()).expect_err("syntax"),
         );
     }
     case(
@@ -560,7 +572,7 @@ fn no_error_message_shows_a_secret() {
             "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"r\"\n[ipsec_server]\n\
              local_subnet = [\"192.168.0.0/24\"]\nclient_ip_pool = \"10.0.0.0/24\"\n{toml}\n"
         );
-        let err = Config::from_toml_str(&text, &[]).expect_err("bad psk");
+        let err = Config::from_toml_str(&text, &[], &mut rng()).expect_err("bad psk");
         assert_eq!(err.code, codes::SYNTAX);
         assert!(!err.message.contains(secret), "{err}");
         assert!(err.message.contains("line "), "position given: {err}");
@@ -634,7 +646,7 @@ fn unknown_keys_are_rejected_by_name() {
 
 #[test]
 fn defaults() {
-    let cfg = Config::from_toml_str(MINIMAL, &[]).expect("minimal config is valid");
+    let cfg = Config::from_toml_str(MINIMAL, &[], &mut rng()).expect("minimal config is valid");
     assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
     assert!(cfg.api().is_none());
 
@@ -666,7 +678,7 @@ fn defaults() {
     assert_eq!(l.child_sas_per_ike_sa().get(), 16);
     assert_eq!(l.max_ike_message(), 16 * 1024);
     assert_eq!(l.ike_queue().get(), 4096);
-    let rcfg = ResponderConfig::from_config(&cfg).expect("responder config");
+    let rcfg = responder_config(&cfg).expect("responder config");
     assert_eq!(rcfg.limits, Limits::default());
 
     let s = cfg.ipsec_server().expect("server configured");
@@ -734,9 +746,7 @@ fn explicit_values_are_kept() {
         set(d, "limits.ike_queue", 65_536);
     });
     assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
-    let l = ResponderConfig::from_config(&cfg)
-        .expect("responder config")
-        .limits;
+    let l = responder_config(&cfg).expect("responder config").limits;
     assert_eq!(
         l,
         Limits {
@@ -999,7 +1009,7 @@ fn api_parameters_validate_through_the_same_spec() {
         ..Default::default()
     };
     let (server, warnings) = spec
-        .validate(&[net("192.0.2.0/24")])
+        .validate(&[net("192.0.2.0/24")], &mut rng())
         .expect("seed example is valid");
     assert!(warnings.is_empty());
     assert_eq!(server.name(), Some("test"));
@@ -1014,7 +1024,7 @@ fn api_parameters_validate_through_the_same_spec() {
         ipsec_config: back_ipsec,
         ..spec.clone()
     };
-    let (server2, _) = spec2.validate(&[]).expect("round trip");
+    let (server2, _) = spec2.validate(&[], &mut rng()).expect("round trip");
     assert_eq!(server, server2);
 
     // Quoted numbers and blank parameters are accepted; the defaults apply.
@@ -1033,7 +1043,7 @@ fn api_parameters_validate_through_the_same_spec() {
         ipsec_config: disabled,
         ..spec.clone()
     }
-    .validate(&[])
+    .validate(&[], &mut rng())
     .expect("pfs disabled");
     assert_eq!(s.ipsec().pfs(), None);
     assert_eq!(s.ipsec().to_api_json()["IpsecPfs"], "disabled");
@@ -1044,7 +1054,7 @@ fn api_parameters_validate_through_the_same_spec() {
         ..spec
     };
     assert_eq!(
-        bad.validate(&[]).expect_err("netmask").code,
+        bad.validate(&[], &mut rng()).expect_err("netmask").code,
         codes::CLIENT_IP_POOL_NETMASK_INVALID
     );
 }
@@ -1082,7 +1092,7 @@ fn shipped_config_is_valid() {
         net("172.17.0.0/16"),
         net("192.168.122.0/24"),
     ];
-    let cfg = Config::from_toml_str(&text, &host).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = Config::from_toml_str(&text, &host, &mut rng()).unwrap_or_else(|e| panic!("{e}"));
     let s = cfg.ipsec_server().expect("server");
     assert_eq!(s.client_ip_pool(), net("10.0.0.0/24"));
     assert_eq!(s.local_subnets(), &[net("192.168.0.0/24")]);
@@ -1102,7 +1112,7 @@ fn shipped_config_is_valid() {
         .expect("[limits] is documented")
         .clone();
     assert_eq!(text_limits.len(), 11, "one line per [limits] key");
-    let defaults = Config::from_toml_str(MINIMAL, &[]).expect("minimal");
+    let defaults = Config::from_toml_str(MINIMAL, &[], &mut rng()).expect("minimal");
     assert_eq!(cfg.limits(), defaults.limits());
 
     // Through `load`, against this host's real networks: valid unless the host itself sits
@@ -1110,7 +1120,7 @@ fn shipped_config_is_valid() {
     let host = host_networks();
     let pool = net("10.0.0.0/24");
     let conflict = host.iter().any(|n| n.contains(&pool) || pool.contains(n));
-    match load(&shipped()) {
+    match load(&shipped(), &mut rng()) {
         Ok(loaded) => {
             assert!(!conflict);
             assert_eq!(loaded.gateway(), cfg.gateway());
@@ -1136,7 +1146,7 @@ fn example_configs_are_valid() {
                 key.access_key_secret_file = Some(temp_file("example-ak", b"example-ak\n", 0o600));
             }
         }
-        Config::from_raw(&raw, &[]).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        Config::from_raw(&raw, &[], &mut rng()).unwrap_or_else(|e| panic!("{path:?}: {e}"));
         n += 1;
     }
     assert!(n >= 2);

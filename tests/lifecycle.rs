@@ -89,6 +89,7 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn rekeys_with_pfs_under_traffic() {
     let topo = Topology::new("rky", TopoOpts::default());
     let gw = Gateway::start(&topo, &GatewayConfig::default());
@@ -138,6 +139,7 @@ fn rekeys_with_pfs_under_traffic() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn gateway_rekeys_for_a_client_that_does_not() {
     let topo = Topology::new("grk", TopoOpts::default());
     let gw_cfg = GatewayConfig {
@@ -169,6 +171,7 @@ fn gateway_rekeys_for_a_client_that_does_not() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn dpd_frees_a_dead_client() {
     let topo = Topology::new("dpd", TopoOpts::default());
     let gw_cfg = GatewayConfig {
@@ -196,6 +199,7 @@ fn dpd_frees_a_dead_client() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn fragmented_ike_auth() {
     let topo = Topology::new("frg", TopoOpts::default());
     let gw = Gateway::start(&topo, &GatewayConfig::default());
@@ -210,6 +214,7 @@ fn fragmented_ike_auth() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn mobike_follows_the_client() {
     let topo = Topology::new("mob", TopoOpts::default());
     let gw = Gateway::start(&topo, &GatewayConfig::default());
@@ -265,6 +270,7 @@ fn mobike_follows_the_client() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn terminate_deletes_on_both_sides_and_returns_the_lease() {
     let topo = Topology::new("trm", TopoOpts::default());
     let gw = Gateway::start(&topo, &GatewayConfig::default());
@@ -300,6 +306,7 @@ fn reload(gw: &Gateway, edit: impl Fn(String) -> String) {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn sighup_reload_honours_effect_immediately() {
     let topo = Topology::new(
         "hup",
@@ -340,6 +347,7 @@ fn sighup_reload_honours_effect_immediately() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn ipsec_server_client_answers_dpd_and_ends_with_the_gateway() {
     let topo = Topology::new("cdp", TopoOpts::default());
     let gw_cfg = GatewayConfig {

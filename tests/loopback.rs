@@ -1,6 +1,8 @@
 //! The in-crate initiator against the responder over real UDP sockets on loopback: IKE_SA_INIT
 //! on the IKE port, IKE_AUTH on the NAT-T port with the non-ESP marker, as strongSwan does.
 //! Both ends must derive the same Child SA keys.
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -9,10 +11,8 @@ use std::time::{Duration, Instant};
 use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
 use ipsec_server::ike::{
-    Action, ChildSaSpec, EspSuite, Identity, IkeSuite, Limits, Responder, ResponderConfig,
-    UniquePolicy,
+    fixtures, Action, ChildSaSpec, EspSuite, IkeSuite, Responder, ResponderConfig,
 };
-use ipsec_server::secret::SecretBytes;
 use ipsec_server::wire::{classify_4500, with_non_esp_marker, Udp4500};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -39,24 +39,7 @@ fn serve(s500: UdpSocket, s4500: UdpSocket, rounds: usize) -> Vec<ChildSaSpec> {
     let cfg = ResponderConfig {
         ike,
         esp,
-        esp_pfs: None,
-        ike_lifetime: Duration::from_secs(3600),
-        ipsec_lifetime: Duration::from_secs(3600),
-        psk: SecretBytes::from_slice(b"loopback-psk"),
-        local_id: Some(Identity::Fqdn("gw.example.com".into())),
-        remote_id: None,
-        local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
-        pool: "10.0.0.0/24".parse().unwrap(),
-        dns: vec![],
-        max_connections: 10,
-        unique: UniquePolicy::SameAddress,
-        limits: Limits {
-            cookie_threshold: 10,
-            cookie_threshold_ip: 10,
-            block_threshold_ip: 10,
-            ..Limits::default()
-        },
-        dpd_interval: None,
+        ..fixtures::responder_config()
     };
     let mut responder = Responder::new(Arc::new(cfg));
     let mut rng = StdRng::seed_from_u64(11);
@@ -122,12 +105,7 @@ fn initiator_and_responder_agree_over_loopback_udp() {
         InitiatorConfig {
             ike,
             esp,
-            psk: SecretBytes::from_slice(b"loopback-psk"),
-            id: Identity::Fqdn("client1.example".into()),
-            local: client.local_addr().unwrap(),
-            remote: gw500,
-            remote_ts: vec![],
-            request_vip: true,
+            ..fixtures::initiator_config(client.local_addr().unwrap(), gw500)
         },
         &mut rng,
     )

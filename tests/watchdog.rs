@@ -6,6 +6,8 @@
 //! only its loopback; the namespace, the temp dir and the daemon (killed by PID) are removed
 //! even when the test fails. The daemon's config is the interop harness's
 //! ([`common::GatewayConfig`]), its process handling the harness's [`common::proc::Procs`].
+// Test code: deadlines and timings over real sockets and processes read the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
@@ -19,7 +21,7 @@ use common::{poll_until, GatewayConfig};
 const BIN: &str = env!("CARGO_BIN_EXE_ipsec-server");
 
 #[test]
-#[ignore = "needs root"]
+#[ignore = "needs root: network namespace, TUN"]
 fn deleting_the_tun_device_ends_the_daemon() {
     let ns = Netns::new("tun");
     let pid = ns.start_daemon();
@@ -60,6 +62,7 @@ struct Netns {
 }
 
 impl Netns {
+    #[allow(unsafe_code)] // geteuid(2): std does not wrap it
     fn new(test: &str) -> Netns {
         // SAFETY: geteuid(2) has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID): unlike wall time it does not
 /// count the time other processes on a shared machine hold the core.
+#[allow(unsafe_code)] // clock_gettime(2) with a thread CPU clock: std does not wrap it
 pub fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -176,7 +176,9 @@ impl Api {
 
     fn validate_spec(&self, spec: &IpsecServerSpec) -> Result<IpsecServerConfig, ApiError> {
         let host = host_networks_excluding(self.gateway.tun_name());
-        let (server, warnings) = spec.validate(&host).map_err(ApiError::config)?;
+        let (server, warnings) = spec
+            .validate(&host, &mut rand::thread_rng())
+            .map_err(ApiError::config)?;
         for w in warnings {
             warn!("{w}");
         }

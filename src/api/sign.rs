@@ -423,7 +423,7 @@ region_id = "local"
 access_key_id = "ak-test"
 access_key_secret = "test-secret-0123456789"
 "#;
-        crate::config::Config::from_toml_str(toml, &[])
+        crate::config::Config::from_toml_str(toml, &[], &mut rand::thread_rng())
             .unwrap()
             .api()
             .unwrap()

@@ -43,7 +43,7 @@ access_key_secret = "{SECRET}"
 "#,
         dir.display()
     );
-    let cfg = Config::from_toml_str(&toml, &[]).unwrap();
+    let cfg = Config::from_toml_str(&toml, &[], &mut rand::thread_rng()).unwrap();
     Api::open(
         &cfg,
         Arc::new(Fake {

@@ -81,31 +81,32 @@ pub struct Config {
 
 /// Reads and validates a config file, checking ClientIpPool against the host's networks
 /// (except those of the configured TUN device). Errors: `InvalidConfig.Io` when the file
-/// cannot be read, `InvalidConfig.Syntax` for TOML errors, then any validation code.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
+/// cannot be read, `InvalidConfig.Syntax` for TOML errors, then any validation code. A
+/// missing PSK is generated from `rng` (the caller's CSPRNG).
+pub fn load(path: &Path, rng: &mut dyn RngCore) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(codes::IO, format!("cannot read {}: {e}", path.display())))?;
     // The text may hold secrets: wipe it once parsed.
     let text = Zeroizing::new(text);
     let raw = ConfigRaw::from_toml_str(&text)?;
     let host = host_networks_excluding(&raw.gateway.tun_name);
-    Config::from_raw(&raw, &host)
+    Config::from_raw(&raw, &host, rng)
 }
 
 impl Config {
     /// Parses and validates TOML text against the given host networks (tests pass explicit
     /// lists; the daemon uses [`load`]).
-    pub fn from_toml_str(text: &str, host_networks: &[Ipv4Net]) -> Result<Self, ConfigError> {
-        Self::from_raw(&ConfigRaw::from_toml_str(text)?, host_networks)
+    pub fn from_toml_str(
+        text: &str,
+        host_networks: &[Ipv4Net],
+        rng: &mut dyn RngCore,
+    ) -> Result<Self, ConfigError> {
+        Self::from_raw(&ConfigRaw::from_toml_str(text)?, host_networks, rng)
     }
 
-    /// Validates a raw model; a missing PSK is generated with `thread_rng`.
-    pub fn from_raw(raw: &ConfigRaw, host_networks: &[Ipv4Net]) -> Result<Self, ConfigError> {
-        Self::from_raw_with_rng(raw, host_networks, &mut rand::thread_rng())
-    }
-
-    /// As [`Self::from_raw`], generating a missing PSK from `rng`.
-    pub fn from_raw_with_rng(
+    /// Validates a raw model; a missing PSK is generated from `rng` (the caller's CSPRNG, or
+    /// a seeded generator in tests: this layer reads no OS randomness itself).
+    pub fn from_raw(
         raw: &ConfigRaw,
         host_networks: &[Ipv4Net],
         rng: &mut dyn RngCore,
@@ -115,7 +116,7 @@ impl Config {
         let limits = validate::limits(&raw.limits, &mut warnings)?;
         let ipsec_server = match &raw.ipsec_server {
             Some(spec) => {
-                let (server, w) = spec.validate_with_rng(host_networks, rng)?;
+                let (server, w) = spec.validate(host_networks, rng)?;
                 warnings.extend(w);
                 Some(server)
             }

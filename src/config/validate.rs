@@ -30,16 +30,9 @@ impl IpsecServerSpec {
     /// Validates a server spec from the file or the API. `host_networks` are the host's
     /// directly connected networks (see [`super::host_networks`]), which ClientIpPool must
     /// not overlap. Returns the server and the warnings to log (legacy algorithms, example
-    /// secrets, loose file permissions). A missing PSK is generated with `thread_rng`.
+    /// secrets, loose file permissions). A missing PSK is generated from `rng` (a CSPRNG in
+    /// production).
     pub fn validate(
-        &self,
-        host_networks: &[Ipv4Net],
-    ) -> Result<(IpsecServerConfig, Vec<String>), ConfigError> {
-        self.validate_with_rng(host_networks, &mut rand::thread_rng())
-    }
-
-    /// As [`Self::validate`], generating a missing PSK from `rng` (a CSPRNG in production).
-    pub fn validate_with_rng(
         &self,
         host_networks: &[Ipv4Net],
         rng: &mut dyn RngCore,

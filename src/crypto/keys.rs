@@ -106,6 +106,34 @@ pub fn derive_ike_keys(
     }
 }
 
+/// What a new IKE SA's SKEYSEED is computed from. No `Debug`: it holds secrets.
+#[derive(Clone, Copy)]
+pub enum SkeyseedFrom<'a> {
+    /// IKE_SA_INIT's Diffie-Hellman secret: [`skeyseed`] (§2.14).
+    Init { g_ir: &'a [u8] },
+    /// A CREATE_CHILD_SA that rekeys an IKE SA: the old SA's SK_d and the new DH secret,
+    /// [`rekey_skeyseed`] (§2.18).
+    Rekey { old_sk_d: &'a [u8], g_ir: &'a [u8] },
+}
+
+/// The keys of a new IKE SA, in either role: SKEYSEED from `from`, then
+/// [`derive_ike_keys`] with the exchange's nonces and the new SA's SPIs. The one key
+/// schedule step of IKE_SA_INIT and of the IKE SA rekey (RFC 7296 §2.14, §2.18).
+pub fn derive_ike_sa(
+    prf: PrfAlg,
+    encr: EncrAlg,
+    integ: IntegAlg,
+    from: SkeyseedFrom<'_>,
+    (ni, nr): (&[u8], &[u8]),
+    (spi_i, spi_r): (u64, u64),
+) -> IkeKeys {
+    let seed = match from {
+        SkeyseedFrom::Init { g_ir } => skeyseed(prf, ni, nr, g_ir),
+        SkeyseedFrom::Rekey { old_sk_d, g_ir } => rekey_skeyseed(prf, old_sk_d, g_ir, ni, nr),
+    };
+    derive_ike_keys(prf, encr, integ, seed.expose(), ni, nr, spi_i, spi_r)
+}
+
 /// `KEYMAT = prf+(SK_d, Ni | Nr)`, or `prf+(SK_d, g^ir (new) | Ni | Nr)` when the
 /// CREATE_CHILD_SA exchange carried KE payloads (RFC 7296 §2.17), truncated to `len` bytes.
 ///

@@ -36,7 +36,9 @@ use crate::secret::SecretBytes;
 use crate::wire::{classify_4500, with_non_esp_marker, Udp4500, NON_ESP_MARKER};
 
 use super::inbox::{self, Inbox, Received};
-use super::{os, spawn, worker, DaemonError, Signal, Signals, SOCKET_BUFFER};
+use super::signals::{Signal, Signals};
+use super::stack::SOCKET_BUFFER;
+use super::{supervise, tun_mtu, worker, DaemonError};
 
 /// `ipsec-server client` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,10 +84,7 @@ const IKE_QUEUE: usize = 64;
 /// Connects to the gateway and runs the tunnel until SIGINT or SIGTERM.
 pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
-    let bad = |what: String| DaemonError::Os {
-        what,
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    };
+    let bad = DaemonError::Argument;
     let enc = EncAlg::from_api_name(&args.enc).ok_or_else(|| bad(format!("--enc {}", args.enc)))?;
     let auth =
         AuthAlg::from_api_name(&args.auth).ok_or_else(|| bad(format!("--auth {}", args.auth)))?;
@@ -99,10 +98,10 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         PrfAlg::from_ike(auth.prf_id()).ok_or_else(|| bad(format!("--auth {}", args.auth)))?;
     let dh = DhGroup::from_id(group.iana_id()).ok_or_else(|| bad(format!("--pfs {}", args.pfs)))?;
     let id = Identity::parse(&args.id).map_err(|e| bad(format!("--id: {e}")))?;
-    let psk = std::fs::read(&args.psk_file).map_err(os(format!(
-        "reading the PSK from {}",
-        args.psk_file.display()
-    )))?;
+    let psk = std::fs::read(&args.psk_file).map_err(|source| DaemonError::Psk {
+        path: args.psk_file.clone(),
+        source,
+    })?;
     let psk_len = psk
         .iter()
         .rposition(|b| !matches!(b, b'\n' | b'\r'))
@@ -115,13 +114,18 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
 
     let remote = SocketAddr::new(IpAddr::V4(args.remote), 4500);
     let local_ip = {
-        let probe = UdpSocket::bind("0.0.0.0:0").map_err(os("UDP probe socket"))?;
+        let probe =
+            UdpSocket::bind("0.0.0.0:0").map_err(DaemonError::socket("UDP probe socket"))?;
         probe
             .connect(remote)
-            .map_err(os(format!("no route to {remote}")))?;
-        probe.local_addr().map_err(os("UDP probe address"))?.ip()
+            .map_err(DaemonError::socket(format!("no route to {remote}")))?;
+        probe
+            .local_addr()
+            .map_err(DaemonError::socket("UDP probe address"))?
+            .ip()
     };
     let local = SocketAddr::new(local_ip, 4500);
+    let esp = EspSuite { encr, integ };
     let cfg = InitiatorConfig {
         ike: IkeSuite {
             encr,
@@ -129,7 +133,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
             prf,
             dh,
         },
-        esp: EspSuite { encr, integ },
+        esp,
         psk: SecretBytes::from_slice(&psk[..psk_len]),
         id,
         local,
@@ -140,18 +144,18 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     let mut rng = StdRng::from_entropy();
     let bind_any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 4500);
     let (ini, child) = {
-        let sock = io::udp::bind(bind_any, true, 0).map_err(os("binding UDP 4500"))?;
+        let sock = io::udp::bind(bind_any, true, 0).map_err(DaemonError::bind("UDP 4500"))?;
         handshake(&sock, cfg, &mut rng)?
     };
     let vip = child.client_vip;
     info!(%vip, %remote, spi_in = format_args!("{:08x}", child.inbound_spi),
         spi_out = format_args!("{:08x}", child.outbound_spi), "IKE SA and Child SA established");
 
-    let mtu = client_tun_mtu(encr, integ);
-    let queues = io::tun::create_offload(&args.tun, mtu, workers)
-        .map_err(os(format!("creating TUN {}", args.tun)))?;
-    let host = Ipv4Net::new(vip, 32).map_err(|_| bad("virtual IP".into()))?;
-    io::net::add_address(host, &args.tun).map_err(os("addressing the TUN"))?;
+    let mtu = tun_mtu(&esp);
+    let queues =
+        io::tun::create_offload(&args.tun, mtu, workers).map_err(DaemonError::tun(&args.tun))?;
+    io::net::add_address(Ipv4Net::from(vip), &args.tun)
+        .map_err(DaemonError::network("addressing the TUN"))?;
     let mut routes = Vec::new();
     for net in &args.remote_ts {
         match io::net::add_route(*net, &args.tun) {
@@ -161,7 +165,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     }
     let sad = Arc::new(Sad::new());
     sad.install_as(&child, Role::Client)
-        .map_err(|e| bad(format!("installing the Child SA: {e}")))?;
+        .map_err(DaemonError::ChildSa)?;
     info!(tun = %args.tun, mtu, workers, routes = ?routes, "tunnel up");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -170,9 +174,12 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     let mut ike_sock = None;
     for (i, tun) in queues.into_iter().enumerate() {
         let udp = io::udp::bind(bind_any, true, SOCKET_BUFFER)
-            .map_err(os(format!("binding UDP {bind_any}")))?;
+            .map_err(DaemonError::bind(format!("UDP {bind_any}")))?;
         if ike_sock.is_none() {
-            ike_sock = Some(udp.try_clone().map_err(os("cloning the UDP 4500 socket"))?);
+            ike_sock = Some(
+                udp.try_clone()
+                    .map_err(DaemonError::socket("cloning the UDP 4500 socket"))?,
+            );
         }
         let w = worker::Worker {
             id: i,
@@ -183,7 +190,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
             stop: stop.clone(),
             nat_t_port: 4500,
         };
-        threads.push(spawn(format!("dp-{i}"), &stop, move || w.run())?);
+        threads.push(supervise::spawn(format!("dp-{i}"), &stop, move || w.run())?);
     }
     // IKE that reaches the workers now is the gateway's own requests: answered by the
     // initiator (liveness checks, DELETEs; Child SA rekeys refused).
@@ -191,12 +198,12 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
     let ike = IkeAnswerer {
         ini,
         rng,
-        sock: ike_sock.ok_or_else(|| bad("no UDP 4500 socket".into()))?,
+        sock: ike_sock.ok_or(DaemonError::NoUdp4500Socket)?,
         remote,
         stop: stop.clone(),
         ended: ended.clone(),
     };
-    threads.push(spawn("ike".into(), &stop, move || {
+    threads.push(supervise::spawn("ike".into(), &stop, move || {
         ike.run(ike_inbox);
         Ok(())
     })?);
@@ -206,10 +213,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
             Some(Signal::Stop) => break Ok(()),
             Some(Signal::Reload) => {}
             None if ended.load(Ordering::Relaxed) => {
-                break Err(DaemonError::Os {
-                    what: "the gateway deleted the tunnel".into(),
-                    source: std::io::Error::from(std::io::ErrorKind::ConnectionAborted),
-                });
+                break Err(DaemonError::TunnelDeleted);
             }
             None => {}
         }
@@ -299,10 +303,7 @@ fn handshake(
 ) -> Result<(Initiator, crate::ike::ChildSaSpec), DaemonError> {
     use std::os::fd::AsRawFd;
     let remote = cfg.remote;
-    let fail = |what: String| DaemonError::Os {
-        what,
-        source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-    };
+    let fail = DaemonError::Handshake;
     let (mut ini, mut request) =
         Initiator::start(cfg, rng).map_err(|e| fail(format!("IKE_SA_INIT to {remote}: {e}")))?;
     let mut buf = vec![0u8; 65536];
@@ -310,11 +311,11 @@ fn handshake(
         let mut answered = None;
         'tries: for _ in 0..IKE_TRIES {
             sock.send_to(&with_non_esp_marker(&request), remote)
-                .map_err(os(format!("sending IKE to {remote}")))?;
+                .map_err(DaemonError::socket(format!("sending IKE to {remote}")))?;
             let deadline = Instant::now() + IKE_RETRANSMIT;
             while let Some(left) = deadline.checked_duration_since(Instant::now()) {
                 let ready = io::poll::wait_readable(&[sock.as_raw_fd()], left)
-                    .map_err(os("poll on UDP 4500"))?;
+                    .map_err(DaemonError::socket("poll on UDP 4500"))?;
                 if !ready.first().copied().unwrap_or(false) {
                     continue;
                 }
@@ -344,12 +345,4 @@ fn handshake(
         .cloned()
         .ok_or_else(|| fail("the gateway built no Child SA (no virtual IP?)".into()))?;
     Ok((ini, child))
-}
-
-/// The TUN MTU so that a full inner packet fits a 1500-byte path after ESP-in-UDP (as the
-/// gateway's [`super::tun_mtu`]).
-fn client_tun_mtu(encr: EncrAlg, integ: IntegAlg) -> u16 {
-    let room = 1500 - 20 - 8 - 8 - encr.iv_len() - integ.icv_len();
-    let padded = room / encr.block_len() * encr.block_len();
-    (padded - 2).max(576) as u16
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
+use super::control_plane::ControlMsg;
 use super::inbox::Postbox;
-use super::ControlMsg;
 use crate::ike::Responder;
 use crate::ipsec::Sad;
 

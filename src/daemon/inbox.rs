@@ -22,7 +22,7 @@ use std::sync::mpsc::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ControlMsg;
+use super::control_plane::ControlMsg;
 
 /// One IKE message (the UDP payload, non-ESP marker stripped) and where it travelled.
 #[derive(Debug, Clone, PartialEq, Eq)]

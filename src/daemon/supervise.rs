@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::DaemonError;
+
 /// Exit status of a process ended by a dead thread: `EX_SOFTWARE` (sysexits.h), "an internal
 /// software error has been detected".
 pub const EXIT_THREAD_DIED: i32 = 70;
@@ -63,22 +65,26 @@ pub fn die(thread: &str, why: impl Display) -> ! {
 /// Spawns thread `name` running `body`, which must run until `stopping` is set: if it returns
 /// an error, or returns before `stopping` is set, the process ends ([`die`]). Once `stopping`
 /// is set, an error is only logged (the device may be going away with the rest of the stack).
-pub fn spawn(
+pub(crate) fn spawn(
     name: String,
-    stopping: Arc<AtomicBool>,
+    stopping: &Arc<AtomicBool>,
     body: impl FnOnce() -> Result<(), String> + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
+) -> Result<JoinHandle<()>, DaemonError> {
     let thread = name.clone();
-    std::thread::Builder::new().name(name).spawn(move || {
-        let outcome = body();
-        let expected = stopping.load(Ordering::SeqCst);
-        match outcome {
-            Ok(()) if expected => {}
-            Ok(()) => die(&thread, "ended while the daemon was still running"),
-            Err(why) if expected => tracing::warn!(thread, "ended while stopping: {why}"),
-            Err(why) => die(&thread, why),
-        }
-    })
+    let stopping = stopping.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let outcome = body();
+            let expected = stopping.load(Ordering::SeqCst);
+            match outcome {
+                Ok(()) if expected => {}
+                Ok(()) => die(&thread, "ended while the daemon was still running"),
+                Err(why) if expected => tracing::warn!(thread, "ended while stopping: {why}"),
+                Err(why) => die(&thread, why),
+            }
+        });
+    spawned.map_err(|source| DaemonError::Spawn { name, source })
 }
 
 /// Set by the first thread that ends the process.
@@ -210,7 +216,7 @@ mod tests {
         let (code, stderr) = child_outcome(
             "daemon::supervise::tests::a_supervised_thread_that_fails_ends_the_process",
             || {
-                let t = spawn("dp-0".into(), Arc::default(), || {
+                let t = spawn("dp-0".into(), &Arc::default(), || {
                     Err("TUN ipsec0 is gone: File descriptor in bad state (os error 77)".into())
                 })
                 .expect("spawn");
@@ -231,7 +237,7 @@ mod tests {
         let (code, stderr) = child_outcome(
             "daemon::supervise::tests::a_supervised_thread_that_returns_early_ends_the_process",
             || {
-                let t = spawn("ike-rx-0".into(), Arc::default(), || Ok(())).expect("spawn");
+                let t = spawn("ike-rx-0".into(), &Arc::default(), || Ok(())).expect("spawn");
                 let _ = t.join();
             },
         );
@@ -248,8 +254,8 @@ mod tests {
     fn ends_after_stopping_are_expected() {
         // In this process: nothing may exit.
         let stopping = Arc::new(AtomicBool::new(true));
-        let ok = spawn("ike".into(), stopping.clone(), || Ok(())).expect("spawn");
-        let failed = spawn("dp-0".into(), stopping, || Err("TUN gone".into())).expect("spawn");
+        let ok = spawn("ike".into(), &stopping, || Ok(())).expect("spawn");
+        let failed = spawn("dp-0".into(), &stopping, || Err("TUN gone".into())).expect("spawn");
         assert!(ok.join().is_ok());
         assert!(failed.join().is_ok());
     }

@@ -210,7 +210,7 @@ impl Responder {
                 chosen.number,
                 inbound_spi,
                 None,
-                chosen.esn_offered,
+                chosen.esn,
             )]),
             Payload::TsI(tsi_sel),
             Payload::TsR(tsr_sel),

@@ -299,6 +299,7 @@ impl<K: Hash + Eq + Clone> Failures<K> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // test code: the base instant comes from the clock
 mod tests {
     use super::*;
 

@@ -19,6 +19,7 @@ use rand::Rng;
 use rand_core::CryptoRngCore;
 use tracing::{info, warn};
 
+use crate::crypto::keys::SkeyseedFrom;
 use crate::crypto::{self, ChildKeys, DhGroup, DhPrivate};
 use crate::secret::SecretBytes;
 use crate::wire::{KePayload, NotifyType, Payload, PayloadList, Proposal, ProtocolId};
@@ -47,6 +48,14 @@ pub(crate) struct NewChild<'a> {
     /// Whether we initiated the exchange: the first keys of KEYMAT protect traffic from the
     /// exchange's initiator (§2.17).
     pub we_initiated: bool,
+}
+
+/// What a CREATE_CHILD_SA request that rekeys the IKE SA offers (§1.3.2): its SA payload,
+/// its nonce (already checked) and its KE payload, if any.
+struct IkeRekey<'a> {
+    proposals: &'a [Proposal],
+    ni: &'a [u8],
+    ke: Option<&'a KePayload>,
 }
 
 impl Responder {
@@ -93,12 +102,17 @@ impl Responder {
         };
         check_nonce(core.suite.prf, ni)?;
         if proposals.iter().any(|p| p.protocol == ProtocolId::IKE) {
-            return self.rekey_ike(now, rng, core, e, proposals, ni, inner.ke());
+            let offer = IkeRekey {
+                proposals,
+                ni,
+                ke: inner.ke(),
+            };
+            return self.rekey_ike(now, rng, core, e, offer);
         }
         // §1.3.3: REKEY_SA names the SA by the SPI the initiator receives on (our outbound).
         let rekey_of = inner
-            .notifies()
-            .find(|n| n.notify_type == NotifyType::REKEY_SA && n.protocol == ProtocolId::ESP)
+            .notifies_of(NotifyType::REKEY_SA)
+            .find(|n| n.protocol == ProtocolId::ESP)
             .and_then(|n| <[u8; 4]>::try_from(n.spi.as_slice()).ok())
             .map(u32::from_be_bytes);
         // A new Child SA counts against the cap; a rekey replaces one (once, below), and the
@@ -157,7 +171,7 @@ impl Responder {
                 chosen.number,
                 inbound_spi,
                 self.cfg.esp_pfs,
-                chosen.esn_offered,
+                chosen.esn,
             )]),
             Payload::Nonce(nr),
         ];
@@ -176,23 +190,20 @@ impl Responder {
     }
 
     /// §2.18: a new IKE SA with fresh keys from SK_d; Child SAs and lease move to it.
-    #[allow(clippy::too_many_arguments)]
     fn rekey_ike(
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
         core: &mut SaCore,
         e: &mut Established,
-        proposals: &[Proposal],
-        ni: &[u8],
-        ke: Option<&KePayload>,
+        offer: IkeRekey<'_>,
     ) -> Result<Handled, IkeError> {
         let suite = self.cfg.ike;
-        let chosen = suite.choose(proposals)?;
+        let chosen = suite.choose(offer.proposals)?;
         let spi_i = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
             .map(u64::from_be_bytes)
             .map_err(|_| IkeError::InvalidSyntax("IKE rekey needs an 8-octet SPI"))?;
-        let (dh, g_ir) = key_exchange(suite.dh, ke, rng)?;
+        let (dh, g_ir) = key_exchange(suite.dh, offer.ke, rng)?;
         // Only the newest two of a chain of rekeys exist: our predecessor goes now.
         let mut actions = Vec::new();
         if let Some(before) = e.predecessor.take() {
@@ -200,17 +211,16 @@ impl Responder {
         }
         let spi_r = self.new_ike_spi(rng.as_rngcore());
         let nr = our_nonce(rng);
-        let skeyseed =
-            crypto::rekey_skeyseed(suite.prf, core.keys.sk_d.expose(), g_ir.expose(), ni, &nr);
-        let keys = crypto::derive_ike_keys(
+        let keys = crypto::keys::derive_ike_sa(
             suite.prf,
             suite.encr,
             suite.integ,
-            skeyseed.expose(),
-            ni,
-            &nr,
-            spi_i,
-            spi_r,
+            SkeyseedFrom::Rekey {
+                old_sk_d: core.keys.sk_d.expose(),
+                g_ir: g_ir.expose(),
+            },
+            (offer.ni, &nr),
+            (spi_i, spi_r),
         );
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
         info!(remote = %core.remote, identity = %id_to_string(&e.identity), "IKE SA rekeyed by the client: {:016x} -> {spi_r:016x}", core.spi_r);

@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 
 use rand_core::CryptoRngCore;
 
+use crate::crypto::keys::SkeyseedFrom;
 use crate::crypto::{self, DhGroup, DhPrivate, IkeKeys};
 use crate::secret::SecretBytes;
 use crate::wire::{
@@ -23,10 +24,13 @@ use crate::wire::{
 
 use super::auth::AUTH_SHARED_KEY_MIC;
 use super::nat::nat_hash;
+use super::proposal::EsnTransform;
 use super::sk::SkCrypto;
 use super::ts::{any_ipv4, selector};
 use super::Ipv4Range;
-use super::{id_payload, ChildSaSpec, EspSuite, Identity, IkeError, IkeSuite};
+use super::{
+    check_nonce, id_payload, our_nonce, ChildSaSpec, EspSuite, Identity, IkeError, IkeSuite,
+};
 
 /// What the initiator proposes and who it is.
 #[derive(Debug, Clone)]
@@ -47,23 +51,9 @@ pub struct InitiatorConfig {
 /// Progress of the initiator.
 enum State {
     /// IKE_SA_INIT sent; waiting for its answer.
-    Init {
-        dh: DhPrivate,
-        ni: Vec<u8>,
-        request: Vec<u8>,
-        cookie: Option<Vec<u8>>,
-    },
+    Init(InitSent),
     /// IKE_AUTH sent.
-    Auth {
-        keys: Box<IkeKeys>,
-        ni: Vec<u8>,
-        nr: Vec<u8>,
-        /// Our IKE_SA_INIT request as sent: our AUTH signs it (§2.15).
-        init_request: Vec<u8>,
-        init_response: Vec<u8>,
-        sk: SkCrypto,
-        child_spi: u32,
-    },
+    Auth(AuthSent),
     /// Both exchanges done.
     Established {
         sk: SkCrypto,
@@ -71,6 +61,29 @@ enum State {
         vip: Option<Ipv4Addr>,
     },
     Failed,
+}
+
+/// What our IKE_SA_INIT request committed us to.
+struct InitSent {
+    dh: DhPrivate,
+    ni: Vec<u8>,
+    request: Vec<u8>,
+    /// The cookie the request returned (§2.6), if the responder asked for one.
+    cookie: Option<Vec<u8>>,
+}
+
+/// The IKE SA after IKE_SA_INIT, while our IKE_AUTH request is out.
+struct AuthSent {
+    keys: Box<IkeKeys>,
+    ni: Vec<u8>,
+    nr: Vec<u8>,
+    /// Our IKE_SA_INIT request as sent: our AUTH signs it (§2.15).
+    init_request: Vec<u8>,
+    /// The responder's IKE_SA_INIT response: its AUTH signs it.
+    init_response: Vec<u8>,
+    sk: SkCrypto,
+    /// Our SPI of the Child SA IKE_AUTH asks for.
+    child_spi: u32,
 }
 
 pub struct Initiator {
@@ -151,7 +164,7 @@ impl Initiator {
     #[cfg(test)]
     pub(crate) fn sk(&self) -> Option<&SkCrypto> {
         match &self.state {
-            State::Auth { sk, .. } | State::Established { sk, .. } => Some(sk),
+            State::Auth(AuthSent { sk, .. }) | State::Established { sk, .. } => Some(sk),
             _ => None,
         }
     }
@@ -162,12 +175,7 @@ impl Initiator {
     /// sends the usual one.
     pub fn psk_auth(&self, idi: &IdPayload) -> Result<AuthPayload, IkeError> {
         match &self.state {
-            State::Auth {
-                keys,
-                nr,
-                init_request,
-                ..
-            } => Ok(self.auth_for(keys, init_request, nr, idi)),
+            State::Auth(sent) => Ok(self.auth_for(&sent.keys, &sent.init_request, &sent.nr, idi)),
             _ => Err(IkeError::InvalidSyntax("AUTH exists only before IKE_AUTH")),
         }
     }
@@ -257,27 +265,13 @@ impl Initiator {
             return Err(IkeError::InvalidSyntax("not a response to us"));
         }
         match std::mem::replace(&mut self.state, State::Failed) {
-            State::Init {
-                dh,
-                ni,
-                request,
-                cookie,
-            } => self.on_init_response(rng, &msg, bytes, dh, ni, request, cookie),
-            State::Auth {
-                keys,
-                ni,
-                nr,
-                init_request: _,
-                init_response,
-                sk,
-                child_spi,
-            } => {
-                let inner = sk.open(bytes, &msg)??;
-                let child =
-                    self.on_auth_response(&inner, &keys, &ni, &nr, &init_response, child_spi)?;
+            State::Init(sent) => self.on_init_response(rng, &msg, bytes, sent),
+            State::Auth(sent) => {
+                let inner = sent.sk.open(bytes, &msg)??;
+                let child = self.on_auth_response(&inner, &sent)?;
                 let vip = child.as_ref().map(|c| c.client_vip);
                 self.state = State::Established {
-                    sk,
+                    sk: sent.sk,
                     child: child.map(Box::new),
                     vip,
                 };
@@ -411,7 +405,7 @@ impl Initiator {
     /// The IKE SA's keys once IKE_SA_INIT is done.
     fn ike_sa_keys(&self) -> Result<&SkCrypto, IkeError> {
         match &self.state {
-            State::Auth { sk, .. } | State::Established { sk, .. } => Ok(sk),
+            State::Auth(AuthSent { sk, .. }) | State::Established { sk, .. } => Ok(sk),
             _ => Err(IkeError::InvalidSyntax("no IKE SA keys yet")),
         }
     }
@@ -489,8 +483,7 @@ impl Initiator {
         let (dh, ni) = match keep {
             Some(k) => k,
             None => {
-                let mut ni = vec![0u8; 32];
-                rng.fill_bytes(&mut ni);
+                let ni = our_nonce(rng);
                 (DhPrivate::generate(self.cfg.ike.dh, rng), ni)
             }
         };
@@ -517,29 +510,35 @@ impl Initiator {
         ]);
         let header = self.header(ExchangeType::IKE_SA_INIT, payloads[0].payload_type());
         let request = Message { header, payloads }.emit()?;
-        self.state = State::Init {
+        self.state = State::Init(InitSent {
             dh,
             ni,
             request: request.clone(),
             cookie,
-        };
+        });
         Ok(request)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_init_response(
         &mut self,
         rng: &mut dyn CryptoRngCore,
         msg: &Message,
         bytes: &[u8],
-        dh: DhPrivate,
-        ni: Vec<u8>,
-        request: Vec<u8>,
-        cookie: Option<Vec<u8>>,
+        sent: InitSent,
     ) -> Result<Option<Vec<u8>>, IkeError> {
-        for p in &msg.payloads {
-            let Payload::Notify(n) = p else { continue };
-            if n.notify_type == NotifyType::COOKIE && cookie.is_none() {
+        let InitSent {
+            dh,
+            ni,
+            request,
+            cookie,
+        } = sent;
+        // The first notify that decides the answer: a COOKIE to return (once, §2.6), or an
+        // error.
+        let decisive = msg.notifies().find(|n| {
+            n.notify_type.is_error() || (n.notify_type == NotifyType::COOKIE && cookie.is_none())
+        });
+        if let Some(n) = decisive {
+            if n.notify_type == NotifyType::COOKIE {
                 return Ok(Some(self.init_request(
                     rng,
                     Some(n.data.clone()),
@@ -557,43 +556,37 @@ impl Initiator {
                 self.cfg.ike.dh = group;
                 return Ok(Some(self.init_request(rng, cookie, None)?));
             }
-            if n.notify_type.is_error() {
-                return Err(notify_error(n.notify_type));
-            }
+            return Err(notify_error(n.notify_type));
         }
-        let mut nr = None;
-        let mut ke = None;
-        for p in &msg.payloads {
-            match p {
-                Payload::Nonce(n) => nr = Some(n.clone()),
-                Payload::Ke(k) => ke = Some(k),
-                _ => {}
-            }
-        }
-        let (Some(nr), Some(ke)) = (nr, ke) else {
+        // A payload the response repeats counts by its last occurrence here (the responder
+        // reads the first of a request).
+        let (Some(nr), Some(ke)) = (
+            msg.of_kind(Payload::as_nonce).last(),
+            msg.of_kind(Payload::as_ke).last(),
+        ) else {
             return Err(IkeError::InvalidSyntax(
                 "IKE_SA_INIT response needs KE and Nonce",
             ));
         };
         self.spi_r = msg.header.spi_r;
         let suite = self.cfg.ike;
+        check_nonce(suite.prf, nr)?;
         let g_ir = dh
             .shared_secret(&ke.data)
             .map_err(|_| IkeError::InvalidSyntax("invalid KE public value"))?;
-        let skeyseed = crypto::skeyseed(suite.prf, &ni, &nr, g_ir.expose());
-        let keys = crypto::derive_ike_keys(
+        let keys = crypto::keys::derive_ike_sa(
             suite.prf,
             suite.encr,
             suite.integ,
-            skeyseed.expose(),
-            &ni,
-            &nr,
-            self.spi_i,
-            self.spi_r,
+            SkeyseedFrom::Init {
+                g_ir: g_ir.expose(),
+            },
+            (&ni, nr),
+            (self.spi_i, self.spi_r),
         );
         let sk = SkCrypto::initiator(suite.encr, suite.integ, &keys)?;
         let idi = id_payload(&self.cfg.id);
-        let auth = self.auth_for(&keys, &request, &nr, &idi);
+        let auth = self.auth_for(&keys, &request, nr, &idi);
         let mut child_spi = 0;
         while child_spi < 0x100 {
             child_spi = rng.next_u32();
@@ -628,7 +621,12 @@ impl Initiator {
                 .collect()
         };
         inner.extend([
-            Payload::Sa(vec![self.cfg.esp.proposal(1, child_spi, None, true)]),
+            Payload::Sa(vec![self.cfg.esp.proposal(
+                1,
+                child_spi,
+                None,
+                EsnTransform::NoEsn,
+            )]),
             Payload::TsI(vec![any_ipv4()]),
             Payload::TsR(tsr),
         ]);
@@ -636,56 +634,31 @@ impl Initiator {
         let header = self.header(ExchangeType::IKE_AUTH, PayloadType::SK);
         let out = sk.seal(header, &inner, rng.as_rngcore())?;
         self.next_message_id = 2;
-        self.state = State::Auth {
+        self.state = State::Auth(AuthSent {
             keys: Box::new(keys),
             ni,
-            nr,
+            nr: nr.to_vec(),
             init_request: request,
             init_response: bytes.to_vec(),
             sk,
             child_spi,
-        };
+        });
         Ok(Some(out))
     }
 
     fn on_auth_response(
         &self,
         inner: &[Payload],
-        keys: &IkeKeys,
-        ni: &[u8],
-        nr: &[u8],
-        init_response: &[u8],
-        child_spi: u32,
+        sent: &AuthSent,
     ) -> Result<Option<ChildSaSpec>, IkeError> {
-        let mut idr = None;
-        let mut auth = None;
-        let mut vip = None;
-        let mut proposals = None;
-        let mut tsr = None;
-        let mut child_error = None;
-        for p in inner {
-            match p {
-                Payload::IdR(id) => idr = Some(id),
-                Payload::Auth(a) => auth = Some(a),
-                Payload::Cp(cp) => {
-                    vip = cp
-                        .attributes
-                        .iter()
-                        .find(|a| {
-                            a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4
-                        })
-                        .map(|a| Ipv4Addr::new(a.value[0], a.value[1], a.value[2], a.value[3]))
-                }
-                Payload::Sa(s) => proposals = Some(s),
-                Payload::TsR(t) => tsr = Some(t),
-                Payload::Notify(n) if n.notify_type == NotifyType::AUTHENTICATION_FAILED => {
-                    return Err(IkeError::AuthenticationFailed)
-                }
-                Payload::Notify(n) if n.notify_type.is_error() => child_error = Some(n.notify_type),
-                _ => {}
-            }
+        if inner.has_notify(NotifyType::AUTHENTICATION_FAILED) {
+            return Err(IkeError::AuthenticationFailed);
         }
-        let (Some(idr), Some(auth)) = (idr, auth) else {
+        // As in IKE_SA_INIT, a repeated payload counts by its last occurrence.
+        let (Some(idr), Some(auth)) = (
+            inner.of_kind(Payload::as_id_r).last(),
+            inner.of_kind(Payload::as_auth).last(),
+        ) else {
             return Err(IkeError::InvalidSyntax(
                 "IKE_AUTH response needs IDr and AUTH",
             ));
@@ -694,27 +667,38 @@ impl Initiator {
         let expected = crypto::psk_auth(
             suite.prf,
             self.cfg.psk.expose(),
-            init_response,
-            ni,
-            keys.sk_pr.expose(),
+            &sent.init_response,
+            &sent.ni,
+            sent.keys.sk_pr.expose(),
             &idr.body(),
         );
         if auth.method != AUTH_SHARED_KEY_MIC || !expected.ct_eq(&auth.data) {
             return Err(IkeError::AuthenticationFailed);
         }
-        if child_error.is_some() {
+        // An error notify refused the Child SA; the IKE SA stands (§1.2).
+        if inner.error_notify().is_some() {
             return Ok(None);
         }
-        let (Some(proposals), Some(vip), Some(tsr)) = (proposals, vip, tsr) else {
+        let vip = inner.of_kind(Payload::as_cp).last().and_then(|cp| {
+            cp.attributes
+                .iter()
+                .find(|a| a.attr_type == CpAttribute::INTERNAL_IP4_ADDRESS && a.value.len() == 4)
+                .map(|a| Ipv4Addr::new(a.value[0], a.value[1], a.value[2], a.value[3]))
+        });
+        let (Some(proposals), Some(vip), Some(tsr)) = (
+            inner.of_kind(Payload::as_sa).last(),
+            vip,
+            inner.of_kind(Payload::as_ts_r).last(),
+        ) else {
             return Ok(None);
         };
         let chosen = self.cfg.esp.choose(proposals, None)?;
         let ck = crypto::derive_child_keys(
             suite.prf,
-            keys.sk_d.expose(),
+            sent.keys.sk_d.expose(),
             None,
-            ni,
-            nr,
+            &sent.ni,
+            &sent.nr,
             self.cfg.esp.encr,
             self.cfg.esp.integ,
         );
@@ -729,7 +713,7 @@ impl Initiator {
             })
             .collect();
         Ok(Some(ChildSaSpec {
-            inbound_spi: child_spi,
+            inbound_spi: sent.child_spi,
             outbound_spi: chosen.peer_spi,
             encr: self.cfg.esp.encr,
             integ: self.cfg.esp.integ,

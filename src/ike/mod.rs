@@ -16,6 +16,8 @@ mod budget;
 mod cookie;
 mod create_child;
 mod error;
+#[doc(hidden)]
+pub mod fixtures;
 mod fragment;
 mod informational;
 pub mod initiator;
@@ -48,13 +50,13 @@ pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo, Usage};
 
-use crate::config::Config;
 pub use crate::config::{Identity, UniquePolicy};
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
+use crate::crypto::{DhGroup, PrfAlg};
 use crate::secret::SecretBytes;
 use crate::wire::IdPayload;
 
-/// What the responder needs to know, in protocol terms (built from `config::Config`).
+/// What the responder needs to know, in protocol terms (the daemon builds it from the
+/// configuration: `daemon::responder_config`).
 #[derive(Debug, Clone)]
 pub struct ResponderConfig {
     pub ike: IkeSuite,
@@ -98,64 +100,6 @@ pub enum Action {
         inbound_spi: u32,
         remote: SocketAddr,
     },
-}
-
-impl ResponderConfig {
-    /// The responder's view of a validated configuration; `None` without `[ipsec_server]`.
-    pub fn from_config(config: &Config) -> Option<Self> {
-        let server = config.ipsec_server()?;
-        let gw = config.gateway();
-        let (ike, ipsec) = (server.ike(), server.ipsec());
-        // The config's algorithm enums carry the IANA numbers; the crypto layer maps them
-        // back, so the set of algorithms is defined once. Every config value has a transform.
-        let encr = |e: crate::config::EncAlg| EncrAlg::from_ike(e.iana_id(), e.key_length_attr());
-        let dh = |g: crate::config::DhGroup| DhGroup::from_id(g.iana_id());
-        Some(Self {
-            ike: IkeSuite {
-                encr: encr(ike.enc())?,
-                integ: IntegAlg::from_ike(ike.auth().integ_id())?,
-                prf: PrfAlg::from_ike(ike.auth().prf_id())?,
-                dh: dh(ike.dh_group())?,
-            },
-            esp: EspSuite {
-                encr: encr(ipsec.enc())?,
-                integ: IntegAlg::from_ike(ipsec.auth().integ_id())?,
-            },
-            esp_pfs: ipsec.pfs().and_then(dh),
-            ike_lifetime: ike.lifetime(),
-            ipsec_lifetime: ipsec.lifetime(),
-            psk: server.psk().clone(),
-            local_id: ike.local_id().cloned(),
-            remote_id: ike.remote_id().cloned(),
-            local_subnets: server.local_subnets().to_vec(),
-            pool: server.client_ip_pool(),
-            dns: server.dns().to_vec(),
-            max_connections: gw.max_connections().get() as usize,
-            unique: gw.unique(),
-            limits: Limits::from_config(config.limits()),
-            dpd_interval: gw.dpd_interval(),
-        })
-    }
-}
-
-impl Limits {
-    /// The validated `[limits]` section in the responder's terms.
-    fn from_config(l: &crate::config::LimitsConfig) -> Self {
-        // u32 → usize is lossless on the 32- and 64-bit targets the daemon runs on.
-        let n = |v: std::num::NonZeroU32| v.get() as usize;
-        Self {
-            cookie_threshold: n(l.cookie_threshold()),
-            cookie_threshold_ip: n(l.cookie_threshold_ip()),
-            block_threshold_ip: n(l.block_threshold_ip()),
-            half_open_max: n(l.half_open_max()),
-            half_open_timeout: l.half_open_timeout(),
-            dh_per_second_cookie: n(l.dh_per_second_cookie()),
-            auth_failures_before_backoff: l.auth_failures_before_backoff().get(),
-            auth_backoff_max: l.auth_backoff_max(),
-            child_sas_per_ike_sa: n(l.child_sas_per_ike_sa()),
-            max_ike_message: l.max_ike_message().into(),
-        }
-    }
 }
 
 /// The DoS budget of the responder: what unauthenticated senders may make it keep and

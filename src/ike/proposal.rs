@@ -44,7 +44,16 @@ pub(crate) struct ChosenIke {
 pub(crate) struct ChosenEsp {
     pub number: u8,
     pub peer_spi: u32,
-    pub esn_offered: bool,
+    /// Whether the proposal had an ESN transform; the answer mirrors it.
+    pub esn: EsnTransform,
+}
+
+/// Whether an ESP proposal we send carries an ESN transform (RFC 7296 §3.3.2); when it does,
+/// it says "no extended sequence numbers", the only kind we support.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EsnTransform {
+    Omitted,
+    NoEsn,
 }
 
 impl IkeSuite {
@@ -131,7 +140,11 @@ impl EspSuite {
             .map(|p| ChosenEsp {
                 number: p.number,
                 peer_spi: u32::from_be_bytes([p.spi[0], p.spi[1], p.spi[2], p.spi[3]]),
-                esn_offered: has(p, TransformType::ESN),
+                esn: if has(p, TransformType::ESN) {
+                    EsnTransform::NoEsn
+                } else {
+                    EsnTransform::Omitted
+                },
             })
             .ok_or(IkeError::NoProposalChosen)
     }
@@ -142,7 +155,7 @@ impl EspSuite {
         number: u8,
         spi: u32,
         dh: Option<DhGroup>,
-        esn: bool,
+        esn: EsnTransform,
     ) -> Proposal {
         let mut transforms = vec![
             encr_transform(self.encr),
@@ -159,7 +172,7 @@ impl EspSuite {
                 attributes: vec![],
             });
         }
-        if esn {
+        if esn == EsnTransform::NoEsn {
             transforms.push(Transform {
                 transform_type: TransformType::ESN,
                 id: ESN_NONE,

@@ -4,7 +4,6 @@
 //!
 //! One request is in flight at a time (window size 1); others wait in the SA's outbox.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rand_core::CryptoRngCore;
@@ -18,7 +17,8 @@ use crate::wire::{
 
 use super::budget::Refusal;
 use super::create_child::NewChild;
-use super::responder::{Established, IkeSa, Responder, SaCore, SaState};
+use super::proposal::EsnTransform;
+use super::responder::{Established, IkeSa, Received, Responder, SaCore, SaState};
 use super::ts::selector;
 use super::{check_nonce, id_to_string, our_nonce, Action, Ipv4Range};
 
@@ -250,7 +250,7 @@ impl Responder {
                         1,
                         new_inbound,
                         self.cfg.esp_pfs,
-                        true,
+                        EsnTransform::NoEsn,
                     )]),
                     Payload::Nonce(ni.clone()),
                 ];
@@ -286,11 +286,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        _local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Vec<Action> {
+        let Received {
+            bytes,
+            header,
+            remote,
+            ..
+        } = rx;
         let Some(IkeSa {
             core,
             state: SaState::Established(e),

@@ -35,6 +35,16 @@ use super::sk::SkCrypto;
 use super::Ipv4Range;
 use super::{id_to_string, Action, IkeError, IkeSuite, ResponderConfig, UniquePolicy};
 
+/// One IKE message as received: its bytes, its parsed header, and the addresses it travelled
+/// between (ours, the peer's). What [`Responder::handle`] hands to each kind of message.
+#[derive(Clone, Copy)]
+pub(crate) struct Received<'a> {
+    pub bytes: &'a [u8],
+    pub header: &'a Header,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
 /// One IKE SA as the responder keeps it: what every state has, and the state.
 pub(crate) struct IkeSa {
     pub core: SaCore,
@@ -279,13 +289,19 @@ impl Responder {
             debug!(%remote, "dropping message without the Initiator flag");
             return Vec::new();
         }
+        let rx = Received {
+            bytes,
+            header: &header,
+            local,
+            remote,
+        };
         if header.is_response() {
-            return self.our_response(now, rng, bytes, &header, local, remote);
+            return self.our_response(now, rng, rx);
         }
         if header.exchange == ExchangeType::IKE_SA_INIT {
-            return self.ike_sa_init(now, rng, bytes, &header, local, remote);
+            return self.ike_sa_init(now, rng, rx);
         }
-        self.protected_request(now, rng, bytes, &header, local, remote)
+        self.protected_request(now, rng, rx)
     }
 
     /// Timers, about once a second: half-open SAs expire, the cookie secret rotates, our own
@@ -652,11 +668,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Vec<Action> {
+        let Received {
+            bytes,
+            header,
+            local,
+            remote,
+        } = rx;
         let Some(sa) = self.sas.get_mut(&header.spi_r) else {
             debug!(%remote, "request for unknown IKE SA {:016x}", header.spi_r);
             return Vec::new();

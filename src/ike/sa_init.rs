@@ -13,6 +13,7 @@ use std::time::Instant;
 use rand_core::CryptoRngCore;
 use tracing::debug;
 
+use crate::crypto::keys::SkeyseedFrom;
 use crate::crypto::{self, DhPrivate};
 use crate::wire::{
     ExchangeType, Header, KePayload, Message, NotifyType, Payload, PayloadList, FLAG_RESPONSE,
@@ -23,7 +24,7 @@ use super::budget::Refusal;
 use super::error::encode_response;
 use super::nat::nat_hash;
 use super::proposal::offers_group;
-use super::responder::{HalfOpen, IkeSa, Responder, SaCore, SaState, Window};
+use super::responder::{HalfOpen, IkeSa, Received, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
 use super::{check_nonce, our_nonce, Action, IkeError};
 
@@ -32,11 +33,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Vec<Action> {
+        let Received {
+            bytes,
+            header,
+            local,
+            remote,
+        } = rx;
         if header.spi_r != 0 || header.message_id != 0 || header.spi_i == 0 {
             return Vec::new();
         }
@@ -57,7 +61,7 @@ impl Responder {
                 _ => Vec::new(),
             };
         }
-        match self.init_new_sa(now, rng, bytes, header, local, remote) {
+        match self.init_new_sa(now, rng, rx) {
             Ok(actions) => actions,
             Err(InitReject::Drop(why, detail)) => {
                 self.refusals.record(now, remote.ip(), why, || detail);
@@ -85,11 +89,14 @@ impl Responder {
         &mut self,
         now: Instant,
         rng: &mut dyn CryptoRngCore,
-        bytes: &[u8],
-        header: &Header,
-        local: SocketAddr,
-        remote: SocketAddr,
+        rx: Received<'_>,
     ) -> Result<Vec<Action>, InitReject> {
+        let Received {
+            bytes,
+            header,
+            local,
+            remote,
+        } = rx;
         let limits = &self.cfg.limits;
         if self.half_open_count() >= limits.half_open_max {
             return Err(InitReject::drop(
@@ -131,10 +138,8 @@ impl Responder {
             || self.half_open_from(remote.ip()) >= limits.cookie_threshold_ip
             || self.dh_rate.per_second(now) >= limits.dh_per_second_cookie
         {
-            let offered = match payloads.first() {
-                Some(Payload::Notify(n)) if n.notify_type == NotifyType::COOKIE => Some(&n.data),
-                _ => None,
-            };
+            // §2.6: the cookie is returned as the first payload.
+            let offered = payloads.leading_notify(NotifyType::COOKIE).map(|n| &n.data);
             if !offered.is_some_and(|c| self.cookies.verify(c, ni, remote.ip(), header.spi_i)) {
                 return Err(InitReject::Cookie(self.cookies.make(
                     ni,
@@ -164,27 +169,21 @@ impl Responder {
             .map_err(|e| InitReject::Drop(Refusal::InvalidKe, e.to_string()))?;
         let spi_r = self.new_ike_spi(rng.as_rngcore());
         let nr = our_nonce(rng);
-        let skeyseed = crypto::skeyseed(suite.prf, ni, &nr, g_ir.expose());
-        let keys = crypto::derive_ike_keys(
+        let keys = crypto::keys::derive_ike_sa(
             suite.prf,
             suite.encr,
             suite.integ,
-            skeyseed.expose(),
-            ni,
-            &nr,
-            header.spi_i,
-            spi_r,
+            SkeyseedFrom::Init {
+                g_ir: g_ir.expose(),
+            },
+            (ni, &nr),
+            (header.spi_i, spi_r),
         );
         let sk = SkCrypto::responder(suite.encr, suite.integ, &keys)?;
 
         // §2.23: the initiator hashed with SPIr = 0.
-        let hashes = |t: NotifyType| -> Vec<&Vec<u8>> {
-            payloads
-                .notifies()
-                .filter(|n| n.notify_type == t)
-                .map(|n| &n.data)
-                .collect()
-        };
+        let hashes =
+            |t: NotifyType| -> Vec<&Vec<u8>> { payloads.notifies_of(t).map(|n| &n.data).collect() };
         let (nat_src, nat_dst) = (
             hashes(NotifyType::NAT_DETECTION_SOURCE_IP),
             hashes(NotifyType::NAT_DETECTION_DESTINATION_IP),

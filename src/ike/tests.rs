@@ -10,64 +10,25 @@ use rand::SeedableRng;
 
 use super::initiator::{Initiator, InitiatorConfig};
 use super::*;
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
-use crate::wire::{ExchangeType, Header, Message, NotifyType, Payload};
+use crate::crypto::{DhGroup, EncrAlg, IntegAlg};
+use crate::wire::{ExchangeType, Header, Message, NotifyType, Payload, PayloadList};
 
 const GW: &str = "192.0.2.1:4500";
 const GW500: &str = "192.0.2.1:500";
 
-fn suite() -> IkeSuite {
-    IkeSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-        prf: PrfAlg::HmacSha1,
-        dh: DhGroup::Modp1024,
-    }
-}
-
-fn esp() -> EspSuite {
-    EspSuite {
-        encr: EncrAlg::AesCbc128,
-        integ: IntegAlg::HmacSha1_96,
-    }
-}
-
+/// The shared fixture with what these exchanges also exercise: PFS on Child SA rekeys
+/// (group 2) and DPD every 30 s.
 pub(crate) fn responder_config() -> ResponderConfig {
     ResponderConfig {
-        ike: suite(),
-        esp: esp(),
         esp_pfs: Some(DhGroup::Modp1024),
-        ike_lifetime: Duration::from_secs(86400),
-        ipsec_lifetime: Duration::from_secs(86400),
-        psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        local_id: Some(Identity::Fqdn("gw.example.com".into())),
-        remote_id: None,
-        local_subnets: vec!["192.168.0.0/24".parse().unwrap()],
-        pool: "10.0.0.0/24".parse().unwrap(),
-        dns: vec![Ipv4Addr::new(192, 168, 0, 53)],
-        max_connections: 1000,
-        unique: UniquePolicy::SameAddress,
-        limits: Limits {
-            cookie_threshold: 100,
-            cookie_threshold_ip: 50,
-            block_threshold_ip: 100,
-            ..Limits::default()
-        },
         dpd_interval: Some(Duration::from_secs(30)),
+        ..fixtures::responder_config()
     }
 }
 
+/// The fixture initiator from `client` to the gateway's IKE port.
 pub(crate) fn initiator_config(client: &str) -> InitiatorConfig {
-    InitiatorConfig {
-        ike: suite(),
-        esp: esp(),
-        psk: SecretBytes::from_slice(b"test-psk-0123456789"),
-        id: Identity::Fqdn("client1.example".into()),
-        local: client.parse().unwrap(),
-        remote: GW500.parse().unwrap(),
-        remote_ts: vec![],
-        request_vip: true,
-    }
+    fixtures::initiator_config(client.parse().unwrap(), GW500.parse().unwrap())
 }
 
 /// A client talking to the responder: IKE_SA_INIT on 500, the rest on 4500.
@@ -82,6 +43,9 @@ impl Harness {
         Self {
             responder: Responder::new(Arc::new(cfg)),
             rng: StdRng::seed_from_u64(7),
+            // Test code: the manual clock starts at the real one (an `Instant` has no other
+            // constructor); it only moves when a test advances it.
+            #[allow(clippy::disallowed_methods)]
             now: Instant::now(),
         }
     }
@@ -150,15 +114,8 @@ pub(crate) fn installed(actions: &[Action]) -> Vec<&ChildSaSpec> {
 }
 
 fn notifies(bytes: &[u8]) -> Vec<NotifyType> {
-    Message::parse(bytes)
-        .unwrap()
-        .payloads
-        .iter()
-        .filter_map(|p| match p {
-            Payload::Notify(n) => Some(n.notify_type),
-            _ => None,
-        })
-        .collect()
+    let msg = Message::parse(bytes).unwrap();
+    msg.notifies().map(|n| n.notify_type).collect()
 }
 
 #[test]
@@ -305,6 +262,67 @@ fn wrong_ke_group_gets_invalid_ke_payload_then_succeeds() {
     let (ini2, _, result) = h2.connect(icfg);
     result.unwrap();
     assert!(ini2.child().is_some());
+}
+
+/// §2.10 holds for the responder's nonce too: the initiator applies the responder's
+/// `check_nonce` to Nr, so 16 and 256 octets pass (the keys then differ from the responder's,
+/// which is not checked here) and 15 and 257 do not.
+#[test]
+fn initiator_checks_the_responder_nonce() {
+    let mut h = Harness::new(responder_config());
+    for (i, (len, ok)) in [(15, false), (16, true), (256, true), (257, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let client = format!("198.51.100.{}:500", 10 + i);
+        let (mut ini, init) = Initiator::start(initiator_config(&client), &mut h.rng).unwrap();
+        let mut msg = Message::parse(&sent(&h.send(&client, &init))[0]).unwrap();
+        for p in &mut msg.payloads {
+            if let Payload::Nonce(n) = p {
+                *n = vec![0x5a; len];
+            }
+        }
+        let result = ini.handle(&mut h.rng, &msg.emit().unwrap());
+        match result {
+            Ok(Some(_)) => assert!(ok, "{len} octets accepted"),
+            Err(IkeError::InvalidSyntax("nonce length")) => assert!(!ok, "{len} octets refused"),
+            other => panic!("{len} octets: {other:?}"),
+        }
+    }
+}
+
+/// The initiator reads a payload its responder repeats by the last occurrence (as it did
+/// before it used `PayloadList`): with a short nonce put before the real Nr, its keys and
+/// AUTH are the responder's; put after, the short one is refused.
+#[test]
+fn initiator_takes_the_last_of_a_repeated_payload() {
+    let mut h = Harness::new(responder_config());
+    for (i, after) in [false, true].into_iter().enumerate() {
+        let client = format!("198.51.100.{}:500", 20 + i);
+        let (mut ini, init) = Initiator::start(initiator_config(&client), &mut h.rng).unwrap();
+        let mut msg = Message::parse(&sent(&h.send(&client, &init))[0]).unwrap();
+        let nr = msg
+            .payloads
+            .iter()
+            .position(|p| matches!(p, Payload::Nonce(_)));
+        let at = nr.unwrap() + usize::from(after);
+        msg.payloads.insert(at, Payload::Nonce(vec![1; 8]));
+        let result = ini.handle(&mut h.rng, &msg.emit().unwrap());
+        if after {
+            assert!(matches!(
+                result,
+                Err(IkeError::InvalidSyntax("nonce length"))
+            ));
+            continue;
+        }
+        let auth = result.unwrap().unwrap();
+        let actions = h.send(&client, &auth);
+        assert_eq!(
+            installed(&actions).len(),
+            1,
+            "the responder accepts our AUTH"
+        );
+    }
 }
 
 #[test]

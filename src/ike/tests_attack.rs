@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::budget::Refusal;
 use super::initiator::Initiator;
+use super::proposal::EsnTransform;
 use super::responder::{IkeSa, SaState};
 use super::tests::{initiator_config, installed, responder_config, sent, Harness};
 use super::ts::any_ipv4;
@@ -489,7 +490,12 @@ fn a_psk_holder_cannot_pile_up_child_sas_or_ike_sas() {
     let mut mid = 2;
     let new_child = |h: &mut Harness, mid: &mut u32| {
         let payloads = vec![
-            Payload::Sa(vec![esp.proposal(1, 0x1000 + *mid, None, false)]),
+            Payload::Sa(vec![esp.proposal(
+                1,
+                0x1000 + *mid,
+                None,
+                EsnTransform::Omitted,
+            )]),
             Payload::Nonce(vec![9; 32]),
             Payload::TsI(vec![any_ipv4()]),
             Payload::TsR(vec![any_ipv4()]),
@@ -629,7 +635,12 @@ fn rekeyed_child_sas_cannot_pile_up() {
                 notify_type: NotifyType::REKEY_SA,
                 data: vec![],
             }),
-            Payload::Sa(vec![esp.proposal(1, 0x2000 + mid, None, false)]),
+            Payload::Sa(vec![esp.proposal(
+                1,
+                0x2000 + mid,
+                None,
+                EsnTransform::Omitted,
+            )]),
             Payload::Nonce(vec![9; 32]),
             Payload::TsI(vec![any_ipv4()]),
             Payload::TsR(vec![any_ipv4()]),

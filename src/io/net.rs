@@ -314,6 +314,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace"]
     fn route_add_replace_delete() {
         let ns = NetNs::new("net-route").expect("netns");
         veth(&ns);
@@ -351,6 +352,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace"]
     fn ip_forward_toggles_and_reports_previous() {
         let ns = NetNs::new("net-forward").expect("netns");
         ns.run(|| {
@@ -374,6 +376,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace, nftables"]
     fn masquerade_and_clamp_tables_live_as_long_as_their_guards() {
         let ns = NetNs::new("net-nft").expect("netns");
         ns.run(|| {

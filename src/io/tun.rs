@@ -239,6 +239,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace, TUN"]
     fn two_queues_carry_packets_both_ways() {
         let ns = NetNs::new("tun-both-ways").expect("netns");
         ns.run(|| {
@@ -291,6 +292,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace, TUN"]
     fn offload_queues_carry_packets_through_the_batch_calls() {
         let ns = NetNs::new("tun-offload").expect("netns");
         ns.run(|| {
@@ -362,6 +364,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: network namespace, TUN"]
     fn empty_queue_would_block_and_device_goes_away_on_drop() {
         let ns = NetNs::new("tun-lifecycle").expect("netns");
         ns.run(|| {

@@ -28,6 +28,7 @@ fn local(sock: &UdpSocket) -> SocketAddr {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn hundred_datagrams_v4_with_pktinfo_both_ways() {
     let ns = NetNs::new("udp-batch-v4").expect("netns");
     ns.run(|| {
@@ -85,6 +86,7 @@ fn hundred_datagrams_v4_with_pktinfo_both_ways() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn batch_v6_with_pktinfo() {
     let ns = NetNs::new("udp-batch-v6").expect("netns");
     ns.run(|| {
@@ -111,6 +113,7 @@ fn batch_v6_with_pktinfo() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn long_datagram_is_flagged_truncated() {
     let ns = NetNs::new("udp-trunc").expect("netns");
     ns.run(|| {
@@ -130,6 +133,7 @@ fn long_datagram_is_flagged_truncated() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn refused_datagram_is_dropped_and_the_rest_sent() {
     let ns = NetNs::new("udp-refused").expect("netns");
     ns.run(|| {
@@ -157,6 +161,7 @@ fn refused_datagram_is_dropped_and_the_rest_sent() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn reuse_port_shares_a_port_and_plain_bind_does_not() {
     let ns = NetNs::new("udp-reuseport").expect("netns");
     ns.run(|| {
@@ -170,6 +175,7 @@ fn reuse_port_shares_a_port_and_plain_bind_does_not() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn bind_sets_buffers_nonblocking_and_v6only() {
     let ns = NetNs::new("udp-opts").expect("netns");
     ns.run(|| {
@@ -250,6 +256,7 @@ fn sockaddr_and_pktinfo_encoding() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn gso_runs_arrive_as_the_same_datagrams_in_order() {
     let ns = NetNs::new("udp-gso").expect("netns");
     ns.run(|| {
@@ -292,6 +299,7 @@ fn gso_runs_arrive_as_the_same_datagrams_in_order() {
 }
 
 #[test]
+#[ignore = "needs root: network namespace"]
 fn gro_coalesced_datagrams_split_back_into_the_originals() {
     let ns = NetNs::new("udp-gro").expect("netns");
     ns.run(|| {

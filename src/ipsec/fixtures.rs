@@ -1,10 +1,16 @@
-//! The SA pair that the ipsec unit tests and `benches/esp.rs` share: both include this file
-//! with `#[path]` (a bench cannot see the crate's test helpers). Not part of the library
-//! build; the names it uses come from the including module.
+//! The SA pair that the ipsec unit tests, `benches/esp.rs` and the ESP fuzz target share.
+//! Compiled always (hidden from the docs): benches and the fuzz crate cannot see
+//! `#[cfg(test)]` items. Nothing in the daemon uses it.
 
-use super::*;
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
-pub fn key(len: usize, seed: u8) -> SecretBytes {
+use super::{ChildSaSpec, Ipv4Range};
+use crate::crypto::{EncrAlg, IntegAlg};
+use crate::secret::SecretBytes;
+
+/// `len` key octets derived from `seed` (different seeds, different keys).
+fn key(len: usize, seed: u8) -> SecretBytes {
     // DES keys must not be weak; these patterns are not.
     SecretBytes::new(
         (0..len)

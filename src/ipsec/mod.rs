@@ -8,6 +8,8 @@
 //! before it is delivered.
 
 mod esp;
+#[doc(hidden)]
+pub mod fixtures;
 mod replay;
 mod sad;
 

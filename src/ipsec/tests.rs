@@ -1,14 +1,12 @@
 //! ESP seal/open across every suite, tampering, replay, selectors, dummy packets.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
 use crate::crypto::{EncrAlg, IntegAlg};
-use crate::secret::SecretBytes;
 use crate::wire::{write_ipv4_header, IPPROTO_UDP};
 
 const ENCRS: [EncrAlg; 5] = [
@@ -26,9 +24,7 @@ const INTEGS: [IntegAlg; 5] = [
     IntegAlg::HmacMd5_96,
 ];
 
-#[path = "fixtures.rs"]
-mod fixtures;
-pub(crate) use fixtures::spec_pair;
+use super::fixtures::spec_pair;
 
 /// A minimal IPv4/UDP packet from `src` to `dst` with `payload_len` payload bytes.
 pub(crate) fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> Vec<u8> {

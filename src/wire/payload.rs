@@ -31,7 +31,7 @@ pub enum Payload {
     IdR(IdPayload),
     /// RFC 7296 §3.8
     Auth(AuthPayload),
-    /// Nonce Data (RFC 7296 §3.9); its 16..=256-octet size is for the responder to check.
+    /// Nonce Data (RFC 7296 §3.9); its size (§2.10) is for the IKE layer to check.
     Nonce(Vec<u8>),
     /// RFC 7296 §3.10
     Notify(NotifyPayload),
@@ -137,6 +137,99 @@ impl Payload {
             Payload::Sk(_) => PayloadType::SK,
             Payload::Skf(_) => PayloadType::SKF,
             Payload::Opaque { payload_type, .. } => *payload_type,
+        }
+    }
+
+    /// The proposals of an SA payload, `None` for another kind. Each `as_*` accessor gives
+    /// the body of one kind: the kinds [`PayloadList::of_kind`] selects by.
+    pub fn as_sa(&self) -> Option<&[Proposal]> {
+        match self {
+            Payload::Sa(proposals) => Some(proposals),
+            _ => None,
+        }
+    }
+
+    pub fn as_ke(&self) -> Option<&KePayload> {
+        match self {
+            Payload::Ke(ke) => Some(ke),
+            _ => None,
+        }
+    }
+
+    pub fn as_id_i(&self) -> Option<&IdPayload> {
+        match self {
+            Payload::IdI(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn as_id_r(&self) -> Option<&IdPayload> {
+        match self {
+            Payload::IdR(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    pub fn as_auth(&self) -> Option<&AuthPayload> {
+        match self {
+            Payload::Auth(auth) => Some(auth),
+            _ => None,
+        }
+    }
+
+    pub fn as_nonce(&self) -> Option<&[u8]> {
+        match self {
+            Payload::Nonce(nonce) => Some(nonce),
+            _ => None,
+        }
+    }
+
+    pub fn as_notify(&self) -> Option<&NotifyPayload> {
+        match self {
+            Payload::Notify(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn as_delete(&self) -> Option<&DeletePayload> {
+        match self {
+            Payload::Delete(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    pub fn as_ts_i(&self) -> Option<&[TrafficSelector]> {
+        match self {
+            Payload::TsI(ts) => Some(ts),
+            _ => None,
+        }
+    }
+
+    pub fn as_ts_r(&self) -> Option<&[TrafficSelector]> {
+        match self {
+            Payload::TsR(ts) => Some(ts),
+            _ => None,
+        }
+    }
+
+    pub fn as_cp(&self) -> Option<&CpPayload> {
+        match self {
+            Payload::Cp(cp) => Some(cp),
+            _ => None,
+        }
+    }
+
+    pub fn as_sk(&self) -> Option<&SkPayload> {
+        match self {
+            Payload::Sk(sk) => Some(sk),
+            _ => None,
+        }
+    }
+
+    pub fn as_skf(&self) -> Option<&SkfPayload> {
+        match self {
+            Payload::Skf(skf) => Some(skf),
+            _ => None,
         }
     }
 
@@ -264,23 +357,47 @@ pub fn emit_payloads(payloads: &[Payload], out: &mut Vec<u8>) -> Result<PayloadT
 }
 
 /// Lookups over a payload list: a message's, or the decrypted content of its SK payload.
+///
+/// The single lookups (`sa`, `nonce`, …) give the first payload of their kind; a caller
+/// that must keep another one (the last, every one) reads [`Self::of_kind`] with the same
+/// kind, so no exchange walks the list by hand.
 pub trait PayloadList {
     fn payload_slice(&self) -> &[Payload];
 
+    /// Every payload of one kind, in order: `list.of_kind(Payload::as_nonce)`.
+    fn of_kind<'a, T: ?Sized + 'a>(
+        &'a self,
+        kind: fn(&'a Payload) -> Option<&'a T>,
+    ) -> impl Iterator<Item = &'a T> {
+        self.payload_slice().iter().filter_map(kind)
+    }
+
     fn notifies(&self) -> impl Iterator<Item = &NotifyPayload> {
-        self.payload_slice().iter().filter_map(|p| match p {
-            Payload::Notify(n) => Some(n),
-            _ => None,
-        })
+        self.of_kind(Payload::as_notify)
+    }
+
+    /// Every notify of this type, in order.
+    fn notifies_of(&self, notify_type: NotifyType) -> impl Iterator<Item = &NotifyPayload> {
+        self.notifies()
+            .filter(move |n| n.notify_type == notify_type)
     }
 
     /// The first notify of this type.
     fn notify(&self, notify_type: NotifyType) -> Option<&NotifyPayload> {
-        self.notifies().find(|n| n.notify_type == notify_type)
+        self.notifies_of(notify_type).next()
     }
 
     fn has_notify(&self, notify_type: NotifyType) -> bool {
         self.notify(notify_type).is_some()
+    }
+
+    /// The notify of this type when it is the first payload of the list, where RFC 7296
+    /// §2.6 puts a COOKIE; `None` when it is elsewhere or absent.
+    fn leading_notify(&self, notify_type: NotifyType) -> Option<&NotifyPayload> {
+        self.payload_slice()
+            .first()
+            .and_then(Payload::as_notify)
+            .filter(|n| n.notify_type == notify_type)
     }
 
     /// The first error notify (RFC 7296 §3.10.1), if any.
@@ -297,87 +414,51 @@ pub trait PayloadList {
     }
 
     fn sa(&self) -> Option<&[Proposal]> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Sa(proposals) => Some(proposals.as_slice()),
-            _ => None,
-        })
+        self.of_kind(Payload::as_sa).next()
     }
 
     fn ke(&self) -> Option<&KePayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Ke(ke) => Some(ke),
-            _ => None,
-        })
+        self.of_kind(Payload::as_ke).next()
     }
 
     fn nonce(&self) -> Option<&[u8]> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Nonce(nonce) => Some(nonce.as_slice()),
-            _ => None,
-        })
+        self.of_kind(Payload::as_nonce).next()
     }
 
     fn id_i(&self) -> Option<&IdPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::IdI(id) => Some(id),
-            _ => None,
-        })
+        self.of_kind(Payload::as_id_i).next()
     }
 
     fn id_r(&self) -> Option<&IdPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::IdR(id) => Some(id),
-            _ => None,
-        })
+        self.of_kind(Payload::as_id_r).next()
     }
 
     fn auth(&self) -> Option<&AuthPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Auth(auth) => Some(auth),
-            _ => None,
-        })
+        self.of_kind(Payload::as_auth).next()
     }
 
     fn ts_i(&self) -> Option<&[TrafficSelector]> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::TsI(ts) => Some(ts.as_slice()),
-            _ => None,
-        })
+        self.of_kind(Payload::as_ts_i).next()
     }
 
     fn ts_r(&self) -> Option<&[TrafficSelector]> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::TsR(ts) => Some(ts.as_slice()),
-            _ => None,
-        })
+        self.of_kind(Payload::as_ts_r).next()
     }
 
     fn cp(&self) -> Option<&CpPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Cp(cp) => Some(cp),
-            _ => None,
-        })
+        self.of_kind(Payload::as_cp).next()
     }
 
     fn deletes(&self) -> impl Iterator<Item = &DeletePayload> {
-        self.payload_slice().iter().filter_map(|p| match p {
-            Payload::Delete(d) => Some(d),
-            _ => None,
-        })
+        self.of_kind(Payload::as_delete)
     }
 
     fn sk(&self) -> Option<&SkPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Sk(sk) => Some(sk),
-            _ => None,
-        })
+        self.of_kind(Payload::as_sk).next()
     }
 
     fn skf(&self) -> Option<&SkfPayload> {
-        self.payload_slice().iter().find_map(|p| match p {
-            Payload::Skf(skf) => Some(skf),
-            _ => None,
-        })
+        self.of_kind(Payload::as_skf).next()
     }
 }
 

@@ -12,6 +12,8 @@
 //! the target (one route lookup per socket, not per datagram); each system call sends a batch
 //! of 32 datagrams on one of them (UDP GSO, or `sendmmsg(2)` without it), the next batch on
 //! the next socket. The gateway receives ordinary separate datagrams either way.
+// System calls std does not wrap: sendmmsg(2) and UDP GSO on raw socket descriptors.
+#![allow(unsafe_code)]
 
 use super::charon::Suite;
 use super::net::{in_ns, NsTask};

@@ -60,6 +60,7 @@ impl<T> NsTask<T> {
     }
 }
 
+#[allow(unsafe_code)] // setns(2): std does not wrap it
 fn enter_netns(path: &str) -> std::io::Result<()> {
     let f = File::open(path)?;
     // SAFETY: setns(2) on an fd we own; CLONE_NEWNET only changes this thread's network

@@ -3,6 +3,8 @@
 //! Every child gets its own process group (so a timeout can kill a whole `sh -c` pipeline) and
 //! `PR_SET_PDEATHSIG = SIGKILL` (so it dies with the test thread that started it even when the
 //! test binary itself is killed and no destructor runs).
+// System calls std does not wrap: prctl(2) before exec, kill(2), waitid(2).
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::Read;

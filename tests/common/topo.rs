@@ -511,6 +511,7 @@ fn ip(args: &[&str]) {
 }
 
 /// Not root or no strongSwan is an error, not a silent pass.
+#[allow(unsafe_code)] // geteuid(2): std does not wrap it
 fn check_prerequisites() {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use ipsec_server::crypto::{DhGroup, DhPrivate};
+use ipsec_server::ike::fixtures::{esp_suite, ike_suite};
 use ipsec_server::ike::initiator::Initiator;
 use ipsec_server::wire::{
     self, Attribute, AttributeValue, AuthPayload, CpAttribute, CpPayload, DeletePayload, IdPayload,
@@ -20,8 +21,6 @@ use ipsec_server::wire::{
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-
-use crate::common::{esp, suite};
 
 /// At most `N` octets.
 #[derive(Debug, Clone)]
@@ -408,7 +407,7 @@ impl FProposal {
     fn build(&self, ctx: &mut Ctx, number: u8) -> Proposal {
         match self {
             FProposal::Esp { spi, esn, dh } => {
-                let esp = esp();
+                let esp = esp_suite();
                 let mut transforms = vec![
                     encr_transform(esp.encr),
                     Transform::new(TransformType::INTEG, esp.integ.transform_id()),
@@ -419,7 +418,7 @@ impl FProposal {
                         transforms.push(Transform::new(TransformType::DH, wire::dh::NONE))
                     }
                     FDhTransform::Ours => {
-                        transforms.push(Transform::new(TransformType::DH, suite().dh.id()))
+                        transforms.push(Transform::new(TransformType::DH, ike_suite().dh.id()))
                     }
                     FDhTransform::Raw(id) => {
                         transforms.push(Transform::new(TransformType::DH, *id))
@@ -438,7 +437,7 @@ impl FProposal {
                 }
             }
             FProposal::Ike { spi } => {
-                let s = suite();
+                let s = ike_suite();
                 Proposal {
                     number,
                     protocol: ProtocolId::IKE,
@@ -531,7 +530,7 @@ fn known(ctx: &Ctx, i: u8) -> Option<(u32, u32)> {
 
 impl FKe {
     fn build(&self) -> KePayload {
-        let group = suite().dh.id();
+        let group = ike_suite().dh.id();
         match self {
             FKe::Valid => KePayload {
                 group,
@@ -543,7 +542,7 @@ impl FKe {
             },
             FKe::Edge(which) => {
                 let len = VALID_KE.len();
-                let p = ipsec_server::crypto::dh_internals::prime(suite().dh);
+                let p = ipsec_server::crypto::dh_internals::prime(ike_suite().dh);
                 let minus = |k: u8| {
                     let mut v = p.clone();
                     // p ends in 0xff..ff: subtracting a small k does not borrow.

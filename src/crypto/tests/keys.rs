@@ -236,6 +236,19 @@ fn run_kdf(v: &KdfVector, encr: EncrAlg, integ: IntegAlg) {
         "SKEYSEED(Rekey)"
     );
 
+    // derive_ike_sa is the same two steps, for IKE_SA_INIT and for a rekey.
+    let (spis, nonces) = ((spi(v.spi_i), spi(v.spi_r)), (&ni[..], &nr[..]));
+    let init = SkeyseedFrom::Init { g_ir: &g_ir };
+    assert_eq!(derive_ike_sa(v.prf, encr, integ, init, nonces, spis), keys);
+    let rekeyed = SkeyseedFrom::Rekey {
+        old_sk_d: sk_d,
+        g_ir: &g_ir_new,
+    };
+    assert_eq!(
+        derive_ike_sa(v.prf, encr, integ, rekeyed, nonces, spis),
+        derive_ike_keys(v.prf, encr, integ, rekey.expose(), &ni, &nr, spis.0, spis.1)
+    );
+
     for (g, expected) in [
         (None, v.child_dkm),
         (Some(g_ir_new.as_slice()), v.child_dkm_dh),

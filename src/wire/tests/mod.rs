@@ -1,8 +1,9 @@
 //! Codec tests: captured strongSwan vectors (`capture`), hand-built byte-exact vectors for
-//! every payload type (`payloads`), malformed input (`malformed`), and values too long
-//! for their fields (`too_long`).
+//! every payload type (`payloads`), the [`super::PayloadList`] lookups (`lookups`), malformed
+//! input (`malformed`), and values too long for their fields (`too_long`).
 
 mod capture;
+mod lookups;
 mod malformed;
 mod payloads;
 mod seeds;

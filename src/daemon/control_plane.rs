@@ -1,0 +1,208 @@
+//! The control plane of a stack: one thread owns the [`Responder`], so the responder needs no
+//! lock. All IKE reaches it through its [`Inbox`] — a bounded queue of `limits.ike_queue`
+//! datagrams (full means dropped and counted) filled by one receiver thread per UDP 500
+//! socket ([`receive_ike`]) and by the data-plane workers (IKE on UDP 4500) — beside the
+//! [`ControlMsg`]s of the status socket and the stack manager. The thread carries out the
+//! responder's [`Action`]s: IKE datagrams sent, Child SAs installed in and removed from the
+//! [`Sad`].
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tracing::{debug, info, warn};
+
+use crate::ike::{Action, Responder, ResponderConfig};
+use crate::io;
+use crate::io::udp::{RecvBatch, SendBatch};
+use crate::ipsec::Sad;
+use crate::wire::with_non_esp_marker;
+
+use super::control;
+use super::inbox::{Datagram, DropReport, Inbox, Postbox, Received};
+
+/// Control messages to the control-plane thread (IKE datagrams go through the bounded queue
+/// of its [`Inbox`] instead). Never dropped.
+#[derive(Debug)]
+pub(crate) enum ControlMsg {
+    Status(Sender<String>),
+    /// Clients with an established IKE SA (ListIpsecServers' OnlineClientCount).
+    OnlineClients(Sender<usize>),
+    /// New settings for new IKE SAs (UpdateIpsecServer); `delete_all`: EffectImmediately,
+    /// existing IKE SAs are deleted so clients renegotiate with the new settings.
+    Reconfigure {
+        config: Arc<ResponderConfig>,
+        delete_all: bool,
+    },
+    Shutdown,
+}
+
+/// At most one log line per this period about IKE datagrams dropped at a full queue.
+pub(crate) const DROP_REPORT_PERIOD: Duration = Duration::from_secs(10);
+
+/// UDP 500: every datagram is IKE, queued for the IKE thread (dropped when its queue is
+/// full). Runs until `stop`; a failing poll (the socket is gone) is an error.
+pub(crate) fn receive_ike(
+    sock: UdpSocket,
+    port: u16,
+    ike: Postbox,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let mut rx = RecvBatch::new(16, 65536);
+    let mut poller = io::poll::Poller::new(&[sock.as_raw_fd()]);
+    while !stop.load(Ordering::Relaxed) {
+        if poller
+            .wait(Duration::from_millis(200))
+            .map_err(|e| format!("UDP {port}: {e}"))?
+            == 0
+        {
+            continue;
+        }
+        let n = rx.recv(&sock).unwrap_or(0);
+        for i in 0..n {
+            let (meta, data) = rx.get(i);
+            let local = SocketAddr::new(meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
+            let posted = ike.datagram(Datagram {
+                bytes: data.to_vec(),
+                local,
+                remote: meta.src,
+            });
+            if posted.is_err() {
+                // The IKE thread ends first when the stack stops.
+                return if stop.load(Ordering::Relaxed) {
+                    Ok(())
+                } else {
+                    Err("the IKE thread has ended".into())
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The control-plane thread: the responder and the effects of its actions.
+pub(crate) struct ControlPlane {
+    pub responder: Responder,
+    pub sad: Arc<Sad>,
+    pub s500: Option<UdpSocket>,
+    pub s4500: UdpSocket,
+    pub ike_port: u16,
+    pub nat_t_port: u16,
+    pub send: SendBatch,
+    pub drops: DropReport,
+}
+
+impl ControlPlane {
+    /// Until `Shutdown` (or until every [`Postbox`] is gone): IKE datagrams through the
+    /// responder, control messages, and once a second the responder's timers.
+    pub(crate) fn run(mut self, inbox: Inbox) -> Result<(), String> {
+        let mut rng = StdRng::from_entropy();
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match inbox.recv(wait) {
+                Received::Datagram(Datagram {
+                    bytes,
+                    local,
+                    remote,
+                }) => {
+                    let actions =
+                        self.responder
+                            .handle(Instant::now(), &mut rng, &bytes, local, remote);
+                    self.apply(actions);
+                }
+                Received::Control(ControlMsg::Status(reply)) => {
+                    let queue = control::QueueStatus {
+                        capacity: inbox.capacity(),
+                        dropped: inbox.dropped(),
+                    };
+                    let _ = reply.send(control::render_status(&self.responder, &self.sad, queue));
+                }
+                Received::Control(ControlMsg::OnlineClients(reply)) => {
+                    let _ = reply.send(self.responder.online_clients());
+                }
+                Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
+                    // Existing IKE SAs keep what they negotiated; new ones use `config`.
+                    self.responder.cfg = config;
+                    if delete_all {
+                        let actions = self.responder.delete_all(&mut rng);
+                        self.apply(actions);
+                    }
+                    info!(delete_all, "responder reconfigured");
+                }
+                Received::Control(ControlMsg::Shutdown) | Received::Closed => {
+                    let actions = self.responder.delete_all(&mut rng);
+                    self.apply(actions);
+                    return Ok(());
+                }
+                Received::Timeout => {}
+            }
+            if Instant::now() >= next_tick {
+                if let Some(n) = self.drops.due(Instant::now(), inbox.dropped()) {
+                    warn!(
+                        "IKE queue full: {n} IKE datagrams dropped since the last report \
+                         (total {}); the IKE thread cannot keep up (limits.ike_queue = {})",
+                        inbox.dropped(),
+                        inbox.capacity()
+                    );
+                }
+                let snapshot = self.sad.snapshot();
+                self.responder.refresh_activity(Instant::now(), &|spi| {
+                    snapshot
+                        .inbound(spi)
+                        .map(|sa| sa.counters.read().0)
+                        .unwrap_or(0)
+                });
+                let actions = self.responder.tick(Instant::now(), &mut rng);
+                self.apply(actions);
+                next_tick = Instant::now() + Duration::from_secs(1);
+            }
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send {
+                    local,
+                    remote,
+                    bytes,
+                } => self.send_ike(local, remote, &bytes),
+                Action::InstallChild(spec) => {
+                    if let Err(e) = self.sad.install(&spec) {
+                        warn!(vip = %spec.client_vip, "installing Child SA failed: {e}");
+                    }
+                }
+                Action::DeleteChild { inbound_spi } => self.sad.remove(inbound_spi),
+                Action::UpdateChildRemote {
+                    inbound_spi,
+                    remote,
+                } => self.sad.set_remote(inbound_spi, remote),
+            }
+        }
+    }
+
+    fn send_ike(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        let src = Some(local.ip()).filter(|ip| !ip.is_unspecified());
+        let sock = if local.port() == self.nat_t_port {
+            // RFC 3948 §2.2: IKE on the NAT-T port carries the non-ESP marker.
+            self.send.push(&with_non_esp_marker(bytes), remote, src);
+            &self.s4500
+        } else {
+            debug_assert_eq!(local.port(), self.ike_port);
+            self.send.push(bytes, remote, src);
+            match &self.s500 {
+                Some(s) => s,
+                None => return,
+            }
+        };
+        if let Err(e) = self.send.flush(sock) {
+            debug!(%remote, "sending IKE: {e}");
+        }
+    }
+}

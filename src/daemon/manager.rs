@@ -1,0 +1,233 @@
+//! The serving stack as the control API's [`Backend`]: a [`StackManager`] starts one
+//! [`Stack`] on Create, applies an Update, stops the stack on Delete. Without `[api]` it
+//! applies the config file's `[ipsec_server]`, at start and on SIGHUP, the same way.
+//!
+//! An Update is applied as [`plan_update`] decides: a new pool or TUN MTU restarts the stack
+//! (the routes, nftables rules and TUN device depend on them); anything else reconfigures the
+//! running responder (`ControlMsg::Reconfigure`), so established clients stay connected
+//! unless EffectImmediately asks for every IKE SA to be deleted.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::control_plane::ControlMsg;
+use super::stack::Stack;
+use super::{responder_config, tun_mtu};
+use crate::api::Backend;
+use crate::config::{Config, IpsecServerConfig};
+use crate::ike::ResponderConfig;
+
+/// What an update does to a running stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpdatePlan {
+    /// The stack stays; new IKE SAs use the new settings. `delete_all` (EffectImmediately):
+    /// every IKE SA is deleted so clients renegotiate with them.
+    Reconfigure { delete_all: bool },
+    /// The pool or the TUN MTU changed: the stack is stopped (DELETE to every peer) and
+    /// started again.
+    Restart,
+}
+
+/// How the running stack of `old` takes `new`.
+pub(crate) fn plan_update(
+    old: &ResponderConfig,
+    new: &ResponderConfig,
+    effect_immediately: bool,
+) -> UpdatePlan {
+    if old.pool == new.pool && tun_mtu(&old.esp) == tun_mtu(&new.esp) {
+        UpdatePlan::Reconfigure {
+            delete_all: effect_immediately,
+        }
+    } else {
+        UpdatePlan::Restart
+    }
+}
+
+/// Starts, reconfigures and stops one [`Stack`].
+pub(crate) struct StackManager {
+    base: Config,
+    stack: Mutex<ManagerState>,
+}
+
+#[derive(Default)]
+struct ManagerState {
+    running: Option<(Stack, Arc<ResponderConfig>)>,
+    shut_down: bool,
+}
+
+impl StackManager {
+    pub(crate) fn new(base: Config) -> Self {
+        Self {
+            base,
+            stack: Mutex::new(ManagerState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ManagerState> {
+        self.stack.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the stack for good (daemon shutdown); later applies do nothing.
+    pub(crate) fn shutdown(&self) {
+        let mut st = self.lock();
+        st.shut_down = true;
+        if let Some((stack, _)) = st.running.take() {
+            stack.stop();
+        }
+    }
+}
+
+impl Backend for StackManager {
+    fn apply(
+        &self,
+        server: Option<&IpsecServerConfig>,
+        effect_immediately: bool,
+    ) -> Result<(), String> {
+        let mut st = self.lock();
+        if st.shut_down {
+            return Ok(());
+        }
+        let Some(server) = server else {
+            if let Some((stack, _)) = st.running.take() {
+                stack.stop();
+            }
+            return Ok(());
+        };
+        let config = self.base.with_ipsec_server(Some(server.clone()));
+        let rcfg =
+            Arc::new(responder_config(&config).ok_or("the server's algorithms have no transform")?);
+        if let Some((stack, old)) = &mut st.running {
+            if let UpdatePlan::Reconfigure { delete_all } =
+                plan_update(old, &rcfg, effect_immediately)
+            {
+                stack
+                    .postbox()
+                    .control(ControlMsg::Reconfigure {
+                        config: rcfg.clone(),
+                        delete_all,
+                    })
+                    .map_err(|_| "the IKE thread has ended".to_string())?;
+                *old = rcfg;
+                return Ok(());
+            }
+        }
+        // A restart, or nothing running yet: (re)start the stack.
+        if let Some((stack, _)) = st.running.take() {
+            stack.stop();
+        }
+        let stack = Stack::start(&config).map_err(|e| e.to_string())?;
+        st.running = Some((stack, rcfg));
+        Ok(())
+    }
+
+    fn online_clients(&self) -> usize {
+        let st = self.lock();
+        let Some((stack, _)) = &st.running else {
+            return 0;
+        };
+        let (tx, rx) = mpsc::channel();
+        if stack
+            .postbox()
+            .control(ControlMsg::OnlineClients(tx))
+            .is_err()
+        {
+            return 0;
+        }
+        rx.recv_timeout(Duration::from_secs(2)).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The responder configuration of a server with these `[ipsec_server]` lines on top of a
+    /// minimal one (pool 10.0.0.0/24, AES-128/SHA-1 for ESP).
+    fn server(extra: &str) -> ResponderConfig {
+        let text = format!(
+            r#"
+[gateway]
+vpn_gateway_id = "vpn-test0001"
+region_id = "local"
+
+[ipsec_server]
+local_subnet = ["192.168.0.0/24"]
+psk = "Sup3r-Secret-Psk"
+{extra}
+"#
+        );
+        let config =
+            Config::from_toml_str(&text, &[], &mut rand::thread_rng()).expect("valid config");
+        responder_config(&config).expect("an IPsec server")
+    }
+
+    const POOL: &str = r#"client_ip_pool = "10.0.0.0/24""#;
+
+    fn with_esp(enc: &str, auth: &str) -> ResponderConfig {
+        server(&format!(
+            "{POOL}\n[ipsec_server.ipsec_config]\nipsec_enc_alg = \"{enc}\"\n\
+             ipsec_auth_alg = \"{auth}\""
+        ))
+    }
+
+    #[test]
+    fn the_same_pool_and_mtu_reconfigure_the_running_responder() {
+        let old = server(POOL);
+        let new = server(&format!(
+            "{POOL}\n[ipsec_server.ike_config]\nike_lifetime = 3600"
+        ));
+        assert_eq!(
+            plan_update(&old, &new, false),
+            UpdatePlan::Reconfigure { delete_all: false }
+        );
+        // Nothing changed at all: still only a reconfiguration.
+        assert_eq!(
+            plan_update(&old, &old, false),
+            UpdatePlan::Reconfigure { delete_all: false }
+        );
+    }
+
+    #[test]
+    fn effect_immediately_deletes_every_ike_sa() {
+        let old = server(POOL);
+        let new = server(&format!("{POOL}\ndns = [\"192.168.0.53\"]"));
+        assert_eq!(
+            plan_update(&old, &new, true),
+            UpdatePlan::Reconfigure { delete_all: true }
+        );
+    }
+
+    #[test]
+    fn a_new_pool_restarts_the_stack() {
+        let old = server(POOL);
+        let new = server(r#"client_ip_pool = "10.1.0.0/24""#);
+        assert_eq!(plan_update(&old, &new, false), UpdatePlan::Restart);
+        assert_eq!(plan_update(&old, &new, true), UpdatePlan::Restart);
+    }
+
+    #[test]
+    fn a_new_tun_mtu_restarts_the_stack() {
+        let old = with_esp("aes", "sha1");
+        // A bigger ICV shrinks the inner MTU (1422 → 1406).
+        let new = with_esp("aes", "sha512");
+        assert_ne!(tun_mtu(&old.esp), tun_mtu(&new.esp));
+        assert_eq!(plan_update(&old, &new, false), UpdatePlan::Restart);
+        // A smaller block grows it (1422 → 1438).
+        assert_eq!(
+            plan_update(&old, &with_esp("des", "sha1"), true),
+            UpdatePlan::Restart
+        );
+    }
+
+    #[test]
+    fn a_new_esp_suite_with_the_same_mtu_reconfigures() {
+        let old = with_esp("aes", "sha1");
+        let new = with_esp("aes256", "sha256");
+        assert_eq!(tun_mtu(&old.esp), tun_mtu(&new.esp));
+        assert_eq!(
+            plan_update(&old, &new, false),
+            UpdatePlan::Reconfigure { delete_all: false }
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The serving stack of one IPsec server, started and stopped as a whole: the TUN device with
+//! one queue per data-plane worker, the host's routes and nftables rules ([`OsState`]), the
+//! UDP sockets, the workers, the UDP 500 receivers, the IKE thread ([`ControlPlane`]) and the
+//! status socket. Every thread is supervised ([`supervise::spawn`]): it runs until the stack's
+//! `stop` flag is set, and one that ends before that ends the process.
+//!
+//! A start that fails half-way undoes what it did (threads stopped, OS state torn down);
+//! [`Stack::stop`] sends DELETE to every peer first, then undoes everything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tracing::info;
+
+use super::control_plane::{receive_ike, ControlMsg, ControlPlane, DROP_REPORT_PERIOD};
+use super::inbox::{self, DropReport, Postbox};
+use super::os_state::OsState;
+use super::{control, responder_config, supervise, tun_mtu, worker, DaemonError};
+use crate::config::Config;
+use crate::ike::{Responder, ResponderConfig};
+use crate::io;
+use crate::io::udp::SendBatch;
+use crate::ipsec::Sad;
+
+/// UDP socket buffers: large, so bursts are not dropped (BENCH-ANCHORS.md).
+pub(crate) const SOCKET_BUFFER: usize = 8 << 20;
+
+/// The serving stack of one IPsec server: TUN device, routes and nftables rules, UDP
+/// sockets, data-plane workers, the IKE thread and the status socket. Started by
+/// [`Stack::start`], torn down (DELETE to every peer first) by [`Stack::stop`].
+pub struct Stack {
+    postbox: Postbox,
+    ctl_thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Set when the stack stops: its threads end, and their ends are expected.
+    stop: Arc<AtomicBool>,
+    sad: Arc<Sad>,
+    sock_path: PathBuf,
+    os_state: OsState,
+}
+
+impl Stack {
+    /// Brings up the stack for `config`'s `[ipsec_server]`.
+    pub fn start(config: &Config) -> Result<Stack, DaemonError> {
+        let rcfg = Arc::new(responder_config(config).ok_or(DaemonError::NoServer)?);
+        let gw = config.gateway();
+        let workers = match gw.workers() {
+            Some(n) => n.get() as usize,
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        };
+        let mtu = tun_mtu(&rcfg.esp);
+        let queues = io::tun::create_offload(gw.tun_name(), mtu, workers)
+            .map_err(DaemonError::tun(gw.tun_name()))?;
+        info!(tun = %gw.tun_name(), mtu, workers, "TUN device up");
+        let mut os_state = OsState::default();
+        if let Err(e) = os_state.setup(config, &rcfg) {
+            os_state.teardown();
+            return Err(e);
+        }
+        match serve(config, rcfg, queues, workers, os_state) {
+            Ok(stack) => Ok(stack),
+            Err(failed) => {
+                let (e, mut os_state) = *failed;
+                os_state.teardown();
+                Err(e)
+            }
+        }
+    }
+
+    /// The IKE thread's postbox: control messages for the running responder.
+    pub(crate) fn postbox(&self) -> &Postbox {
+        &self.postbox
+    }
+
+    /// DELETE to every peer, then threads joined, SAs cleared, OS state undone.
+    pub fn stop(mut self) {
+        // First: from here on the threads' ends are expected (the watchdog stays quiet). The
+        // data plane stops; the IKE thread still sends its DELETEs on sockets of its own.
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.postbox.control(ControlMsg::Shutdown);
+        if let Some(t) = self.ctl_thread.take() {
+            let _ = t.join();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.sock_path);
+        self.sad.clear();
+        self.os_state.teardown();
+        info!("IPsec server stopped");
+    }
+}
+
+/// Starts the threads of a stack; on failure the threads started so far are stopped and
+/// the OS state is handed back for teardown.
+fn serve(
+    config: &Config,
+    rcfg: Arc<ResponderConfig>,
+    queues: Vec<io::tun::TunQueue>,
+    workers: usize,
+    os_state: OsState,
+) -> Result<Stack, Box<(DaemonError, OsState)>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    match serve_inner(config, rcfg, queues, workers, &stop, &mut threads) {
+        Ok((postbox, ctl_thread, sad, sock_path)) => Ok(Stack {
+            postbox,
+            ctl_thread: Some(ctl_thread),
+            threads,
+            stop,
+            sad,
+            sock_path,
+            os_state,
+        }),
+        Err(e) => {
+            stop.store(true, Ordering::SeqCst);
+            for t in threads {
+                let _ = t.join();
+            }
+            Err(Box::new((e, os_state)))
+        }
+    }
+}
+
+type Started = (Postbox, JoinHandle<()>, Arc<Sad>, PathBuf);
+
+fn serve_inner(
+    config: &Config,
+    rcfg: Arc<ResponderConfig>,
+    queues: Vec<io::tun::TunQueue>,
+    workers: usize,
+    stop: &Arc<AtomicBool>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> Result<Started, DaemonError> {
+    let gw = config.gateway();
+    let sad = Arc::new(Sad::new());
+    let (postbox, inbox) = inbox::with_capacity(config.limits().ike_queue().get() as usize);
+
+    let mut ike_sockets = Vec::new();
+    let mut natt_for_ike = None;
+    for addr in gw.listen_addrs() {
+        let s500 =
+            io::udp::bind(SocketAddr::new(*addr, gw.ike_port().get()), false, 1 << 20).map_err(
+                DaemonError::bind(format!("UDP {addr}:{}", gw.ike_port().get())),
+            )?;
+        ike_sockets.push(s500);
+    }
+    // The workers serve UDP 4500 on the first listen address (normally the wildcard); config
+    // validation rejects an empty `listen_addrs` (InvalidConfig.ListenAddrs), so [0] exists.
+    let natt_addr = SocketAddr::new(gw.listen_addrs()[0], gw.nat_t_port().get());
+    for (id, tun) in queues.into_iter().enumerate().take(workers) {
+        let udp = io::udp::bind(natt_addr, true, SOCKET_BUFFER)
+            .map_err(DaemonError::bind(format!("UDP {natt_addr}")))?;
+        if natt_for_ike.is_none() {
+            natt_for_ike = Some(
+                udp.try_clone()
+                    .map_err(DaemonError::socket("cloning the UDP 4500 socket"))?,
+            );
+        }
+        let w = worker::Worker {
+            id,
+            tun,
+            udp,
+            sad: sad.clone(),
+            ike: postbox.clone(),
+            stop: stop.clone(),
+            nat_t_port: gw.nat_t_port().get(),
+        };
+        threads.push(supervise::spawn(format!("dp-{id}"), stop, move || w.run())?);
+    }
+    let natt = natt_for_ike.ok_or(DaemonError::NoUdp4500Socket)?;
+    info!(
+        ike_port = gw.ike_port().get(),
+        nat_t_port = gw.nat_t_port().get(),
+        "listening"
+    );
+
+    for (i, s500) in ike_sockets.iter().enumerate() {
+        let s = s500
+            .try_clone()
+            .map_err(DaemonError::socket("cloning the UDP 500 socket"))?;
+        let post = postbox.clone();
+        let stop2 = stop.clone();
+        let port = gw.ike_port().get();
+        threads.push(supervise::spawn(format!("ike-rx-{i}"), stop, move || {
+            receive_ike(s, port, post, stop2)
+        })?);
+    }
+
+    let sock_path = control::socket_path(gw.state_dir());
+    let control_listener =
+        control::listen(&sock_path).map_err(|source| DaemonError::ControlSocket {
+            path: sock_path.clone(),
+            source,
+        })?;
+    {
+        let post = postbox.clone();
+        let stop2 = stop.clone();
+        threads.push(supervise::spawn("control".into(), stop, move || {
+            control::serve(control_listener, post, stop2)
+        })?);
+    }
+
+    let plane = ControlPlane {
+        responder: Responder::new(rcfg),
+        sad: sad.clone(),
+        s500: ike_sockets.into_iter().next(),
+        s4500: natt,
+        ike_port: gw.ike_port().get(),
+        nat_t_port: gw.nat_t_port().get(),
+        send: SendBatch::new(4, 65536),
+        drops: DropReport::new(DROP_REPORT_PERIOD),
+    };
+    let ctl_thread = supervise::spawn("ike".into(), stop, move || plane.run(inbox))?;
+    Ok((postbox, ctl_thread, sad, sock_path))
+}
