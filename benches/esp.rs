@@ -18,6 +18,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use ipsec_server::crypto::{Cipher, EncrAlg, Integ, IntegAlg, PAR_BLOCKS};
 use ipsec_server::ipsec::fixtures::spec_pair;
 use ipsec_server::ipsec::{InboundSa, OutboundSa};
+use ipsec_server::wire::{write_ipv4_header, IPPROTO_UDP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -42,12 +43,8 @@ const INTEGS: [(&str, IntegAlg); 5] = [
 /// An IPv4/UDP packet of `total` bytes from the client's VIP into the LAN.
 fn inner_packet(total: usize) -> Vec<u8> {
     let mut p = vec![0x5au8; total];
-    p[0] = 0x45;
-    p[1] = 0;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 0, 0, 5]);
-    p[16..20].copy_from_slice(&[192, 168, 0, 10]);
+    let (vip, lan) = ([10, 0, 0, 5].into(), [192, 168, 0, 10].into());
+    write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, vip, lan).expect("room for the header");
     p
 }
 

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::ids::request_id;
 use super::*;
+use crate::config::codes;
 
 struct Fake {
     applied: AtomicUsize,
@@ -318,5 +320,61 @@ psk = "file-psk-0123"
     let b = api_with(&dir, file);
     let (_, l) = call(&b, &v1(&[("Action", "ListIpsecServers")], SECRET));
     assert_eq!(l["TotalCount"], 0, "{l}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bytes of an answer, with its random RequestId replaced by `RID`.
+fn raw(api: &Arc<Api>, req: &Request) -> (u16, &'static str, String) {
+    let r = api.handle(req, "127.0.0.1:1".parse().unwrap());
+    let body = String::from_utf8(r.body).unwrap();
+    let id_at = body.find("RequestId").expect("a RequestId") + "RequestId".len();
+    let id = &body[id_at..];
+    let start = id.find(|c: char| c.is_ascii_hexdigit()).unwrap();
+    let rid = &id[start..start + 36];
+    (r.status, r.content_type, body.replace(rid, "RID"))
+}
+
+#[test]
+fn answers_are_byte_stable() {
+    let dir = tmpdir("bytes");
+    let a = api(&dir);
+    let missing = [("Action", "DescribeVpnGateway"), ("Format", "XML")];
+    assert_eq!(
+        raw(&a, &v1(&missing, SECRET)),
+        (
+            400,
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>MissingParam.VpnGatewayId</Code><HostId>127.0.0.1</HostId><Message>The input parameter VpnGatewayId is mandatory.</Message><Recommend>https://github.com/ipsec-server/ipsec-server#control-api-error-codes (MissingParam.VpnGatewayId)</Recommend><RequestId>RID</RequestId></Error>".to_owned()
+        )
+    );
+    let unknown = [("Action", "Nope<&>\"")];
+    assert_eq!(
+        raw(&a, &v1(&unknown, SECRET)),
+        (
+            404,
+            "application/json",
+            r#"{"Code":"InvalidAction.NotFound","HostId":"127.0.0.1","Message":"Specified api \"Nope<&>\\\"\" is not found; this endpoint implements CreateIpsecServer, UpdateIpsecServer, DeleteIpsecServer, ListIpsecServers and DescribeVpnGateway.","Recommend":"https://github.com/ipsec-server/ipsec-server#control-api-error-codes (InvalidAction.NotFound)","RequestId":"RID"}"#.to_owned()
+        )
+    );
+    let create = [
+        ("Action", "CreateIpsecServer"),
+        ("VpnGatewayId", "vpn-test0001"),
+        ("LocalSubnet", "192.168.0.0/24,192.168.1.0/24"),
+        ("ClientIpPool", "10.0.0.0/24"),
+        ("IpSecServerName", "a<b>&\"c"),
+        ("Psk", "psk-0123456789"),
+    ];
+    let (st, v) = call(&a, &v1(&create, SECRET));
+    assert_eq!(st, 200, "{v}");
+    let id = v["IpsecServerId"].as_str().unwrap().to_owned();
+    let time = v["CreationTime"].as_str().unwrap().to_owned();
+    wait_active(&a);
+    let list = [("Action", "ListIpsecServers"), ("Format", "XML")];
+    let (st, ct, body) = raw(&a, &v1(&list, SECRET));
+    assert_eq!((st, ct), (200, "application/xml"));
+    assert_eq!(
+        body.replace(&id, "ID").replace(&time, "TIME"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListIpsecServersResponse><IpsecServers><ClientIpPool>10.0.0.0/24</ClientIpPool><CreationTime>TIME</CreationTime><EffectImmediately>false</EffectImmediately><IDaaSInstanceId></IDaaSInstanceId><IkeConfig><IkeAuthAlg>sha1</IkeAuthAlg><IkeEncAlg>aes</IkeEncAlg><IkeLifetime>86400</IkeLifetime><IkeMode>main</IkeMode><IkePfs>group2</IkePfs><IkeVersion>ikev2</IkeVersion><LocalId></LocalId><RemoteId></RemoteId></IkeConfig><InternetIp></InternetIp><IpsecConfig><IpsecAuthAlg>sha1</IpsecAuthAlg><IpsecEncAlg>aes</IpsecEncAlg><IpsecLifetime>86400</IpsecLifetime><IpsecPfs>group2</IpsecPfs></IpsecConfig><IpsecServerId>ID</IpsecServerId><IpsecServerName>a&lt;b&gt;&amp;&quot;c</IpsecServerName><LocalSubnet>192.168.0.0/24,192.168.1.0/24</LocalSubnet><MaxConnections>1000</MaxConnections><MultiFactorAuthEnabled>false</MultiFactorAuthEnabled><OnlineClientCount>0</OnlineClientCount><Psk>psk-0123456789</Psk><PskEnabled>true</PskEnabled><RegionId>local</RegionId><VpnGatewayId>vpn-test0001</VpnGatewayId></IpsecServers><MaxResults>10</MaxResults><NextToken></NextToken><RequestId>RID</RequestId><TotalCount>1</TotalCount></ListIpsecServersResponse>"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -128,9 +128,9 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
             sa.spi_r,
         );
         for (spi_in, spi_out) in sa.children {
-            let (pin, bin, din) = snap
+            let ((pin, bin, din), dummies) = snap
                 .inbound(spi_in)
-                .map(|s| s.counters.read())
+                .map(|s| (s.counters.read(), s.counters.dummies()))
                 .unwrap_or_default();
             let (pout, bout, dout) = sa
                 .vip
@@ -139,7 +139,7 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  child INSTALLED spi-in {spi_in:08x} spi-out {spi_out:08x}: in {bin} bytes {pin} packets ({din} dropped), out {bout} bytes {pout} packets ({dout} dropped)"
+                "  child INSTALLED spi-in {spi_in:08x} spi-out {spi_out:08x}: in {bin} bytes {pin} packets ({din} dropped, {dummies} dummy), out {bout} bytes {pout} packets ({dout} dropped)"
             );
         }
     }

@@ -27,8 +27,8 @@ use tracing::{debug, warn};
 
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
-use crate::ipsec::{EspError, OutboundSa, Sad};
-use crate::wire::{classify_4500, Udp4500};
+use crate::ipsec::{Opened, OutboundSa, Sad};
+use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
 
@@ -172,8 +172,8 @@ impl Worker {
                             // last packet, only the few bytes beyond it are zeroed.
                             buf.resize(HDR + esp.len().min(SLOT), 0);
                             match sa.open(esp, &mut buf[HDR..]) {
-                                Ok(o) => {
-                                    buf.truncate(HDR + o.len);
+                                Ok(Opened::Packet { len, .. }) => {
+                                    buf.truncate(HDR + len);
                                     k += 1;
                                     if let Some(out) = sad.outbound(sa.client_vip) {
                                         if out.remote() != meta.src {
@@ -182,7 +182,8 @@ impl Worker {
                                         }
                                     }
                                 }
-                                Err(EspError::Dummy) => {}
+                                // Counted by `open`; nothing to deliver.
+                                Ok(Opened::Dummy { .. }) => {}
                                 Err(e) => {
                                     debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
                                 }
@@ -247,11 +248,10 @@ impl Worker {
             }
             for (buf, &len) in from_tun.iter().zip(sizes.iter()).take(n) {
                 let pkt = &buf[HDR..HDR + len];
-                if len < 20 || pkt[0] >> 4 != 4 {
+                let Some(ip) = Ipv4Header::parse(pkt) else {
                     continue;
-                }
-                let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-                let Some(sa) = sad.outbound(dst) else {
+                };
+                let Some(sa) = sad.outbound(ip.dst()) else {
                     continue;
                 };
                 if tx.is_full() {

@@ -19,7 +19,6 @@
 //! - A failure names the command line, its exit status and its stderr.
 
 use std::io::{self, Read, Write};
-use std::net::Ipv4Addr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,22 +148,6 @@ pub fn clamp_mss(table_suffix: &str, tun: &str) -> io::Result<MssClamp> {
     Ok(MssClamp { table })
 }
 
-/// The IPv4 networks of this namespace's interfaces (loopback included), e.g. to refuse a
-/// client pool that overlaps them. Empty (with a warning logged) if they cannot be read; see
-/// [`try_host_ipv4_networks`] for the error.
-pub fn host_ipv4_networks() -> Vec<Ipv4Net> {
-    try_host_ipv4_networks().unwrap_or_else(|e| {
-        tracing::warn!("cannot list the host's IPv4 networks: {e}");
-        Vec::new()
-    })
-}
-
-/// As [`host_ipv4_networks`], from `ip -j -4 addr show`, sorted and without duplicates.
-pub fn try_host_ipv4_networks() -> io::Result<Vec<Ipv4Net>> {
-    let out = run("ip", &["-j", "-4", "addr", "show"], None)?;
-    parse_ip_addr_json(&out)
-}
-
 // ---------------------------------------------------------------------------------------
 // helpers
 
@@ -228,42 +211,6 @@ fn table_name(suffix: &str, kind: &str) -> io::Result<String> {
         )));
     }
     Ok(format!("ipsec_server_{suffix}_{kind}"))
-}
-
-fn parse_ip_addr_json(json: &str) -> io::Result<Vec<Ipv4Net>> {
-    let bad =
-        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("ip -j addr: {what}"));
-    let links: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| bad(&format!("not JSON: {e}")))?;
-    let links = links.as_array().ok_or_else(|| bad("not a list"))?;
-    let mut nets = Vec::new();
-    for link in links {
-        let Some(infos) = link.get("addr_info").and_then(|a| a.as_array()) else {
-            continue;
-        };
-        for info in infos {
-            if info.get("family").and_then(|f| f.as_str()) != Some("inet") {
-                continue;
-            }
-            let local = info.get("local").and_then(|l| l.as_str());
-            let prefix = info.get("prefixlen").and_then(|p| p.as_u64());
-            let (Some(local), Some(prefix)) = (local, prefix) else {
-                continue;
-            };
-            let Ok(addr) = local.parse::<Ipv4Addr>() else {
-                continue;
-            };
-            let Ok(prefix) = u8::try_from(prefix) else {
-                continue;
-            };
-            if let Ok(net) = Ipv4Net::new(addr, prefix) {
-                nets.push(net.trunc());
-            }
-        }
-    }
-    nets.sort();
-    nets.dedup();
-    Ok(nets)
 }
 
 /// Runs `program args` (found in the sbin/bin directories, whatever `PATH` says), feeding
@@ -467,35 +414,6 @@ mod tests {
             assert!(masquerade("bad-suffix", net("10.66.0.0/24"), "iotun0").is_err());
             assert!(clamp_mss("t1", "tun\"0").is_err());
         });
-    }
-
-    #[test]
-    #[ignore = "needs root: network namespace"]
-    fn host_networks_include_namespace_addresses() {
-        let ns = NetNs::new("net-hostnets").expect("netns");
-        veth(&ns);
-        ns.run(|| {
-            add_address(net("10.88.1.5/24"), "iov0").expect("addr");
-            let nets = try_host_ipv4_networks().expect("list");
-            assert!(nets.contains(&net("10.88.1.0/24")), "{nets:?}");
-            assert!(nets.contains(&net("127.0.0.0/8")), "{nets:?}");
-            assert_eq!(host_ipv4_networks(), nets);
-        });
-    }
-
-    #[test]
-    fn ip_addr_json_parsing() {
-        let json = r#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
-            {"ifname":"e0","addr_info":[{"family":"inet","local":"192.168.7.9","prefixlen":24},
-                                        {"family":"inet6","local":"fe80::1","prefixlen":64},
-                                        {"family":"inet","local":"192.168.7.10","prefixlen":24},
-                                        {"family":"inet","local":"junk","prefixlen":24}]},
-            {"ifname":"e1"}]"#;
-        assert_eq!(
-            parse_ip_addr_json(json).expect("parse"),
-            vec![net("127.0.0.0/8"), net("192.168.7.0/24")]
-        );
-        assert!(parse_ip_addr_json("{").is_err());
     }
 
     #[test]

@@ -210,6 +210,7 @@ mod tests {
     use crate::io::net;
     use crate::io::poll::wait_readable;
     use crate::io::testns::{sh, NetNs};
+    use crate::wire::{write_ipv4_header, Ipv4Header, IPPROTO_UDP};
     use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
     use std::time::{Duration, Instant};
 
@@ -267,7 +268,11 @@ mod tests {
             sock.send_to(b"to-the-tunnel", (PEER_ADDR, 4321))
                 .expect("send");
             let pkt = read_udp_from_queues(&queues, PEER_ADDR, 4321);
-            assert_eq!(&pkt[12..16], &TUN_ADDR.octets(), "source address");
+            assert_eq!(
+                Ipv4Header::parse(&pkt).map(|h| h.src()),
+                Some(TUN_ADDR),
+                "source address"
+            );
             assert_eq!(u16::from_be_bytes([pkt[20], pkt[21]]), sport);
             assert_eq!(&pkt[28..], b"to-the-tunnel");
 
@@ -317,7 +322,7 @@ mod tests {
                     };
                     for (b, &len) in bufs.iter().zip(&sizes).take(n) {
                         let p = &b[VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + len];
-                        if len >= 28 && p[9] == 17 && p[16..20] == PEER_ADDR.octets() {
+                        if len >= 28 && is_udp_to(p, PEER_ADDR) {
                             assert_eq!(&p[28..], b"offloaded");
                             found = true;
                         }
@@ -396,12 +401,7 @@ mod tests {
             for (q, _) in queues.iter().zip(ready).filter(|(_, r)| *r) {
                 let Ok(n) = q.recv(&mut buf) else { continue };
                 let p = &buf[..n];
-                if n >= 28
-                    && p[0] >> 4 == 4
-                    && p[9] == 17
-                    && p[16..20] == dst.octets()
-                    && u16::from_be_bytes([p[22], p[23]]) == dport
-                {
+                if n >= 28 && is_udp_to(p, dst) && u16::from_be_bytes([p[22], p[23]]) == dport {
                     return p.to_vec();
                 }
             }
@@ -409,24 +409,17 @@ mod tests {
         panic!("no UDP packet to {dst}:{dport} on any queue");
     }
 
+    /// Whether `p` is an IPv4/UDP packet to `dst`.
+    fn is_udp_to(p: &[u8], dst: Ipv4Addr) -> bool {
+        Ipv4Header::parse(p).is_some_and(|h| h.protocol() == IPPROTO_UDP && h.dst() == dst)
+    }
+
     /// An IPv4/UDP packet (RFC 791, RFC 768) with a valid header checksum and UDP checksum 0
     /// ("not computed", allowed for IPv4).
     fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
         let total = 28 + payload.len();
         let mut p = vec![0u8; total];
-        p[0] = 0x45;
-        p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-        p[8] = 64;
-        p[9] = 17;
-        p[12..16].copy_from_slice(&src.octets());
-        p[16..20].copy_from_slice(&dst.octets());
-        let sum = p[..20]
-            .chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum::<u32>();
-        let sum = (sum & 0xffff) + (sum >> 16);
-        let sum = (sum & 0xffff) + (sum >> 16);
-        p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, src, dst).expect("room");
         p[20..22].copy_from_slice(&sport.to_be_bytes());
         p[22..24].copy_from_slice(&dport.to_be_bytes());
         p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());

@@ -8,6 +8,11 @@
 //! window before and after the ICV, verifies the ICV before decrypting, and delivers only IPv4
 //! packets whose source is the client's address and whose destination is inside the SA's
 //! selectors.
+//!
+//! A dummy packet (Next Header 59, RFC 4303 §2.6: traffic-flow-confidentiality padding a
+//! peer may send at will) is a normal outcome, not an error: it passed the ICV and the replay
+//! window, so [`InboundSa::open`] returns it as [`Opened::Dummy`] and counts it apart
+//! ([`SaCounters::dummies`]), neither as a delivered packet nor as a drop.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +23,9 @@ use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
 use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
 use crate::wire::{
-    parse_trailer, write_padding, EspHeader, EspTrailer, ESP_HEADER_LEN, ESP_TRAILER_LEN,
-    NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
+    parse_trailer, write_padding, EspHeader, EspTrailer, Ipv4Header, ESP_HEADER_LEN,
+    ESP_TRAILER_LEN, IPV4_MIN_HEADER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
 };
-
-/// Minimal IPv4 header.
-const IPV4_MIN_HEADER: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EspError {
@@ -37,8 +39,6 @@ pub enum EspError {
     Integrity,
     #[error("bad padding")]
     BadPadding,
-    #[error("dummy packet (next header 59)")]
-    Dummy,
     #[error("unsupported next header {0}")]
     NextHeader(u8),
     #[error("inner packet does not match the SA's selectors")]
@@ -57,6 +57,8 @@ pub struct SaCounters {
     pub packets: AtomicU64,
     pub bytes: AtomicU64,
     pub dropped: AtomicU64,
+    /// Inbound only: authentic dummy packets (not in `packets`, not in `dropped`).
+    pub dummies: AtomicU64,
 }
 
 impl SaCounters {
@@ -76,6 +78,11 @@ impl SaCounters {
             self.bytes.load(Ordering::Relaxed),
             self.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Dummy packets received (inbound SAs; see the module doc).
+    pub fn dummies(&self) -> u64 {
+        self.dummies.load(Ordering::Relaxed)
     }
 }
 
@@ -104,11 +111,13 @@ pub struct InboundSa {
     pub counters: SaCounters,
 }
 
-/// A packet [`InboundSa::open`] accepted: the inner packet is `out[..len]`.
+/// An authentic packet [`InboundSa::open`] accepted, with its sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Opened {
-    pub len: usize,
-    pub seq: u32,
+pub enum Opened {
+    /// An inner IPv4 packet for the TUN device: `out[..len]`.
+    Packet { len: usize, seq: u32 },
+    /// A dummy packet (Next Header 59): nothing to deliver.
+    Dummy { seq: u32 },
 }
 
 impl OutboundSa {
@@ -278,7 +287,10 @@ impl InboundSa {
     pub fn open(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
         let r = self.open_inner(packet, out);
         match &r {
-            Ok(o) => self.counters.count(o.len),
+            Ok(Opened::Packet { len, .. }) => self.counters.count(*len),
+            Ok(Opened::Dummy { .. }) => {
+                self.counters.dummies.fetch_add(1, Ordering::Relaxed);
+            }
             Err(_) => self.counters.drop_one(),
         }
         r
@@ -318,25 +330,22 @@ impl InboundSa {
         let (payload_len, trailer) = parse_trailer(plain).map_err(|_| EspError::BadPadding)?;
         match trailer.next_header {
             NEXT_HEADER_IPV4 => {}
-            NEXT_HEADER_NONE => return Err(EspError::Dummy),
+            NEXT_HEADER_NONE => return Ok(Opened::Dummy { seq }),
             other => return Err(EspError::NextHeader(other)),
         }
         let len = self.check_selectors(&plain[..payload_len])?;
-        Ok(Opened { len, seq })
+        Ok(Opened::Packet { len, seq })
     }
 
     /// The inner IPv4 packet's length (TFC padding after it is cut) if its addresses match
     /// the SA: source = the client's address, destination inside the local selectors.
     fn check_selectors(&self, inner: &[u8]) -> Result<usize, EspError> {
-        if inner.len() < IPV4_MIN_HEADER || inner[0] >> 4 != 4 {
+        let ip = Ipv4Header::parse(inner).ok_or(EspError::Selector)?;
+        let total = ip.total_len();
+        if total < IPV4_MIN_HEADER_LEN || total > inner.len() {
             return Err(EspError::Selector);
         }
-        let total = usize::from(u16::from_be_bytes([inner[2], inner[3]]));
-        if total < IPV4_MIN_HEADER || total > inner.len() {
-            return Err(EspError::Selector);
-        }
-        let src = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
-        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+        let (src, dst) = (ip.src(), ip.dst());
         // Gateway: from the client's address into the local subnets; client: the mirror.
         let (vip_side, ts_side) = match self.role {
             Role::Gateway => (src, dst),

@@ -7,6 +7,7 @@ use rand::SeedableRng;
 
 use super::*;
 use crate::crypto::{EncrAlg, IntegAlg};
+use crate::wire::{write_ipv4_header, IPPROTO_UDP};
 
 use super::fixtures::spec_pair;
 
@@ -14,12 +15,7 @@ use super::fixtures::spec_pair;
 pub(crate) fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) -> Vec<u8> {
     let total = 20 + 8 + payload_len;
     let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
+    write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, src, dst).unwrap();
     for (i, b) in p[28..].iter_mut().enumerate() {
         *b = i as u8;
     }
@@ -55,7 +51,10 @@ fn every_suite_round_trips_client_to_gateway_and_back() {
                 let o = gw_in
                     .open(&wire[..n], &mut out)
                     .unwrap_or_else(|e| panic!("{encr:?}/{integ:?}/{size}: {e}"));
-                assert_eq!(&out[..o.len], &pkt[..]);
+                let Opened::Packet { len, .. } = o else {
+                    panic!("{o:?}")
+                };
+                assert_eq!(&out[..len], &pkt[..]);
                 // And the other way: the gateway seals, the client's inbound SA would open it;
                 // here we only check the header and length.
                 let back = ipv4_packet(lan(), vip(), size);
@@ -104,8 +103,11 @@ fn a_batch_sealed_together_opens_packet_by_packet() {
             let o = gw_in
                 .open(wire, &mut out)
                 .unwrap_or_else(|e| panic!("{encr:?} packet {i}: {e}"));
-            assert_eq!(&out[..o.len], &inner[..], "{encr:?} packet {i}");
-            assert_eq!(o.seq, i as u32 + 1);
+            let Opened::Packet { len, seq } = o else {
+                panic!("{o:?}")
+            };
+            assert_eq!(&out[..len], &inner[..], "{encr:?} packet {i}");
+            assert_eq!(seq, i as u32 + 1);
         }
     }
     // A packet seal_prepare cannot have made is refused.
@@ -156,6 +158,42 @@ fn replays_are_refused() {
         Err(EspError::Replay(ReplayError::Duplicate))
     );
     assert_eq!(gw_in.counters.read().2, 1);
+}
+
+#[test]
+fn dummy_packets_are_counted_apart_from_drops() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha256_128);
+    let gw_in = InboundSa::new(&gw).unwrap();
+    let cl_out = OutboundSa::new(&cl).unwrap();
+    let icv_len = IntegAlg::HmacSha256_128.icv_len();
+    let mut out = vec![0u8; 2048];
+    // A dummy packet as a peer sends it (RFC 4303 §2.6): the trailer's Next Header is 59.
+    // Sealed in two steps so the cleartext trailer can be rewritten before encryption.
+    let mut wire = vec![0u8; 2048];
+    let n = cl_out
+        .seal_prepare(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng)
+        .unwrap();
+    wire[n - icv_len - 1] = crate::wire::NEXT_HEADER_NONE;
+    cl_out.seal_finish([&mut wire[..n]]).unwrap();
+    assert_eq!(
+        gw_in.open(&wire[..n], &mut out),
+        Ok(Opened::Dummy { seq: 1 })
+    );
+    // It took its place in the replay window.
+    assert_eq!(
+        gw_in.open(&wire[..n], &mut out),
+        Err(EspError::Replay(ReplayError::Duplicate))
+    );
+    let n = cl_out
+        .seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng)
+        .unwrap();
+    assert!(matches!(
+        gw_in.open(&wire[..n], &mut out),
+        Ok(Opened::Packet { seq: 2, .. })
+    ));
+    let (packets, _, dropped) = gw_in.counters.read();
+    assert_eq!((packets, dropped, gw_in.counters.dummies()), (1, 1, 1));
 }
 
 #[test]

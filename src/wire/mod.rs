@@ -1,7 +1,8 @@
 //! IKEv2 (RFC 7296) and ESP (RFC 4303, RFC 3948) wire formats: codecs only.
 //!
 //! This layer knows nothing of crypto, state, sockets or tokio. It turns datagrams into
-//! values ([`Message`], [`Payload`], [`EspHeader`], [`Udp4500`]) and values back into bytes.
+//! values ([`Message`], [`Payload`], [`EspHeader`], [`Udp4500`], [`Ipv4Header`]) and values back
+//! into bytes.
 //!
 //! Invariants, for every function that takes untrusted bytes:
 //! - it never panics and never reads out of bounds: all reads go through [`Reader`], which
@@ -28,6 +29,7 @@
 mod cp;
 mod esp;
 mod ike;
+mod ipv4;
 mod numbers;
 mod payload;
 mod reader;
@@ -43,6 +45,7 @@ pub use esp::{
 pub use ike::{
     Header, Message, FLAG_INITIATOR, FLAG_RESPONSE, FLAG_VERSION, IKEV2_VERSION, IKE_HEADER_LEN,
 };
+pub use ipv4::{write_ipv4_header, Ipv4Header, IPPROTO_UDP, IPV4_MIN_HEADER_LEN};
 pub use numbers::{ExchangeType, NotifyType, PayloadType, ProtocolId, TransformType};
 pub use payload::{
     emit_payloads, parse_payloads, AuthPayload, DeletePayload, IdPayload, KePayload, NotifyPayload,
