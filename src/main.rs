@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipsec_server::io::host::host_networks_excluding;
 use ipsec_server::secret::SecretBytes;
 use ipsec_server::{config, daemon};
 
@@ -153,21 +154,24 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match config::load(&config, &mut rand::thread_rng()) {
-            Ok(cfg) => {
-                for w in cfg.warnings() {
-                    println!("warning: {w}");
+        Command::Check { config } => {
+            match config::load(&config, &host_networks_excluding, &mut rand::thread_rng()) {
+                Ok(cfg) => {
+                    for w in cfg.warnings() {
+                        println!("warning: {w}");
+                    }
+                    println!("OK: {} is valid", config.display());
+                    ExitCode::SUCCESS
                 }
-                println!("OK: {} is valid", config.display());
-                ExitCode::SUCCESS
+                Err(e) => {
+                    println!("{}: {}", e.code, e.message);
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                println!("{}: {}", e.code, e.message);
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Run { config } => {
-            let cfg = match config::load(&config, &mut rand::thread_rng()) {
+            let cfg = match config::load(&config, &host_networks_excluding, &mut rand::thread_rng())
+            {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{}: {}", e.code, e.message);
@@ -194,13 +198,15 @@ fn main() -> ExitCode {
         },
         Command::Status { config } => {
             let state_dir = match config {
-                Some(path) => match config::load(&path, &mut rand::thread_rng()) {
-                    Ok(c) => c.gateway().state_dir().to_path_buf(),
-                    Err(e) => {
-                        eprintln!("{}: {}", e.code, e.message);
-                        return ExitCode::FAILURE;
+                Some(path) => {
+                    match config::load(&path, &host_networks_excluding, &mut rand::thread_rng()) {
+                        Ok(c) => c.gateway().state_dir().to_path_buf(),
+                        Err(e) => {
+                            eprintln!("{}: {}", e.code, e.message);
+                            return ExitCode::FAILURE;
+                        }
                     }
-                },
+                }
                 None => daemon::default_state_dir(),
             };
             match daemon::query_status(&daemon::socket_path(&state_dir)) {

@@ -42,9 +42,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::config::{
-    host_networks_excluding, ApiConfig, Config, GatewayConfig, IpsecServerConfig, IpsecServerSpec,
-};
+use crate::config::{ApiConfig, Config, GatewayConfig, IpsecServerConfig, IpsecServerSpec};
+use crate::io::host::host_networks_excluding;
 pub use errors::ApiError;
 use http::{Request, Response};
 use params::Params;

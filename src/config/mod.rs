@@ -28,7 +28,6 @@
 //! [`Config::warnings`]. Error codes, seed-documented or invented, are listed in [`codes`].
 
 pub mod codes;
-mod host;
 mod model;
 mod raw;
 mod types;
@@ -41,7 +40,6 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 pub use crate::ike::{Identity, UniquePolicy};
-pub use host::{host_networks, host_networks_excluding, parse_proc_net_route};
 pub use model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
 };
@@ -81,16 +79,21 @@ pub struct Config {
 }
 
 /// Reads and validates a config file, checking ClientIpPool against the host's networks
-/// (except those of the configured TUN device). Errors: `InvalidConfig.Io` when the file
-/// cannot be read, `InvalidConfig.Syntax` for TOML errors, then any validation code. A
-/// missing PSK is generated from `rng` (the caller's CSPRNG).
-pub fn load(path: &Path, rng: &mut dyn RngCore) -> Result<Config, ConfigError> {
+/// except those of the configured TUN device: `host_networks(tun_name)` gives them (the
+/// daemon passes `io::host::host_networks_excluding`, tests a fixed list). Errors:
+/// `InvalidConfig.Io` when the file cannot be read, `InvalidConfig.Syntax` for TOML errors,
+/// then any validation code. A missing PSK is generated from `rng` (the caller's CSPRNG).
+pub fn load(
+    path: &Path,
+    host_networks: &dyn Fn(&str) -> Vec<Ipv4Net>,
+    rng: &mut dyn RngCore,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(codes::IO, format!("cannot read {}: {e}", path.display())))?;
     // The text may hold secrets: wipe it once parsed.
     let text = Zeroizing::new(text);
     let raw = ConfigRaw::from_toml_str(&text)?;
-    let host = host_networks_excluding(&raw.gateway.tun_name);
+    let host = host_networks(&raw.gateway.tun_name);
     Config::from_raw(&raw, &host, rng)
 }
 

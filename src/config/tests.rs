@@ -213,64 +213,6 @@ fn identities_parse_like_strongswan_and_round_trip() {
     }
 }
 
-/// `/proc/net/route` holds `__be32` values printed as native-endian `%08X`.
-fn route_hex(a: [u8; 4]) -> String {
-    format!("{:08X}", u32::from_ne_bytes(a))
-}
-
-fn route_line(iface: &str, dest: [u8; 4], flags: u16, mask: [u8; 4]) -> String {
-    format!(
-        "{iface}\t{}\t00000000\t{flags:04X}\t0\t0\t0\t{}\t0\t0\t0",
-        route_hex(dest),
-        route_hex(mask)
-    )
-}
-
-#[test]
-fn proc_net_route_keeps_connected_networks_only() {
-    let text = [
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
-            .to_owned(),
-        route_line("eth0", [0, 0, 0, 0], 0x0003, [0, 0, 0, 0]), // default via gateway
-        route_line("eth0", [192, 0, 2, 0], 0x0001, [255, 255, 255, 0]), // connected
-        route_line("eth1", [192, 0, 2, 0], 0x0001, [255, 255, 255, 0]), // duplicate
-        route_line("eth0", [198, 51, 100, 0], 0x0003, [255, 255, 255, 0]), // via gateway
-        route_line("eth0", [203, 0, 113, 0], 0x0201, [255, 255, 255, 0]), // reject
-        route_line("docker0", [172, 17, 0, 0], 0x0001, [255, 255, 0, 0]),
-        route_line("ipsec0", [10, 0, 0, 0], 0x0001, [255, 255, 255, 0]), // our TUN
-        route_line("eth2", [10, 9, 9, 9], 0x0001, [255, 255, 255, 0]),   // host bits
-        route_line("eth3", [10, 8, 0, 0], 0x0001, [255, 0, 255, 0]),     // non-contiguous mask
-        "eth4\tZZZZZZZZ\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0".to_owned(),
-        "truncated line".to_owned(),
-        String::new(),
-    ]
-    .join("\n");
-    let all = parse_proc_net_route(&text, None);
-    assert_eq!(
-        all,
-        [
-            net("10.0.0.0/24"),
-            net("10.9.9.0/24"),
-            net("172.17.0.0/16"),
-            net("192.0.2.0/24")
-        ]
-    );
-    let without_tun = parse_proc_net_route(&text, Some("ipsec0"));
-    assert!(!without_tun.contains(&net("10.0.0.0/24")));
-    assert_eq!(without_tun.len(), 3);
-    assert!(parse_proc_net_route("", None).is_empty());
-}
-
-#[cfg(target_endian = "little")]
-#[test]
-fn proc_net_route_real_sample() {
-    let text =
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-                eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
-                eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
-    assert_eq!(parse_proc_net_route(text, None), [net("192.0.2.0/24")]);
-}
-
 #[test]
 fn generated_psk_is_deterministic_under_a_seeded_rng() {
     let a = generate_psk(&mut StdRng::seed_from_u64(7));
@@ -317,7 +259,6 @@ fn random_edits_never_panic() {
             let _ = IkeConfigRaw::from_api_json(&text);
             let _ = IpsecConfigRaw::from_api_json(&text);
             let _ = parse_local_subnet(&text);
-            let _ = parse_proc_net_route(&text, None);
         }
     }
 }

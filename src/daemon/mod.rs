@@ -106,7 +106,11 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
         .apply(config.ipsec_server(), false)
         .map_err(DaemonError::Apply)?;
     while signals.wait() == Signal::Reload {
-        match crate::config::load(path, &mut rand::thread_rng()) {
+        match crate::config::load(
+            path,
+            &crate::io::host::host_networks_excluding,
+            &mut rand::thread_rng(),
+        ) {
             Ok(new) => {
                 let effect = new.ipsec_server().is_some_and(|s| s.effect_immediately());
                 info!(

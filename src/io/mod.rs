@@ -1,5 +1,6 @@
 //! The OS I/O layer (DESIGN.md §3, layer 6): TUN queues, batched UDP sockets, `poll(2)` and
-//! the gateway's network configuration (routes, forwarding, nftables).
+//! the gateway's network configuration (routes, forwarding, nftables) and what the host's
+//! network looks like (its connected networks).
 //!
 //! Invariants of this layer:
 //! - It is the only place besides the daemon that talks to the kernel. It knows nothing of
@@ -14,6 +15,7 @@
 //!   `ip`/`nft` commands it spawns), which is what lets the tests run each case in a namespace
 //!   of its own.
 
+pub mod host;
 pub mod net;
 pub mod poll;
 pub mod tun;
