@@ -13,7 +13,7 @@ use super::errors::ApiError;
 use super::idempotency::{remember, replay};
 use super::ids::server_id;
 use super::params::Params;
-use super::state::{self, Persisted, ServerRecord};
+use super::state::{self, ServerRecord};
 use super::{now_unix, sign, Api, Inner, Status, CHANGE_INTERVAL};
 use crate::config::{codes, ConfigError, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec};
 use crate::secret::SecretBytes;
@@ -59,10 +59,7 @@ impl Api {
             "RegionId": self.gateway.region_id(),
             "VpnGatewayId": self.gateway.vpn_gateway_id(),
         });
-        let mut staged = inner.persisted.clone();
-        staged.server = Some(rec.clone());
-        remember(&mut staged, ACTION, p, &answer);
-        self.commit(&mut inner, staged)?;
+        self.commit(&mut inner, (ACTION, p), Some(rec.clone()), &answer)?;
         info!(
             id = rec.id,
             pool = rec.client_ip_pool,
@@ -139,10 +136,7 @@ impl Api {
             "IkeConfig": rec.ike_config.to_string(),
             "IpsecConfig": rec.ipsec_config.to_string(),
         });
-        let mut staged = inner.persisted.clone();
-        staged.server = Some(rec);
-        remember(&mut staged, ACTION, p, &answer);
-        self.commit(&mut inner, staged)?;
+        self.commit(&mut inner, (ACTION, p), Some(rec), &answer)?;
         info!(id, "IPsec server updated");
         self.spawn_apply(
             &mut inner,
@@ -166,10 +160,7 @@ impl Api {
         let dry_run = p.bool("DryRun")?.unwrap_or(false);
         Self::check_change(&inner, dry_run)?;
         let answer = json!({});
-        let mut staged = inner.persisted.clone();
-        staged.server = None;
-        remember(&mut staged, ACTION, p, &answer);
-        self.commit(&mut inner, staged)?;
+        self.commit(&mut inner, (ACTION, p), None, &answer)?;
         info!(id, "IPsec server deleted");
         self.spawn_apply(&mut inner, None, true, true);
         Ok(answer)
@@ -192,8 +183,18 @@ impl Api {
         Ok(())
     }
 
-    /// Persists `next`, then (only if that worked) commits it in memory.
-    fn commit(&self, inner: &mut Inner, next: Persisted) -> Result<(), ApiError> {
+    /// Persists the server record `server` and the answer to this request (for a ClientToken
+    /// replay), then (only if that worked) commits both in memory.
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        (action, p): (&str, &Params),
+        server: Option<ServerRecord>,
+        answer: &Value,
+    ) -> Result<(), ApiError> {
+        let mut next = inner.persisted.clone();
+        next.server = server;
+        remember(&mut next, action, p, answer);
         state::store(&self.state_path, &next).map_err(|e| {
             error!("writing {}: {e}", self.state_path.display());
             ApiError::not_saved()
