@@ -22,4 +22,4 @@ for tool in /usr/lib/ipsec/charon swanctl nft ip sha256sum ping; do
 done
 
 # The suites' tests are marked #[ignore = "needs root: …"] for users without root.
-exec cargo test --test interop --test lifecycle -- --include-ignored --test-threads=2 "$@"
+exec cargo test --test interop --test lifecycle --test listen -- --include-ignored --test-threads=2 "$@"

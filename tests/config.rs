@@ -364,6 +364,7 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\ncolour = \"blue\"",
         "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\n[ipsec_server]\nlocal_subnet = [\"192.168.0.0/24\"]",
         "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\nike_port = \"500\"",
+        "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\nforce_udp_encap = \"no\"",
     ] {
         case(
             codes::SYNTAX,
@@ -392,6 +393,12 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         strs(&["192.0.2.1", "192.0.2.1"]),
         strs(&["224.0.0.1"]),
         strs(&["::", "2001:db8::1"]),
+        // IPv6 outer addresses are refused, alone or beside IPv4.
+        strs(&["::"]),
+        strs(&["2001:db8::1"]),
+        strs(&["0.0.0.0", "::"]),
+        // A wildcard beside a specific address, in either order.
+        strs(&["192.0.2.1", "0.0.0.0"]),
     ] {
         case(
             codes::LISTEN_ADDRS,
@@ -666,6 +673,8 @@ fn defaults() {
     assert_eq!(g.state_dir(), Path::new("/var/lib/ipsec-server"));
     assert!(g.ip_forward());
     assert!(!g.masquerade());
+    assert!(g.force_udp_encap());
+    assert!(responder_config(&cfg).expect("server").force_udp_encap);
     assert_eq!(g.max_connections().get(), 1000);
     assert_eq!(g.dpd_interval(), Some(Duration::from_secs(30)));
     assert_eq!(g.workers(), None);
@@ -714,7 +723,8 @@ fn defaults() {
 #[test]
 fn explicit_values_are_kept() {
     let cfg = ok_with(|d| {
-        set(d, "gateway.listen_addrs", strs(&["192.0.2.1", "::"]));
+        set(d, "gateway.listen_addrs", strs(&["192.0.2.1", "192.0.2.9"]));
+        set(d, "gateway.force_udp_encap", false);
         set(d, "gateway.dpd_interval", 0);
         set(d, "gateway.workers", 4);
         set(d, "gateway.unique", "never");
@@ -770,7 +780,14 @@ fn explicit_values_are_kept() {
     );
     assert_eq!(cfg.limits().ike_queue().get(), 65_536);
     let g = cfg.gateway();
-    assert_eq!(g.listen_addrs().len(), 2);
+    assert_eq!(
+        g.listen_addrs(),
+        &[
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9))
+        ]
+    );
+    assert!(!g.force_udp_encap());
     assert_eq!(g.dpd_interval(), None);
     assert_eq!(g.workers().map(|w| w.get()), Some(4));
     assert_eq!(g.unique(), UniquePolicy::Never);

@@ -37,7 +37,7 @@
 //! | `InvalidConfig.NothingToServe` | file only | neither `[ipsec_server]` nor `[api]` present |
 //! | `InvalidConfig.VpnGatewayId` | file only | `gateway.vpn_gateway_id` empty, too long, bad characters |
 //! | `InvalidConfig.RegionId` | file only | `gateway.region_id` empty, too long, bad characters |
-//! | `InvalidConfig.ListenAddrs` | file only | `gateway.listen_addrs` empty, not IPs, duplicated, multicast |
+//! | `InvalidConfig.ListenAddrs` | file only | `gateway.listen_addrs` empty, not IPs, duplicated, multicast, IPv6, a wildcard beside a specific address |
 //! | `InvalidConfig.IkePort` | file only | `gateway.ike_port` outside 1..=65535 |
 //! | `InvalidConfig.NatTPort` | file only | `gateway.nat_t_port` outside 1..=65535 or equal to `ike_port` |
 //! | `InvalidConfig.TunName` | file only | `gateway.tun_name` not 1..=15 of `[A-Za-z0-9_.-]` |

@@ -28,6 +28,7 @@ pub struct GatewayConfig {
     pub(super) dpd_interval: Option<Duration>,
     pub(super) workers: Option<NonZeroU32>,
     pub(super) unique: UniquePolicy,
+    pub(super) force_udp_encap: bool,
 }
 
 impl GatewayConfig {
@@ -79,6 +80,12 @@ impl GatewayConfig {
     }
     pub fn unique(&self) -> UniquePolicy {
         self.unique
+    }
+    /// Our NAT detection claims a NAT, so every client sends ESP in UDP (the data plane
+    /// receives no raw ESP); `false`: honest NAT detection, and a client that is not behind
+    /// a NAT gets no data plane.
+    pub fn force_udp_encap(&self) -> bool {
+        self.force_udp_encap
     }
 }
 

@@ -81,6 +81,9 @@ pub struct GatewayRaw {
     /// `same-address`, `never` or `replace` (see [`super::UniquePolicy`]).
     #[serde(default = "defaults::unique")]
     pub unique: String,
+    /// Claim a NAT in NAT detection so that every client encapsulates ESP in UDP.
+    #[serde(default = "defaults::yes")]
+    pub force_udp_encap: bool,
 }
 
 /// `[limits]`: what outside traffic may make the daemon keep or compute (the responder's DoS

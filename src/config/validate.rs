@@ -197,6 +197,7 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
         dpd_interval: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
         workers: NonZeroU32::new(workers),
         unique,
+        force_udp_encap: raw.force_udp_encap,
     })
 }
 
@@ -898,6 +899,14 @@ fn listen_addrs(items: &[String]) -> Result<Vec<IpAddr>, ConfigError> {
         if addr.is_multicast() {
             return Err(bad(format!(
                 "gateway.listen_addrs {addr} is a multicast address"
+            )));
+        }
+        // Outer IPv6 is refused rather than half-served: the gateway is built and tested
+        // end to end over IPv4 only (README, Configuration).
+        if addr.is_ipv6() {
+            return Err(bad(format!(
+                "gateway.listen_addrs {addr} is an IPv6 address; only IPv4 addresses are \
+                 supported (use \"0.0.0.0\" or IPv4 addresses of this host)"
             )));
         }
         if addrs.contains(&addr) {

@@ -37,6 +37,7 @@ use crate::wire::{classify_4500, with_non_esp_marker, Udp4500, NON_ESP_MARKER};
 
 use super::inbox::{self, Inbox, Received};
 use super::signals::{Signal, Signals};
+use super::sockets::BoundSockets;
 use super::stack::SOCKET_BUFFER;
 use super::{supervise, tun_mtu, worker, DaemonError};
 
@@ -184,7 +185,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
         let w = worker::Worker {
             id: i,
             tun,
-            udp,
+            udp: BoundSockets::new(vec![(bind_any.ip(), udp)]),
             sad: sad.clone(),
             ike: postbox.clone(),
             stop: stop.clone(),

@@ -6,7 +6,7 @@
 //! responder's [`Action`]s: IKE datagrams sent, Child SAs installed in and removed from the
 //! [`Sad`].
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use crate::wire::with_non_esp_marker;
 
 use super::control;
 use super::inbox::{Datagram, DropReport, Inbox, Postbox, Received};
+use super::sockets::BoundSockets;
 
 /// Control messages to the control-plane thread (IKE datagrams go through the bounded queue
 /// of its [`Inbox`] instead). Never dropped.
@@ -44,11 +45,12 @@ pub(crate) enum ControlMsg {
 /// At most one log line per this period about IKE datagrams dropped at a full queue.
 pub(crate) const DROP_REPORT_PERIOD: Duration = Duration::from_secs(10);
 
-/// UDP 500: every datagram is IKE, queued for the IKE thread (dropped when its queue is
-/// full). Runs until `stop`; a failing poll (the socket is gone) is an error.
+/// UDP 500 on one listen address (`bound`): every datagram is IKE, queued for the IKE thread
+/// (dropped when its queue is full). Runs until `stop`; a failing poll (the socket is gone)
+/// is an error.
 pub(crate) fn receive_ike(
     sock: UdpSocket,
-    port: u16,
+    bound: SocketAddr,
     ike: Postbox,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
@@ -58,7 +60,7 @@ pub(crate) fn receive_ike(
     while !stop.load(Ordering::Relaxed) {
         if poller
             .wait(Duration::from_millis(200))
-            .map_err(|e| format!("UDP {port}: {e}"))?
+            .map_err(|e| format!("UDP {bound}: {e}"))?
             == 0
         {
             continue;
@@ -66,7 +68,8 @@ pub(crate) fn receive_ike(
         let n = rx.recv(&sock).unwrap_or(0);
         for i in 0..n {
             let (meta, data) = rx.get(i);
-            let local = SocketAddr::new(meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), port);
+            // The address the datagram came to (IP_PKTINFO): where the answer leaves from.
+            let local = SocketAddr::new(meta.dst_ip.unwrap_or(bound.ip()), bound.port());
             let posted = ike.datagram(Datagram {
                 bytes: data.to_vec(),
                 local,
@@ -89,9 +92,9 @@ pub(crate) fn receive_ike(
 pub(crate) struct ControlPlane {
     pub responder: Responder,
     pub sad: Arc<Sad>,
-    pub s500: Option<UdpSocket>,
-    pub s4500: UdpSocket,
-    pub ike_port: u16,
+    /// UDP 500 and (duplicates of the workers') UDP 4500 on every listen address.
+    pub s500: BoundSockets,
+    pub s4500: BoundSockets,
     pub nat_t_port: u16,
     pub send: SendBatch,
     pub drops: DropReport,
@@ -174,6 +177,14 @@ impl ControlPlane {
                     bytes,
                 } => self.send_ike(local, remote, &bytes),
                 Action::InstallChild(spec) => {
+                    if !spec.udp_encap {
+                        // The data plane receives ESP only in UDP on the NAT-T port: this
+                        // client (no NAT-T, or no NAT with `force_udp_encap = false`) sends
+                        // raw ESP, which never arrives.
+                        warn!(vip = %spec.client_vip, remote = %spec.remote,
+                            "Child SA without UDP encapsulation: the client will send raw ESP \
+                             (IP protocol 50), which this gateway does not receive");
+                    }
                     if let Err(e) = self.sad.install(&spec) {
                         warn!(vip = %spec.client_vip, "installing Child SA failed: {e}");
                     }
@@ -187,20 +198,22 @@ impl ControlPlane {
         }
     }
 
+    /// Sends an IKE message from the address and port it is to leave from: the socket of
+    /// `local` (the address the peer talks to), with the non-ESP marker on the NAT-T port.
     fn send_ike(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         let src = Some(local.ip()).filter(|ip| !ip.is_unspecified());
-        let sock = if local.port() == self.nat_t_port {
+        let natt = local.port() == self.nat_t_port;
+        let sockets = if natt { &self.s4500 } else { &self.s500 };
+        let Some(sock) = sockets.for_local(local.ip()) else {
+            debug!(%local, %remote, "sending IKE: no socket on this local address");
+            return;
+        };
+        if natt {
             // RFC 3948 §2.2: IKE on the NAT-T port carries the non-ESP marker.
             self.send.push(&with_non_esp_marker(bytes), remote, src);
-            &self.s4500
         } else {
-            debug_assert_eq!(local.port(), self.ike_port);
             self.send.push(bytes, remote, src);
-            match &self.s500 {
-                Some(s) => s,
-                None => return,
-            }
-        };
+        }
         if let Err(e) = self.send.flush(sock) {
             debug!(%remote, "sending IKE: {e}");
         }

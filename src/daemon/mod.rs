@@ -4,10 +4,12 @@
 //! Threads: one control-plane thread owns the [`Responder`](crate::ike::Responder) (all IKE
 //! goes through its [`inbox`] — a bounded queue of `limits.ike_queue` datagrams, full means
 //! dropped and counted — so the responder needs no lock; `control_plane.rs`); one thread reads
-//! UDP 500; one data-plane worker per core owns a TUN queue and a reuse-port UDP 4500 socket
-//! (`worker.rs`); one thread answers `status` on a Unix socket (`control.rs`). The main thread
-//! waits for SIGINT/SIGTERM (`signals.rs`), then shuts everything down: DELETE to every peer,
-//! SAs cleared, routes and nftables rules removed, the TUN device closed.
+//! UDP 500 per listen address; one data-plane worker per core owns a TUN queue and a
+//! reuse-port UDP 4500 socket per listen address (`worker.rs`; replies leave through the
+//! socket of their local address, `sockets.rs`); one thread answers `status` on a Unix
+//! socket (`control.rs`). The main thread waits for SIGINT/SIGTERM (`signals.rs`), then
+//! shuts everything down: DELETE to every peer, SAs cleared, routes and nftables rules
+//! removed, the TUN device closed.
 //!
 //! No thread may die alone ([`supervise`]): a panic anywhere, or a thread that ends while its
 //! stack is not stopping (a worker whose TUN device was deleted), ends the process with status
@@ -32,6 +34,7 @@ mod mtu;
 mod os_state;
 mod responder_config;
 mod signals;
+mod sockets;
 mod stack;
 mod supervise;
 mod worker;

@@ -1,8 +1,9 @@
 //! The serving stack of one IPsec server, started and stopped as a whole: the TUN device with
 //! one queue per data-plane worker, the host's routes and nftables rules ([`OsState`]), the
-//! UDP sockets, the workers, the UDP 500 receivers, the IKE thread ([`ControlPlane`]) and the
-//! status socket. Every thread is supervised ([`supervise::spawn`]): it runs until the stack's
-//! `stop` flag is set, and one that ends before that ends the process.
+//! UDP sockets (ports 500 and 4500 on every listen address), the workers, the UDP 500
+//! receivers, the IKE thread ([`ControlPlane`]) and the status socket. Every thread is
+//! supervised ([`supervise::spawn`]): it runs until the stack's `stop` flag is set, and one
+//! that ends before that ends the process.
 //!
 //! A start that fails half-way undoes what it did (threads stopped, OS state torn down);
 //! [`Stack::stop`] sends DELETE to every peer first, then undoes everything.
@@ -18,6 +19,7 @@ use tracing::info;
 use super::control_plane::{receive_ike, ControlMsg, ControlPlane, DROP_REPORT_PERIOD};
 use super::inbox::{self, DropReport, Postbox};
 use super::os_state::OsState;
+use super::sockets::BoundSockets;
 use super::{control, responder_config, supervise, tun_mtu, worker, DaemonError};
 use crate::config::Config;
 use crate::ike::{Responder, ResponderConfig};
@@ -141,25 +143,31 @@ fn serve_inner(
     let sad = Arc::new(Sad::new());
     let (postbox, inbox) = inbox::with_capacity(config.limits().ike_queue().get() as usize);
 
+    // Every listen address is a full gateway: UDP 500 (one receiver thread each) and UDP
+    // 4500 (one reuse-port socket per worker each) on every one of them; replies leave
+    // through the socket of the address their request came to (`sockets.rs`).
+    let (ike_port, nat_t_port) = (gw.ike_port().get(), gw.nat_t_port().get());
     let mut ike_sockets = Vec::new();
-    let mut natt_for_ike = None;
     for addr in gw.listen_addrs() {
-        let s500 =
-            io::udp::bind(SocketAddr::new(*addr, gw.ike_port().get()), false, 1 << 20).map_err(
-                DaemonError::bind(format!("UDP {addr}:{}", gw.ike_port().get())),
-            )?;
-        ike_sockets.push(s500);
+        let s500 = io::udp::bind(SocketAddr::new(*addr, ike_port), false, 1 << 20)
+            .map_err(DaemonError::bind(format!("UDP {addr}:{ike_port}")))?;
+        ike_sockets.push((*addr, s500));
     }
-    // The workers serve UDP 4500 on the first listen address (normally the wildcard); config
-    // validation rejects an empty `listen_addrs` (InvalidConfig.ListenAddrs), so [0] exists.
-    let natt_addr = SocketAddr::new(gw.listen_addrs()[0], gw.nat_t_port().get());
+    let ike_sockets = BoundSockets::new(ike_sockets);
+    let mut natt_for_ike = None;
     for (id, tun) in queues.into_iter().enumerate().take(workers) {
-        let udp = io::udp::bind(natt_addr, true, SOCKET_BUFFER)
-            .map_err(DaemonError::bind(format!("UDP {natt_addr}")))?;
+        let mut udp = Vec::new();
+        for addr in gw.listen_addrs() {
+            let natt_addr = SocketAddr::new(*addr, nat_t_port);
+            let s = io::udp::bind(natt_addr, true, SOCKET_BUFFER)
+                .map_err(DaemonError::bind(format!("UDP {natt_addr}")))?;
+            udp.push((*addr, s));
+        }
+        let udp = BoundSockets::new(udp);
         if natt_for_ike.is_none() {
             natt_for_ike = Some(
                 udp.try_clone()
-                    .map_err(DaemonError::socket("cloning the UDP 4500 socket"))?,
+                    .map_err(DaemonError::socket("cloning the UDP 4500 sockets"))?,
             );
         }
         let w = worker::Worker {
@@ -169,26 +177,27 @@ fn serve_inner(
             sad: sad.clone(),
             ike: postbox.clone(),
             stop: stop.clone(),
-            nat_t_port: gw.nat_t_port().get(),
+            nat_t_port,
         };
         threads.push(supervise::spawn(format!("dp-{id}"), stop, move || w.run())?);
     }
     let natt = natt_for_ike.ok_or(DaemonError::NoUdp4500Socket)?;
     info!(
-        ike_port = gw.ike_port().get(),
-        nat_t_port = gw.nat_t_port().get(),
+        addrs = ?gw.listen_addrs(),
+        ike_port,
+        nat_t_port,
         "listening"
     );
 
-    for (i, s500) in ike_sockets.iter().enumerate() {
+    for (i, (addr, s500)) in ike_sockets.iter().enumerate() {
         let s = s500
             .try_clone()
             .map_err(DaemonError::socket("cloning the UDP 500 socket"))?;
         let post = postbox.clone();
         let stop2 = stop.clone();
-        let port = gw.ike_port().get();
+        let bound = SocketAddr::new(*addr, ike_port);
         threads.push(supervise::spawn(format!("ike-rx-{i}"), stop, move || {
-            receive_ike(s, port, post, stop2)
+            receive_ike(s, bound, post, stop2)
         })?);
     }
 
@@ -209,10 +218,9 @@ fn serve_inner(
     let plane = ControlPlane {
         responder: Responder::new(rcfg),
         sad: sad.clone(),
-        s500: ike_sockets.into_iter().next(),
+        s500: ike_sockets,
         s4500: natt,
-        ike_port: gw.ike_port().get(),
-        nat_t_port: gw.nat_t_port().get(),
+        nat_t_port,
         send: SendBatch::new(4, 65536),
         drops: DropReport::new(DROP_REPORT_PERIOD),
     };

@@ -1,5 +1,7 @@
-//! A data-plane worker: one TUN queue and one UDP 4500 socket (SO_REUSEPORT), batched
-//! receive and send, lock-free SA lookups.
+//! A data-plane worker: one TUN queue and one UDP 4500 socket (SO_REUSEPORT) per listen
+//! address, batched receive and send, lock-free SA lookups. ESP to a client leaves through
+//! the socket of the address its Child SA was negotiated on (`super::sockets`), so a client
+//! sees the address and port it talks to.
 //!
 //! Packets of one flow stay on one worker: the kernel hashes a client's UDP 4-tuple to one
 //! reuse-port socket and a TUN flow to one queue, so TCP is not reordered.
@@ -31,6 +33,7 @@ use crate::ipsec::{Opened, OutboundSa, Sad};
 use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
+use super::sockets::BoundSockets;
 
 /// Datagrams per recvmmsg/sendmmsg call.
 const BATCH: usize = 64;
@@ -84,7 +87,8 @@ impl Buffers {
 pub(crate) struct Worker {
     pub id: usize,
     pub tun: TunQueue,
-    pub udp: UdpSocket,
+    /// UDP 4500 on every listen address.
+    pub udp: BoundSockets,
     pub sad: Arc<Sad>,
     /// The IKE thread's queue, for IKE arriving on UDP 4500.
     pub ike: Postbox,
@@ -96,17 +100,22 @@ impl Worker {
     /// Serves until the stop flag is set; `Err` says why the worker cannot go on.
     pub fn run(self) -> Result<(), String> {
         let mut rng = StdRng::from_entropy();
-        // UDP GRO: the kernel hands over runs of ESP datagrams from one peer as one.
-        let gro_rx = match crate::io::udp::enable_gro(&self.udp) {
-            Ok(()) => true,
-            Err(e) => {
-                debug!(worker = self.id, "no UDP GRO: {e}");
-                false
+        // UDP GRO: the kernel hands over runs of ESP datagrams from one peer as one. Where it
+        // is on, receive slots must hold a coalesced run.
+        let mut gro_rx = false;
+        for (addr, sock) in self.udp.iter() {
+            match crate::io::udp::enable_gro(sock) {
+                Ok(()) => gro_rx = true,
+                Err(e) => debug!(worker = self.id, %addr, "no UDP GRO: {e}"),
             }
-        };
+        }
         let mut b = Buffers::new(self.tun.offload(), gro_rx);
-        // One poll set for the worker's life: no allocation per wake-up.
-        let mut poller = crate::io::poll::Poller::new(&[self.udp_fd(), self.tun.fd()]);
+        // One poll set for the worker's life: no allocation per wake-up. The UDP sockets
+        // first (in `self.udp`'s order), the TUN queue last.
+        let mut fds: Vec<std::os::fd::RawFd> = self.udp.iter().map(|(_, s)| fd(s)).collect();
+        fds.push(self.tun.fd());
+        let mut poller = crate::io::poll::Poller::new(&fds);
+        let n_udp = self.udp.len();
         let tun = self.tun.name().to_owned();
         let gone = |e: io::Error| format!("TUN {tun} is gone: {e}");
         while !self.stop.load(Ordering::Relaxed) {
@@ -114,17 +123,14 @@ impl Worker {
             poller
                 .wait(Duration::from_millis(200))
                 .map_err(|e| format!("poll on UDP {} and TUN {tun}: {e}", self.nat_t_port))?;
-            let (udp_ready, tun_ready) = {
-                let r = poller.ready();
-                (
-                    r.first().copied().unwrap_or(false),
-                    r.get(1).copied().unwrap_or(false),
-                )
-            };
-            if udp_ready {
-                self.network_in(&mut b).map_err(gone)?;
+            for i in 0..n_udp {
+                if poller.ready().get(i).copied().unwrap_or(false) {
+                    if let Some((addr, sock)) = self.udp.get(i) {
+                        self.network_in(&mut b, *addr, sock).map_err(gone)?;
+                    }
+                }
             }
-            if tun_ready {
+            if poller.ready().get(n_udp).copied().unwrap_or(false) {
                 self.tun_in(&mut b, &mut rng).map_err(gone)?;
             }
         }
@@ -132,20 +138,15 @@ impl Worker {
         Ok(())
     }
 
-    fn udp_fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.udp.as_raw_fd()
-    }
-
-    /// UDP 4500: ESP to decrypt into the TUN, IKE to hand to the control plane, keepalives.
-    /// `Err`: the TUN device is gone.
-    fn network_in(&self, b: &mut Buffers) -> io::Result<()> {
+    /// UDP 4500 on listen address `bound`: ESP to decrypt into the TUN, IKE to hand to the
+    /// control plane, keepalives. `Err`: the TUN device is gone.
+    fn network_in(&self, b: &mut Buffers, bound: IpAddr, udp: &UdpSocket) -> io::Result<()> {
         let Buffers {
             rx, to_tun, gro, ..
         } = b;
         // Bounded: a few batches per wake-up, then give the TUN side its turn.
         for _ in 0..4 {
-            let n = match rx.recv(&self.udp) {
+            let n = match rx.recv(udp) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) => {
@@ -190,10 +191,8 @@ impl Worker {
                             }
                         }
                         Ok(Udp4500::Ike(ike)) => {
-                            let local = SocketAddr::new(
-                                meta.dst_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-                                self.nat_t_port,
-                            );
+                            let local =
+                                SocketAddr::new(meta.dst_ip.unwrap_or(bound), self.nat_t_port);
                             // A full queue drops it (counted); after the IKE thread has
                             // ended (the stack stops) there is no one left to tell.
                             let _ = self.ike.datagram(Datagram {
@@ -233,6 +232,8 @@ impl Worker {
         let sad = self.sad.snapshot();
         // The SA of the queued packets from index `.1` on that still need `seal_finish`.
         let mut open: Option<(&OutboundSa, usize)> = None;
+        // The UDP socket (index in `self.udp`) the queued packets leave through.
+        let mut via = 0;
         for _ in 0..TUN_BURST {
             let n = match self.tun.recv_batch(tun_raw, from_tun, sizes, HDR) {
                 Ok(n) => n,
@@ -254,10 +255,17 @@ impl Worker {
                 let Some(sa) = sad.outbound(ip.dst()) else {
                     continue;
                 };
-                if tx.is_full() {
+                // From the address the Child SA was negotiated on (validation leaves exactly
+                // one socket for it; none only if the SA names an address we do not serve).
+                let Some(sock) = self.udp.index_for(sa.local.ip()) else {
+                    sa.counters.drop_one();
+                    continue;
+                };
+                if tx.is_full() || (sock != via && !tx.is_empty()) {
                     finish(tx, open.take());
-                    self.flush(tx);
+                    self.flush(tx, via);
                 }
+                via = sock;
                 if open.is_some_and(|(o, _)| !std::ptr::eq(o, &**sa)) {
                     finish(tx, open.take());
                 }
@@ -276,7 +284,7 @@ impl Worker {
             }
         }
         finish(tx, open.take());
-        self.flush(tx);
+        self.flush(tx, via);
         Ok(())
     }
 
@@ -296,13 +304,24 @@ impl Worker {
         }
     }
 
-    fn flush(&self, tx: &mut SendBatch) {
-        if !tx.is_empty() {
-            if let Err(e) = tx.flush(&self.udp) {
-                debug!(worker = self.id, "sendmmsg: {e}");
-            }
+    /// Sends the queued packets through UDP socket `via` (an index in `self.udp`).
+    fn flush(&self, tx: &mut SendBatch, via: usize) {
+        if tx.is_empty() {
+            return;
+        }
+        let Some((_, sock)) = self.udp.get(via) else {
+            tx.truncate(0);
+            return;
+        };
+        if let Err(e) = tx.flush(sock) {
+            debug!(worker = self.id, "sendmmsg: {e}");
         }
     }
+}
+
+fn fd(sock: &UdpSocket) -> std::os::fd::RawFd {
+    use std::os::fd::AsRawFd;
+    sock.as_raw_fd()
 }
 
 /// Whether a TUN read or write error means the queue will never work again. The kernel

@@ -11,7 +11,7 @@ use tracing::info;
 use crate::wire::{DeletePayload, NotifyType, Payload, PayloadList, ProtocolId};
 
 use super::id_to_string;
-use super::nat::nat_hash;
+use super::nat::nat_detection;
 use super::responder::{Established, Handled, Responder, SaCore};
 use super::Action;
 
@@ -49,7 +49,7 @@ impl Responder {
                 });
             }
         }
-        let mut response = mobike_answer(core, e, inner);
+        let mut response = mobike_answer(core, e, inner, self.cfg.force_udp_encap);
         if !ours.is_empty() {
             response.push(Payload::Delete(DeletePayload {
                 protocol: ProtocolId::ESP,
@@ -62,19 +62,23 @@ impl Responder {
 }
 
 /// MOBIKE (RFC 4555 §3.5): the request's addresses were adopted when it authenticated; the
-/// answer carries NAT detection for them when asked, and echoes COOKIE2 (§3.6).
-fn mobike_answer(core: &SaCore, e: &Established, inner: &[Payload]) -> Vec<Payload> {
+/// answer carries NAT detection for them when asked (claiming a NAT when
+/// `force_udp_encap`, as in IKE_SA_INIT: `super::nat`), and echoes COOKIE2 (§3.6).
+fn mobike_answer(
+    core: &SaCore,
+    e: &Established,
+    inner: &[Payload],
+    force_udp_encap: bool,
+) -> Vec<Payload> {
     let mut out = Vec::new();
     if e.peer_mobike && inner.has_notify(NotifyType::UPDATE_SA_ADDRESSES) {
         info!(remote = %core.remote, "client moved (MOBIKE)");
         if inner.has_notify(NotifyType::NAT_DETECTION_SOURCE_IP) {
-            out.push(Payload::notify(
-                NotifyType::NAT_DETECTION_SOURCE_IP,
-                nat_hash(core.spi_i, core.spi_r, core.local),
-            ));
-            out.push(Payload::notify(
-                NotifyType::NAT_DETECTION_DESTINATION_IP,
-                nat_hash(core.spi_i, core.spi_r, core.remote),
+            out.extend(nat_detection(
+                (core.spi_i, core.spi_r),
+                core.local,
+                core.remote,
+                force_udp_encap,
             ));
         }
     }

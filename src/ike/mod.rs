@@ -37,6 +37,8 @@ mod tests_attack;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
+mod tests_nat;
+#[cfg(test)]
 mod tests_protect;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -80,6 +82,9 @@ pub struct ResponderConfig {
     pub limits: Limits,
     /// Silence after which we check a peer's liveness (DPD); `None` never checks.
     pub dpd_interval: Option<Duration>,
+    /// Claim a NAT in our NAT detection (IKE_SA_INIT, MOBIKE), so that every client that
+    /// supports NAT-T encapsulates ESP in UDP, the only ESP the data plane receives (`nat`).
+    pub force_udp_encap: bool,
 }
 
 /// An effect the responder asks its caller to carry out.

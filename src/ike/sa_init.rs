@@ -22,7 +22,7 @@ use crate::wire::{
 
 use super::budget::Refusal;
 use super::error::encode_response;
-use super::nat::nat_hash;
+use super::nat::{nat_detection, nat_hash};
 use super::proposal::offers_group;
 use super::responder::{HalfOpen, IkeSa, Received, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
@@ -204,14 +204,16 @@ impl Responder {
             }),
             Payload::Nonce(nr.clone()),
         ];
-        if !nat_src.is_empty() || !nat_dst.is_empty() {
-            answer.push(Payload::notify(
-                NotifyType::NAT_DETECTION_SOURCE_IP,
-                nat_hash(header.spi_i, spi_r, local),
-            ));
-            answer.push(Payload::notify(
-                NotifyType::NAT_DETECTION_DESTINATION_IP,
-                nat_hash(header.spi_i, spi_r, remote),
+        // A peer that sent NAT detection supports NAT-T: we answer it, claiming a NAT when
+        // UDP encapsulation is forced (`super::nat`), so that its ESP comes in UDP.
+        let nat_t = !nat_src.is_empty() || !nat_dst.is_empty();
+        let force_udp_encap = self.cfg.force_udp_encap;
+        if nat_t {
+            answer.extend(nat_detection(
+                (header.spi_i, spi_r),
+                local,
+                remote,
+                force_udp_encap,
             ));
         }
         answer.push(Payload::notify(
@@ -244,7 +246,7 @@ impl Responder {
                 local,
                 remote,
                 created: now,
-                udp_encap: peer_behind_nat || we_behind_nat,
+                udp_encap: (nat_t && force_udp_encap) || peer_behind_nat || we_behind_nat,
                 peer_fragmentation: payloads.has_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED),
                 last_activity: now,
                 window: Window::new(1),

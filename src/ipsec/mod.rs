@@ -91,7 +91,9 @@ pub struct ChildSaSpec {
     /// Our address the client talks to, and the client's observed address (UDP 4500 side).
     pub local: SocketAddr,
     pub remote: SocketAddr,
-    /// Whether UDP encapsulation is in use (NAT detected, or the client floated to 4500).
+    /// Whether UDP encapsulation is in use (a NAT detected, or claimed by the responder's
+    /// `force_udp_encap`, or the client floated to 4500). The data plane speaks only
+    /// ESP-in-UDP: the daemon warns when it installs a pair without it.
     pub udp_encap: bool,
     pub lifetime: Duration,
 }

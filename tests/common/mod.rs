@@ -8,6 +8,7 @@
 //! ```text
 //!  client ns 172.29.1.2 ──┐                     gateway ns                        lan ns
 //!  client2 ns 172.29.1.4 ─┼── bridge 172.29.1.1 │ 192.168.0.1 ── veth ── 192.168.0.10
+//!                         │   (+ 172.29.1.9 when `TopoOpts::second_gateway_addr`)
 //!  nat ns 172.29.1.3 ─────┘  (optional; the NAT ns masquerades 172.29.2.0/24 with random ports,
 //!     └─ 172.29.2.1 ── veth ── client ns 172.29.2.2 when `TopoOpts::nat`)
 //! ```

@@ -18,6 +18,8 @@ pub mod addr {
     pub const NAT_OUTSIDE: Ipv4Addr = Ipv4Addr::new(172, 29, 1, 3);
     /// Client 2 (`TopoOpts::second_client`), on the same link as client 1.
     pub const CLIENT2: Ipv4Addr = Ipv4Addr::new(172, 29, 1, 4);
+    /// A second gateway address on the same bridge (`TopoOpts::second_gateway_addr`).
+    pub const GW_OUTSIDE2: Ipv4Addr = Ipv4Addr::new(172, 29, 1, 9);
     /// The NAT box's inside address, client 1's default router behind NAT.
     pub const NAT_INSIDE: Ipv4Addr = Ipv4Addr::new(172, 29, 2, 1);
     /// Client 1 behind NAT.
@@ -58,6 +60,8 @@ pub struct TopoOpts {
     pub nat: bool,
     /// Add a second client namespace (172.29.1.4) on the gateway's outside link.
     pub second_client: bool,
+    /// Give the gateway's outside bridge a second address (172.29.1.9).
+    pub second_gateway_addr: bool,
 }
 
 /// Namespaces, links, temp dir and tracked processes of one test; cleans all up on drop.
@@ -322,6 +326,18 @@ impl Topology {
                 &br,
             ],
         );
+        if self.opts.second_gateway_addr {
+            self.ip(
+                Role::Gateway,
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/24", addr::GW_OUTSIDE2),
+                    "dev",
+                    &br,
+                ],
+            );
+        }
         self.ip(Role::Gateway, &["link", "set", &br, "up"]);
         self.sysctl(Role::Gateway, "net.ipv4.ip_forward=1");
 
@@ -432,6 +448,9 @@ impl Topology {
         let mut checks = vec![(Role::Client, addr::GW_OUTSIDE), (Role::Lan, addr::GW_LAN)];
         if self.opts.second_client {
             checks.push((Role::Client2, addr::GW_OUTSIDE));
+        }
+        if self.opts.second_gateway_addr {
+            checks.push((Role::Client, addr::GW_OUTSIDE2));
         }
         for (role, dst) in checks {
             self.exec(role, "ping", &["-c", "1", "-W", "3", &dst.to_string()])
