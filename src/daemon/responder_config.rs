@@ -38,6 +38,7 @@ pub fn responder_config(config: &Config) -> Option<ResponderConfig> {
         unique: gw.unique(),
         limits: limits(config.limits()),
         dpd_interval: gw.dpd_interval(),
+        psk_change_reauth: gw.psk_change_reauth(),
     })
 }
 
