@@ -460,6 +460,11 @@ fn clients_authenticate_again_within_ike_lifetime_though_they_rekey() {
         client.log_text()
     );
     assert_eq!(log_count(&gw, IKE_AUTH_DONE), 1);
+    let s = status(&topo, &gw);
+    assert!(
+        s.contains("re-authenticate within 1"),
+        "status shows the deadline:\n{s}"
+    );
     assert_eq!(ping_series(&topo, vip, 10, 500).1, 10);
     wait_for("a second IKE_AUTH", Duration::from_secs(25), || {
         log_count(&gw, IKE_AUTH_DONE) >= 2

@@ -195,6 +195,8 @@ pub struct SaInfo {
     pub age_secs: u64,
     /// (inbound, outbound) SPIs.
     pub children: Vec<(u32, u32)>,
+    /// Seconds left for the client to authenticate again (`reauth`); `None` = no deadline.
+    pub reauth_in_secs: Option<u64>,
 }
 
 /// Sizes of the responder's tables ([`Responder::usage`]).
@@ -367,8 +369,8 @@ impl Responder {
             .values()
             .map(|sa| {
                 let c = &sa.core;
-                let (identity, vip, since, children) = match &sa.state {
-                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new()),
+                let (identity, vip, since, children, reauth_by) = match &sa.state {
+                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new(), None),
                     SaState::Established(e) => (
                         id_to_string(&e.identity),
                         e.vip,
@@ -377,6 +379,7 @@ impl Responder {
                             .iter()
                             .map(|c| (c.inbound_spi, c.outbound_spi))
                             .collect(),
+                        e.auth.reauth_by,
                     ),
                 };
                 SaInfo {
@@ -388,6 +391,7 @@ impl Responder {
                     established: matches!(sa.state, SaState::Established(_)),
                     age_secs: now.saturating_duration_since(since).as_secs(),
                     children,
+                    reauth_in_secs: reauth_by.map(|t| t.saturating_duration_since(now).as_secs()),
                 }
             })
             .collect()

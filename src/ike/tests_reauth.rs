@@ -99,6 +99,12 @@ fn ike_auth_announces_the_time_left_less_the_margin() {
         let mut h = Harness::new(config(lifetime, 3600));
         let (_, payloads) = connect(&mut h, CLIENT, fixtures::PSK);
         assert_eq!(auth_lifetime(&payloads), want, "ike_lifetime {lifetime}");
+        h.now += Duration::from_secs(5);
+        assert_eq!(
+            h.responder.sas(h.now)[0].reauth_in_secs,
+            Some(lifetime - 5),
+            "status shows the time left"
+        );
     }
     let mut h = Harness::new(config(0, 3600));
     let (ini, payloads) = connect(&mut h, CLIENT, fixtures::PSK);
@@ -108,6 +114,7 @@ fn ike_auth_announces_the_time_left_less_the_margin() {
         "no deadline, no AUTH_LIFETIME"
     );
     assert_eq!(deadline(&h, ini.spi_i()), None);
+    assert_eq!(h.responder.sas(h.now)[0].reauth_in_secs, None);
     assert_eq!(
         announced(Duration::from_millis(300)),
         Duration::from_secs(1)
