@@ -441,6 +441,12 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
             err_with(|d| set(d, "gateway.dpd_interval", bad)),
         );
     }
+    for bad in [0, -1, 86_401] {
+        case(
+            codes::PSK_CHANGE_REAUTH,
+            err_with(|d| set(d, "gateway.psk_change_reauth", bad)),
+        );
+    }
     for bad in [-1, 1025] {
         case(codes::WORKERS, err_with(|d| set(d, "gateway.workers", bad)));
     }
@@ -677,6 +683,7 @@ fn defaults() {
     assert!(responder_config(&cfg).expect("server").force_udp_encap);
     assert_eq!(g.max_connections().get(), 1000);
     assert_eq!(g.dpd_interval(), Some(Duration::from_secs(30)));
+    assert_eq!(g.psk_change_reauth(), Duration::from_secs(3600));
     assert_eq!(g.workers(), None);
     assert_eq!(g.unique(), UniquePolicy::SameAddress);
 
@@ -726,6 +733,7 @@ fn explicit_values_are_kept() {
         set(d, "gateway.listen_addrs", strs(&["192.0.2.1", "192.0.2.9"]));
         set(d, "gateway.force_udp_encap", false);
         set(d, "gateway.dpd_interval", 0);
+        set(d, "gateway.psk_change_reauth", 20);
         set(d, "gateway.workers", 4);
         set(d, "gateway.unique", "never");
         set(d, "gateway.masquerade", true);
@@ -789,6 +797,7 @@ fn explicit_values_are_kept() {
     );
     assert!(!g.force_udp_encap());
     assert_eq!(g.dpd_interval(), None);
+    assert_eq!(g.psk_change_reauth(), Duration::from_secs(20));
     assert_eq!(g.workers().map(|w| w.get()), Some(4));
     assert_eq!(g.unique(), UniquePolicy::Never);
     assert!(g.masquerade());
@@ -840,6 +849,8 @@ fn boundaries_are_inclusive() {
         ("gateway.max_connections", Value::from(100_000)),
         ("gateway.max_connections", Value::from(1)),
         ("gateway.dpd_interval", Value::from(3600)),
+        ("gateway.psk_change_reauth", Value::from(1)),
+        ("gateway.psk_change_reauth", Value::from(86_400)),
         ("gateway.workers", Value::from(1024)),
         ("gateway.ike_port", Value::from(65_535)),
         ("limits.cookie_threshold", Value::from(1_000_000)),

@@ -1,13 +1,16 @@
 //! Long-lived tunnels against real strongSwan 5.9 clients: rekeys with PFS while traffic
 //! flows, the gateway rekeying for a client that does not, DPD, IKE fragmentation, MOBIKE and
 //! a clean terminate; and `ipsec-server client` answering the gateway's DPD. Root; namespaces
-//! per test (see `tests/common/mod.rs`).
+//! per test (see `tests/common/mod.rs`). Re-authentication: within `ike_lifetime` though the
+//! client rekeys, and within `psk_change_reauth` of a PSK change.
+// Test code: the re-authentication deadlines are checked against the clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::charon::CLIENT_CONN;
 use common::flows::{assert_ping, connect};
@@ -425,4 +428,159 @@ fn ipsec_server_client_answers_dpd_and_ends_with_the_gateway() {
     assert!(how.contains("exit code 1"), "client ended with {how}");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("the gateway deleted the tunnel"), "{text}");
+}
+
+/// How often the gateway log says `what`.
+fn log_count(gw: &Gateway, what: &str) -> usize {
+    gw.log_text().matches(what).count()
+}
+
+/// What the gateway logs for each IKE_AUTH that established an IKE SA.
+const IKE_AUTH_DONE: &str = "IKE SA established";
+
+#[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
+fn clients_authenticate_again_within_ike_lifetime_though_they_rekey() {
+    let topo = Topology::new("rau", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        ike_lifetime: 20,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    // The client rekeys its IKE SA every 6-7 s, which must not postpone the re-authentication.
+    let cfg = ClientConfig::new("client1.example")
+        .conn("rekey_time = 7s")
+        .conn("rand_time = 1s")
+        .conn("over_time = 3s");
+    let start = Instant::now();
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    assert!(
+        client.log_text().contains("received AUTH_LIFETIME of 18s"),
+        "AUTH_LIFETIME is 20 s less the 2 s margin:\n{}",
+        client.log_text()
+    );
+    assert_eq!(log_count(&gw, IKE_AUTH_DONE), 1);
+    let s = status(&topo, &gw);
+    assert!(
+        s.contains("re-authenticate within 1"),
+        "status shows the deadline:\n{s}"
+    );
+    assert_eq!(ping_series(&topo, vip, 10, 500).1, 10);
+    wait_for("a second IKE_AUTH", Duration::from_secs(25), || {
+        log_count(&gw, IKE_AUTH_DONE) >= 2
+    });
+    let took = start.elapsed();
+    let log = gw.log_text();
+    assert!(
+        log.contains("IKE SA rekeyed by the client"),
+        "the client did not rekey its IKE SA before re-authenticating"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "re-authenticated {took:?} after connecting, beyond ike_lifetime"
+    );
+    assert!(
+        !log.contains("did not authenticate again in time"),
+        "the gateway had to delete the IKE SA"
+    );
+    wait_for("the new Child SA", Duration::from_secs(10), || {
+        client.list_sas().contains("INSTALLED")
+    });
+    let vip = client
+        .virtual_ip()
+        .expect("a virtual IP after re-authenticating");
+    assert_ping(&topo, Role::Client, vip);
+    assert_eq!(online(&topo, &gw), 1);
+}
+
+/// Gives a running client charon `cfg`'s PSK instead of the one it has.
+fn load_psk(topo: &Topology, client: &Charon, cfg: &ClientConfig) {
+    let file = topo.dir().join(format!("{}-new-psk.conf", client.name));
+    std::fs::write(&file, cfg.swanctl_conf()).unwrap();
+    client
+        .swanctl(&[
+            "--load-creds",
+            "--clear",
+            "--noprompt",
+            "--file",
+            file.to_str().unwrap(),
+        ])
+        .expect_ok("swanctl --load-creds");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
+fn a_psk_change_reaches_connected_clients_within_the_bound() {
+    const NEW_PSK: &str = "changed-psk-0123456789";
+    let topo = Topology::new(
+        "rpk",
+        TopoOpts {
+            second_client: true,
+            ..TopoOpts::default()
+        },
+    );
+    // Unlimited IKE lifetime: only the PSK change asks for a new IKE_AUTH, within 10 s.
+    let gw_cfg = GatewayConfig {
+        ike_lifetime: 0,
+        gateway_extra: vec!["psk_change_reauth = 10".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start(&topo, &gw_cfg);
+    let one = ClientConfig::new("client1.example");
+    let two = ClientConfig::new("client2.example");
+    let (c1, _) = connect(&topo, Role::Client, &one);
+    let (c2, _) = connect(&topo, Role::Client2, &two);
+    assert!(
+        !c1.log_text().contains("received AUTH_LIFETIME"),
+        "no deadline with ike_lifetime = 0"
+    );
+    // Client 1 is given the new PSK first (its IKE SA does not notice); client 2 is not.
+    load_psk(&topo, &c1, &one.clone().psk(NEW_PSK));
+    reload(&gw, |t| {
+        t.replace(&format!("psk = \"{PSK}\""), &format!("psk = \"{NEW_PSK}\""))
+    });
+    wait_for("the PSK change", Duration::from_secs(10), || {
+        gw.log_text().contains("PSK changed")
+    });
+    let changed = Instant::now();
+    // Told by AUTH_LIFETIME, client 1 authenticates again with the new PSK; client 2 tries
+    // with the old one, is refused and stays out.
+    wait_for(
+        "client 1 to authenticate again",
+        Duration::from_secs(15),
+        || log_count(&gw, IKE_AUTH_DONE) >= 3,
+    );
+    wait_for(
+        "client 2 to lose its IKE SA",
+        Duration::from_secs(15),
+        || !c2.list_sas().contains("ESTABLISHED"),
+    );
+    let took = changed.elapsed();
+    assert!(
+        took <= Duration::from_secs(12),
+        "the old PSK's IKE SAs outlived the bound: {took:?}"
+    );
+    assert!(
+        c1.log_text().contains("received AUTH_LIFETIME of 9s"),
+        "AUTH_LIFETIME is the 10 s bound less its margin:\n{}",
+        c1.log_text()
+    );
+    wait_for("client 1's new Child SA", Duration::from_secs(10), || {
+        c1.list_sas().contains("INSTALLED")
+    });
+    assert_eq!(online(&topo, &gw), 1, "only the client with the new PSK");
+    assert_ping(
+        &topo,
+        Role::Client,
+        c1.virtual_ip().expect("client 1's VIP"),
+    );
+    // Given the new PSK, client 2 connects again.
+    load_psk(&topo, &c2, &two.clone().psk(NEW_PSK));
+    c2.connect();
+    assert_ping(
+        &topo,
+        Role::Client2,
+        c2.virtual_ip().expect("client 2's VIP"),
+    );
+    assert_eq!(online(&topo, &gw), 2);
 }

@@ -44,6 +44,7 @@
 //! | `InvalidConfig.StateDir` | file only | `gateway.state_dir` not an absolute path |
 //! | `InvalidConfig.MaxConnections` | file only | `gateway.max_connections` outside 1..=100000 |
 //! | `InvalidConfig.DpdInterval` | file only | `gateway.dpd_interval` outside 0..=3600 |
+//! | `InvalidConfig.PskChangeReauth` | file only | `gateway.psk_change_reauth` outside 1..=86400 |
 //! | `InvalidConfig.Workers` | file only | `gateway.workers` outside 0..=1024 |
 //! | `InvalidConfig.Unique` | file only | `gateway.unique` not `same-address`, `never`, `replace` |
 //! | `InvalidConfig.CookieThreshold` | file only | `limits.cookie_threshold` outside 1..=1000000 |
@@ -107,6 +108,7 @@ pub const TUN_NAME: &str = "InvalidConfig.TunName";
 pub const STATE_DIR: &str = "InvalidConfig.StateDir";
 pub const MAX_CONNECTIONS: &str = "InvalidConfig.MaxConnections";
 pub const DPD_INTERVAL: &str = "InvalidConfig.DpdInterval";
+pub const PSK_CHANGE_REAUTH: &str = "InvalidConfig.PskChangeReauth";
 pub const WORKERS: &str = "InvalidConfig.Workers";
 pub const UNIQUE: &str = "InvalidConfig.Unique";
 pub const COOKIE_THRESHOLD: &str = "InvalidConfig.CookieThreshold";
@@ -164,6 +166,7 @@ pub const ALL: &[&str] = &[
     STATE_DIR,
     MAX_CONNECTIONS,
     DPD_INTERVAL,
+    PSK_CHANGE_REAUTH,
     WORKERS,
     UNIQUE,
     COOKIE_THRESHOLD,

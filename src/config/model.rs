@@ -26,6 +26,7 @@ pub struct GatewayConfig {
     pub(super) masquerade: bool,
     pub(super) max_connections: NonZeroU32,
     pub(super) dpd_interval: Option<Duration>,
+    pub(super) psk_change_reauth: Duration,
     pub(super) workers: Option<NonZeroU32>,
     pub(super) unique: UniquePolicy,
     pub(super) force_udp_encap: bool,
@@ -73,6 +74,11 @@ impl GatewayConfig {
     /// `None`: our own liveness checks are disabled. At most one hour.
     pub fn dpd_interval(&self) -> Option<Duration> {
         self.dpd_interval
+    }
+    /// After a PSK change, the time within which clients authenticated with the old PSK must
+    /// authenticate again (or are deleted). 1 s ..= 1 day.
+    pub fn psk_change_reauth(&self) -> Duration {
+        self.psk_change_reauth
     }
     /// `None`: one data-plane worker per core. At most 1024.
     pub fn workers(&self) -> Option<NonZeroU32> {

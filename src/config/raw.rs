@@ -75,6 +75,10 @@ pub struct GatewayRaw {
     /// Seconds between our liveness checks; 0 disables them.
     #[serde(default = "defaults::dpd_interval")]
     pub dpd_interval: i64,
+    /// Seconds after a PSK change within which clients authenticated with the old PSK must
+    /// authenticate again.
+    #[serde(default = "defaults::psk_change_reauth")]
+    pub psk_change_reauth: i64,
     /// Data-plane threads; 0 = one per core.
     #[serde(default)]
     pub workers: i64,
@@ -279,6 +283,7 @@ pub(super) mod defaults {
     pub const STATE_DIR: &str = "/var/lib/ipsec-server";
     pub const MAX_CONNECTIONS: u32 = 1000;
     pub const DPD_INTERVAL_SECS: u32 = 30;
+    pub const PSK_CHANGE_REAUTH_SECS: u32 = 3600;
     pub const API_LISTEN: &str = "127.0.0.1:8080";
     pub const LIFETIME_SECS: u32 = 86400;
 
@@ -305,6 +310,9 @@ pub(super) mod defaults {
     }
     pub fn dpd_interval() -> i64 {
         DPD_INTERVAL_SECS.into()
+    }
+    pub fn psk_change_reauth() -> i64 {
+        PSK_CHANGE_REAUTH_SECS.into()
     }
     pub fn unique() -> String {
         "same-address".to_owned()

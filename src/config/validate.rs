@@ -173,6 +173,13 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
         codes::DPD_INTERVAL,
         "gateway.dpd_interval",
     )?;
+    let psk_change_reauth = in_range(
+        raw.psk_change_reauth,
+        1,
+        86400,
+        codes::PSK_CHANGE_REAUTH,
+        "gateway.psk_change_reauth",
+    )?;
     let workers = in_range(raw.workers, 0, 1024, codes::WORKERS, "gateway.workers")?;
     let unique = UniquePolicy::from_name(&raw.unique).ok_or_else(|| {
         ConfigError::new(
@@ -195,6 +202,7 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
         masquerade: raw.masquerade,
         max_connections,
         dpd_interval: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
+        psk_change_reauth: Duration::from_secs(psk_change_reauth.into()),
         workers: NonZeroU32::new(workers),
         unique,
         force_udp_encap: raw.force_udp_encap,

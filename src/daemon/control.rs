@@ -113,9 +113,13 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
         } else {
             "CONNECTING"
         };
+        let reauth = sa
+            .reauth_in_secs
+            .map(|s| format!(" re-authenticate within {s}s"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{state} {}s: identity {} remote {} vip {} ike-spis {:016x}_i {:016x}_r",
+            "{state} {}s: identity {} remote {} vip {} ike-spis {:016x}_i {:016x}_r{reauth}",
             sa.age_secs,
             if sa.identity.is_empty() {
                 "-"

@@ -130,12 +130,12 @@ impl ControlPlane {
                     let _ = reply.send(self.responder.online_clients());
                 }
                 Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
-                    // Existing IKE SAs keep what they negotiated; new ones use `config`.
-                    self.responder.cfg = config;
-                    if delete_all {
-                        let actions = self.responder.delete_all(&mut rng);
-                        self.apply(actions);
-                    }
+                    // Existing IKE SAs keep what they negotiated (clients of an older PSK
+                    // must authenticate again soon); new ones use `config`.
+                    let actions =
+                        self.responder
+                            .reconfigure(Instant::now(), &mut rng, config, delete_all);
+                    self.apply(actions);
                     info!(delete_all, "responder reconfigured");
                 }
                 Received::Control(ControlMsg::Shutdown) | Received::Closed => {

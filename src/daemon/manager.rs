@@ -4,8 +4,9 @@
 //!
 //! An Update is applied as [`plan_update`] decides: a new pool or TUN MTU restarts the stack
 //! (the routes, nftables rules and TUN device depend on them); anything else reconfigures the
-//! running responder (`ControlMsg::Reconfigure`), so established clients stay connected
-//! unless EffectImmediately asks for every IKE SA to be deleted.
+//! running responder (`ControlMsg::Reconfigure`, `Responder::reconfigure`), so established
+//! clients stay connected unless EffectImmediately asks for every IKE SA to be deleted (after
+//! a PSK change, clients of the old PSK must authenticate again within `psk_change_reauth`).
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -101,8 +101,9 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
 
 /// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it like an
 /// UpdateIpsecServer: `effect_immediately = true` deletes every IKE SA so clients reconnect
-/// with the new settings, `false` keeps them until they rekey or reconnect. A file that no
-/// longer validates is logged and ignored.
+/// with the new settings, `false` keeps them until they authenticate again (after a PSK
+/// change within `psk_change_reauth`, `ike::reauth`). A file that no longer validates is
+/// logged and ignored.
 fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(), DaemonError> {
     let manager = StackManager::new(config.clone());
     manager

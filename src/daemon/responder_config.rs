@@ -39,6 +39,7 @@ pub fn responder_config(config: &Config) -> Option<ResponderConfig> {
         limits: limits(config.limits()),
         dpd_interval: gw.dpd_interval(),
         force_udp_encap: gw.force_udp_encap(),
+        psk_change_reauth: gw.psk_change_reauth(),
     })
 }
 

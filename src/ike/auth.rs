@@ -17,6 +17,7 @@ use crate::wire::{
 
 use super::budget::Refusal;
 use super::create_child::NewChild;
+use super::reauth::Authenticated;
 use super::responder::{error_notify, Established, HalfOpen, Handled, Responder, SaCore};
 use super::ts::{narrow_tsi, narrow_tsr};
 use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
@@ -89,6 +90,9 @@ impl Responder {
         if peer_mobike {
             response.push(Payload::notify(NotifyType::MOBIKE_SUPPORTED, Vec::new()));
         }
+        let auth = Authenticated::new(now, self.cfg.ike_lifetime, self.psk_generation);
+        // RFC 4478: when the client must authenticate again, if ever.
+        response.extend(auth.notify(now));
         let mut e = Established {
             since: now,
             identity: idi.clone(),
@@ -96,6 +100,7 @@ impl Responder {
             children: Vec::new(),
             peer_mobike,
             expires: super::lifetime_end(now, self.cfg.ike_lifetime),
+            auth,
             rekeyed: false,
             predecessor: None,
             our_next_id: 0,

@@ -245,6 +245,8 @@ impl Responder {
             children: std::mem::take(&mut e.children),
             peer_mobike: e.peer_mobike,
             expires: lifetime_end(now, self.cfg.ike_lifetime),
+            // A rekey is no authentication: the deadline for the next IKE_AUTH stays.
+            auth: e.auth,
             rekeyed: false,
             predecessor: Some(core.spi_r),
             our_next_id: 0,

@@ -37,8 +37,8 @@ pub fn esp_suite() -> EspSuite {
 
 /// A responder for [`ike_suite`], [`esp_suite`] and [`PSK`]: IDr `gw.example.com`, the LAN
 /// 192.168.0.0/24 with its DNS server, the pool 10.0.0.0/24, day-long lifetimes, no PFS and
-/// no DPD, cookie thresholds above what a handful of clients from one address reach, UDP
-/// encapsulation forced (the default).
+/// no DPD, re-authentication within an hour of a PSK change, cookie thresholds above what a
+/// handful of clients from one address reach, UDP encapsulation forced (the default).
 pub fn responder_config() -> ResponderConfig {
     ResponderConfig {
         ike: ike_suite(),
@@ -62,6 +62,7 @@ pub fn responder_config() -> ResponderConfig {
         },
         dpd_interval: None,
         force_udp_encap: true,
+        psk_change_reauth: Duration::from_secs(3600),
     }
 }
 

@@ -9,7 +9,10 @@
 //! - a request is processed at most once: a retransmitted request is answered from the cached
 //!   response byte for byte (§2.1, §2.2);
 //! - nothing from the network is trusted before the SK payload's ICV verified (§3.14);
-//! - every lease taken from the pool is released when its IKE SA goes away.
+//! - every lease taken from the pool is released when its IKE SA goes away;
+//! - a client proves the PSK again (a new IKE_AUTH) within `ike_lifetime` of its last one, and
+//!   within `psk_change_reauth` of a PSK change; IKE SA rekeys do not extend either bound
+//!   (`reauth`, RFC 4478).
 
 mod auth;
 mod budget;
@@ -24,6 +27,7 @@ mod informational;
 pub mod initiator;
 mod nat;
 mod proposal;
+mod reauth;
 mod requests;
 mod responder;
 mod sa_init;
@@ -40,6 +44,8 @@ mod tests_lifecycle;
 mod tests_nat;
 #[cfg(test)]
 mod tests_protect;
+#[cfg(test)]
+mod tests_reauth;
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -66,6 +72,8 @@ pub struct ResponderConfig {
     pub esp: EspSuite,
     /// DH group for CREATE_CHILD_SA rekeys (IpsecPfs); `None` = disabled.
     pub esp_pfs: Option<DhGroup>,
+    /// Hard lifetime of an IKE SA between rekeys, and the longest a client may go without
+    /// authenticating again (a new IKE_AUTH; rekeys do not count); 0 = unlimited.
     pub ike_lifetime: Duration,
     pub ipsec_lifetime: Duration,
     pub psk: SecretBytes,
@@ -85,6 +93,9 @@ pub struct ResponderConfig {
     /// Claim a NAT in our NAT detection (IKE_SA_INIT, MOBIKE), so that every client that
     /// supports NAT-T encapsulates ESP in UDP, the only ESP the data plane receives (`nat`).
     pub force_udp_encap: bool,
+    /// After a PSK change, how long a client authenticated with an older PSK keeps its IKE
+    /// SA before it must authenticate again (`reauth`).
+    pub psk_change_reauth: Duration,
 }
 
 /// An effect the responder asks its caller to carry out.

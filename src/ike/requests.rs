@@ -1,6 +1,8 @@
 //! Requests we initiate on an established IKE SA (RFC 7296 §2.1–2.4): liveness checks (DPD),
 //! Child SA rekeys when the client did not rekey in time (§1.3.3, §2.8), Child SA deletes at
-//! the end of a lifetime, with retransmission and a give-up that declares the peer dead.
+//! the end of a lifetime, AUTH_LIFETIME after a PSK change (RFC 4478, `reauth`), with
+//! retransmission and a give-up that declares the peer dead. An IKE SA is deleted at the end
+//! of its lifetime or of its client's time to authenticate again.
 //!
 //! One request is in flight at a time (window size 1); others wait in the SA's outbox.
 
@@ -39,6 +41,8 @@ pub(crate) enum Request {
     RekeyChild {
         old_inbound: u32,
     },
+    /// Tell the client when it must authenticate again (RFC 4478 AUTH_LIFETIME).
+    AuthLifetime,
 }
 
 /// The request in flight.
@@ -52,6 +56,7 @@ pub(crate) struct Pending {
 
 enum InFlight {
     Liveness,
+    AuthLifetime,
     DeleteChild { inbound_spi: u32 },
     RekeyChild(OurRekey),
 }
@@ -63,11 +68,11 @@ pub(crate) fn requested_spis(e: &Established) -> impl Iterator<Item = u32> + '_ 
     let pending = e.pending.as_ref().and_then(|p| match &p.state {
         InFlight::RekeyChild(r) => Some(r.new_inbound),
         InFlight::DeleteChild { inbound_spi } => Some(*inbound_spi),
-        InFlight::Liveness => None,
+        InFlight::Liveness | InFlight::AuthLifetime => None,
     });
     let queued = e.outbox.iter().filter_map(|r| match r {
         Request::DeleteChild { inbound_spi } => Some(*inbound_spi),
-        Request::Liveness | Request::RekeyChild { .. } => None,
+        Request::Liveness | Request::RekeyChild { .. } | Request::AuthLifetime => None,
     });
     pending.into_iter().chain(queued)
 }
@@ -114,8 +119,15 @@ impl Responder {
                 p.tries += 1;
             }
         }
-        if e.expires.is_some_and(|t| now >= t) {
-            info!(remote = %core.remote, identity = %who, "IKE SA lifetime over: deleting it");
+        let over = if e.expires.is_some_and(|t| now >= t) {
+            Some("IKE SA lifetime over: deleting it")
+        } else if e.auth.overdue(now) {
+            Some("the client did not authenticate again in time: deleting its IKE SA")
+        } else {
+            None
+        };
+        if let Some(why) = over {
+            info!(remote = %core.remote, identity = %who, "{why}");
             actions.extend(self.delete_ike_message(&core, &e, rng));
             actions.extend(self.cleanup_established(core.spi_r, e));
             return actions;
@@ -170,7 +182,8 @@ impl Responder {
             let Some(req) = e.outbox.pop_front() else {
                 break;
             };
-            let Some((exchange, payloads, state)) = self.build_request(core, e, req, rng) else {
+            let Some((exchange, payloads, state)) = self.build_request(core, e, req, now, rng)
+            else {
                 continue;
             };
             let header = Header {
@@ -217,10 +230,16 @@ impl Responder {
         core: &SaCore,
         e: &Established,
         req: Request,
+        now: Instant,
         rng: &mut dyn CryptoRngCore,
     ) -> Option<(ExchangeType, Vec<Payload>, InFlight)> {
         Some(match req {
             Request::Liveness => (ExchangeType::INFORMATIONAL, Vec::new(), InFlight::Liveness),
+            Request::AuthLifetime => (
+                ExchangeType::INFORMATIONAL,
+                vec![e.auth.notify(now)?],
+                InFlight::AuthLifetime,
+            ),
             Request::DeleteChild { inbound_spi } => (
                 ExchangeType::INFORMATIONAL,
                 vec![Payload::Delete(DeletePayload {
@@ -336,7 +355,7 @@ impl Responder {
         let mut actions = Vec::new();
         if let Some(p) = e.pending.take() {
             match p.state {
-                InFlight::Liveness => {}
+                InFlight::Liveness | InFlight::AuthLifetime => {}
                 InFlight::DeleteChild { inbound_spi } => {
                     // The SPI is free now, whether its Child SA was installed or not (a
                     // redundant rekey of ours, §2.8.1).

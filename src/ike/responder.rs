@@ -30,6 +30,7 @@ use super::budget::{AuthBackoff, DhRate, Refusal, Refusals};
 use super::cookie::CookieJar;
 use super::error::encode_response;
 use super::fragment::Reassembly;
+use super::reauth::Authenticated;
 use super::requests::{Pending, Request};
 use super::sk::SkCrypto;
 use super::Ipv4Range;
@@ -105,6 +106,8 @@ pub(crate) struct Established {
     pub peer_mobike: bool,
     /// Hard IKE lifetime: the SA is deleted then unless the client rekeyed it.
     pub expires: Option<Instant>,
+    /// The client's last IKE_AUTH and its deadline for the next, across rekeys (`reauth`).
+    pub auth: Authenticated,
     /// The client rekeyed this IKE SA (§2.18): it only waits for its DELETE, creates nothing
     /// more and is no longer counted as a connection.
     pub rekeyed: bool,
@@ -192,6 +195,8 @@ pub struct SaInfo {
     pub age_secs: u64,
     /// (inbound, outbound) SPIs.
     pub children: Vec<(u32, u32)>,
+    /// Seconds left for the client to authenticate again (`reauth`); `None` = no deadline.
+    pub reauth_in_secs: Option<u64>,
 }
 
 /// Sizes of the responder's tables ([`Responder::usage`]).
@@ -230,6 +235,8 @@ pub struct Responder {
     pub(crate) dh_rate: DhRate,
     pub(crate) auth_backoff: AuthBackoff,
     pub(crate) refusals: Refusals,
+    /// Counted up by each PSK change: which PSK an IKE SA's client used (`reauth`).
+    pub(crate) psk_generation: u64,
 }
 
 impl Responder {
@@ -248,6 +255,7 @@ impl Responder {
             dh_rate: DhRate::default(),
             auth_backoff: AuthBackoff::default(),
             refusals: Refusals::default(),
+            psk_generation: 0,
         }
     }
 
@@ -361,8 +369,8 @@ impl Responder {
             .values()
             .map(|sa| {
                 let c = &sa.core;
-                let (identity, vip, since, children) = match &sa.state {
-                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new()),
+                let (identity, vip, since, children, reauth_by) = match &sa.state {
+                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new(), None),
                     SaState::Established(e) => (
                         id_to_string(&e.identity),
                         e.vip,
@@ -371,6 +379,7 @@ impl Responder {
                             .iter()
                             .map(|c| (c.inbound_spi, c.outbound_spi))
                             .collect(),
+                        e.auth.reauth_by,
                     ),
                 };
                 SaInfo {
@@ -382,6 +391,7 @@ impl Responder {
                     established: matches!(sa.state, SaState::Established(_)),
                     age_secs: now.saturating_duration_since(since).as_secs(),
                     children,
+                    reauth_in_secs: reauth_by.map(|t| t.saturating_duration_since(now).as_secs()),
                 }
             })
             .collect()
@@ -472,7 +482,7 @@ impl Responder {
             out += &match &sa.state {
                 SaState::HalfOpen(h) => format!("  half-open from {}\n", h.init_from),
                 SaState::Established(e) => format!(
-                    "  established {:?} vip={:?} children={:?} rekeyed={} ours={} pending={:?} outbox={:?} expires={:?}\n",
+                    "  established {:?} vip={:?} children={:?} rekeyed={} ours={} pending={:?} outbox={:?} expires={:?} auth={:?}\n",
                     e.identity,
                     e.vip,
                     e.children,
@@ -480,7 +490,8 @@ impl Responder {
                     e.our_next_id,
                     e.pending.as_ref().map(|p| p.message_id),
                     e.outbox,
-                    e.expires
+                    e.expires,
+                    e.auth
                 ),
             };
         }

@@ -44,6 +44,8 @@ pub struct GatewayConfig {
     pub local_subnet: Vec<String>,
     pub client_ip_pool: String,
     pub ipsec_lifetime: u32,
+    /// Seconds; 0 = unlimited (ipsec-server only: the strongSwan gateway keeps its default).
+    pub ike_lifetime: u32,
     /// Extra `[gateway]` lines of the daemon's TOML (e.g. `dpd_interval = 3`).
     pub gateway_extra: Vec<String>,
 }
@@ -57,6 +59,7 @@ impl Default for GatewayConfig {
             local_subnet: vec![addr::LOCAL_SUBNET.to_string()],
             client_ip_pool: addr::CLIENT_IP_POOL.to_string(),
             ipsec_lifetime: 86400,
+            ike_lifetime: 86400,
             gateway_extra: Vec::new(),
         }
     }
@@ -77,6 +80,7 @@ impl GatewayConfig {
             local_subnet,
             client_ip_pool,
             ipsec_lifetime,
+            ike_lifetime,
             gateway_extra,
         } = self;
         let gateway_extra: String = gateway_extra.iter().map(|l| format!("{l}\n")).collect();
@@ -107,7 +111,7 @@ ike_mode = "main"
 ike_enc_alg = "{enc}"
 ike_auth_alg = "{auth}"
 ike_pfs = "{pfs}"
-ike_lifetime = 86400
+ike_lifetime = {ike_lifetime}
 local_id = "{local_id}"
 remote_id = ""
 
