@@ -4,7 +4,10 @@
 //! socket ([`receive_ike`]) and by the data-plane workers (IKE on UDP 4500) — beside the
 //! [`ControlMsg`]s of the status socket and the stack manager. The thread carries out the
 //! responder's [`Action`]s: IKE datagrams sent, Child SAs installed in and removed from the
-//! [`Sad`].
+//! [`Sad`]. Once a second it also reads the SAD's counters for the responder: inbound
+//! packets (liveness, instead of DPD) and the pairs whose sequence numbers reached
+//! `ipsec::REKEY_AT_SEQ` (`SadSnapshot::rekey_due` → `Responder::rekey_soon`), so the data
+//! plane never has to signal anything per packet.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -308,8 +308,9 @@ impl Responder {
     }
 
     /// Timers, about once a second: half-open SAs expire, the cookie secret rotates, our own
-    /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey are
-    /// rekeyed, silent peers are checked (DPD), the refusal summary is logged.
+    /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey (or that
+    /// [`Self::rekey_soon`] named) are rekeyed, silent peers are checked (DPD), the refusal
+    /// summary is logged.
     pub fn tick(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
         self.refusals.maybe_summarize(now);
@@ -363,16 +364,15 @@ impl Responder {
                 return;
             }
             c.seq_rekey_asked = Some(now);
-            let request = Request::RekeyChild {
-                old_inbound: inbound_spi,
-            };
             if !super::requests::rekey_requested(e, inbound_spi) {
                 info!(
                     remote = %sa.core.remote,
                     spi_in = format_args!("{inbound_spi:08x}"),
                     "Child SA runs out of sequence numbers: rekeying it"
                 );
-                e.outbox.push_back(request);
+                e.outbox.push_back(Request::RekeyChild {
+                    old_inbound: inbound_spi,
+                });
             }
             return;
         }
