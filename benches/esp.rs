@@ -17,7 +17,7 @@ use common::cpu_iters;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ipsec_server::crypto::{Cipher, EncrAlg, Integ, IntegAlg, PAR_BLOCKS};
 use ipsec_server::ipsec::fixtures::spec_pair;
-use ipsec_server::ipsec::{InboundSa, OutboundSa};
+use ipsec_server::ipsec::{InboundSa, OutboundSa, Role};
 use ipsec_server::wire::{write_ipv4_header, IPPROTO_UDP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -40,11 +40,11 @@ const INTEGS: [(&str, IntegAlg); 5] = [
     ("md5", IntegAlg::HmacMd5_96),
 ];
 
-/// An IPv4/UDP packet of `total` bytes from the client's VIP into the LAN.
-fn inner_packet(total: usize) -> Vec<u8> {
+/// An IPv4/UDP packet of `total` bytes from `src` to `dst`.
+fn inner_packet(total: usize, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     let mut p = vec![0x5au8; total];
-    let (vip, lan) = ([10, 0, 0, 5].into(), [192, 168, 0, 10].into());
-    write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, vip, lan).expect("room for the header");
+    write_ipv4_header(&mut p, total as u16, IPPROTO_UDP, src.into(), dst.into())
+        .expect("room for the header");
     p
 }
 
@@ -61,9 +61,13 @@ fn bench_suite(
     group.throughput(Throughput::Bytes(size as u64));
     let (gw, client) = spec_pair(encr, integ);
     let out_sa = OutboundSa::new(&gw).expect("gateway SA");
-    let client_out = OutboundSa::new(&client).expect("client SA");
+    let client_out = OutboundSa::with_role(&client, Role::Client).expect("client SA");
     let in_sa = InboundSa::new(&gw).expect("gateway inbound SA");
-    let inner = inner_packet(size);
+    let (vip, lan) = ([10, 0, 0, 5], [192, 168, 0, 10]);
+    // Gateway → client (from inside LocalSubnet: the outbound selector check passes), and
+    // client → gateway.
+    let inner = inner_packet(size, lan, vip);
+    let from_client = inner_packet(size, vip, lan);
     let mut rng = StdRng::seed_from_u64(1);
     let mut sealed = vec![0u8; out_sa.sealed_len(size)];
 
@@ -130,7 +134,9 @@ fn bench_suite(
     let packets: Vec<Vec<u8>> = (0..RING)
         .map(|_| {
             let mut p = vec![0u8; client_out.sealed_len(size)];
-            let n = client_out.seal(&inner, &mut p, &mut rng).expect("seal");
+            let n = client_out
+                .seal(&from_client, &mut p, &mut rng)
+                .expect("seal");
             p.truncate(n);
             p
         })

@@ -175,6 +175,128 @@ fn gateway_rekeys_for_a_client_that_does_not() {
 
 #[test]
 #[ignore = "needs root: network namespaces, strongSwan"]
+fn gateway_rekeys_a_child_sa_before_its_sequence_numbers_run_out() {
+    // Unlimited lifetime, and a client that never rekeys: only the sequence numbers can
+    // trigger this rekey. The test hook starts the first Child SA 30 packets below the
+    // threshold (2^31), so the gateway's echo replies cross it within seconds.
+    let topo = Topology::new("seq", TopoOpts::default());
+    let gw_cfg = GatewayConfig {
+        ipsec_lifetime: 0,
+        ..GatewayConfig::default()
+    };
+    let first_seq = ((1u64 << 31) - 30).to_string();
+    let gw = Gateway::start_daemon_env(
+        &topo,
+        &gw_cfg,
+        &[("IPSEC_SERVER_TEST_FIRST_SEQ", first_seq.as_str())],
+    );
+    let cfg = ClientConfig::new("client1.example")
+        .child("rekey_time = 0")
+        .conn("rekey_time = 0");
+    let (client, vip) = connect(&topo, Role::Client, &cfg);
+    let before = client_spis(&client);
+    let (sent, received) = ping_series(&topo, vip, 50, 200);
+    assert!(
+        sent - received <= 2,
+        "lost {} of {sent} pings across the gateway's rekey",
+        sent - received
+    );
+    let log = gw.log_text();
+    assert!(
+        log.contains("test hook: next outbound sequence number"),
+        "the test hook was not applied"
+    );
+    assert!(
+        log.contains("runs out of sequence numbers: rekeying it"),
+        "no rekey for the sequence numbers in the daemon log"
+    );
+    assert!(
+        log.contains("Child SA rekeyed by us"),
+        "the gateway's rekey did not complete"
+    );
+    let after = client_spis(&client);
+    assert!(
+        !after.is_empty() && after != before,
+        "Child SA SPIs did not change: {before:?} -> {after:?}"
+    );
+    // The new SA counts from the start again: traffic goes on, and no second rekey.
+    assert_ping(&topo, Role::Client, vip);
+    let s = status(&topo, &gw);
+    let seqs: Vec<u64> = s
+        .lines()
+        .filter_map(|l| l.split("out seq ").nth(1))
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    assert!(
+        seqs.iter().any(|&n| n > 0 && n < 1000),
+        "no fresh outbound SA in status:\n{s}"
+    );
+    assert_eq!(
+        gw.log_text()
+            .matches("runs out of sequence numbers: rekeying it")
+            .count(),
+        1,
+        "the new Child SA was rekeyed again"
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
+fn packets_from_outside_local_subnet_do_not_enter_the_tunnel() {
+    let topo = Topology::new("sel", TopoOpts::default());
+    let gw = Gateway::start(&topo, &GatewayConfig::default());
+    let (_client, vip) = connect(&topo, Role::Client, &ClientConfig::new("client1.example"));
+    // A second address on the LAN host, outside LocalSubnet (192.168.0.0/24); the gateway
+    // forwards its packets to the pool into the TUN, where the Child SA must refuse them.
+    let outside = "192.168.7.10";
+    let add = topo.sh(
+        Role::Lan,
+        &format!(
+            "ip addr add {outside}/32 dev $(ip -o -4 addr show | awk '/{}\\//{{print $2}}')",
+            addr::LAN_HOST
+        ),
+    );
+    assert!(add.success(), "{add}");
+    let vip_s = vip.to_string();
+    let from_inside = topo.exec(Role::Lan, "ping", &["-c", "2", "-W", "2", &vip_s]);
+    assert!(
+        from_inside.success(),
+        "LAN host -> client from inside LocalSubnet:\n{from_inside}"
+    );
+    // "… out B bytes P packets (…": the P of every Child SA.
+    let sealed = |s: &str| -> u64 {
+        s.lines()
+            .filter_map(|l| l.split_once(", out ").map(|(_, out)| out))
+            .filter_map(|out| out.split(' ').nth(2)?.parse::<u64>().ok())
+            .sum()
+    };
+    let sealed_before = sealed(&status(&topo, &gw));
+    assert!(sealed_before >= 2, "the echo replies were sealed");
+    let from_outside = topo.exec(
+        Role::Lan,
+        "ping",
+        &["-c", "3", "-W", "1", "-I", outside, &vip_s],
+    );
+    assert!(
+        !from_outside.stdout.contains(" 0% packet loss") && !from_outside.success(),
+        "a packet from outside the selectors got through:\n{from_outside}"
+    );
+    let s = status(&topo, &gw);
+    // "… out B bytes P packets (D dropped, S outside selectors), out seq N": the S.
+    let refused: u64 = s
+        .lines()
+        .filter_map(|l| l.split_once(" outside selectors), out seq"))
+        .filter_map(|(head, _)| head.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        refused >= 3,
+        "the refused packets are not counted in status:\n{s}"
+    );
+    assert_eq!(sealed(&s), sealed_before, "nothing more was sealed:\n{s}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
 fn dpd_frees_a_dead_client() {
     let topo = Topology::new("dpd", TopoOpts::default());
     let gw_cfg = GatewayConfig {

@@ -132,18 +132,26 @@ pub(crate) fn render_status(responder: &Responder, sad: &Sad, queue: QueueStatus
             sa.spi_r,
         );
         for (spi_in, spi_out) in sa.children {
-            let ((pin, bin, din), dummies) = snap
+            let ((pin, bin, din), dummies, sin) = snap
                 .inbound(spi_in)
-                .map(|s| (s.counters.read(), s.counters.dummies()))
+                .map(|s| {
+                    let c = &s.counters;
+                    (c.read(), c.dummies(), c.outside_selectors())
+                })
                 .unwrap_or_default();
-            let (pout, bout, dout) = sa
+            // The client's current outbound SA, shown with the pair it belongs to.
+            let ((pout, bout, dout), sout, seq) = sa
                 .vip
                 .and_then(|v| snap.outbound(v))
-                .map(|s| s.counters.read())
+                .filter(|o| o.inbound_spi == spi_in)
+                .map(|o| {
+                    let c = &o.counters;
+                    (c.read(), c.outside_selectors(), o.seq())
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  child INSTALLED spi-in {spi_in:08x} spi-out {spi_out:08x}: in {bin} bytes {pin} packets ({din} dropped, {dummies} dummy), out {bout} bytes {pout} packets ({dout} dropped)"
+                "  child INSTALLED spi-in {spi_in:08x} spi-out {spi_out:08x}: in {bin} bytes {pin} packets ({din} dropped, {sin} outside selectors, {dummies} dummy), out {bout} bytes {pout} packets ({dout} dropped, {sout} outside selectors), out seq {seq}"
             );
         }
     }

@@ -4,7 +4,10 @@
 //! socket ([`receive_ike`]) and by the data-plane workers (IKE on UDP 4500) — beside the
 //! [`ControlMsg`]s of the status socket and the stack manager. The thread carries out the
 //! responder's [`Action`]s: IKE datagrams sent, Child SAs installed in and removed from the
-//! [`Sad`].
+//! [`Sad`]. Once a second it also reads the SAD's counters for the responder: inbound
+//! packets (liveness, instead of DPD) and the pairs whose sequence numbers reached
+//! `ipsec::REKEY_AT_SEQ` (`SadSnapshot::rekey_due` → `Responder::rekey_soon`), so the data
+//! plane never has to signal anything per packet.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +101,33 @@ pub(crate) struct ControlPlane {
     pub nat_t_port: u16,
     pub send: SendBatch,
     pub drops: DropReport,
+    /// Test hook ([`first_seq_from_env`]): the next sequence number of the first Child SA
+    /// installed; taken by that install.
+    pub first_seq: Option<u32>,
+}
+
+/// The environment variable of the test hook: `IPSEC_SERVER_TEST_FIRST_SEQ=N` makes the first
+/// Child SA the daemon installs (one only, per start of the stack) seal its first packet with
+/// sequence number N, so that a test sees the rekey at `ipsec::REKEY_AT_SEQ` without sending
+/// 2^31 packets. Harmless if set by mistake: only the environment of the daemon (root) sets
+/// it, it can only skip sequence numbers of that one SA, never reuse one
+/// (`OutboundSa::set_next_seq_for_test`), so at worst that SA is rekeyed early; its use is
+/// logged at WARN.
+pub(crate) const FIRST_SEQ_ENV: &str = "IPSEC_SERVER_TEST_FIRST_SEQ";
+
+/// Reads [`FIRST_SEQ_ENV`]; an unparseable value is logged and ignored.
+pub(crate) fn first_seq_from_env() -> Option<u32> {
+    let v = std::env::var(FIRST_SEQ_ENV).ok()?;
+    match v.trim().parse::<u32>() {
+        Ok(n) if n > 0 => {
+            warn!("{FIRST_SEQ_ENV}={n}: the first Child SA starts at this sequence number (a test hook)");
+            Some(n)
+        }
+        _ => {
+            warn!("{FIRST_SEQ_ENV}={v:?} is not a sequence number 1..=4294967295: ignored");
+            None
+        }
+    }
 }
 
 impl ControlPlane {
@@ -161,6 +191,10 @@ impl ControlPlane {
                         .map(|sa| sa.counters.read().0)
                         .unwrap_or(0)
                 });
+                // Child SAs running out of sequence numbers are rekeyed by this tick.
+                for spi in snapshot.rekey_due() {
+                    self.responder.rekey_soon(Instant::now(), spi);
+                }
                 let actions = self.responder.tick(Instant::now(), &mut rng);
                 self.apply(actions);
                 next_tick = Instant::now() + Duration::from_secs(1);
@@ -187,6 +221,14 @@ impl ControlPlane {
                     }
                     if let Err(e) = self.sad.install(&spec) {
                         warn!(vip = %spec.client_vip, "installing Child SA failed: {e}");
+                    } else if let Some(seq) = self.first_seq.take() {
+                        if let Some(out) = self.sad.snapshot().outbound(spec.client_vip) {
+                            warn!(
+                                spi = format_args!("{:08x}", out.spi),
+                                "test hook: next outbound sequence number {seq}"
+                            );
+                            out.set_next_seq_for_test(seq);
+                        }
                     }
                 }
                 Action::DeleteChild { inbound_spi } => self.sad.remove(inbound_spi),

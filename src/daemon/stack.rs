@@ -223,6 +223,7 @@ fn serve_inner(
         nat_t_port,
         send: SendBatch::new(4, 65536),
         drops: DropReport::new(DROP_REPORT_PERIOD),
+        first_seq: super::control_plane::first_seq_from_env(),
     };
     let ctl_thread = supervise::spawn("ike".into(), stop, move || plane.run(inbox))?;
     Ok((postbox, ctl_thread, sad, sock_path))

@@ -276,9 +276,10 @@ impl Worker {
                         tx.commit(n, sa.remote(), Some(sa.local.ip()));
                         open.get_or_insert((sa, first));
                     }
+                    // Counted by `seal_prepare` (a source outside the selectors, sequence
+                    // numbers used up).
                     Err(e) => {
-                        sa.counters.drop_one();
-                        debug!(spi = format_args!("{:08x}", sa.spi), "ESP seal failed: {e}");
+                        debug!(spi = format_args!("{:08x}", sa.spi), "ESP not sealed: {e}");
                     }
                 }
             }

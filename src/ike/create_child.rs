@@ -318,6 +318,7 @@ impl Responder {
             expires_at: lifetime_end(now, lifetime),
             rekeyed: false,
             inbound_packets: 0,
+            seq_rekey_asked: None,
         });
         ChildSaSpec {
             inbound_spi: c.inbound_spi,

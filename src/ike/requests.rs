@@ -1,5 +1,6 @@
 //! Requests we initiate on an established IKE SA (RFC 7296 §2.1–2.4): liveness checks (DPD),
-//! Child SA rekeys when the client did not rekey in time (§1.3.3, §2.8), Child SA deletes at
+//! Child SA rekeys when the client did not rekey in time (§1.3.3, §2.8) or when the SA's
+//! sequence numbers run low ([`Responder::rekey_soon`]; 32-bit, no ESN), Child SA deletes at
 //! the end of a lifetime, AUTH_LIFETIME after a PSK change (RFC 4478, `reauth`), with
 //! retransmission and a give-up that declares the peer dead. An IKE SA is deleted at the end
 //! of its lifetime or of its client's time to authenticate again.
@@ -28,6 +29,12 @@ use super::{check_nonce, id_to_string, our_nonce, Action, Ipv4Range};
 const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Sends of one request before the peer is declared dead: 1 + 2 + 4 + 8 s = 15 s of silence.
 const MAX_TRIES: u32 = 4;
+
+/// A Child SA rekey asked because of its sequence numbers ([`Responder::rekey_soon`]) is
+/// asked again after this if the SA is still there and not rekeyed (the client refused,
+/// or the exchange failed): often enough to rekey long before the 2^31 packets of margin
+/// run out, rarely enough not to flood a client that keeps refusing.
+pub(crate) const SEQ_REKEY_RETRY: Duration = Duration::from_secs(30);
 
 /// A request waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +82,14 @@ pub(crate) fn requested_spis(e: &Established) -> impl Iterator<Item = u32> + '_ 
         Request::Liveness | Request::RekeyChild { .. } | Request::AuthLifetime => None,
     });
     pending.into_iter().chain(queued)
+}
+
+/// Whether a rekey of the Child SA `old_inbound` is in flight or queued.
+pub(crate) fn rekey_requested(e: &Established, old_inbound: u32) -> bool {
+    let pending = e.pending.as_ref().is_some_and(
+        |p| matches!(&p.state, InFlight::RekeyChild(r) if r.old_inbound == old_inbound),
+    );
+    pending || e.outbox.contains(&Request::RekeyChild { old_inbound })
 }
 
 /// Our CREATE_CHILD_SA rekey of a Child SA, in flight.

@@ -31,7 +31,7 @@ use super::cookie::CookieJar;
 use super::error::encode_response;
 use super::fragment::Reassembly;
 use super::reauth::Authenticated;
-use super::requests::{Pending, Request};
+use super::requests::{Pending, Request, SEQ_REKEY_RETRY};
 use super::sk::SkCrypto;
 use super::Ipv4Range;
 use super::{id_to_string, Action, IkeError, IkeSuite, ResponderConfig, UniquePolicy};
@@ -181,6 +181,9 @@ pub(crate) struct Child {
     pub rekeyed: bool,
     /// Inbound ESP packets seen at the last activity check.
     pub inbound_packets: u64,
+    /// When we last queued a rekey because its sequence numbers run low
+    /// ([`Responder::rekey_soon`]); asked again only [`SEQ_REKEY_RETRY`] later.
+    pub seq_rekey_asked: Option<Instant>,
 }
 
 /// A snapshot of one IKE SA for `ipsec-server status`.
@@ -313,8 +316,9 @@ impl Responder {
     }
 
     /// Timers, about once a second: half-open SAs expire, the cookie secret rotates, our own
-    /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey are
-    /// rekeyed, silent peers are checked (DPD), the refusal summary is logged.
+    /// requests are retransmitted, lifetimes end, Child SAs the client did not rekey (or that
+    /// [`Self::rekey_soon`] named) are rekeyed, silent peers are checked (DPD), the refusal
+    /// summary is logged.
     pub fn tick(&mut self, now: Instant, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         self.cookies.maybe_rotate(now, rng.as_rngcore());
         self.refusals.maybe_summarize(now);
@@ -344,6 +348,42 @@ impl Responder {
             actions.extend(self.maintain(spi, now, rng));
         }
         actions
+    }
+
+    /// The data plane reports that the Child SA with our SPI `inbound_spi` runs out of
+    /// sequence numbers (`ipsec::REKEY_AT_SEQ`): we rekey it now (CREATE_CHILD_SA as the
+    /// initiator, as at the end of a lifetime), whatever its lifetime, unless a rekey of it
+    /// is already queued or in flight, it was rekeyed already, or we asked less than
+    /// [`SEQ_REKEY_RETRY`] ago (a client that refuses is not asked every second). The
+    /// request goes out with the next [`Self::tick`]. Costs a scan of the IKE SAs; called
+    /// only for the few SAs over the threshold.
+    pub fn rekey_soon(&mut self, now: Instant, inbound_spi: u32) {
+        for sa in self.sas.values_mut() {
+            let SaState::Established(e) = &mut sa.state else {
+                continue;
+            };
+            let Some(c) = e.children.iter_mut().find(|c| c.inbound_spi == inbound_spi) else {
+                continue;
+            };
+            let asked_lately = c
+                .seq_rekey_asked
+                .is_some_and(|t| now.saturating_duration_since(t) < SEQ_REKEY_RETRY);
+            if c.rekeyed || asked_lately {
+                return;
+            }
+            c.seq_rekey_asked = Some(now);
+            if !super::requests::rekey_requested(e, inbound_spi) {
+                info!(
+                    remote = %sa.core.remote,
+                    spi_in = format_args!("{inbound_spi:08x}"),
+                    "Child SA runs out of sequence numbers: rekeying it"
+                );
+                e.outbox.push_back(Request::RekeyChild {
+                    old_inbound: inbound_spi,
+                });
+            }
+            return;
+        }
     }
 
     /// Records data-plane liveness: `inbound_packets(spi)` is the inbound packet counter of

@@ -6,7 +6,7 @@ use super::responder::SaState;
 use super::tests::{initiator_config, installed, sent, Harness};
 use super::*;
 use crate::wire::{
-    ExchangeType, Header, Message, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
+    ExchangeType, Header, Message, NotifyType, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
 };
 
 const CLIENT: &str = "198.51.100.7:500";
@@ -259,4 +259,141 @@ fn forged_fragments_are_dropped() {
         h.responder.sas.get(&spi_r).unwrap().state,
         SaState::HalfOpen(_)
     ));
+}
+
+/// What the control plane does with the responder's data-plane actions.
+fn apply(sad: &crate::ipsec::Sad, actions: &[Action]) {
+    for a in actions {
+        match a {
+            Action::InstallChild(spec) => sad.install(spec).unwrap(),
+            Action::DeleteChild { inbound_spi } => sad.remove(*inbound_spi),
+            _ => {}
+        }
+    }
+}
+
+/// One control-plane tick as the daemon runs it: the SAD's counters name the pairs due for
+/// a rekey, the responder's timers run.
+fn control_tick(h: &mut Harness, sad: &crate::ipsec::Sad) -> Vec<Action> {
+    for spi in sad.snapshot().rekey_due() {
+        h.responder.rekey_soon(h.now, spi);
+    }
+    let actions = h.responder.tick(h.now, &mut h.rng);
+    apply(sad, &actions);
+    actions
+}
+
+#[test]
+fn a_child_sa_running_out_of_sequence_numbers_is_rekeyed_even_without_a_lifetime() {
+    use crate::ipsec::{EspError, REKEY_AT_SEQ};
+    use crate::wire::{write_ipv4_header, IPPROTO_UDP};
+    let mut cfg = tests::responder_config();
+    // Unlimited lifetimes: no rekey by time would ever come.
+    cfg.ipsec_lifetime = Duration::ZERO;
+    cfg.ike_lifetime = Duration::ZERO;
+    cfg.dpd_interval = None;
+    cfg.esp_pfs = None;
+    let mut h = Harness::new(cfg);
+    let sad = crate::ipsec::Sad::new();
+    let (mut ini, actions, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    apply(&sad, &actions);
+    let first = installed(&actions)[0].clone();
+    let vip = first.client_vip;
+    let mut packet = vec![0u8; 60];
+    let lan = first.local_ts[0].start;
+    write_ipv4_header(&mut packet, 60, IPPROTO_UDP, lan, vip).unwrap();
+    let mut wire = vec![0u8; 2048];
+    let seal = |sad: &crate::ipsec::Sad, wire: &mut [u8], rng: &mut rand::rngs::StdRng| {
+        let out = sad.snapshot().outbound(vip).unwrap().clone();
+        out.seal(&packet, wire, rng).map(|_| out.spi)
+    };
+
+    // One packet below the threshold: nothing to do.
+    let old_out = sad.snapshot().outbound(vip).unwrap().clone();
+    old_out.set_next_seq_for_test(REKEY_AT_SEQ as u32 - 1);
+    seal(&sad, &mut wire, &mut h.rng).unwrap();
+    h.now += Duration::from_secs(1);
+    assert!(sent(&control_tick(&mut h, &sad)).is_empty());
+
+    // At the threshold: the gateway rekeys, once, though every tick sees the SA due.
+    seal(&sad, &mut wire, &mut h.rng).unwrap();
+    h.now += Duration::from_secs(1);
+    let req = sent(&control_tick(&mut h, &sad));
+    assert_eq!(req.len(), 1, "one CREATE_CHILD_SA");
+    assert_eq!(
+        Header::parse(&req[0]).unwrap().exchange,
+        ExchangeType::CREATE_CHILD_SA
+    );
+    // This client refuses; the gateway asks again only after SEQ_REKEY_RETRY, not every tick.
+    let (resp, asked) = ini.answer(&mut h.rng, &req[0]).unwrap();
+    assert_eq!(asked, initiator::PeerRequest::Refused);
+    assert!(installed(&h.send(CLIENT, &resp)).is_empty());
+    for _ in 0..10 {
+        h.now += Duration::from_secs(1);
+        assert!(
+            sent(&control_tick(&mut h, &sad)).is_empty(),
+            "asked again too soon"
+        );
+    }
+    h.now += super::requests::SEQ_REKEY_RETRY;
+    let req = sent(&control_tick(&mut h, &sad));
+    assert_eq!(req.len(), 1, "asked again after the retry interval");
+
+    // Accepted this time: the client answers with its SPI and nonce (no PFS configured).
+    let msg = Message::parse(&req[0]).unwrap();
+    let inner = ini.sk().unwrap().open(&req[0], &msg).unwrap().unwrap();
+    let rekey_sa = inner
+        .notifies()
+        .find(|n| n.notify_type == NotifyType::REKEY_SA);
+    assert_eq!(
+        rekey_sa.map(|n| n.spi.clone()),
+        Some(first.inbound_spi.to_be_bytes().to_vec()),
+        "the rekey names the exhausted SA"
+    );
+    let mut proposal = inner.sa().unwrap()[0].clone();
+    let client_spi = 0x0c11_e47bu32;
+    proposal.spi = client_spi.to_be_bytes().to_vec();
+    let answer = ini
+        .protect_response(
+            ExchangeType::CREATE_CHILD_SA,
+            msg.header.message_id,
+            &[Payload::Sa(vec![proposal]), Payload::Nonce(vec![0x42; 32])],
+            &mut h.rng,
+        )
+        .unwrap();
+    let actions = h.send(CLIENT, &answer);
+    apply(&sad, &actions);
+    let new = installed(&actions);
+    assert_eq!(new.len(), 1, "the new Child SA is installed");
+    assert_eq!(new[0].outbound_spi, client_spi);
+    let delete = sent(&actions);
+    assert_eq!(delete.len(), 1, "then the old Child SA's DELETE");
+    assert_eq!(
+        Header::parse(&delete[0]).unwrap().exchange,
+        ExchangeType::INFORMATIONAL
+    );
+
+    // Traffic goes on through the new SA from sequence number 1; the old one is no longer
+    // due (it was rekeyed) and would refuse to seal at the end of its numbers, never wrap.
+    assert_eq!(seal(&sad, &mut wire, &mut h.rng), Ok(client_spi));
+    assert_eq!(&wire[4..8], &1u32.to_be_bytes());
+    // Later ticks: the old SA is no longer due (rekeyed), so no further CREATE_CHILD_SA; the
+    // unanswered DELETE is retransmitted.
+    for _ in 0..3 {
+        h.now += Duration::from_secs(1);
+        for b in sent(&control_tick(&mut h, &sad)) {
+            assert_eq!(
+                Header::parse(&b).unwrap().exchange,
+                ExchangeType::INFORMATIONAL,
+                "no further rekey"
+            );
+        }
+    }
+    old_out.set_next_seq_for_test(u32::MAX);
+    assert!(old_out.seal(&packet, &mut wire, &mut h.rng).is_ok());
+    assert_eq!(
+        old_out.seal(&packet, &mut wire, &mut h.rng),
+        Err(EspError::SeqExhausted)
+    );
 }

@@ -4,10 +4,12 @@
 //! Packet layout: SPI(4) | Seq(4) | IV | E(inner | padding 1,2,3… | pad length | next header) | ICV.
 //!
 //! Invariants: [`OutboundSa::seal`] never reuses or wraps a sequence number (it fails once
-//! 2^32-1 are used; the SA must be rekeyed before); [`InboundSa::open`] checks the replay
-//! window before and after the ICV, verifies the ICV before decrypting, and delivers only IPv4
-//! packets whose source is the client's address and whose destination is inside the SA's
-//! selectors.
+//! 2^32-1 are used, counted as a drop; the control plane rekeys the SA long before, from
+//! [`super::REKEY_AT_SEQ`] on) and seals only packets whose source is inside the SA's local
+//! selectors (RFC 4301 §5.1; others are dropped and counted, [`SaCounters::outside_selectors`]);
+//! [`InboundSa::open`] checks the replay window before and after the ICV, verifies the ICV
+//! before decrypting, and delivers only IPv4 packets whose source is the client's address and
+//! whose destination is inside the SA's selectors.
 //!
 //! A dummy packet (Next Header 59, RFC 4303 §2.6: traffic-flow-confidentiality padding a
 //! peer may send at will) is a normal outcome, not an error: it passed the ICV and the replay
@@ -59,6 +61,10 @@ pub struct SaCounters {
     pub dropped: AtomicU64,
     /// Inbound only: authentic dummy packets (not in `packets`, not in `dropped`).
     pub dummies: AtomicU64,
+    /// Packets whose inner addresses are outside the SA's selectors (also in `dropped`):
+    /// inbound, authentic packets from another source or to another destination; outbound,
+    /// packets from a source outside the local selectors (RFC 4301 §5.1).
+    pub outside_selectors: AtomicU64,
 }
 
 impl SaCounters {
@@ -84,13 +90,36 @@ impl SaCounters {
     pub fn dummies(&self) -> u64 {
         self.dummies.load(Ordering::Relaxed)
     }
+
+    /// Packets dropped because their addresses are outside the SA's selectors.
+    pub fn outside_selectors(&self) -> u64 {
+        self.outside_selectors.load(Ordering::Relaxed)
+    }
+
+    /// Counts a packet that failed with `e` as dropped (and as outside the selectors if it
+    /// was).
+    fn drop_for(&self, e: &EspError) {
+        self.drop_one();
+        if *e == EspError::Selector {
+            self.outside_selectors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Gateway → client.
 pub struct OutboundSa {
     pub spi: u32,
+    /// The inbound SPI of the pair (our SPI): how the control plane names this SA when it
+    /// needs a rekey ([`super::SadSnapshot::rekey_due`]).
+    pub inbound_spi: u32,
     /// Last sequence number used.
     seq: AtomicU64,
+    /// Allowed inner sources (RFC 4301 §5.1), precomputed from the spec: the gateway's
+    /// negotiated local selectors ([`Role::Gateway`]) or the client's virtual IP
+    /// ([`Role::Client`]). The destination needs no check: the gateway found this SA by the
+    /// destination (the client's address), and the client's kernel routes only the remote
+    /// subnets into its TUN (the gateway's inbound check refuses anything else).
+    sources: Vec<Ipv4Range>,
     cipher: Cipher,
     integ: Integ,
     /// The client's outer address (IPv4 + port packed), updated on NAT rebinding.
@@ -122,9 +151,20 @@ pub enum Opened {
 
 impl OutboundSa {
     pub fn new(spec: &ChildSaSpec) -> Result<Self, EspError> {
+        Self::with_role(spec, Role::Gateway)
+    }
+
+    /// The outbound SA of `spec` for the tunnel end `role` (which selectors are local).
+    pub fn with_role(spec: &ChildSaSpec, role: Role) -> Result<Self, EspError> {
+        let sources = match role {
+            Role::Gateway => spec.local_ts.clone(),
+            Role::Client => vec![Ipv4Range::single(spec.client_vip)],
+        };
         Ok(Self {
             spi: spec.outbound_spi,
+            inbound_spi: spec.inbound_spi,
             seq: AtomicU64::new(0),
+            sources,
             cipher: Cipher::new(spec.encr, spec.outbound_encr_key.expose())?,
             integ: Integ::new(spec.integ, spec.outbound_integ_key.expose())?,
             remote: AtomicU64::new(pack(spec.remote)?),
@@ -145,10 +185,23 @@ impl OutboundSa {
         }
     }
 
-    /// Makes `seq` the next sequence number sealed (tests of the wrap-around guard).
-    #[cfg(test)]
-    pub(crate) fn set_next_seq_for_test(&self, seq: u32) {
-        self.seq.store(u64::from(seq) - 1, Ordering::Relaxed);
+    /// The last sequence number sealed (0: none yet).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// Test hook: makes `seq` the next sequence number sealed, so that a test reaches the
+    /// rekey threshold and the end of the sequence space without sending 2^31 packets (unit
+    /// tests, and the daemon's `IPSEC_SERVER_TEST_FIRST_SEQ`, README "Tests").
+    ///
+    /// Safe to expose: it only moves the counter forward (`fetch_max`), so no sequence number
+    /// is ever sent twice and the anti-replay guarantee of the peer holds; all it can do is
+    /// shorten the SA's life (earlier rekey, or [`EspError::SeqExhausted`] sooner).
+    #[doc(hidden)]
+    pub fn set_next_seq_for_test(&self, seq: u32) {
+        if let Some(last) = u64::from(seq).checked_sub(1) {
+            self.seq.fetch_max(last, Ordering::Relaxed);
+        }
     }
 
     /// Bytes [`Self::seal`] needs for an inner packet of `inner_len` bytes.
@@ -182,16 +235,41 @@ impl OutboundSa {
         Ok(total)
     }
 
-    /// The first half of sealing: takes the next sequence number and writes the ESP header,
-    /// a random IV, `inner` and the padding (RFC 4303 §2.4) into `out`, in the clear.
-    /// Returns the packet's final length; `out[..len]` must go through
-    /// [`Self::seal_finish`] before it is sent.
+    /// The first half of sealing: checks the inner source against the local selectors,
+    /// takes the next sequence number and writes the ESP header, a random IV, `inner` and the
+    /// padding (RFC 4303 §2.4) into `out`, in the clear. Returns the packet's final length;
+    /// `out[..len]` must go through [`Self::seal_finish`] before it is sent. A packet refused
+    /// is counted as dropped (and uses no sequence number unless they ran out).
     pub fn seal_prepare<R: RngCore + ?Sized>(
         &self,
         inner: &[u8],
         out: &mut [u8],
         rng: &mut R,
     ) -> Result<usize, EspError> {
+        let r = self.seal_prepare_inner(inner, out, rng);
+        if let Err(e) = &r {
+            self.counters.drop_for(e);
+        }
+        r
+    }
+
+    /// Whether `inner` is an IPv4 packet from a source inside the local selectors.
+    fn source_allowed(&self, inner: &[u8]) -> bool {
+        Ipv4Header::parse(inner).is_some_and(|ip| {
+            let src = ip.src();
+            self.sources.iter().any(|r| r.contains(src))
+        })
+    }
+
+    fn seal_prepare_inner<R: RngCore + ?Sized>(
+        &self,
+        inner: &[u8],
+        out: &mut [u8],
+        rng: &mut R,
+    ) -> Result<usize, EspError> {
+        if !self.source_allowed(inner) {
+            return Err(EspError::Selector);
+        }
         let total = self.sealed_len(inner.len());
         if out.len() < total {
             return Err(EspError::BufferTooSmall);
@@ -291,9 +369,15 @@ impl InboundSa {
             Ok(Opened::Dummy { .. }) => {
                 self.counters.dummies.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => self.counters.drop_one(),
+            Err(e) => self.counters.drop_for(e),
         }
         r
+    }
+
+    /// The highest sequence number accepted so far: how far the peer's outbound counter
+    /// for this SA has gone.
+    pub fn highest_seq(&self) -> u64 {
+        self.replay.highest()
     }
 
     fn open_inner(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {

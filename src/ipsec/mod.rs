@@ -5,7 +5,10 @@
 //! Invariants: no allocation and no lock per packet ([`Sad`] lookups read an `ArcSwap`
 //! snapshot; counters are atomics); an inbound packet is authenticated (constant-time ICV
 //! check) before it is decrypted, and its inner addresses must match the SA's selectors
-//! before it is delivered.
+//! before it is delivered; an outbound packet leaves only if its source is inside the SA's
+//! local selectors (RFC 4301 §5.1). The data plane tells the control plane which SAs run out
+//! of sequence numbers without any per-packet work: the control plane reads the counters
+//! once a tick ([`SadSnapshot::rekey_due`], [`REKEY_AT_SEQ`]).
 
 mod esp;
 #[doc(hidden)]
@@ -19,6 +22,15 @@ use std::time::Duration;
 pub use esp::{EspError, InboundSa, Opened, OutboundSa, SaCounters};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sad::{Sad, SadSnapshot};
+
+/// From this sequence number on (2^31, half of the 32-bit space; there is no ESN) a Child SA
+/// is due for a rekey: [`SadSnapshot::rekey_due`] names it when either direction's counter
+/// got there — ours ([`OutboundSa::seq`]) or the peer's, as far as we have seen it
+/// ([`InboundSa::highest_seq`]) — and the control plane rekeys it, whatever the lifetimes
+/// say (also with lifetimes of 0). The other half is the margin: at 1 Gbit/s of full-size
+/// packets 2^31 more take about 7 hours, far longer than a rekey, so the counter never
+/// reaches 2^32-1, where [`OutboundSa::seal`] refuses to go on rather than wrap.
+pub const REKEY_AT_SEQ: u64 = 1 << 31;
 
 /// Which end of the tunnel this data plane is. A [`ChildSaSpec`] is written from the
 /// gateway's point of view (`client_vip`, `local_ts` = the gateway's subnets); the client

@@ -49,6 +49,11 @@ impl ReplayWindow {
         }
     }
 
+    /// The highest sequence number accepted (0: none yet).
+    pub fn highest(&self) -> u64 {
+        self.top.load(Ordering::Relaxed)
+    }
+
     /// Cheap pre-check before the ICV is verified: rejects what is surely a replay.
     pub fn check(&self, seq: u32) -> Result<(), ReplayError> {
         let seq = u64::from(seq);

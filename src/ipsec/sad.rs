@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::esp::{EspError, InboundSa, OutboundSa};
-use super::{ChildSaSpec, Role};
+use super::{ChildSaSpec, Role, REKEY_AT_SEQ};
 
 /// Shards per map. An install or delete copies only the shards it changes (copy-on-write
 /// via `Arc::make_mut`), so its cost is about n / SHARDS entries instead of n: with 10,000
@@ -77,6 +77,28 @@ impl SadSnapshot {
         self.inbound.iter().all(|m| m.is_empty())
     }
 
+    /// Inbound SPIs of the pairs whose sequence numbers reached [`REKEY_AT_SEQ`] in either
+    /// direction: the control plane's tick reads this and rekeys them. One pass over the
+    /// counters, no lock; allocates only for the (usually empty) answer.
+    pub fn rekey_due(&self) -> Vec<u32> {
+        let outbound = self
+            .outbound
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|o| o.seq() >= REKEY_AT_SEQ)
+            .map(|o| o.inbound_spi);
+        let inbound = self
+            .inbound
+            .iter()
+            .flat_map(|m| m.values())
+            .filter(|i| i.highest_seq() >= REKEY_AT_SEQ)
+            .map(|i| i.spi);
+        let mut due: Vec<u32> = outbound.chain(inbound).collect();
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
     /// (inbound, outbound) of every pair, for status output.
     pub fn pairs(&self) -> impl Iterator<Item = (&Arc<InboundSa>, Option<&Arc<OutboundSa>>)> {
         self.inbound
@@ -114,7 +136,7 @@ impl Sad {
     /// SA also becomes the default for every destination.
     pub fn install_as(&self, spec: &ChildSaSpec, role: Role) -> Result<(), EspError> {
         let inbound = Arc::new(InboundSa::with_role(spec, role)?);
-        let outbound = Arc::new(OutboundSa::new(spec)?);
+        let outbound = Arc::new(OutboundSa::with_role(spec, role)?);
         self.update(|s| {
             let (spi, vip) = (spec.inbound_spi, spec.client_vip);
             Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound);

@@ -40,7 +40,7 @@ fn every_suite_round_trips_client_to_gateway_and_back() {
                 InboundSa::new(&gw_spec).unwrap(),
                 OutboundSa::new(&gw_spec).unwrap(),
             );
-            let cl_out = OutboundSa::new(&cl_spec).unwrap();
+            let cl_out = OutboundSa::with_role(&cl_spec, Role::Client).unwrap();
             for size in [0usize, 1, 37, 548, 1372] {
                 let pkt = ipv4_packet(vip(), lan(), size);
                 let mut wire = vec![0u8; 2048];
@@ -76,7 +76,7 @@ fn a_batch_sealed_together_opens_packet_by_packet() {
     let mut rng = StdRng::seed_from_u64(3);
     for encr in EncrAlg::ALL {
         let (gw_spec, cl_spec) = spec_pair(encr, IntegAlg::HmacSha1_96);
-        let cl_out = OutboundSa::new(&cl_spec).unwrap();
+        let cl_out = OutboundSa::with_role(&cl_spec, Role::Client).unwrap();
         let gw_in = InboundSa::new(&gw_spec).unwrap();
         let inners: Vec<Vec<u8>> = (0..crate::crypto::PAR_BLOCKS + 5)
             .map(|i| ipv4_packet(vip(), lan(), [1372, 0, 37, 1372, 548][i % 5]))
@@ -112,7 +112,7 @@ fn a_batch_sealed_together_opens_packet_by_packet() {
     }
     // A packet seal_prepare cannot have made is refused.
     let (_, cl_spec) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
-    let cl_out = OutboundSa::new(&cl_spec).unwrap();
+    let cl_out = OutboundSa::with_role(&cl_spec, Role::Client).unwrap();
     let mut short = vec![0u8; 20];
     assert!(cl_out.seal_finish([short.as_mut_slice()]).is_err());
 }
@@ -122,7 +122,7 @@ fn tampering_anywhere_is_detected() {
     let mut rng = StdRng::seed_from_u64(2);
     let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
     let gw_in = InboundSa::new(&gw).unwrap();
-    let cl_out = OutboundSa::new(&cl).unwrap();
+    let cl_out = OutboundSa::with_role(&cl, Role::Client).unwrap();
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     let pkt = ipv4_packet(vip(), lan(), 100);
@@ -146,7 +146,7 @@ fn replays_are_refused() {
     let mut rng = StdRng::seed_from_u64(3);
     let (gw, cl) = spec_pair(EncrAlg::AesCbc256, IntegAlg::HmacSha256_128);
     let gw_in = InboundSa::new(&gw).unwrap();
-    let cl_out = OutboundSa::new(&cl).unwrap();
+    let cl_out = OutboundSa::with_role(&cl, Role::Client).unwrap();
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     let n = cl_out
@@ -165,7 +165,7 @@ fn dummy_packets_are_counted_apart_from_drops() {
     let mut rng = StdRng::seed_from_u64(5);
     let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha256_128);
     let gw_in = InboundSa::new(&gw).unwrap();
-    let cl_out = OutboundSa::new(&cl).unwrap();
+    let cl_out = OutboundSa::with_role(&cl, Role::Client).unwrap();
     let icv_len = IntegAlg::HmacSha256_128.icv_len();
     let mut out = vec![0u8; 2048];
     // A dummy packet as a peer sends it (RFC 4303 §2.6): the trailer's Next Header is 59.
@@ -196,12 +196,26 @@ fn dummy_packets_are_counted_apart_from_drops() {
     assert_eq!((packets, dropped, gw_in.counters.dummies()), (1, 1, 1));
 }
 
+/// An outbound SA of `spec` that seals packets from any source: a peer that does not check
+/// its own selectors, to test the receiving end's check.
+fn unchecked_sealer(spec: &ChildSaSpec) -> OutboundSa {
+    let any = Ipv4Range {
+        start: Ipv4Addr::UNSPECIFIED,
+        end: Ipv4Addr::BROADCAST,
+    };
+    OutboundSa::new(&ChildSaSpec {
+        local_ts: vec![any],
+        ..spec.clone()
+    })
+    .unwrap()
+}
+
 #[test]
 fn inner_addresses_must_match_the_selectors() {
     let mut rng = StdRng::seed_from_u64(4);
     let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha256_128);
     let gw_in = InboundSa::new(&gw).unwrap();
-    let cl_out = OutboundSa::new(&cl).unwrap();
+    let cl_out = unchecked_sealer(&cl);
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     for (src, dst) in [
@@ -224,7 +238,7 @@ fn inner_addresses_must_match_the_selectors() {
 fn client_role_mirrors_the_selectors_and_sends_everything_through_its_sa() {
     let mut rng = StdRng::seed_from_u64(5);
     let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
-    let gw_out = OutboundSa::new(&gw).unwrap();
+    let gw_out = unchecked_sealer(&gw);
     let cl_in = InboundSa::with_role(&cl, Role::Client).unwrap();
     let mut wire = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
@@ -277,6 +291,12 @@ fn sealing_stops_before_the_sequence_number_wraps() {
         out_sa.seal(&pkt, &mut wire, &mut rng),
         Err(EspError::SeqExhausted)
     );
+    assert_eq!(out_sa.counters.read().2, 2, "each refusal is counted");
+    assert_eq!(
+        out_sa.seq(),
+        u64::from(u32::MAX),
+        "the counter stays at the end"
+    );
 }
 
 #[test]
@@ -315,4 +335,93 @@ fn sad_install_lookup_remove_and_rekey_overlap() {
     sad.remove(b.inbound_spi);
     assert!(sad.snapshot().outbound(vip()).is_none());
     assert!(sad.snapshot().is_empty());
+}
+
+#[test]
+fn outbound_packets_leave_only_from_inside_the_local_selectors() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (gw, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
+    let gw_out = OutboundSa::new(&gw).unwrap();
+    let cl_in = InboundSa::with_role(&cl, Role::Client).unwrap();
+    let mut wire = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    // From outside LocalSubnet (192.168.0.0/24), and not an IPv4 packet at all.
+    for pkt in [
+        ipv4_packet(Ipv4Addr::new(192, 168, 1, 1), vip(), 10),
+        ipv4_packet(Ipv4Addr::new(172, 16, 0, 1), vip(), 10),
+        vec![0x60; 40],
+    ] {
+        assert_eq!(
+            gw_out.seal(&pkt, &mut wire, &mut rng),
+            Err(EspError::Selector)
+        );
+    }
+    assert_eq!(gw_out.counters.outside_selectors(), 3);
+    assert_eq!(gw_out.counters.read(), (0, 0, 3), "dropped, none sent");
+    assert_eq!(gw_out.seq(), 0, "a refused packet uses no sequence number");
+    // From inside: sealed, with sequence number 1, and the client opens it.
+    let pkt = ipv4_packet(Ipv4Addr::new(192, 168, 0, 255), vip(), 10);
+    let n = gw_out.seal(&pkt, &mut wire, &mut rng).unwrap();
+    assert_eq!(
+        cl_in.open(&wire[..n], &mut out),
+        Ok(Opened::Packet {
+            len: pkt.len(),
+            seq: 1
+        })
+    );
+    assert_eq!(gw_out.counters.read().0, 1);
+    assert_eq!(gw_out.counters.outside_selectors(), 3);
+
+    // The client's end: only from its virtual IP.
+    let cl_out = OutboundSa::with_role(&cl, Role::Client).unwrap();
+    let spoofed = ipv4_packet(Ipv4Addr::new(10, 0, 0, 6), lan(), 10);
+    assert_eq!(
+        cl_out.seal(&spoofed, &mut wire, &mut rng),
+        Err(EspError::Selector)
+    );
+    assert_eq!(cl_out.counters.outside_selectors(), 1);
+    assert!(cl_out
+        .seal(&ipv4_packet(vip(), lan(), 10), &mut wire, &mut rng)
+        .is_ok());
+}
+
+#[test]
+fn the_sad_names_pairs_whose_sequence_numbers_run_low_either_way() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let sad = Sad::new();
+    let (a, _) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
+    sad.install(&a).unwrap();
+    let mut b = a.clone();
+    b.inbound_spi = 0x1234_5678;
+    b.outbound_spi = 0x8765_4321;
+    b.client_vip = Ipv4Addr::new(10, 0, 0, 9);
+    sad.install(&b).unwrap();
+    let snap = sad.snapshot();
+    assert!(snap.rekey_due().is_empty());
+    let mut wire = vec![0u8; 2048];
+    let pkt = ipv4_packet(lan(), vip(), 10);
+
+    // Ours: one below the threshold is not due, the threshold is.
+    let out = snap.outbound(vip()).unwrap();
+    out.set_next_seq_for_test(REKEY_AT_SEQ as u32 - 1);
+    out.seal(&pkt, &mut wire, &mut rng).unwrap();
+    assert!(snap.rekey_due().is_empty());
+    out.seal(&pkt, &mut wire, &mut rng).unwrap();
+    assert_eq!(snap.rekey_due(), vec![a.inbound_spi]);
+    // The hook never moves the counter back (no sequence number is used twice).
+    out.set_next_seq_for_test(5);
+    assert_eq!(out.seq(), REKEY_AT_SEQ);
+
+    // The peer's, as far as seen: client b's packets reach 2^31.
+    let peer = OutboundSa::with_role(&b.mirrored(), Role::Client).unwrap();
+    peer.set_next_seq_for_test(REKEY_AT_SEQ as u32);
+    let n = peer
+        .seal(&ipv4_packet(b.client_vip, lan(), 10), &mut wire, &mut rng)
+        .unwrap();
+    let mut plain = vec![0u8; 2048];
+    snap.inbound(b.inbound_spi)
+        .unwrap()
+        .open(&wire[..n], &mut plain)
+        .unwrap();
+    assert_eq!(snap.rekey_due(), vec![b.inbound_spi, a.inbound_spi]);
 }

@@ -216,6 +216,15 @@ impl Gateway {
         }
     }
 
+    /// ipsec-server (whatever `INTEROP_GATEWAY` says) with extra environment variables for the
+    /// daemon: its test hooks (`IPSEC_SERVER_TEST_FIRST_SEQ`, README "Tests").
+    pub fn start_daemon_env(topo: &Topology, cfg: &GatewayConfig, env: &[(&str, &str)]) -> Gateway {
+        let state = topo.dir().join("ipsec-server/state");
+        std::fs::create_dir_all(&state).expect("create state dir");
+        let toml = cfg.to_toml(state.to_str().unwrap());
+        Gateway::IpsecServer(Daemon::start_env(topo, &toml, "debug", env))
+    }
+
     pub fn kind(&self) -> GatewayKind {
         match self {
             Gateway::IpsecServer(_) => GatewayKind::IpsecServer,
@@ -279,6 +288,11 @@ impl Daemon {
 
     /// [`Daemon::start`] with `RUST_LOG=rust_log`.
     pub fn start_log(topo: &Topology, toml: &str, rust_log: &str) -> Daemon {
+        Daemon::start_env(topo, toml, rust_log, &[])
+    }
+
+    /// [`Daemon::start_log`] with further environment variables `env`.
+    pub fn start_env(topo: &Topology, toml: &str, rust_log: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = topo.dir().join("ipsec-server");
         std::fs::create_dir_all(&dir).expect("create daemon dir");
         let config = dir.join("config.toml");
@@ -295,7 +309,7 @@ impl Daemon {
             "ipsec-server",
             Daemon::BIN,
             &["run", "--config", cfg],
-            &[("RUST_LOG", rust_log)],
+            &[&[("RUST_LOG", rust_log)], env].concat(),
         );
         let log = topo.dir().join("ipsec-server.log");
         topo.add_log("ipsec-server config", &config);
