@@ -15,6 +15,7 @@
 //!   `ip`/`nft` commands it spawns), which is what lets the tests run each case in a namespace
 //!   of its own.
 
+pub mod fs;
 pub mod host;
 pub mod net;
 pub mod poll;
