@@ -496,17 +496,20 @@ mod tests {
         out.lines().next().unwrap_or("").to_owned()
     }
 
-    /// A client that sends the start of a request, then one byte every 300 ms (at most
-    /// 40 of them), and returns what it finally read and when.
-    fn slow_client(s: TcpStream) -> std::thread::JoinHandle<(String, Duration)> {
+    /// A client that sends the start of a request, then one byte every `every` (at most
+    /// `bytes` of them), and returns what it finally read and when.
+    fn slow_client(
+        s: TcpStream,
+        every: Duration,
+        bytes: usize,
+    ) -> std::thread::JoinHandle<(String, Duration)> {
         std::thread::spawn(move || {
             let t0 = Instant::now();
             let mut s = s;
-            s.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
+            s.set_read_timeout(Some(every)).unwrap();
             let _ = s.write_all(b"POST / HTTP/1.1\r\nX-Slow: ");
             let mut out = Vec::new();
-            for _ in 0..40 {
+            for _ in 0..bytes {
                 let mut buf = [0u8; 512];
                 match s.read(&mut buf) {
                     Ok(0) => break,
@@ -556,8 +559,8 @@ mod tests {
         let b = std::net::Ipv4Addr::new(127, 0, 0, 2);
         let c = std::net::Ipv4Addr::new(127, 0, 0, 3);
         let t0 = Instant::now();
-        let slow_a1 = slow_client(connect_from(a, addr));
-        let slow_a2 = slow_client(connect_from(a, addr));
+        let slow_a1 = slow_client(connect_from(a, addr), FAST_TRICKLE, 40);
+        let slow_a2 = slow_client(connect_from(a, addr), FAST_TRICKLE, 40);
         std::thread::sleep(Duration::from_millis(200));
         // A third from the same address: refused at once.
         assert_eq!(
@@ -574,7 +577,7 @@ mod tests {
             t.elapsed()
         );
         // A third slow one fills the server: now every address is refused.
-        let slow_c = slow_client(connect_from(c, addr));
+        let slow_c = slow_client(connect_from(c, addr), FAST_TRICKLE, 40);
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(
             refusal(connect_from(b, addr)),
@@ -596,6 +599,68 @@ mod tests {
         // Their slots are free again.
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(answer(connect_from(a, addr)), "HTTP/1.1 200 OK");
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+    }
+
+    const FAST_TRICKLE: Duration = Duration::from_millis(300);
+
+    /// The attack of issue 12 against the daemon's own limits: 32 connections from one
+    /// address, each sending a byte every 3 s. Only `MAX_CONNECTIONS_PER_IP` get a slot,
+    /// another address is answered at once meanwhile, and the slow ones are cut at
+    /// `REQUEST_DEADLINE` (before: each read reset a 10 s timeout, so they held all 32
+    /// slots for as long as they liked).
+    #[test]
+    fn one_address_trickling_bytes_cannot_starve_the_api() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Stats::default());
+        let handler: Handler = Arc::new(|_: &Request, _| plain(200, "ok"));
+        let server = {
+            let (stop, stats) = (stop.clone(), stats.clone());
+            std::thread::spawn(move || {
+                serve_with(listener, stop, handler, Limits::default(), stats)
+            })
+        };
+        let a = std::net::Ipv4Addr::new(127, 0, 0, 1);
+        let slow: Vec<_> = (0..MAX_CONNECTIONS)
+            .map(|_| slow_client(connect_from(a, addr), Duration::from_secs(3), 8))
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let b = std::net::Ipv4Addr::new(127, 0, 0, 2);
+        assert_eq!(answer(connect_from(b, addr)), "HTTP/1.1 200 OK");
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        let mut cut = 0;
+        for h in slow {
+            let (status, took) = h.join().unwrap();
+            if status == "HTTP/1.1 408 Request Timeout" {
+                assert!(
+                    took >= REQUEST_DEADLINE - Duration::from_millis(200),
+                    "{took:?}"
+                );
+                assert!(took < REQUEST_DEADLINE + Duration::from_secs(3), "{took:?}");
+                cut += 1;
+            } else {
+                // Refused at once (it had sent its first bytes: the close may be a reset
+                // that overtakes the 503; the counters below hold the count either way).
+                assert!(
+                    status.is_empty() || status == "HTTP/1.1 503 Service Unavailable",
+                    "{status}"
+                );
+                assert!(took < Duration::from_secs(4), "{took:?}");
+            }
+        }
+        assert_eq!(cut, MAX_CONNECTIONS_PER_IP);
+        assert_eq!(
+            stats.timed_out.load(Ordering::Relaxed),
+            MAX_CONNECTIONS_PER_IP as u64
+        );
+        assert_eq!(
+            stats.refused_per_ip.load(Ordering::Relaxed),
+            (MAX_CONNECTIONS - MAX_CONNECTIONS_PER_IP) as u64
+        );
         stop.store(true, Ordering::Relaxed);
         server.join().unwrap();
     }
