@@ -5,8 +5,9 @@
 //! The report names every client, so only the daemon's user (root) may read it: [`listen`]
 //! makes the socket's directory private ([`crate::io::fs::private_dir`]: ours, mode 0700,
 //! created so or tightened, never a symbolic link) and the socket mode 0600. A stale socket
-//! of an earlier run is removed, but only if it is a socket: whatever else sits at the path
-//! (a symbolic link, a file) is left alone and the daemon refuses to start.
+//! of an earlier run is removed, but only if it is a socket nobody listens on: whatever else
+//! sits at the path (a symbolic link, a file, a running daemon's socket) is left alone and
+//! the stack does not start.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -42,7 +43,16 @@ pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
     // The directory is ours and private: nobody else can change what sits at `path`
     // between this check and bind(2), which itself never follows a link.
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(m) if m.file_type().is_socket() => {
+            // Stale only if nobody listens: never take the socket of a running daemon.
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another daemon is listening on it",
+                ));
+            }
+            std::fs::remove_file(path)?
+        }
         Ok(_) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -204,6 +214,13 @@ mod tests {
         drop(l);
         let l = listen(&path).unwrap();
         assert!(UnixStream::connect(&path).is_ok());
+        // A socket somebody listens on is not taken over.
+        let e = listen(&path).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+        assert!(
+            UnixStream::connect(&path).is_ok(),
+            "the running one still answers"
+        );
         drop(l);
 
         // A symbolic link at the path is neither followed nor removed.
