@@ -122,13 +122,14 @@ pub fn load(path: &Path) -> std::io::Result<Option<Persisted>> {
     }
 }
 
-/// Makes `state_dir` private: created with mode 0700, or, if it exists with group or other
-/// permissions, tightened to 0700 with a warning (it holds PSKs). A symbolic link or a
-/// directory owned by another user is refused ([`crate::io::fs::private_dir`]).
+/// Checks `state_dir` ([`crate::io::fs::private_dir`]): created with mode 0700 if missing;
+/// a symbolic link, a directory owned by another user or writable by group or others is
+/// refused; one readable by others is used with a warning (the state file itself is 0600),
+/// never chmod-ed behind the administrator's back.
 pub fn private_state_dir(state_dir: &Path) -> std::io::Result<()> {
-    if let PrivateDir::Tightened(old) = private_dir(state_dir)? {
+    if let PrivateDir::Readable(mode) = private_dir(state_dir)? {
         tracing::warn!(
-            "state_dir {} had mode {old:o}; tightened to 0700 (it holds PSKs)",
+            "state_dir {} has mode {mode:o}; 0700 is advised (it holds PSKs in a 0600 file)",
             state_dir.display()
         );
     }
@@ -181,10 +182,15 @@ mod tests {
         assert_eq!(mode & 0o077, 0, "state holds a PSK: owner-only");
         let dir_mode = |d: &Path| std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
         assert_eq!(dir_mode(&dir), 0o700, "state_dir is created 0700");
-        // An existing state_dir with looser permissions is tightened.
+        // An existing state_dir readable by others is used (with a warning), one writable
+        // by others refused.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         store(&p, &st).unwrap();
-        assert_eq!(dir_mode(&dir), 0o700, "a loose state_dir is tightened");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            store(&p, &st).is_err(),
+            "a state_dir others may write to is refused"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

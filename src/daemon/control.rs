@@ -3,8 +3,9 @@
 //! online clients, like `swanctl --list-sas`.
 //!
 //! The report names every client, so only the daemon's user (root) may read it: [`listen`]
-//! makes the socket's directory private ([`crate::io::fs::private_dir`]: ours, mode 0700,
-//! created so or tightened, never a symbolic link) and the socket mode 0600. A stale socket
+//! checks the socket's directory ([`crate::io::fs::private_dir`]: created 0700 if missing;
+//! ours, not writable by others, never a symbolic link — readable by others is only warned
+//! about) and makes the socket mode 0600. A stale socket
 //! of an earlier run is removed, but only if it is a socket nobody listens on: whatever else
 //! sits at the path (a symbolic link, a file, a running daemon's socket) is left alone and
 //! the stack does not start.
@@ -34,9 +35,9 @@ pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .ok_or_else(|| std::io::Error::other("the socket path names no directory"))?;
-    if let PrivateDir::Tightened(old) = private_dir(dir)? {
+    if let PrivateDir::Readable(mode) = private_dir(dir)? {
         warn!(
-            "{} had mode {old:o}; tightened to 0700 (it holds the control socket)",
+            "{} (the control socket's directory) has mode {mode:o}; 0700 is advised",
             dir.display()
         );
     }
@@ -242,14 +243,18 @@ mod tests {
         assert!(listen(&path).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"x");
 
-        // A socket directory that is a link is refused; a loose one is tightened.
+        // A socket directory that is a link, or writable by others, is refused; one only
+        // readable by others is used as it is (the socket itself is 0600).
         std::fs::remove_file(&path).unwrap();
         let link_dir = base.join("linkdir");
         std::os::unix::fs::symlink(&dir, &link_dir).unwrap();
         assert!(listen(&link_dir.join("control.sock")).is_err());
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(listen(&path).is_err());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         drop(listen(&path).unwrap());
-        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path) & 0o777, 0o600);
+        assert_eq!(mode(&dir), 0o755);
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

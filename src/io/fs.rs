@@ -2,13 +2,16 @@
 //! answers) and the directory of the control socket.
 //!
 //! Invariants: [`private_dir`] never follows a symbolic link at the directory itself (it is
-//! refused), never accepts a directory owned by another user (that user could swap what is
-//! inside), and leaves the directory at mode 0700 — created so, or tightened (and said so)
-//! when it existed with group or other permissions.
+//! refused), never accepts a directory owned by another user or writable by group or others
+//! (they could swap what is inside), creates a missing one with mode 0700, and never changes
+//! the mode of an existing one: a directory readable by others is reported
+//! ([`PrivateDir::Readable`]) for the caller to warn about, not tightened, because a
+//! misconfigured path (`/run`, `/var/lib`) would otherwise take the host's shared directory
+//! away from everyone else. What the daemon puts inside is owner-only itself (0600).
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::Path;
 
 use super::context;
@@ -20,8 +23,8 @@ pub enum PrivateDir {
     Created,
     /// It existed with mode 0700 (or stricter).
     AlreadyPrivate,
-    /// It existed with group or other permissions (the old mode); now it is 0700.
-    Tightened(u32),
+    /// It existed, not writable by others, but readable or searchable by them (its mode).
+    Readable(u32),
 }
 
 /// The effective user id of this process.
@@ -80,14 +83,20 @@ fn check(dir: &Path) -> io::Result<PrivateDir> {
         ));
     }
     let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} has mode {mode:o}: group or others may write to it; use a directory of \
+                 mode 0700",
+                dir.display()
+            ),
+        ));
+    }
     if mode & 0o077 == 0 {
         return Ok(PrivateDir::AlreadyPrivate);
     }
-    // Checked above: a directory of ours, not a link; chmod(2) cannot be redirected here
-    // by anyone but us.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| context(format_args!("chmod 0700 {}", dir.display()), e))?;
-    Ok(PrivateDir::Tightened(mode))
+    Ok(PrivateDir::Readable(mode))
 }
 
 #[cfg(test)]
@@ -95,7 +104,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn creates_tightens_and_refuses_links_and_files() {
+    fn creates_private_and_refuses_links_files_and_writable_dirs() {
+        use std::os::unix::fs::PermissionsExt;
         let base = std::env::temp_dir().join(format!("io-fs-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let dir = base.join("a/b");
@@ -109,9 +119,16 @@ mod tests {
         );
         assert_eq!(private_dir(&dir).unwrap(), PrivateDir::AlreadyPrivate);
 
+        // Readable by others: reported, left as it is.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(private_dir(&dir).unwrap(), PrivateDir::Tightened(0o755));
-        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(private_dir(&dir).unwrap(), PrivateDir::Readable(0o755));
+        assert_eq!(mode(&dir), 0o755);
+        // Writable by group or others (also /tmp's 1777): refused.
+        for m in [0o775, 0o757, 0o1777] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).unwrap();
+            let e = private_dir(&dir).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{m:o}: {e}");
+        }
 
         let link = base.join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
