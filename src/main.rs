@@ -55,11 +55,14 @@ enum Command {
     },
     /// Connect to a gateway as a road-warrior client (needs root: TUN, UDP 4500).
     Client(daemon::ClientArgs),
-    /// Show the online clients of a running daemon.
+    /// Show the online clients of a running daemon (needs the daemon's user: root).
     Status {
-        /// The daemon's config file (for its state_dir).
-        #[arg(long, short)]
+        /// The daemon's config file (for its `gateway.control_socket`).
+        #[arg(long, short, conflicts_with = "socket")]
         config: Option<PathBuf>,
+        /// The daemon's control socket (default: /run/ipsec-server/control.sock).
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
@@ -196,26 +199,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { config } => {
-            let state_dir = match config {
-                Some(path) => {
+        Command::Status { config, socket } => {
+            let socket = match (config, socket) {
+                (_, Some(socket)) => socket,
+                (Some(path), None) => {
                     match config::load(&path, &host_networks_excluding, &mut rand::thread_rng()) {
-                        Ok(c) => c.gateway().state_dir().to_path_buf(),
+                        Ok(c) => c.gateway().control_socket().to_path_buf(),
                         Err(e) => {
                             eprintln!("{}: {}", e.code, e.message);
                             return ExitCode::FAILURE;
                         }
                     }
                 }
-                None => daemon::default_state_dir(),
+                (None, None) => PathBuf::from(config::DEFAULT_CONTROL_SOCKET),
             };
-            match daemon::query_status(&daemon::socket_path(&state_dir)) {
+            match daemon::query_status(&socket) {
                 Ok(report) => {
                     print!("{report}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("cannot reach the daemon under {}: {e}", state_dir.display());
+                    eprintln!("cannot reach the daemon at {}: {e}", socket.display());
                     ExitCode::FAILURE
                 }
             }

@@ -43,6 +43,7 @@ region_id = "{REGION}"
 listen_addrs = ["0.0.0.0"]
 tun_name = "ipsec0"
 state_dir = "{state_dir}"
+control_socket = "{state_dir}/control.sock"
 
 [api]
 listen = "{ENDPOINT}"

@@ -429,6 +429,25 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         codes::STATE_DIR,
         err_with(|d| set(d, "gateway.state_dir", "var/lib/x")),
     );
+    let too_long = format!("/run/{}.sock", "s".repeat(100));
+    for bad in [
+        "run/x.sock",
+        "/run/ipsec-server/",
+        "/",
+        "/run/../tmp/x.sock",
+        too_long.as_str(),
+    ] {
+        case(
+            codes::CONTROL_SOCKET,
+            err_with(|d| set(d, "gateway.control_socket", bad)),
+        );
+    }
+    let longest = format!(
+        "/run/{}",
+        "s".repeat(ipsec_server::config::MAX_SOCKET_PATH - 5)
+    );
+    let ok = ok_with(|d| set(d, "gateway.control_socket", longest.as_str()));
+    assert_eq!(ok.gateway().control_socket(), Path::new(&longest));
     for bad in [0, -1, 100_001] {
         case(
             codes::MAX_CONNECTIONS,
@@ -677,6 +696,14 @@ fn defaults() {
     assert_eq!(g.nat_t_port().get(), 4500);
     assert_eq!(g.tun_name(), "ipsec0");
     assert_eq!(g.state_dir(), Path::new("/var/lib/ipsec-server"));
+    assert_eq!(
+        g.control_socket(),
+        Path::new("/run/ipsec-server/control.sock")
+    );
+    assert_eq!(
+        ipsec_server::config::DEFAULT_CONTROL_SOCKET,
+        "/run/ipsec-server/control.sock"
+    );
     assert!(g.ip_forward());
     assert!(!g.masquerade());
     assert!(g.force_udp_encap());

@@ -321,6 +321,21 @@ fn dpd_frees_a_dead_client() {
     let s = status(&topo, &gw);
     assert!(!s.contains("vip 10."), "the lease is still shown:\n{s}");
     assert!(gw.log_text().contains("peer does not answer"));
+    // The control socket (gateway.control_socket, here in the state directory) is root's
+    // and 0600, and `status --socket` reads it as `--config` does.
+    use std::os::unix::fs::MetadataExt;
+    let state = topo.dir().join("ipsec-server/state");
+    let sock = state.join("control.sock");
+    let meta = std::fs::symlink_metadata(&sock).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()));
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0));
+    let out = topo.exec(
+        Role::Gateway,
+        Daemon::BIN,
+        &["status", "--socket", sock.to_str().unwrap()],
+    );
+    assert!(out.success(), "ipsec-server status --socket:\n{out}");
+    assert!(out.stdout.contains("online clients: 0"), "{out}");
 }
 
 #[test]

@@ -113,6 +113,7 @@ impl Api {
             .ok_or("the control API is not configured ([api])")?
             .clone();
         let gateway = config.gateway().clone();
+        state::private_state_dir(gateway.state_dir()).map_err(|e| format!("state_dir: {e}"))?;
         let state_path = state::path(gateway.state_dir());
         let persisted = match state::load(&state_path).map_err(|e| e.to_string())? {
             Some(p) => {
@@ -262,13 +263,7 @@ impl Api {
                 headers: &req.headers,
                 body: &req.body,
             };
-            sign::verify(
-                &self.api,
-                &signed,
-                now_unix(),
-                Instant::now(),
-                &mut inner.nonces,
-            )?;
+            sign::verify(&self.api, &signed, now_unix(), &mut inner.nonces)?;
         }
         let version = params
             .get("Version")

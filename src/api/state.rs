@@ -1,6 +1,6 @@
 //! What the control API persists: the IPsec server created through it (with its PSK, also
 //! a generated one) and the answers of ClientToken requests, as JSON in
-//! `state_dir/api-state.json`, mode 0600.
+//! `state_dir/api-state.json`, mode 0600, in a directory of mode 0700 ([`private_state_dir`]).
 //!
 //! Writes are atomic: the new state goes to a temporary file in the same directory, is
 //! fsynced, renamed over the old file, and the directory is fsynced. A crash at any point
@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::config::{
     split_local_subnet, IkeConfigRaw, IpsecConfigRaw, IpsecServerConfig, IpsecServerSpec,
 };
+use crate::io::fs::{private_dir, PrivateDir};
 use crate::secret::SecretBytes;
 
 pub const FILE_NAME: &str = "api-state.json";
@@ -121,10 +122,24 @@ pub fn load(path: &Path) -> std::io::Result<Option<Persisted>> {
     }
 }
 
+/// Checks `state_dir` ([`crate::io::fs::private_dir`]): created with mode 0700 if missing;
+/// a symbolic link, a directory owned by another user or writable by group or others is
+/// refused; one readable by others is used with a warning (the state file itself is 0600),
+/// never chmod-ed behind the administrator's back.
+pub fn private_state_dir(state_dir: &Path) -> std::io::Result<()> {
+    if let PrivateDir::Readable(mode) = private_dir(state_dir)? {
+        tracing::warn!(
+            "state_dir {} has mode {mode:o}; 0700 is advised (it holds PSKs in a 0600 file)",
+            state_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Replaces the state atomically (see the module docs).
 pub fn store(path: &Path, state: &Persisted) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    private_state_dir(dir)?;
     let tmp = dir.join(format!(".{FILE_NAME}.tmp-{}", std::process::id()));
     let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     {
@@ -165,6 +180,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "state holds a PSK: owner-only");
+        let dir_mode = |d: &Path| std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode(&dir), 0o700, "state_dir is created 0700");
+        // An existing state_dir readable by others is used (with a warning), one writable
+        // by others refused.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        store(&p, &st).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(
+            store(&p, &st).is_err(),
+            "a state_dir others may write to is refused"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -42,6 +42,7 @@
 //! | `InvalidConfig.NatTPort` | file only | `gateway.nat_t_port` outside 1..=65535 or equal to `ike_port` |
 //! | `InvalidConfig.TunName` | file only | `gateway.tun_name` not 1..=15 of `[A-Za-z0-9_.-]` |
 //! | `InvalidConfig.StateDir` | file only | `gateway.state_dir` not an absolute path |
+//! | `InvalidConfig.ControlSocket` | file only | `gateway.control_socket` not an absolute path to a file, or longer than a Unix socket address holds (107 bytes) |
 //! | `InvalidConfig.MaxConnections` | file only | `gateway.max_connections` outside 1..=100000 |
 //! | `InvalidConfig.DpdInterval` | file only | `gateway.dpd_interval` outside 0..=3600 |
 //! | `InvalidConfig.PskChangeReauth` | file only | `gateway.psk_change_reauth` outside 1..=86400 |
@@ -106,6 +107,7 @@ pub const IKE_PORT: &str = "InvalidConfig.IkePort";
 pub const NAT_T_PORT: &str = "InvalidConfig.NatTPort";
 pub const TUN_NAME: &str = "InvalidConfig.TunName";
 pub const STATE_DIR: &str = "InvalidConfig.StateDir";
+pub const CONTROL_SOCKET: &str = "InvalidConfig.ControlSocket";
 pub const MAX_CONNECTIONS: &str = "InvalidConfig.MaxConnections";
 pub const DPD_INTERVAL: &str = "InvalidConfig.DpdInterval";
 pub const PSK_CHANGE_REAUTH: &str = "InvalidConfig.PskChangeReauth";
@@ -164,6 +166,7 @@ pub const ALL: &[&str] = &[
     NAT_T_PORT,
     TUN_NAME,
     STATE_DIR,
+    CONTROL_SOCKET,
     MAX_CONNECTIONS,
     DPD_INTERVAL,
     PSK_CHANGE_REAUTH,

@@ -42,7 +42,10 @@ use zeroize::Zeroizing;
 pub use crate::ike::{Identity, UniquePolicy};
 pub use model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
+    MAX_SOCKET_PATH,
 };
+/// Where the control socket is when the config file does not say.
+pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
 pub use raw::{
     AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
     LimitsRaw,

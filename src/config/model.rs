@@ -12,6 +12,9 @@ use super::types::{AuthAlg, DhGroup, EncAlg};
 use crate::ike::{Identity, UniquePolicy};
 use crate::secret::SecretBytes;
 
+/// The longest path a Unix socket address holds (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
 /// `[gateway]`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -22,6 +25,7 @@ pub struct GatewayConfig {
     pub(super) nat_t_port: NonZeroU16,
     pub(super) tun_name: String,
     pub(super) state_dir: PathBuf,
+    pub(super) control_socket: PathBuf,
     pub(super) ip_forward: bool,
     pub(super) masquerade: bool,
     pub(super) max_connections: NonZeroU32,
@@ -60,6 +64,10 @@ impl GatewayConfig {
     /// Absolute.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+    /// The `status` socket: absolute, names a file, at most [`MAX_SOCKET_PATH`] bytes.
+    pub fn control_socket(&self) -> &Path {
+        &self.control_socket
     }
     pub fn ip_forward(&self) -> bool {
         self.ip_forward

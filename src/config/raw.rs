@@ -64,6 +64,9 @@ pub struct GatewayRaw {
     pub tun_name: String,
     #[serde(default = "defaults::state_dir")]
     pub state_dir: PathBuf,
+    /// The Unix socket `ipsec-server status` reads.
+    #[serde(default = "defaults::control_socket")]
+    pub control_socket: PathBuf,
     /// Enable `net.ipv4.ip_forward`.
     #[serde(default = "defaults::yes")]
     pub ip_forward: bool,
@@ -281,6 +284,7 @@ pub(super) mod defaults {
     pub const NAT_T_PORT: u16 = 4500; // RFC 3948 §1, RFC 7296 §2.23
     pub const TUN_NAME: &str = "ipsec0";
     pub const STATE_DIR: &str = "/var/lib/ipsec-server";
+    pub const CONTROL_SOCKET: &str = "/run/ipsec-server/control.sock";
     pub const MAX_CONNECTIONS: u32 = 1000;
     pub const DPD_INTERVAL_SECS: u32 = 30;
     pub const PSK_CHANGE_REAUTH_SECS: u32 = 3600;
@@ -301,6 +305,9 @@ pub(super) mod defaults {
     }
     pub fn state_dir() -> PathBuf {
         PathBuf::from(STATE_DIR)
+    }
+    pub fn control_socket() -> PathBuf {
+        PathBuf::from(CONTROL_SOCKET)
     }
     pub fn yes() -> bool {
         true

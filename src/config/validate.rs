@@ -157,6 +157,7 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
             ),
         ));
     }
+    let control_socket = control_socket(&raw.control_socket)?;
     let max_connections = in_range(
         raw.max_connections,
         1,
@@ -198,6 +199,7 @@ pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
         nat_t_port,
         tun_name,
         state_dir: raw.state_dir.clone(),
+        control_socket,
         ip_forward: raw.ip_forward,
         masquerade: raw.masquerade,
         max_connections,
@@ -887,6 +889,40 @@ fn resource_id(v: &str, code: &'static str, key: &str) -> Result<String, ConfigE
         ));
     }
     Ok(v.to_owned())
+}
+
+/// `gateway.control_socket`: an absolute path naming a file (no `..`, not a directory
+/// path ending in `/`) that fits in a Unix socket address.
+fn control_socket(path: &std::path::Path) -> Result<std::path::PathBuf, ConfigError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Component;
+    let text = path.as_os_str();
+    let bad = |why: &str| {
+        ConfigError::new(
+            codes::CONTROL_SOCKET,
+            format!(
+                "gateway.control_socket {} {why}",
+                shown(&text.to_string_lossy())
+            ),
+        )
+    };
+    if !path.is_absolute() {
+        return Err(bad("is not an absolute path"));
+    }
+    let bytes = text.as_bytes();
+    if bytes.ends_with(b"/") || path.components().any(|c| c == Component::ParentDir) {
+        return Err(bad("does not name a file (no trailing `/`, no `..`)"));
+    }
+    if !matches!(path.components().next_back(), Some(Component::Normal(_))) {
+        return Err(bad("does not name a file"));
+    }
+    if bytes.len() > super::model::MAX_SOCKET_PATH || bytes.contains(&0) {
+        return Err(bad(&format!(
+            "is longer than a Unix socket path may be ({} bytes at most) or holds a NUL",
+            super::model::MAX_SOCKET_PATH
+        )));
+    }
+    Ok(path.to_path_buf())
 }
 
 fn listen_addrs(items: &[String]) -> Result<Vec<IpAddr>, ConfigError> {

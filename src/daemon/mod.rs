@@ -39,7 +39,7 @@ mod stack;
 mod supervise;
 mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ use crate::api::Backend;
 use crate::config::Config;
 
 pub use client::{run_client, ClientArgs};
-pub use control::{query_status, socket_path};
+pub use control::query_status;
 pub use error::DaemonError;
 pub use mtu::tun_mtu;
 pub use responder_config::responder_config;
@@ -137,9 +137,4 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
     info!("shutting down");
     manager.shutdown();
     Ok(())
-}
-
-/// Where `status` finds the daemon.
-pub fn default_state_dir() -> PathBuf {
-    PathBuf::from("/var/lib/ipsec-server")
 }

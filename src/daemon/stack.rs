@@ -201,7 +201,7 @@ fn serve_inner(
         })?);
     }
 
-    let sock_path = control::socket_path(gw.state_dir());
+    let sock_path = gw.control_socket().to_path_buf();
     let control_listener =
         control::listen(&sock_path).map_err(|source| DaemonError::ControlSocket {
             path: sock_path.clone(),

@@ -1,6 +1,7 @@
 //! The OS I/O layer (DESIGN.md §3, layer 6): TUN queues, batched UDP sockets, `poll(2)` and
-//! the gateway's network configuration (routes, forwarding, nftables) and what the host's
-//! network looks like (its connected networks).
+//! the gateway's network configuration (routes, forwarding, nftables), what the host's
+//! network looks like (its connected networks) and the daemon's private directories
+//! (`fs.rs`).
 //!
 //! Invariants of this layer:
 //! - It is the only place besides the daemon that talks to the kernel. It knows nothing of
@@ -15,6 +16,7 @@
 //!   `ip`/`nft` commands it spawns), which is what lets the tests run each case in a namespace
 //!   of its own.
 
+pub mod fs;
 pub mod host;
 pub mod net;
 pub mod poll;

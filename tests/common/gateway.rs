@@ -96,6 +96,7 @@ ike_port = 500
 nat_t_port = 4500
 tun_name = "ipsec0"
 state_dir = "{state_dir}"
+control_socket = "{state_dir}/control.sock"
 {gateway_extra}
 [ipsec_server]
 ipsec_server_name = "interop"
