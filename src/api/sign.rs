@@ -511,6 +511,18 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
 
+    /// A POST of `/` with these query parameters and headers, no form and no body.
+    fn post<'a>(query: &'a [(String, String)], headers: &'a [(String, String)]) -> Signed<'a> {
+        Signed {
+            method: "POST",
+            path: "/",
+            query,
+            form: &[],
+            headers,
+            body: b"",
+        }
+    }
+
     fn api() -> ApiConfig {
         let toml = r#"[gateway]
 vpn_gateway_id = "vpn-test0001"
@@ -555,12 +567,8 @@ access_key_secret = "test-secret-0123456789"
         let form = owned(&[("IkeConfig", r#"{"IkeEncAlg":"aes 256"}*~"#)]);
         query.push(("Signature".into(), "6AQQBxzFH16J2b965DOCepv0SXg=".into()));
         let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
             form: &form,
-            headers: &[],
-            body: b"",
+            ..post(&query, &[])
         };
         let now = parse_utc(T0).unwrap();
         let mut nonces = NonceCache::default();
@@ -606,14 +614,7 @@ access_key_secret = "test-secret-0123456789"
             ("user-agent", "AlibabaCloud (test)"),
             ("authorization", auth),
         ]);
-        let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
-            form: &[],
-            headers: &headers,
-            body: b"",
-        };
+        let req = post(&query, &headers);
         let now = parse_utc(T0).unwrap();
         let mut nonces = NonceCache::default();
         verify(&api(), &req, now, &mut nonces).unwrap();
@@ -649,14 +650,7 @@ access_key_secret = "test-secret-0123456789"
             ("Tag.1 Key*~", "a b*~/\u{e9}"),
         ]);
         query.push(("Signature".into(), "QVNLWYcBq8DNq9VwqfbMKCTYxvk=".into()));
-        let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
-            form: &[],
-            headers: &[],
-            body: b"",
-        };
+        let req = post(&query, &[]);
         let now = parse_utc(T0).unwrap();
         verify(&api(), &req, now, &mut NonceCache::default()).unwrap();
     }
@@ -694,14 +688,7 @@ access_key_secret = "test-secret-0123456789"
                     x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,\
                     Signature=c588a25ed47970efba3dd9b971ac19a3a62cab2f7dcbb1821fef93a5e37a5d10";
         let headers = v3_headers("nonce-4", auth);
-        let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
-            form: &[],
-            headers: &headers,
-            body: b"",
-        };
+        let req = post(&query, &headers);
         let now = parse_utc(T0).unwrap();
         verify(&api(), &req, now, &mut NonceCache::default()).unwrap();
         // Altered in transit: a value changed.
@@ -737,14 +724,7 @@ access_key_secret = "test-secret-0123456789"
         let mut headers = v3_headers("nonce-1", auth);
         headers.push(("accept".into(), "application/json".into()));
         headers.push(("user-agent".into(), "AlibabaCloud (test)".into()));
-        let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
-            form: &[],
-            headers: &headers,
-            body: b"",
-        };
+        let req = post(&query, &headers);
         let now = parse_utc(T0).unwrap();
         let e = verify(&api(), &req, now, &mut NonceCache::default()).unwrap_err();
         assert_eq!(e.code, "SignatureDoesNotMatch");
@@ -753,14 +733,7 @@ access_key_secret = "test-secret-0123456789"
     #[test]
     fn a_parameter_given_twice_is_refused_before_the_signature() {
         let query = owned(&[("RegionId", "local"), ("regionid", "other")]);
-        let req = Signed {
-            method: "POST",
-            path: "/",
-            query: &query,
-            form: &[],
-            headers: &[],
-            body: b"",
-        };
+        let req = post(&query, &[]);
         let e = verify(&api(), &req, 0, &mut NonceCache::default()).unwrap_err();
         assert_eq!(
             (e.status, e.code.as_str()),

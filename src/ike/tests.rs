@@ -103,6 +103,16 @@ pub(crate) fn sent(actions: &[Action]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The payloads of a message of the IKE SA `ini` set up (a response of the responder, or a
+/// request it sent), opened as the client.
+pub(crate) fn opened(ini: &Initiator, bytes: &[u8]) -> Vec<Payload> {
+    ini.sk()
+        .unwrap()
+        .open(bytes, &Message::parse(bytes).unwrap())
+        .unwrap()
+        .unwrap()
+}
+
 pub(crate) fn installed(actions: &[Action]) -> Vec<&ChildSaSpec> {
     actions
         .iter()

@@ -8,7 +8,7 @@ use super::budget::Refusal;
 use super::initiator::Initiator;
 use super::proposal::EsnTransform;
 use super::responder::{IkeSa, SaState};
-use super::tests::{initiator_config, installed, responder_config, sent, Harness};
+use super::tests::{initiator_config, installed, opened, responder_config, sent, Harness};
 use super::ts::any_ipv4;
 use super::*;
 use crate::crypto::{DhPrivate, PrfAlg};
@@ -63,15 +63,6 @@ fn request(
 ) -> Vec<u8> {
     let hdr = header(h, exchange, message_id);
     ini.sk().unwrap().seal(hdr, payloads, &mut h.rng).unwrap()
-}
-
-/// The payloads of a response of the responder, opened as the client.
-fn opened(ini: &Initiator, bytes: &[u8]) -> Vec<Payload> {
-    ini.sk()
-        .unwrap()
-        .open(bytes, &Message::parse(bytes).unwrap())
-        .unwrap()
-        .unwrap()
 }
 
 fn from(h: &mut Harness, remote: &str, bytes: &[u8]) -> Vec<Action> {

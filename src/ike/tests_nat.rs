@@ -62,30 +62,20 @@ fn ike_sa_init_claims_a_nat_unless_told_otherwise() {
 fn a_forced_nat_marks_the_child_sa_encapsulated() {
     // The client stays on port 500 throughout (it believes the NAT we claim only if it
     // floats; the SA is encapsulated because we claimed it).
-    let mut h = harness(true);
-    let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
-    let resp = sent(
-        &h.responder
-            .handle(h.now, &mut h.rng, &init, addr(GW500), addr(CLIENT)),
-    );
-    let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
-    let actions = h
-        .responder
-        .handle(h.now, &mut h.rng, &auth, addr(GW500), addr(CLIENT));
-    assert!(installed(&actions)[0].udp_encap);
-
-    // Honest, and no NAT on the way: ESP would travel raw, and the spec says so.
-    let mut h = harness(false);
-    let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
-    let resp = sent(
-        &h.responder
-            .handle(h.now, &mut h.rng, &init, addr(GW500), addr(CLIENT)),
-    );
-    let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
-    let actions = h
-        .responder
-        .handle(h.now, &mut h.rng, &auth, addr(GW500), addr(CLIENT));
-    assert!(!installed(&actions)[0].udp_encap);
+    // Honest (`false`) and no NAT on the way: ESP would travel raw, and the spec says so.
+    for force in [true, false] {
+        let mut h = harness(force);
+        let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
+        let resp = sent(
+            &h.responder
+                .handle(h.now, &mut h.rng, &init, addr(GW500), addr(CLIENT)),
+        );
+        let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();
+        let actions = h
+            .responder
+            .handle(h.now, &mut h.rng, &auth, addr(GW500), addr(CLIENT));
+        assert_eq!(installed(&actions)[0].udp_encap, force);
+    }
 }
 
 #[test]

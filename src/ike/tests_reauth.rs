@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use super::initiator::{Initiator, InitiatorConfig};
 use super::reauth::announced;
 use super::responder::{Established, SaState};
-use super::tests::{initiator_config, sent, Harness};
+use super::tests::{initiator_config, opened, sent, Harness};
 use super::*;
 use crate::crypto::DhPrivate;
-use crate::wire::{ExchangeType, Header, KePayload, Message, NotifyType, Payload, PayloadList};
+use crate::wire::{ExchangeType, Header, KePayload, NotifyType, Payload, PayloadList};
 
 const CLIENT: &str = "198.51.100.7:500";
 const OTHER: &str = "198.51.100.8:500";
@@ -27,15 +27,6 @@ fn config(ike_lifetime: u64, psk_change_reauth: u64) -> ResponderConfig {
         dpd_interval: None,
         ..tests::responder_config()
     }
-}
-
-/// The inner payloads of `bytes` (a message of the IKE SA `ini` set up), opened as the client.
-fn opened(ini: &Initiator, bytes: &[u8]) -> Vec<Payload> {
-    ini.sk()
-        .unwrap()
-        .open(bytes, &Message::parse(bytes).unwrap())
-        .unwrap()
-        .unwrap()
 }
 
 /// The seconds of the AUTH_LIFETIME notify among `payloads`, if there is one.
