@@ -6,7 +6,7 @@
 #   OUTPUT    file for the raw UDP payload, default tests/data/strongswan-ike-sa-init.bin
 #             (relative paths are taken from the repository root)
 #
-# Topology (names and addresses private to this script, see /work/shared/STRONGSWAN.md):
+# Topology (names and addresses private to this script, see docs/STRONGSWAN.md):
 #   netns wirecap-a: charon (initiator), veth wirecap-va 10.250.77.1/24
 #   netns wirecap-b: python UDP listener on 10.250.77.2:500, veth wirecap-vb 10.250.77.2/24
 # The listener writes the first datagram it receives and exits; it never answers, so charon

@@ -1,4 +1,4 @@
-//! strongSwan 5.9 `charon` instances, one per namespace, exactly as `/work/shared/STRONGSWAN.md`
+//! strongSwan 5.9 `charon` instances, one per namespace, exactly as `docs/STRONGSWAN.md`
 //! prescribes: a private tmpfs on `/run` (charon hard-codes `/var/run/charon.pid`), its own
 //! `STRONGSWAN_CONF`, vici socket and filelog, an explicit plugin `load` list with
 //! `kernel-libipsec` before `kernel-netlink` (this kernel has no ESP in XFRM).
