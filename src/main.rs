@@ -1,7 +1,7 @@
 //! The `ipsec-server` binary: `run`, `check`, `status` (DESIGN.md §1b).
 #![allow(clippy::disallowed_methods)] // the binary owns the clocks and OS randomness, like `daemon`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -45,12 +45,12 @@ struct Cli {
 enum Command {
     /// Run the gateway in the foreground (needs root: TUN, UDP 500/4500).
     Run {
-        #[arg(long, short)]
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Validate a configuration file; prints the error code and message.
     Check {
-        #[arg(long, short)]
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Connect to a gateway as a road-warrior client (needs root: TUN, UDP 4500).
@@ -66,39 +66,42 @@ enum Command {
     },
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
-    Loadgen {
-        /// Responder IP[:PORT] (port 500 by default).
-        #[arg(long)]
-        target: String,
-        /// The responder's NAT-T port.
-        #[arg(long, default_value_t = 4500)]
-        nat_t_port: u16,
-        #[arg(long, default_value_t = 100)]
-        count: u64,
-        /// Handshake starts per second.
-        #[arg(long, default_value_t = 100.0)]
-        rate: f64,
-        /// Handshakes in flight at most (the responder asks one source for cookies above its
-        /// `[limits] cookie_threshold_ip`, 3 by default: raise it for load tests).
-        #[arg(long, default_value_t = 8)]
-        window: usize,
-        #[arg(long)]
-        psk: String,
-        /// Client identities are FQDNs PREFIX0, PREFIX1, ….
-        #[arg(long, default_value = "client")]
-        id_prefix: String,
-        /// IKE proposal ENCR-INTEG-DH; the ESP proposal uses the same ENCR and INTEG.
-        #[arg(long, default_value = "aes128-sha1-modp1024")]
-        proposal: String,
-        /// Seconds to wait for each answer before retransmitting.
-        #[arg(long, default_value_t = 2.0)]
-        timeout: f64,
-        #[arg(long, default_value_t = 3)]
-        retries: u32,
-        /// Seconds to keep the SAs after the run (default: until SIGINT/SIGTERM).
-        #[arg(long)]
-        hold: Option<f64>,
-    },
+    Loadgen(LoadgenArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// Responder IP[:PORT] (port 500 by default).
+    #[arg(long)]
+    target: String,
+    /// The responder's NAT-T port.
+    #[arg(long, default_value_t = 4500)]
+    nat_t_port: u16,
+    #[arg(long, default_value_t = 100)]
+    count: u64,
+    /// Handshake starts per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Handshakes in flight at most (the responder asks one source for cookies above its
+    /// `[limits] cookie_threshold_ip`, 3 by default: raise it for load tests).
+    #[arg(long, default_value_t = 8)]
+    window: usize,
+    #[arg(long)]
+    psk: String,
+    /// Client identities are FQDNs PREFIX0, PREFIX1, ….
+    #[arg(long, default_value = "client")]
+    id_prefix: String,
+    /// IKE proposal ENCR-INTEG-DH; the ESP proposal uses the same ENCR and INTEG.
+    #[arg(long, default_value = "aes128-sha1-modp1024")]
+    proposal: String,
+    /// Seconds to wait for each answer before retransmitting.
+    #[arg(long, default_value_t = 2.0)]
+    timeout: f64,
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Seconds to keep the SAs after the run (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    hold: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -114,84 +117,9 @@ fn main() -> ExitCode {
     // thread would otherwise keep running half alive, and no supervisor would restart it.
     daemon::install_panic_hook();
     match cli.command {
-        Command::Loadgen {
-            target,
-            nat_t_port,
-            count,
-            rate,
-            window,
-            psk,
-            id_prefix,
-            proposal,
-            timeout,
-            retries,
-            hold,
-        } => {
-            let run = || -> anyhow::Result<loadgen::LoadgenReport> {
-                let target = parse_target(&target)?;
-                let (ike, esp) = loadgen::parse_proposal(&proposal)?;
-                if !(timeout > 0.0 && timeout <= 60.0) {
-                    anyhow::bail!("--timeout must be in (0, 60] seconds");
-                }
-                loadgen::run(loadgen::LoadgenConfig {
-                    target,
-                    nat_t_port,
-                    count,
-                    rate,
-                    window,
-                    psk: SecretBytes::from_slice(psk.as_bytes()),
-                    id_prefix,
-                    ike,
-                    esp,
-                    timeout: Duration::from_secs_f64(timeout),
-                    retries,
-                    hold: hold.map(Duration::from_secs_f64),
-                })
-            };
-            match run() {
-                Ok(r) if r.failed == 0 => ExitCode::SUCCESS,
-                Ok(_) => ExitCode::FAILURE,
-                Err(e) => {
-                    eprintln!("loadgen: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Check { config } => {
-            match config::load(&config, &host_networks_excluding, &mut rand::thread_rng()) {
-                Ok(cfg) => {
-                    for w in cfg.warnings() {
-                        println!("warning: {w}");
-                    }
-                    println!("OK: {} is valid", config.display());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    println!("{}: {}", e.code, e.message);
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Run { config } => {
-            let cfg = match config::load(&config, &host_networks_excluding, &mut rand::thread_rng())
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{}: {}", e.code, e.message);
-                    return ExitCode::FAILURE;
-                }
-            };
-            for w in cfg.warnings() {
-                tracing::warn!("{w}");
-            }
-            match daemon::run(cfg, &config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Loadgen(args) => cmd_loadgen(args),
+        Command::Check { config } => cmd_check(&config),
+        Command::Run { config } => cmd_run(&config),
         Command::Client(args) => match daemon::run_client(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -199,30 +127,100 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { config, socket } => {
-            let socket = match (config, socket) {
-                (_, Some(socket)) => socket,
-                (Some(path), None) => {
-                    match config::load(&path, &host_networks_excluding, &mut rand::thread_rng()) {
-                        Ok(c) => c.gateway().control_socket().to_path_buf(),
-                        Err(e) => {
-                            eprintln!("{}: {}", e.code, e.message);
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                }
-                (None, None) => PathBuf::from(config::DEFAULT_CONTROL_SOCKET),
-            };
-            match daemon::query_status(&socket) {
-                Ok(report) => {
-                    print!("{report}");
-                    ExitCode::SUCCESS
-                }
+        Command::Status { config, socket } => cmd_status(config, socket),
+    }
+}
+
+fn cmd_loadgen(args: LoadgenArgs) -> ExitCode {
+    let run = || -> anyhow::Result<loadgen::LoadgenReport> {
+        let target = parse_target(&args.target)?;
+        let (ike, esp) = loadgen::parse_proposal(&args.proposal)?;
+        if !(args.timeout > 0.0 && args.timeout <= 60.0) {
+            anyhow::bail!("--timeout must be in (0, 60] seconds");
+        }
+        loadgen::run(loadgen::LoadgenConfig {
+            target,
+            nat_t_port: args.nat_t_port,
+            count: args.count,
+            rate: args.rate,
+            window: args.window,
+            psk: SecretBytes::from_slice(args.psk.as_bytes()),
+            id_prefix: args.id_prefix,
+            ike,
+            esp,
+            timeout: Duration::from_secs_f64(args.timeout),
+            retries: args.retries,
+            hold: args.hold.map(Duration::from_secs_f64),
+        })
+    };
+    match run() {
+        Ok(r) if r.failed == 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_check(config: &Path) -> ExitCode {
+    match config::load(config, &host_networks_excluding, &mut rand::thread_rng()) {
+        Ok(cfg) => {
+            for w in cfg.warnings() {
+                println!("warning: {w}");
+            }
+            println!("OK: {} is valid", config.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{}: {}", e.code, e.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_run(config: &Path) -> ExitCode {
+    let cfg = match config::load(config, &host_networks_excluding, &mut rand::thread_rng()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {}", e.code, e.message);
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in cfg.warnings() {
+        tracing::warn!("{w}");
+    }
+    match daemon::run(cfg, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_status(config: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
+    let socket = match (config, socket) {
+        (_, Some(socket)) => socket,
+        (Some(path), None) => {
+            match config::load(&path, &host_networks_excluding, &mut rand::thread_rng()) {
+                Ok(c) => c.gateway().control_socket().to_path_buf(),
                 Err(e) => {
-                    eprintln!("cannot reach the daemon at {}: {e}", socket.display());
-                    ExitCode::FAILURE
+                    eprintln!("{}: {}", e.code, e.message);
+                    return ExitCode::FAILURE;
                 }
             }
+        }
+        (None, None) => PathBuf::from(config::DEFAULT_CONTROL_SOCKET),
+    };
+    match daemon::query_status(&socket) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot reach the daemon at {}: {e}", socket.display());
+            ExitCode::FAILURE
         }
     }
 }

@@ -46,6 +46,10 @@ pub use model::{
 };
 /// Where the control socket is when the config file does not say.
 pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
+
+/// Where `run`, `check` and the other commands look for the configuration without `--config`
+/// (the package installs it there).
+pub const DEFAULT_CONFIG: &str = "/etc/ipsec-server/ipsec-server.toml";
 pub use raw::{
     AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
     LimitsRaw,
