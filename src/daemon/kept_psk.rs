@@ -46,7 +46,10 @@ pub fn keep_generated_psk(config: Config) -> Result<Config, DaemonError> {
     };
     crate::api::state::private_state_dir(state_dir).map_err(err)?;
     let psk = match read(&file).map_err(err)? {
-        Some(psk) => psk,
+        Some(psk) => {
+            tracing::debug!(file = %file.display(), "psk: the generated one kept earlier");
+            psk
+        }
         None => match create(&file, server.psk()) {
             Ok(()) => {
                 tracing::info!(
