@@ -330,3 +330,61 @@ fn notify_ready_after_the_listeners_and_a_generated_psk_kept_across_reload_and_r
     }
     assert_eq!(std::fs::read_to_string(&config).unwrap(), toml);
 }
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn notify_ready_for_a_bare_api_gateway_once_the_api_listens() {
+    let topo = Topology::new("ntfa", TopoOpts::default());
+    let state = topo.dir().join("state");
+    let state = state.to_str().unwrap();
+    // No [ipsec_server]: a gateway waiting for CreateIpsecServer.
+    let config = topo.dir().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[gateway]
+vpn_gateway_id = "vpn-notify01"
+region_id = "local"
+state_dir = "{state}"
+control_socket = "{state}/control.sock"
+
+[api]
+listen = "127.0.0.1:8097"
+[[api.access_keys]]
+access_key_id = "notify-test"
+access_key_secret = "Notify-Test-Secret-1"
+"#
+        ),
+    )
+    .unwrap();
+    let notify = Notifications::bind(topo.dir().join("notify.sock"));
+    let pid = topo.spawn(
+        Role::Gateway,
+        "ipsec-server",
+        BIN,
+        &["run", "--config", config.to_str().unwrap()],
+        &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+    );
+    let ready = notify.until(&topo, pid, "READY=1", Duration::from_secs(20));
+    let tcp = topo.exec(Role::Gateway, "ss", &["-Hltn"]);
+    assert!(
+        tcp.stdout.contains("127.0.0.1:8097"),
+        "READY=1 before the API listens:\n{tcp}"
+    );
+    assert!(
+        ready
+            .last()
+            .unwrap()
+            .contains("STATUS=control API on 127.0.0.1:8097"),
+        "{ready:?}"
+    );
+    let hup = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let reload = notify.until(&topo, pid, "READY=1", Duration::from_secs(10));
+    assert!(reload[0].lines().any(|l| l == "RELOADING=1"), "{reload:?}");
+    topo.kill(pid);
+    notify.until(&topo, pid, "STOPPING=1", Duration::from_secs(5));
+}
