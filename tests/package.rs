@@ -114,7 +114,16 @@ fn the_deb_installs_a_safe_config_and_a_unit_systemd_accepts() {
     assert_eq!(conffiles.trim(), cfg);
     let unit = "/lib/systemd/system/ipsec-server.service";
     assert_eq!(mode(unit), 0o644);
-    assert!(Path::new("/usr/share/doc/ipsec-server/README.md").is_file());
+    for doc in [
+        "/usr/share/doc/ipsec-server/README.md",
+        "/usr/share/man/man8/ipsec-server.8.gz",
+        "/usr/share/man/man8/ipsec-server-run.8.gz",
+        "/usr/share/bash-completion/completions/ipsec-server",
+        "/usr/share/zsh/vendor-completions/_ipsec-server",
+        "/usr/share/fish/vendor_completions.d/ipsec-server.fish",
+    ] {
+        assert_eq!(mode(doc), 0o644, "{doc}");
+    }
     let depends = run(
         "dpkg-query",
         &["-W", "-f=${Depends}", "ipsec-server"],

@@ -420,7 +420,7 @@ pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig,
     })
 }
 
-/// Placeholder secrets of DESIGN.md §1b and of earlier `configs/ipsec-server.toml`s.
+/// Placeholder secrets of docs/DESIGN.md §1b and of earlier `configs/ipsec-server.toml`s.
 const EXAMPLE_SECRETS: [&[u8]; 2] = [b"change-me-please", b"change-me"];
 
 fn is_example_secret(secret: &SecretBytes) -> bool {
