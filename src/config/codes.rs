@@ -65,6 +65,7 @@
 //! | `InvalidConfig.AccessKeys` | file only | `[api]` without any `[[api.access_keys]]` |
 //! | `InvalidConfig.AccessKeyId` | file only | access_key_id empty, too long, bad characters, duplicated |
 //! | `InvalidConfig.AccessKeySecret` | file only | secret missing, given twice, unreadable, or malformed |
+//! | `InvalidConfig.ExampleSecret` | file only | the shipped example PSK or AccessKey secret while a listen address (`gateway.listen_addrs`, `api.listen`) is not loopback |
 //!
 //! Seed codes not raised here (they belong to the API/daemon layers): `VpnRouteEntry.Conflict`,
 //! `OperationFailed.IPsecServerExist`, `VpnGateway.Configuring`, `MissingParam.IDaaSInstanceId`.
@@ -130,6 +131,7 @@ pub const API_LISTEN: &str = "InvalidConfig.ApiListen";
 pub const ACCESS_KEYS: &str = "InvalidConfig.AccessKeys";
 pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
+pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
 
 /// Every code above, for exhaustiveness tests and documentation generators.
 pub const ALL: &[&str] = &[
@@ -189,4 +191,5 @@ pub const ALL: &[&str] = &[
     ACCESS_KEYS,
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
+    EXAMPLE_SECRET,
 ];
