@@ -465,7 +465,7 @@ fn sighup_reload_honours_effect_immediately() {
         )
     });
     wait_for("the reload", Duration::from_secs(10), || {
-        gw.log_text().contains("SIGHUP: applying")
+        gw.log_text().contains("reload: applying")
     });
     assert_ping(&topo, Role::Client, vip);
     let (_c2, vip2) = connect(
