@@ -266,17 +266,20 @@ fn cmd_status(json: bool, select: Selector, at: &SocketArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    let status = match serde_json::from_value::<Status>(result) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("unexpected answer from the daemon: {e}")),
+    };
     if json {
-        println!("{result:#}");
-        return ExitCode::SUCCESS;
-    }
-    match serde_json::from_value::<Status>(result) {
-        Ok(s) => {
-            print!("{}", s.render());
-            ExitCode::SUCCESS
+        // Fields in the documented order (a `Value` would sort them).
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(e),
         }
-        Err(e) => fail(format!("unexpected answer from the daemon: {e}")),
+    } else {
+        print!("{}", status.render());
     }
+    ExitCode::SUCCESS
 }
 
 fn cmd_terminate(select: Selector, at: &SocketArgs) -> ExitCode {
