@@ -13,7 +13,7 @@
 //! must arrive whole within [`REQUEST_DEADLINE`] of the accept, else it is answered with an
 //! error (`Control.RequestTooLarge`, `Control.RequestTimeout`, `Control.BadRequest` for
 //! anything that is not a request) and the connection closed; the answer must be taken
-//! within [`WRITE_TIMEOUT`]. Connections are served one at a time, so at most one request's
+//! within [`WRITE_DEADLINE`]. Connections are served one at a time, so at most one request's
 //! buffer exists.
 //!
 //! The socket lives as long as the daemon, not as one serving stack: `reload` may restart
@@ -93,8 +93,8 @@ pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
 pub const MAX_REQUEST: usize = 4096;
 /// A request must arrive whole within this of the accept.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
-/// The client must take the answer within this.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The client must take the whole answer within this, however it paces its reads.
+const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long the IKE thread may take for a status or a terminate.
 const IKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -244,6 +244,27 @@ pub(crate) fn read_request(
     }
 }
 
+/// Writes `bytes` to `stream` within `deadline` from now, in total: a client that reads
+/// slowly is cut off, not waited for.
+fn write_answer(stream: &mut UnixStream, bytes: &[u8], deadline: Duration) -> std::io::Result<()> {
+    let until = Instant::now() + deadline;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// What the control socket answers with: the daemon's header, its serving stack, and how
 /// to reload.
 pub(crate) struct Control {
@@ -298,10 +319,9 @@ pub(crate) fn serve(
                         Answer::of::<()>(Err(e))
                     }
                 };
-                let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
                 let mut line = serde_json::to_vec(&answer).unwrap_or_default();
                 line.push(b'\n');
-                if let Err(e) = stream.write_all(&line) {
+                if let Err(e) = write_answer(&mut stream, &line, WRITE_DEADLINE) {
                     debug!("control socket client: {e}");
                 }
             }
@@ -547,6 +567,21 @@ mod tests {
             read_from(b"", true, REQUEST_DEADLINE).unwrap_err().code,
             codes::BAD_REQUEST
         );
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_cut_off() {
+        let (mut server, client) = UnixStream::pair().unwrap();
+        let started = Instant::now();
+        // Far more than the socket buffers hold, and nobody reads.
+        let e = write_answer(
+            &mut server,
+            &vec![b'x'; 64 << 20],
+            Duration::from_millis(300),
+        );
+        assert!(e.is_err());
+        assert!(started.elapsed() < Duration::from_secs(3));
+        drop(client);
     }
 
     #[test]
