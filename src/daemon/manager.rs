@@ -274,6 +274,25 @@ psk = "Sup3r-Secret-Psk"
     }
 
     #[test]
+    fn a_reload_names_what_changed_never_the_psk_itself() {
+        let old = server(POOL);
+        assert!(changed_settings(&old, &old).is_empty());
+        let new = server(&format!(
+            "{POOL}\ndns = [\"192.168.0.53\"]\n[ipsec_server.ike_config]\nike_lifetime = 3600"
+        ));
+        assert_eq!(changed_settings(&old, &new), ["ike_lifetime", "dns"]);
+        let mut other_psk = old.clone();
+        other_psk.psk = crate::secret::SecretBytes::from_slice(b"An0ther-Secret-Psk");
+        let named = changed_settings(&old, &other_psk);
+        assert_eq!(named, ["psk"]);
+        assert!(!format!("{named:?}").contains("An0ther"));
+        assert_eq!(
+            changed_settings(&old, &with_esp("aes256", "sha256")),
+            ["ipsec algorithms"]
+        );
+    }
+
+    #[test]
     fn effect_immediately_deletes_every_ike_sa() {
         let old = server(POOL);
         let new = server(&format!("{POOL}\ndns = [\"192.168.0.53\"]"));
