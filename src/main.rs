@@ -72,9 +72,10 @@ enum Command {
         at: SocketArgs,
     },
     /// Disconnect one client: DELETE of its IKE SA, its Child SAs removed (needs root).
+    #[command(group(clap::ArgGroup::new("client").required(true).args(["vip", "id"])))]
     Terminate {
         /// The client with this virtual IP.
-        #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+        #[arg(long)]
         vip: Option<Ipv4Addr>,
         /// The client with this identity (every IKE SA of it).
         #[arg(long)]
