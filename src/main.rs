@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use ipsec_server::daemon::{Answer, ReloadOutcome, Request, SaStatus, Selector, Status};
 use ipsec_server::io::host::host_networks_excluding;
 use ipsec_server::secret::SecretBytes;
 use ipsec_server::{config, daemon};
@@ -56,14 +57,37 @@ enum Command {
     },
     /// Connect to a gateway as a road-warrior client (needs root: TUN, UDP 4500).
     Client(daemon::ClientArgs),
-    /// Show the online clients of a running daemon (needs the daemon's user: root).
+    /// Show the clients of a running daemon, like `swanctl --list-sas` (needs root).
     Status {
-        /// The daemon's config file (for its `gateway.control_socket`).
-        #[arg(long, short, conflicts_with = "socket")]
-        config: Option<PathBuf>,
-        /// The daemon's control socket (default: /run/ipsec-server/control.sock).
+        /// Print JSON (stable field names, raw numbers) instead of text.
         #[arg(long)]
-        socket: Option<PathBuf>,
+        json: bool,
+        /// Only the client with this identity.
+        #[arg(long)]
+        id: Option<String>,
+        /// Only the client with this virtual IP.
+        #[arg(long)]
+        vip: Option<Ipv4Addr>,
+        #[command(flatten)]
+        at: SocketArgs,
+    },
+    /// Disconnect one client: DELETE of its IKE SA, its Child SAs removed (needs root).
+    #[command(group(clap::ArgGroup::new("client").required(true).args(["vip", "id"])))]
+    Terminate {
+        /// The client with this virtual IP.
+        #[arg(long)]
+        vip: Option<Ipv4Addr>,
+        /// The client with this identity (every IKE SA of it).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        at: SocketArgs,
+    },
+    /// Make the running daemon apply its config file, as SIGHUP does, and print the outcome
+    /// (needs root).
+    Reload {
+        #[command(flatten)]
+        at: SocketArgs,
     },
     /// Print the PSK the daemon of this config file uses: the configured one, or the one it
     /// generated and keeps in state_dir (needs root: the files are 0600).
@@ -79,6 +103,18 @@ enum Command {
         #[command(subcommand)]
         what: generate::What,
     },
+}
+
+/// Where the daemon's control socket is.
+#[derive(clap::Args)]
+struct SocketArgs {
+    /// A config file whose `gateway.control_socket` names it (only that key is read).
+    #[arg(long, short, conflicts_with = "socket")]
+    config: Option<PathBuf>,
+    /// The control socket (default: that of /etc/ipsec-server/ipsec-server.toml if
+    /// readable, else /run/ipsec-server/control.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -139,7 +175,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Status { config, socket } => cmd_status(config, socket),
+        Command::Status { json, id, vip, at } => cmd_status(json, Selector { id, vip }, &at),
+        Command::Terminate { vip, id, at } => cmd_terminate(Selector { id, vip }, &at),
+        Command::Reload { at } => cmd_reload(&at),
         Command::ShowPsk { config } => cmd_show_psk(&config),
         Command::Generate { what } => match generate::run(what) {
             Ok(()) => ExitCode::SUCCESS,
@@ -219,29 +257,21 @@ fn cmd_run(config: &Path) -> ExitCode {
     }
 }
 
-fn cmd_status(config: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
-    let socket = match (config, socket) {
-        (_, Some(socket)) => socket,
-        (Some(path), None) => {
-            match config::load(&path, &host_networks_excluding, &mut rand::thread_rng()) {
-                Ok(c) => c.gateway().control_socket().to_path_buf(),
-                Err(e) => {
-                    eprintln!("{}: {}", e.code, e.message);
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-        (None, None) => PathBuf::from(config::DEFAULT_CONTROL_SOCKET),
-    };
-    match daemon::query_status(&socket) {
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cannot reach the daemon at {}: {e}", socket.display());
-            ExitCode::FAILURE
-        }
+/// Sends `req` to the daemon's control socket; `Ok` is the answer's result, `Err` the
+/// message to print (the daemon's error code first).
+fn control_request(
+    at: &SocketArgs,
+    req: &Request,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
+    let socket = daemon::socket_path(at.config.as_deref(), at.socket.as_deref())?;
+    match daemon::request(&socket, req, timeout) {
+        Ok(Answer::Ok { result }) => Ok(result),
+        Ok(Answer::Error { code, message }) => Err(format!("{code}: {message}")),
+        Err(e) => Err(format!(
+            "cannot reach the daemon at {}: {e}",
+            socket.display()
+        )),
     }
 }
 
@@ -285,4 +315,70 @@ fn cmd_show_psk(config: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `r`'s error on stderr and fails.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::FAILURE
+}
+
+fn cmd_status(json: bool, select: Selector, at: &SocketArgs) -> ExitCode {
+    let req = Request::Status { select };
+    let result = match control_request(at, &req, Duration::from_secs(30)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let status = match serde_json::from_value::<Status>(result) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("unexpected answer from the daemon: {e}")),
+    };
+    if json {
+        // Fields in the documented order (a `Value` would sort them).
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(e),
+        }
+    } else {
+        print!("{}", status.render());
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_terminate(select: Selector, at: &SocketArgs) -> ExitCode {
+    let req = Request::Terminate { select };
+    let gone = match control_request(at, &req, Duration::from_secs(30))
+        .and_then(|r| serde_json::from_value::<Vec<SaStatus>>(r).map_err(|e| e.to_string()))
+    {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    for sa in gone {
+        println!(
+            "terminated {} (vip {}, remote {}, ike-spis {}_i {}_r)",
+            sa.identity.as_deref().unwrap_or("-"),
+            sa.vip.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            sa.remote,
+            sa.ike_spi_i,
+            sa.ike_spi_r
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_reload(at: &SocketArgs) -> ExitCode {
+    // A reload that restarts the stack waits for the DELETEs and a new TUN device.
+    let outcome = match control_request(at, &Request::Reload, Duration::from_secs(120))
+        .and_then(|r| serde_json::from_value::<ReloadOutcome>(r).map_err(|e| e.to_string()))
+    {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    println!("{}", outcome.applied);
+    if outcome.changed.is_empty() {
+        println!("changed: nothing");
+    } else {
+        println!("changed: {}", outcome.changed.join(", "));
+    }
+    ExitCode::SUCCESS
 }

@@ -54,6 +54,12 @@ impl Pool {
         self.leased.len()
     }
 
+    /// Number of addresses the pool holds: its hosts, without the network and broadcast
+    /// addresses (never leased). `max_leases` may allow fewer at once.
+    pub fn size(&self) -> usize {
+        self.host_count() as usize
+    }
+
     /// Leases an address to `identity`: its previous address if free, else a fresh one
     /// (addresses never handed out first), else any free address.
     pub fn acquire(&mut self, identity: &[u8]) -> Result<Ipv4Addr, PoolError> {

@@ -137,6 +137,19 @@ fn sdk_lifecycle_serves_strongswan_and_survives_restart() {
     std::fs::write(&config, daemon_toml(state.to_str().unwrap())).unwrap();
     let pid = start_daemon(&topo, "ipsec-server", &config);
     assert!(!udp_bound(&topo, 500), "a bare gateway serves no IKE");
+    // The control socket answers without a server; reload is the API's business here.
+    let sock = state.join("control.sock");
+    let sock = sock.to_str().unwrap();
+    let bin = common::gateway::Daemon::BIN;
+    let status = topo.exec(Role::Gateway, bin, &["status", "--json", "--socket", sock]);
+    let status: serde_json::Value =
+        serde_json::from_str(&status.expect_ok("status").stdout).expect("status --json is JSON");
+    assert_eq!(status["server"], serde_json::Value::Null, "{status:#}");
+    let reload = topo.exec(Role::Gateway, bin, &["reload", "--socket", sock]);
+    assert!(
+        !reload.success() && reload.stderr.contains("OperationUnsupported.Reload"),
+        "{reload}"
+    );
 
     let mut api = Api {
         topo: &topo,

@@ -606,7 +606,7 @@ fn parses_ike_spis_and_remote() {
         Some((0xfa09_a4ad_3947_f959, 0x5dfa_9af0_e839_605f))
     );
     assert_eq!(child_in_spis(sas), vec!["f5bdc933".to_string()]);
-    let status = "online clients: 1\nESTABLISHED 3s: identity client1.example remote 172.29.1.2:4500 vip 10.0.0.1 ike-spis 00_i 01_r\n";
+    let status = "online clients: 1\nclient1.example: ESTABLISHED 3s ago, ike-spis 00_i 01_r\n  remote 172.29.1.2:4500 local 172.29.1.1:4500, NAT: no\n  vip 10.0.0.1\n";
     assert_eq!(remote_of(status).as_deref(), Some("172.29.1.2:4500"));
     let bare = bare_informational(1, 2, 3);
     assert_eq!(bare.len(), 28);

@@ -34,6 +34,33 @@ fn status(topo: &Topology, gw: &Gateway) -> String {
     out.stdout
 }
 
+/// `ipsec-server status --json` in the gateway namespace.
+fn status_json(topo: &Topology, gw: &Gateway) -> serde_json::Value {
+    let cfg = daemon(gw).config.to_str().unwrap().to_string();
+    let out = topo.exec(
+        Role::Gateway,
+        Daemon::BIN,
+        &["status", "--json", "--config", &cfg],
+    );
+    assert!(out.success(), "ipsec-server status --json:\n{out}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}:\n{out}"))
+}
+
+/// `field` of every Child SA of `status --json`, summed.
+fn child_sum(s: &serde_json::Value, field: &str) -> u64 {
+    children(s).iter().filter_map(|c| c[field].as_u64()).sum()
+}
+
+/// Every Child SA of `status --json`.
+fn children(s: &serde_json::Value) -> Vec<serde_json::Value> {
+    s["server"]["sas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|sa| sa["children"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 fn online(topo: &Topology, gw: &Gateway) -> usize {
     let s = status(topo, gw);
     s.lines()
@@ -221,11 +248,10 @@ fn gateway_rekeys_a_child_sa_before_its_sequence_numbers_run_out() {
     );
     // The new SA counts from the start again: traffic goes on, and no second rekey.
     assert_ping(&topo, Role::Client, vip);
-    let s = status(&topo, &gw);
-    let seqs: Vec<u64> = s
-        .lines()
-        .filter_map(|l| l.split("out seq ").nth(1))
-        .filter_map(|n| n.trim().parse().ok())
+    let s = status_json(&topo, &gw);
+    let seqs: Vec<u64> = children(&s)
+        .iter()
+        .filter_map(|c| c["seq_out"].as_u64())
         .collect();
     assert!(
         seqs.iter().any(|&n| n > 0 && n < 1000),
@@ -263,14 +289,8 @@ fn packets_from_outside_local_subnet_do_not_enter_the_tunnel() {
         from_inside.success(),
         "LAN host -> client from inside LocalSubnet:\n{from_inside}"
     );
-    // "… out B bytes P packets (…": the P of every Child SA.
-    let sealed = |s: &str| -> u64 {
-        s.lines()
-            .filter_map(|l| l.split_once(", out ").map(|(_, out)| out))
-            .filter_map(|out| out.split(' ').nth(2)?.parse::<u64>().ok())
-            .sum()
-    };
-    let sealed_before = sealed(&status(&topo, &gw));
+    let sealed = |s: &serde_json::Value| child_sum(s, "packets_out");
+    let sealed_before = sealed(&status_json(&topo, &gw));
     assert!(sealed_before >= 2, "the echo replies were sealed");
     let from_outside = topo.exec(
         Role::Lan,
@@ -281,13 +301,8 @@ fn packets_from_outside_local_subnet_do_not_enter_the_tunnel() {
         !from_outside.stdout.contains(" 0% packet loss") && !from_outside.success(),
         "a packet from outside the selectors got through:\n{from_outside}"
     );
-    let s = status(&topo, &gw);
-    // "… out B bytes P packets (D dropped, S outside selectors), out seq N": the S.
-    let refused: u64 = s
-        .lines()
-        .filter_map(|l| l.split_once(" outside selectors), out seq"))
-        .filter_map(|(head, _)| head.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    let s = status_json(&topo, &gw);
+    let refused = child_sum(&s, "outside_selectors_out");
     assert!(
         refused >= 3,
         "the refused packets are not counted in status:\n{s}"
@@ -465,7 +480,7 @@ fn sighup_reload_honours_effect_immediately() {
         )
     });
     wait_for("the reload", Duration::from_secs(10), || {
-        gw.log_text().contains("SIGHUP: applying")
+        gw.log_text().contains("reload: applying")
     });
     assert_ping(&topo, Role::Client, vip);
     let (_c2, vip2) = connect(

@@ -25,15 +25,21 @@ use crate::io::udp::{RecvBatch, SendBatch};
 use crate::ipsec::Sad;
 use crate::wire::with_non_esp_marker;
 
-use super::control;
 use super::inbox::{Datagram, DropReport, Inbox, Postbox, Received};
 use super::sockets::BoundSockets;
+use super::status::{self, IkeQueue, SaStatus, Selector, ServerStatus};
 
 /// Control messages to the control-plane thread (IKE datagrams go through the bounded queue
 /// of its [`Inbox`] instead). Never dropped.
 #[derive(Debug)]
 pub(crate) enum ControlMsg {
-    Status(Sender<String>),
+    Status(Sender<ServerStatus>),
+    /// Deletes the IKE SAs `select` matches (`ipsec-server terminate`): DELETE to each
+    /// client, Child SAs removed; answers what they were.
+    Terminate {
+        select: Selector,
+        reply: Sender<Vec<SaStatus>>,
+    },
     /// Clients with an established IKE SA (ListIpsecServers' OnlineClientCount).
     OnlineClients(Sender<usize>),
     /// New settings for new IKE SAs (UpdateIpsecServer); `delete_all`: EffectImmediately,
@@ -150,11 +156,32 @@ impl ControlPlane {
                     self.apply(actions);
                 }
                 Received::Control(ControlMsg::Status(reply)) => {
-                    let queue = control::QueueStatus {
+                    let queue = IkeQueue {
                         capacity: inbox.capacity(),
                         dropped: inbox.dropped(),
                     };
-                    let _ = reply.send(control::render_status(&self.responder, &self.sad, queue));
+                    let _ = reply.send(status::collect(
+                        &self.responder,
+                        &self.sad,
+                        queue,
+                        Instant::now(),
+                    ));
+                }
+                Received::Control(ControlMsg::Terminate { select, reply }) => {
+                    let chosen: Vec<_> = self
+                        .responder
+                        .sas(Instant::now())
+                        .into_iter()
+                        .filter(|sa| sa.established && select.matches(&sa.identity, sa.vip))
+                        .collect();
+                    let spis: Vec<u64> = chosen.iter().map(|sa| sa.spi_r).collect();
+                    let gone = chosen
+                        .into_iter()
+                        .map(|sa| status::sa_status(sa, &self.sad))
+                        .collect();
+                    let actions = self.responder.delete(&spis, &mut rng);
+                    self.apply(actions);
+                    let _ = reply.send(gone);
                 }
                 Received::Control(ControlMsg::OnlineClients(reply)) => {
                     let _ = reply.send(self.responder.online_clients());

@@ -46,6 +46,61 @@ pub(crate) fn plan_update(
     }
 }
 
+/// What an apply did to the serving stack (`ipsec-server reload` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// No server before, none now.
+    Nothing,
+    Started,
+    Stopped,
+    Restarted,
+    Reconfigured {
+        delete_all: bool,
+    },
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Applied::Nothing => "no IPsec server configured",
+            Applied::Started => "IPsec server started",
+            Applied::Stopped => "IPsec server stopped",
+            Applied::Restarted => {
+                "IPsec server restarted (new pool or TUN MTU): every client reconnects"
+            }
+            Applied::Reconfigured { delete_all: false } => {
+                "reconfigured: new IKE SAs use the new settings, connected clients keep theirs"
+            }
+            Applied::Reconfigured { delete_all: true } => {
+                "reconfigured with effect_immediately: every IKE SA deleted, clients reconnect"
+            }
+        })
+    }
+}
+
+/// The `[ipsec_server]` settings that differ between `old` and `new` (names only: never a
+/// PSK).
+pub(crate) fn changed_settings(old: &ResponderConfig, new: &ResponderConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |differs: bool, name: &'static str| {
+        if differs {
+            out.push(name);
+        }
+    };
+    check(old.ike != new.ike, "ike algorithms");
+    check(old.ike_lifetime != new.ike_lifetime, "ike_lifetime");
+    check(old.esp != new.esp, "ipsec algorithms");
+    check(old.esp_pfs != new.esp_pfs, "ipsec_pfs");
+    check(old.ipsec_lifetime != new.ipsec_lifetime, "ipsec_lifetime");
+    check(old.psk != new.psk, "psk");
+    check(old.local_id != new.local_id, "local_id");
+    check(old.remote_id != new.remote_id, "remote_id");
+    check(old.local_subnets != new.local_subnets, "local_subnet");
+    check(old.pool != new.pool, "client_ip_pool");
+    check(old.dns != new.dns, "dns");
+    out
+}
+
 /// Starts, reconfigures and stops one [`Stack`].
 pub(crate) struct StackManager {
     base: Config,
@@ -86,6 +141,71 @@ impl StackManager {
         self.stack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The running stack's IKE thread, if a server runs.
+    pub(crate) fn postbox(&self) -> Option<super::inbox::Postbox> {
+        self.lock()
+            .running
+            .as_ref()
+            .map(|(s, _)| s.postbox().clone())
+    }
+
+    /// The responder configuration of the running server.
+    pub(crate) fn running_config(&self) -> Option<Arc<ResponderConfig>> {
+        self.lock().running.as_ref().map(|(_, c)| c.clone())
+    }
+
+    /// Applies `server` as [`Backend::apply`] does and says what that did.
+    pub(crate) fn apply_server(
+        &self,
+        server: Option<&IpsecServerConfig>,
+        effect_immediately: bool,
+    ) -> Result<Applied, String> {
+        // Counted when this returns, whichever way ([`StackManager::wait_applied`]).
+        let _applied = CountOnDrop(&self.applied);
+        let mut st = self.lock();
+        if st.shut_down {
+            return Ok(Applied::Nothing);
+        }
+        let Some(server) = server else {
+            return Ok(match st.running.take() {
+                Some((stack, _)) => {
+                    stack.stop();
+                    Applied::Stopped
+                }
+                None => Applied::Nothing,
+            });
+        };
+        let config = self.base.with_ipsec_server(Some(server.clone()));
+        let rcfg =
+            Arc::new(responder_config(&config).ok_or("the server's algorithms have no transform")?);
+        if let Some((stack, old)) = &mut st.running {
+            if let UpdatePlan::Reconfigure { delete_all } =
+                plan_update(old, &rcfg, effect_immediately)
+            {
+                stack
+                    .postbox()
+                    .control(ControlMsg::Reconfigure {
+                        config: rcfg.clone(),
+                        delete_all,
+                    })
+                    .map_err(|_| "the IKE thread has ended".to_string())?;
+                *old = rcfg;
+                return Ok(Applied::Reconfigured { delete_all });
+            }
+        }
+        // A restart, or nothing running yet: (re)start the stack.
+        let applied = match st.running.take() {
+            Some((stack, _)) => {
+                stack.stop();
+                Applied::Restarted
+            }
+            None => Applied::Started,
+        };
+        let stack = Stack::start(&config).map_err(|e| e.to_string())?;
+        st.running = Some((stack, rcfg));
+        Ok(applied)
+    }
+
     /// Stops the stack for good (daemon shutdown); later applies do nothing.
     pub(crate) fn shutdown(&self) {
         let mut st = self.lock();
@@ -111,43 +231,7 @@ impl Backend for StackManager {
         server: Option<&IpsecServerConfig>,
         effect_immediately: bool,
     ) -> Result<(), String> {
-        // Counted when this returns, whichever way ([`StackManager::wait_applied`]).
-        let _applied = CountOnDrop(&self.applied);
-        let mut st = self.lock();
-        if st.shut_down {
-            return Ok(());
-        }
-        let Some(server) = server else {
-            if let Some((stack, _)) = st.running.take() {
-                stack.stop();
-            }
-            return Ok(());
-        };
-        let config = self.base.with_ipsec_server(Some(server.clone()));
-        let rcfg =
-            Arc::new(responder_config(&config).ok_or("the server's algorithms have no transform")?);
-        if let Some((stack, old)) = &mut st.running {
-            if let UpdatePlan::Reconfigure { delete_all } =
-                plan_update(old, &rcfg, effect_immediately)
-            {
-                stack
-                    .postbox()
-                    .control(ControlMsg::Reconfigure {
-                        config: rcfg.clone(),
-                        delete_all,
-                    })
-                    .map_err(|_| "the IKE thread has ended".to_string())?;
-                *old = rcfg;
-                return Ok(());
-            }
-        }
-        // A restart, or nothing running yet: (re)start the stack.
-        if let Some((stack, _)) = st.running.take() {
-            stack.stop();
-        }
-        let stack = Stack::start(&config).map_err(|e| e.to_string())?;
-        st.running = Some((stack, rcfg));
-        Ok(())
+        self.apply_server(server, effect_immediately).map(|_| ())
     }
 
     fn online_clients(&self) -> usize {
@@ -214,6 +298,25 @@ psk = "Sup3r-Secret-Psk"
         assert_eq!(
             plan_update(&old, &old, false),
             UpdatePlan::Reconfigure { delete_all: false }
+        );
+    }
+
+    #[test]
+    fn a_reload_names_what_changed_never_the_psk_itself() {
+        let old = server(POOL);
+        assert!(changed_settings(&old, &old).is_empty());
+        let new = server(&format!(
+            "{POOL}\ndns = [\"192.168.0.53\"]\n[ipsec_server.ike_config]\nike_lifetime = 3600"
+        ));
+        assert_eq!(changed_settings(&old, &new), ["ike_lifetime", "dns"]);
+        let mut other_psk = old.clone();
+        other_psk.psk = crate::secret::SecretBytes::from_slice(b"An0ther-Secret-Psk");
+        let named = changed_settings(&old, &other_psk);
+        assert_eq!(named, ["psk"]);
+        assert!(!format!("{named:?}").contains("An0ther"));
+        assert_eq!(
+            changed_settings(&old, &with_esp("aes256", "sha256")),
+            ["ipsec algorithms"]
         );
     }
 

@@ -6,8 +6,10 @@
 //! dropped and counted — so the responder needs no lock; `control_plane.rs`); one thread reads
 //! UDP 500 per listen address; one data-plane worker per core owns a TUN queue and a
 //! reuse-port UDP 4500 socket per listen address (`worker.rs`; replies leave through the
-//! socket of their local address, `sockets.rs`); one thread answers `status` on a Unix
-//! socket (`control.rs`). The main thread waits for SIGINT/SIGTERM (`signals.rs`), then
+//! socket of their local address, `sockets.rs`); one thread answers `status`, `terminate`
+//! and `reload` on a Unix socket for as long as the daemon runs (`control.rs`; the status
+//! model and its text in `status.rs`, the reload SIGHUP shares in `reload.rs`). The main
+//! thread waits for SIGINT/SIGTERM (`signals.rs`), then
 //! shuts everything down: DELETE to every peer, SAs cleared, routes and nftables rules
 //! removed, the TUN device closed.
 //!
@@ -39,10 +41,12 @@ mod manager;
 mod mtu;
 mod notify;
 mod os_state;
+mod reload;
 mod responder_config;
 mod signals;
 mod sockets;
 mod stack;
+mod status;
 mod supervise;
 mod worker;
 
@@ -56,11 +60,13 @@ use crate::api::Backend;
 use crate::config::Config;
 
 pub use client::{run_client, ClientArgs};
-pub use control::query_status;
+pub use control::{codes as control_codes, request, socket_path, Answer, Request};
 pub use error::DaemonError;
 pub use mtu::tun_mtu;
+pub use reload::ReloadOutcome;
 pub use responder_config::responder_config;
 pub use stack::Stack;
+pub use status::{SaStatus, Selector, Status};
 pub use supervise::{install_panic_hook, EXIT_THREAD_DIED};
 
 use manager::StackManager;
@@ -72,28 +78,46 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Runs the gateway until SIGINT or SIGTERM. Without `[api]` it serves `[ipsec_server]`;
 /// with `[api]` it serves the control API and whatever server the API's state (or, before
-/// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway).
+/// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway). The
+/// control socket is served throughout.
 pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let config = kept_psk::keep_generated_psk(config)?;
-    let Some(api_cfg) = config.api().cloned() else {
-        return run_from_file(config, path, &mut signals);
-    };
     let manager = Arc::new(StackManager::new(config.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reload_from = config.api().is_none().then(|| path.to_path_buf());
+    let control = control::start(&config, manager.clone(), reload_from, &stop)?;
+    let served = match config.api().cloned() {
+        None => run_from_file(&config, path, &manager, &mut signals),
+        Some(api_cfg) => run_api(&config, &api_cfg, &manager, &stop, &mut signals),
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = control.join();
+    manager.shutdown();
+    served
+}
+
+/// Serves the control API until SIGINT or SIGTERM.
+fn run_api(
+    config: &Config,
+    api_cfg: &crate::config::ApiConfig,
+    manager: &Arc<StackManager>,
+    stop: &Arc<AtomicBool>,
+    signals: &mut Signals,
+) -> Result<(), DaemonError> {
     let backend: Arc<dyn Backend> = manager.clone();
-    let api = crate::api::Api::open(&config, backend).map_err(DaemonError::ApiState)?;
+    let api = crate::api::Api::open(config, backend).map_err(DaemonError::ApiState)?;
     let listener = std::net::TcpListener::bind(api_cfg.listen()).map_err(DaemonError::bind(
         format!("the control API on {}", api_cfg.listen()),
     ))?;
     info!(listen = %api_cfg.listen(), "control API listening");
-    let stop = Arc::new(AtomicBool::new(false));
     let handler: crate::api::http::Handler = {
         let api = api.clone();
         Arc::new(move |req, peer| api.handle(req, peer))
     };
     let http = {
         let stop2 = stop.clone();
-        supervise::spawn("api-http".into(), &stop, move || {
+        supervise::spawn("api-http".into(), stop, move || {
             crate::api::http::serve(listener, stop2, handler);
             Ok(())
         })?
@@ -118,55 +142,28 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     let _ = http.join();
-    manager.shutdown();
     Ok(())
 }
 
-/// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it like an
-/// UpdateIpsecServer: `effect_immediately = true` deletes every IKE SA so clients reconnect
-/// with the new settings, `false` keeps them until they authenticate again (after a PSK
-/// change within `psk_change_reauth`, `ike::reauth`). A file that no longer validates is
-/// logged and ignored.
-fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(), DaemonError> {
-    let manager = StackManager::new(config.clone());
+/// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it
+/// (`reload.rs`, as `ipsec-server reload` does). A file that no longer validates is logged
+/// and ignored.
+fn run_from_file(
+    config: &Config,
+    path: &Path,
+    manager: &StackManager,
+    signals: &mut Signals,
+) -> Result<(), DaemonError> {
     manager
         .apply(config.ipsec_server(), false)
         .map_err(DaemonError::Apply)?;
     let status = format!("serving on {:?}", config.gateway().listen_addrs());
     notify::ready(&status);
     while signals.wait() == Signal::Reload {
-        notify::reloading();
-        let loaded = crate::config::load(
-            path,
-            &crate::io::host::host_networks_excluding,
-            &mut rand::thread_rng(),
-        )
-        .map_err(|e| format!("{}: {}", e.code, e.message))
-        .and_then(|new| kept_psk::keep_generated_psk(new).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(new) => {
-                let effect = new.ipsec_server().is_some_and(|s| s.effect_immediately());
-                info!(
-                    effect_immediately = effect,
-                    "SIGHUP: applying {}",
-                    path.display()
-                );
-                if let Err(e) = manager.apply(new.ipsec_server(), effect) {
-                    warn!("applying the reloaded configuration failed: {e}");
-                }
-            }
-            Err(e) => {
-                warn!("SIGHUP: {} not applied: {e}", path.display());
-                notify::ready(&format!(
-                    "{status}; the last reload was not applied (see the log)"
-                ));
-                continue;
-            }
-        }
-        notify::ready(&status);
+        // Logged and reported to systemd either way; the outcome is for `ipsec-server reload`.
+        let _ = reload::reload(manager, path);
     }
     notify::stopping();
     info!("shutting down");
-    manager.shutdown();
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The serving stack of one IPsec server, started and stopped as a whole: the TUN device with
 //! one queue per data-plane worker, the host's routes and nftables rules ([`OsState`]), the
 //! UDP sockets (ports 500 and 4500 on every listen address), the workers, the UDP 500
-//! receivers, the IKE thread ([`ControlPlane`]) and the status socket. Every thread is
+//! receivers and the IKE thread ([`ControlPlane`]). (The control socket outlives stacks:
+//! `control.rs`.) Every thread is
 //! supervised ([`supervise::spawn`]): it runs until the stack's `stop` flag is set, and one
 //! that ends before that ends the process.
 //!
@@ -9,7 +10,6 @@
 //! [`Stack::stop`] sends DELETE to every peer first, then undoes everything.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,7 +20,7 @@ use super::control_plane::{receive_ike, ControlMsg, ControlPlane, DROP_REPORT_PE
 use super::inbox::{self, DropReport, Postbox};
 use super::os_state::OsState;
 use super::sockets::BoundSockets;
-use super::{control, responder_config, supervise, tun_mtu, worker, DaemonError};
+use super::{responder_config, supervise, tun_mtu, worker, DaemonError};
 use crate::config::Config;
 use crate::ike::{Responder, ResponderConfig};
 use crate::io;
@@ -31,7 +31,7 @@ use crate::ipsec::Sad;
 pub(crate) const SOCKET_BUFFER: usize = 8 << 20;
 
 /// The serving stack of one IPsec server: TUN device, routes and nftables rules, UDP
-/// sockets, data-plane workers, the IKE thread and the status socket. Started by
+/// sockets, data-plane workers and the IKE thread. Started by
 /// [`Stack::start`], torn down (DELETE to every peer first) by [`Stack::stop`].
 pub struct Stack {
     postbox: Postbox,
@@ -40,7 +40,6 @@ pub struct Stack {
     /// Set when the stack stops: its threads end, and their ends are expected.
     stop: Arc<AtomicBool>,
     sad: Arc<Sad>,
-    sock_path: PathBuf,
     os_state: OsState,
 }
 
@@ -91,7 +90,6 @@ impl Stack {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.sock_path);
         self.sad.clear();
         self.os_state.teardown();
         info!("IPsec server stopped");
@@ -110,13 +108,12 @@ fn serve(
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     match serve_inner(config, rcfg, queues, workers, &stop, &mut threads) {
-        Ok((postbox, ctl_thread, sad, sock_path)) => Ok(Stack {
+        Ok((postbox, ctl_thread, sad)) => Ok(Stack {
             postbox,
             ctl_thread: Some(ctl_thread),
             threads,
             stop,
             sad,
-            sock_path,
             os_state,
         }),
         Err(e) => {
@@ -129,7 +126,7 @@ fn serve(
     }
 }
 
-type Started = (Postbox, JoinHandle<()>, Arc<Sad>, PathBuf);
+type Started = (Postbox, JoinHandle<()>, Arc<Sad>);
 
 fn serve_inner(
     config: &Config,
@@ -201,20 +198,6 @@ fn serve_inner(
         })?);
     }
 
-    let sock_path = gw.control_socket().to_path_buf();
-    let control_listener =
-        control::listen(&sock_path).map_err(|source| DaemonError::ControlSocket {
-            path: sock_path.clone(),
-            source,
-        })?;
-    {
-        let post = postbox.clone();
-        let stop2 = stop.clone();
-        threads.push(supervise::spawn("control".into(), stop, move || {
-            control::serve(control_listener, post, stop2)
-        })?);
-    }
-
     let plane = ControlPlane {
         responder: Responder::new(rcfg),
         sad: sad.clone(),
@@ -226,5 +209,5 @@ fn serve_inner(
         first_seq: super::control_plane::first_seq_from_env(),
     };
     let ctl_thread = supervise::spawn("ike".into(), stop, move || plane.run(inbox))?;
-    Ok((postbox, ctl_thread, sad, sock_path))
+    Ok((postbox, ctl_thread, sad))
 }

@@ -234,6 +234,7 @@ impl Responder {
             remote: core.remote,
             created: now,
             udp_encap: core.udp_encap,
+            nat: core.nat,
             peer_fragmentation: core.peer_fragmentation,
             last_activity: now,
             window: Window::new(0),
@@ -319,6 +320,9 @@ impl Responder {
             rekeyed: false,
             inbound_packets: 0,
             seq_rekey_asked: None,
+            esp: self.cfg.esp,
+            installed: now,
+            last_inbound: None,
         });
         ChildSaSpec {
             inbound_spi: c.inbound_spi,

@@ -56,8 +56,9 @@ use ipnet::Ipv4Net;
 pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use budget::Refusal;
 pub use error::IkeError;
+pub use nat::Nat;
 pub use proposal::{EspSuite, IkeSuite};
-pub use responder::{Responder, SaInfo, Usage};
+pub use responder::{ChildInfo, Responder, SaInfo, Usage};
 
 use crate::crypto::{DhGroup, PrfAlg};
 use crate::secret::SecretBytes;

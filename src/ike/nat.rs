@@ -17,6 +17,18 @@ use sha1::{Digest, Sha1};
 
 use crate::wire::{NotifyType, Payload};
 
+/// What NAT detection found in IKE_SA_INIT, for status (strongSwan's "remote host is behind
+/// NAT", "local host is behind NAT", "faking NAT situation").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Nat {
+    /// The client's NAT_DETECTION_SOURCE_IP did not match the address it came from.
+    pub remote: bool,
+    /// Its NAT_DETECTION_DESTINATION_IP did not match the address it reached.
+    pub local: bool,
+    /// We claimed a NAT ourselves (`force_udp_encap`) so that it encapsulates ESP in UDP.
+    pub faked: bool,
+}
+
 pub(crate) fn nat_hash(spi_i: u64, spi_r: u64, addr: SocketAddr) -> Vec<u8> {
     let mut h = Sha1::new();
     h.update(spi_i.to_be_bytes());

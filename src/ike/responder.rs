@@ -30,6 +30,8 @@ use super::budget::{AuthBackoff, DhRate, Refusal, Refusals};
 use super::cookie::CookieJar;
 use super::error::encode_response;
 use super::fragment::Reassembly;
+use super::nat::Nat;
+use super::proposal::EspSuite;
 use super::reauth::Authenticated;
 use super::requests::{Pending, Request, SEQ_REKEY_RETRY};
 use super::sk::SkCrypto;
@@ -64,6 +66,8 @@ pub(crate) struct SaCore {
     pub created: Instant,
     /// NAT between us (or a peer faking it, as kernel-libipsec does): ESP goes in UDP.
     pub udp_encap: bool,
+    /// What NAT detection found in IKE_SA_INIT (status only).
+    pub nat: Nat,
     /// The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383 §2.3).
     pub peer_fragmentation: bool,
     /// Last time the peer showed life: an authenticated IKE message or inbound ESP.
@@ -184,22 +188,56 @@ pub(crate) struct Child {
     /// When we last queued a rekey because its sequence numbers run low
     /// ([`Responder::rekey_soon`]); asked again only [`SEQ_REKEY_RETRY`] later.
     pub seq_rekey_asked: Option<Instant>,
+    /// The algorithms it was created with (a reconfiguration changes only new ones).
+    pub esp: EspSuite,
+    pub installed: Instant,
+    /// When its inbound packet counter last moved ([`Responder::refresh_activity`]).
+    pub last_inbound: Option<Instant>,
 }
 
-/// A snapshot of one IKE SA for `ipsec-server status`.
+/// A snapshot of one IKE SA for `ipsec-server status` (times in seconds relative to the
+/// `now` given to [`Responder::sas`]).
 #[derive(Debug, Clone)]
 pub struct SaInfo {
     pub spi_i: u64,
     pub spi_r: u64,
+    /// Empty while half open.
     pub identity: String,
+    pub local: SocketAddr,
     pub remote: SocketAddr,
+    pub nat: Nat,
     pub vip: Option<Ipv4Addr>,
     pub established: bool,
+    /// The client rekeyed this IKE SA; it waits for its DELETE.
+    pub rekeyed: bool,
+    pub suite: IkeSuite,
+    /// Since IKE_SA_INIT (half open) or since it was established (or rekeyed).
     pub age_secs: u64,
-    /// (inbound, outbound) SPIs.
-    pub children: Vec<(u32, u32)>,
+    /// Until its hard lifetime ends (`ike_lifetime`); `None` = unlimited. The gateway
+    /// leaves IKE SA rekeys to the client.
+    pub expires_in_secs: Option<u64>,
     /// Seconds left for the client to authenticate again (`reauth`); `None` = no deadline.
     pub reauth_in_secs: Option<u64>,
+    pub children: Vec<ChildInfo>,
+}
+
+/// A Child SA pair of an [`SaInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildInfo {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub suite: EspSuite,
+    /// Narrowed local selectors; the remote one is the client's virtual IP.
+    pub local_ts: Vec<Ipv4Range>,
+    pub installed_secs: u64,
+    /// Until we rekey it unless the client does first; `None` = never by time.
+    pub rekey_in_secs: Option<u64>,
+    pub expires_in_secs: Option<u64>,
+    /// Since its inbound packet counter last moved (about a second's resolution); `None` =
+    /// no packet yet.
+    pub last_inbound_secs: Option<u64>,
+    /// A newer Child SA replaced it; it waits for its DELETE.
+    pub rekeyed: bool,
 }
 
 /// Sizes of the responder's tables ([`Responder::usage`]).
@@ -397,6 +435,7 @@ impl Responder {
                 let n = inbound_packets(c.inbound_spi);
                 if n != c.inbound_packets {
                     c.inbound_packets = n;
+                    c.last_inbound = Some(now);
                     sa.core.last_activity = now;
                 }
             }
@@ -405,36 +444,60 @@ impl Responder {
 
     /// Status snapshot of every IKE SA.
     pub fn sas(&self, now: Instant) -> Vec<SaInfo> {
+        let secs_until = |t: Instant| t.saturating_duration_since(now).as_secs();
+        let secs_since = |t: Instant| now.saturating_duration_since(t).as_secs();
         self.sas
             .values()
             .map(|sa| {
                 let c = &sa.core;
-                let (identity, vip, since, children, reauth_by) = match &sa.state {
-                    SaState::HalfOpen(_) => (String::new(), None, c.created, Vec::new(), None),
-                    SaState::Established(e) => (
-                        id_to_string(&e.identity),
-                        e.vip,
-                        e.since,
-                        e.children
-                            .iter()
-                            .map(|c| (c.inbound_spi, c.outbound_spi))
-                            .collect(),
-                        e.auth.reauth_by,
-                    ),
-                };
-                SaInfo {
+                let mut info = SaInfo {
                     spi_i: c.spi_i,
                     spi_r: c.spi_r,
-                    identity,
+                    identity: String::new(),
+                    local: c.local,
                     remote: c.remote,
-                    vip,
-                    established: matches!(sa.state, SaState::Established(_)),
-                    age_secs: now.saturating_duration_since(since).as_secs(),
-                    children,
-                    reauth_in_secs: reauth_by.map(|t| t.saturating_duration_since(now).as_secs()),
+                    nat: c.nat,
+                    vip: None,
+                    established: false,
+                    rekeyed: false,
+                    suite: c.suite,
+                    age_secs: secs_since(c.created),
+                    expires_in_secs: None,
+                    reauth_in_secs: None,
+                    children: Vec::new(),
+                };
+                if let SaState::Established(e) = &sa.state {
+                    info.identity = id_to_string(&e.identity);
+                    info.vip = e.vip;
+                    info.established = true;
+                    info.rekeyed = e.rekeyed;
+                    info.age_secs = secs_since(e.since);
+                    info.expires_in_secs = e.expires.map(secs_until);
+                    info.reauth_in_secs = e.auth.reauth_by.map(secs_until);
+                    info.children = e
+                        .children
+                        .iter()
+                        .map(|ch| ChildInfo {
+                            spi_in: ch.inbound_spi,
+                            spi_out: ch.outbound_spi,
+                            suite: ch.esp,
+                            local_ts: ch.local_ts.clone(),
+                            installed_secs: secs_since(ch.installed),
+                            rekey_in_secs: ch.rekey_at.map(secs_until),
+                            expires_in_secs: ch.expires_at.map(secs_until),
+                            last_inbound_secs: ch.last_inbound.map(secs_since),
+                            rekeyed: ch.rekeyed,
+                        })
+                        .collect();
                 }
+                info
             })
             .collect()
+    }
+
+    /// The client address pool: network, addresses leased, addresses it can lease.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Number of established IKE SAs (OnlineClientCount).
@@ -472,14 +535,24 @@ impl Responder {
     /// or EffectImmediately), without waiting for the answers.
     pub fn delete_all(&mut self, rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let spis: Vec<u64> = self.sas.keys().copied().collect();
+        self.delete(&spis, rng)
+    }
+
+    /// Deletes the IKE SAs with these SPIr (and the one each replaced, still waiting for the
+    /// client's DELETE) as [`Self::delete_all`] does: an INFORMATIONAL DELETE to each
+    /// established peer, without waiting for the answer, and their Child SAs and leases
+    /// released (`ipsec-server terminate`). Unknown SPIs are skipped.
+    pub fn delete(&mut self, spis: &[u64], rng: &mut dyn CryptoRngCore) -> Vec<Action> {
         let mut actions = Vec::new();
-        for spi in spis {
+        let mut todo = spis.to_vec();
+        while let Some(spi) = todo.pop() {
             let Some(sa) = self.sas.remove(&spi) else {
                 continue;
             };
             if let SaState::Established(e) = &sa.state {
                 debug!(remote = %sa.core.remote, "sending DELETE for the IKE SA");
                 actions.extend(self.delete_ike_message(&sa.core, e, rng));
+                todo.extend(e.predecessor);
             }
             actions.extend(self.cleanup(sa));
         }

@@ -22,7 +22,7 @@ use crate::wire::{
 
 use super::budget::Refusal;
 use super::error::encode_response;
-use super::nat::{nat_detection, nat_hash};
+use super::nat::{nat_detection, nat_hash, Nat};
 use super::proposal::offers_group;
 use super::responder::{HalfOpen, IkeSa, Received, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
@@ -247,6 +247,11 @@ impl Responder {
                 remote,
                 created: now,
                 udp_encap: (nat_t && force_udp_encap) || peer_behind_nat || we_behind_nat,
+                nat: Nat {
+                    remote: peer_behind_nat,
+                    local: we_behind_nat,
+                    faked: nat_t && force_udp_encap,
+                },
                 peer_fragmentation: payloads.has_notify(NotifyType::IKEV2_FRAGMENTATION_SUPPORTED),
                 last_activity: now,
                 window: Window::new(1),

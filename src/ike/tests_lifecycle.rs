@@ -397,3 +397,49 @@ fn a_child_sa_running_out_of_sequence_numbers_is_rekeyed_even_without_a_lifetime
         Err(EspError::SeqExhausted)
     );
 }
+
+#[test]
+fn one_client_is_deleted_and_the_other_stays() {
+    let mut h = Harness::new(tests::responder_config());
+    let (_one, _, r) = h.connect(initiator_config(CLIENT));
+    r.unwrap();
+    let mut cfg = initiator_config("198.51.100.8:500");
+    cfg.id = Identity::Fqdn("client2.example".into());
+    let (mut two, _, r) = h.connect(cfg);
+    r.unwrap();
+    h.now += Duration::from_secs(3);
+    h.responder.refresh_activity(h.now, &|_| 5);
+    let sas = h.responder.sas(h.now);
+    assert_eq!(sas.len(), 2);
+    let sa2 = sas
+        .iter()
+        .find(|s| s.identity == "client2.example")
+        .unwrap();
+    assert!(sa2.established && !sa2.rekeyed);
+    assert_eq!(sa2.remote, "198.51.100.8:501".parse().unwrap());
+    assert_eq!(sa2.suite, h.responder.config().ike);
+    assert!(sa2.nat.faked, "force_udp_encap claims a NAT");
+    assert_eq!(sa2.age_secs, 3);
+    let c = &sa2.children[0];
+    assert_eq!(c.suite, h.responder.config().esp);
+    assert_eq!((c.installed_secs, c.last_inbound_secs), (3, Some(0)));
+    assert!(c.expires_in_secs.is_some() && c.rekey_in_secs < c.expires_in_secs);
+
+    let actions = h.responder.delete(&[sa2.spi_r], &mut h.rng);
+    let bye = sent(&actions);
+    assert_eq!(bye.len(), 1, "one DELETE, to that client only");
+    let (_, asked) = two.answer(&mut h.rng, &bye[0]).unwrap();
+    assert_eq!(asked, initiator::PeerRequest::DeleteIke);
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::DeleteChild { inbound_spi } if *inbound_spi == c.spi_in)));
+    let left = h.responder.sas(h.now);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].identity, "client1.example");
+    assert_eq!(h.responder.online_clients(), 1);
+    assert_eq!(h.responder.pool().in_use(), 1);
+    assert!(
+        h.responder.delete(&[sa2.spi_r], &mut h.rng).is_empty(),
+        "gone already"
+    );
+}

@@ -271,7 +271,9 @@ impl Harness {
         let sa = sas.iter().find(|s| s.spi_i == self.initiator.spi_i());
         let mut ctx = Ctx {
             ini: &self.initiator,
-            children: sa.map(|s| s.children.clone()).unwrap_or_default(),
+            children: sa
+                .map(|s| s.children.iter().map(|c| (c.spi_in, c.spi_out)).collect())
+                .unwrap_or_default(),
             vip: sa.and_then(|s| s.vip),
             next_spi: &mut self.next_spi,
         };
