@@ -25,13 +25,28 @@ pub(crate) const MAX_PROPOSALS: usize = 16;
 /// Distinct words per proposal written out; more are cut (`…`).
 pub(crate) const MAX_WORDS: usize = 24;
 
+impl IkeSuite {
+    /// This suite in strongSwan's notation (`aes128-sha1-modp1024`).
+    pub fn notation(&self) -> String {
+        proposal(&self.proposal(1, Vec::new()))
+    }
+}
+
+impl EspSuite {
+    /// This suite in strongSwan's notation, with `pfs` (the DH group a CREATE_CHILD_SA must
+    /// use) and `noesn`: `aes256-sha256-modp2048-noesn`.
+    pub fn notation(&self, pfs: Option<DhGroup>) -> String {
+        proposal(&self.proposal(1, 0, pfs, EsnTransform::NoEsn))
+    }
+}
+
 /// The detailed line of an IKE proposal mismatch in `exchange`: the client's IKE proposals
 /// and the one we accept.
 pub(crate) fn no_ike_proposal(exchange: &str, theirs: &[Proposal], ours: &IkeSuite) -> String {
     format!(
         "no acceptable IKE proposal in {exchange}: the client offered {}; this server accepts {}",
         proposals(theirs),
-        proposal(&ours.proposal(1, Vec::new()))
+        ours.notation()
     )
 }
 
@@ -46,7 +61,7 @@ pub(crate) fn no_esp_proposal(
     format!(
         "no acceptable ESP proposal in {exchange}: the client offered {}; this server accepts {}",
         proposals(theirs),
-        proposal(&ours.proposal(1, 0, pfs, EsnTransform::NoEsn))
+        ours.notation(pfs)
     )
 }
 
@@ -237,6 +252,7 @@ mod tests {
     use super::*;
     use crate::crypto::{EncrAlg, IntegAlg, PrfAlg};
     use crate::ike::fixtures;
+    use crate::ike::proposal::EsnTransform;
     use crate::wire::{Attribute, AttributeValue, ProtocolId};
 
     fn t(ty: TransformType, id: u16, bits: Option<u16>) -> Transform {
@@ -264,8 +280,7 @@ mod tests {
 
     #[test]
     fn our_suites_read_as_in_strongswan() {
-        let ike = fixtures::ike_suite().proposal(1, vec![]);
-        assert_eq!(proposal(&ike), "aes128-sha1-modp1024");
+        assert_eq!(fixtures::ike_suite().notation(), "aes128-sha1-modp1024");
         let strong = IkeSuite {
             encr: EncrAlg::AesCbc256,
             integ: IntegAlg::HmacSha256_128,
@@ -281,9 +296,10 @@ mod tests {
             integ: IntegAlg::HmacSha256_128,
         };
         assert_eq!(
-            proposal(&esp.proposal(1, 1, Some(DhGroup::Modp2048), EsnTransform::NoEsn)),
+            esp.notation(Some(DhGroup::Modp2048)),
             "aes256-sha256-modp2048-noesn"
         );
+        assert_eq!(fixtures::esp_suite().notation(None), "aes128-sha1-noesn");
         assert_eq!(
             proposal(&fixtures::esp_suite().proposal(1, 1, None, EsnTransform::Omitted)),
             "aes128-sha1"
