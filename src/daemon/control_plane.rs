@@ -319,6 +319,8 @@ mod tests {
         summary.maybe_log(t0 + Duration::from_secs(30), &sad);
         assert!(!logs_contain("summary: ICV 1"), "within the period");
         summary.maybe_log(t0 + ESP_DROP_SUMMARY_PERIOD, &sad);
-        assert!(logs_contain("ESP packets dropped since the last summary: ICV 1"));
+        assert!(logs_contain(
+            "ESP packets dropped since the last summary: ICV 1"
+        ));
     }
 }
