@@ -439,7 +439,9 @@ fn failed_logins_are_explained_in_the_log() {
         client.stop();
     }
     let wanted = [
-        "IPsec server up",
+        "IPsec server up name=\"interop\" pool=10.0.0.0/24 local_subnets=192.168.0.0/24 \
+         ike=aes128-sha1-modp1024 esp=aes128-sha1-modp1024-noesn",
+        "psk_from=the config file's psk",
         "IKE_AUTH of identity client1.example failed: PSK mismatch",
         "identity mismatch: the client sent IDi FQDN intruder.example, remote_id expects FQDN client1.example",
         "no acceptable IKE proposal in IKE_SA_INIT: the client offered aes256-sha256-modp2048; this server accepts aes128-sha1-modp1024",
