@@ -1,4 +1,4 @@
-//! The `ipsec-server` binary: `run`, `check`, `status` (DESIGN.md §1b).
+//! The `ipsec-server` binary: its commands (README "Commands"; docs/DESIGN.md §1b).
 #![allow(clippy::disallowed_methods)] // the binary owns the clocks and OS randomness, like `daemon`
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use ipsec_server::io::host::host_networks_excluding;
 use ipsec_server::secret::SecretBytes;
 use ipsec_server::{config, daemon};
 
+mod generate;
 mod loadgen;
 mod logging;
 
@@ -72,6 +73,11 @@ enum Command {
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
     Loadgen(LoadgenArgs),
+    /// Write shell completions or the man pages, generated from this command line (packaging).
+    Generate {
+        #[command(subcommand)]
+        what: generate::What,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,6 +135,13 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { config, socket } => cmd_status(config, socket),
+        Command::Generate { what } => match generate::run(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("generate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

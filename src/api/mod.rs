@@ -1,4 +1,4 @@
-//! The control API (DESIGN.md §1): the RPC style of the VPC API, version 2016-04-28, so the
+//! The control API (docs/DESIGN.md §1): the RPC style of the VPC API, version 2016-04-28, so the
 //! official SDKs (`alibabacloud-vpc20160428` with V3 signatures, `aliyun-python-sdk-vpc`
 //! with RPC signature v1) drive the daemon unchanged.
 //!

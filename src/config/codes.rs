@@ -4,7 +4,7 @@
 //! 错误码) are used verbatim. The seed documents no code for many parameter rules; for those
 //! we follow the seed's own pattern (`IllegalParam.<Parameter>`,
 //! `OperationUnsupported.<Parameter>`) with the API parameter's exact name. Keys that exist
-//! only in the daemon's TOML file (DESIGN.md §1b) and never arrive through the API get an
+//! only in the daemon's TOML file (docs/DESIGN.md §1b) and never arrive through the API get an
 //! `InvalidConfig.<Key>` code, so an API client can never see them.
 //!
 //! | code | origin | raised for |

@@ -1,5 +1,5 @@
-//! Configuration: the TOML file (DESIGN.md §1b) and the `CreateIpsecServer` API parameters
-//! (DESIGN.md §1, `seed/CreateIpsecServer.zh.txt`), validated into a [`Config`].
+//! Configuration: the TOML file (docs/DESIGN.md §1b) and the `CreateIpsecServer` API parameters
+//! (docs/DESIGN.md §1, `docs/seed/CreateIpsecServer.zh.txt`), validated into a [`Config`].
 //!
 //! "Parse, don't validate": serde reads the raw model ([`ConfigRaw`], [`IpsecServerSpec`],
 //! ...; strings and options exactly as written). Validation turns it into the validated

@@ -421,7 +421,7 @@ pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig,
     })
 }
 
-/// Placeholder secrets of DESIGN.md §1b and `configs/ipsec-server.toml`.
+/// Placeholder secrets of docs/DESIGN.md §1b and `configs/ipsec-server.toml`.
 const EXAMPLE_SECRETS: [&[u8]; 2] = [b"change-me-please", b"change-me"];
 
 /// LocalSubnet: one or more canonical IPv4 CIDRs, no duplicates, none inside a reserved
