@@ -190,7 +190,7 @@ impl Responder {
 
     /// The method, RemoteId and the PSK AUTH value of the initiator (§2.15, compared in
     /// constant time), in that order: the first that fails is the reason.
-    pub(crate) fn authenticate(
+    fn authenticate(
         &self,
         core: &SaCore,
         half: &HalfOpen,
