@@ -195,11 +195,12 @@ impl ControlPlane {
                 Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
                     // Existing IKE SAs keep what they negotiated (clients of an older PSK
                     // must authenticate again soon); new ones use `config`.
+                    let (ike, esp) = (config.ike.notation(), config.esp.notation(config.esp_pfs));
                     let actions =
                         self.responder
                             .reconfigure(Instant::now(), &mut rng, config, delete_all);
                     self.apply(actions);
-                    info!(delete_all, "responder reconfigured");
+                    info!(delete_all, %ike, %esp, "responder reconfigured");
                 }
                 Received::Control(ControlMsg::Shutdown) | Received::Closed => {
                     let actions = self.responder.delete_all(&mut rng);
