@@ -17,6 +17,7 @@ use ipsec_server::{config, daemon};
 
 mod generate;
 mod loadgen;
+mod logging;
 
 /// `IP` or `IP:PORT` (port 500 by default).
 fn parse_target(s: &str) -> anyhow::Result<SocketAddr> {
@@ -39,6 +40,10 @@ struct Cli {
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "info")]
     log_level: String,
+    /// Log format on stderr: text, json (one object per line) or journal (sd-daemon `<N>`
+    /// priority prefixes); default: journal when stderr is the journal, else text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -156,11 +161,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    logging::init(cli.log_format, filter);
     // A panic on any thread ends the process (status 70, one log line): a daemon with a dead
     // thread would otherwise keep running half alive, and no supervisor would restart it.
     daemon::install_panic_hook();

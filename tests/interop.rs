@@ -8,6 +8,7 @@ mod common;
 
 use common::charon::CLIENT_CHILD;
 use common::flows::{assert_ping, connect};
+use common::gateway::Daemon;
 use common::net::{sa, udp_send, Datagram};
 use common::topo::addr;
 use common::*;
@@ -397,4 +398,70 @@ fn udp_flows(conntrack: &str) -> Vec<Flow> {
             })
         })
         .collect()
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, strongSwan"]
+fn failed_logins_are_explained_in_the_log() {
+    let topo = Topology::new(
+        "why",
+        TopoOpts {
+            second_client: true,
+            ..TopoOpts::default()
+        },
+    );
+    // ipsec-server only (its log is what this is about), with remote_id set.
+    let state = topo.dir().join("ipsec-server/state");
+    std::fs::create_dir_all(&state).expect("create state dir");
+    let toml = GatewayConfig::default()
+        .to_toml(state.to_str().unwrap())
+        .replace("remote_id = \"\"", "remote_id = \"client1.example\"");
+    let gw = Daemon::start(&topo, &toml);
+    let attempts = [
+        // The right identity with a wrong PSK.
+        (
+            Role::Client,
+            ClientConfig::new("client1.example").psk("not-the-psk"),
+        ),
+        // The right PSK with another identity (from another address: one detailed line per
+        // source and reason per 10 s).
+        (Role::Client2, ClientConfig::new("intruder.example")),
+        // Another IKE suite.
+        (
+            Role::Client,
+            ClientConfig::new("client1.example").suite(Suite::AES256_SHA256_MODP2048),
+        ),
+    ];
+    for (role, cfg) in &attempts {
+        let client = Charon::start_client(&topo, *role, cfg);
+        let out = client.initiate(CLIENT_CHILD);
+        assert!(!out.success(), "a failed login succeeded:\n{out}");
+        client.stop();
+    }
+    let wanted = [
+        "IPsec server up name=\"interop\" pool=10.0.0.0/24 local_subnets=192.168.0.0/24 \
+         ike=aes128-sha1-modp1024 esp=aes128-sha1-modp1024-noesn",
+        "psk_from=the config file's psk",
+        "IKE_AUTH of identity client1.example failed: PSK mismatch",
+        "identity mismatch: the client sent IDi FQDN intruder.example, remote_id expects FQDN client1.example",
+        "no acceptable IKE proposal in IKE_SA_INIT: the client offered aes256-sha256-modp2048; this server accepts aes128-sha1-modp1024",
+    ];
+    let log = common::poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        let log = std::fs::read_to_string(&gw.log).unwrap_or_default();
+        wanted.iter().all(|w| log.contains(w)).then_some(log)
+    })
+    .unwrap_or_else(|| {
+        let log = std::fs::read_to_string(&gw.log).unwrap_or_default();
+        let missing: Vec<_> = wanted.iter().filter(|w| !log.contains(*w)).collect();
+        panic!("missing in the daemon's log: {missing:?}")
+    });
+    for line in log.lines().filter(|l| {
+        l.contains("IPsec server up") || l.contains("refused:") || l.contains("refused IKE")
+    }) {
+        eprintln!("[{}] {line}", topo.tag);
+    }
+    assert!(
+        !log.contains(common::PSK) && !log.contains("not-the-psk"),
+        "a PSK in the daemon's log"
+    );
 }

@@ -183,6 +183,7 @@ pub struct IpsecServerConfig {
     pub(super) effect_immediately: bool,
     pub(super) psk: SecretBytes,
     pub(super) psk_generated: bool,
+    pub(super) psk_file: Option<PathBuf>,
     pub(super) dns: Vec<Ipv4Addr>,
     pub(super) ike: IkeConfig,
     pub(super) ipsec: IpsecConfig,
@@ -223,6 +224,11 @@ impl IpsecServerConfig {
             psk,
             ..self.clone()
         })
+    }
+    /// The `psk_file` the PSK was read from, if it was (for the startup line: where the PSK
+    /// comes from, never what it is).
+    pub fn psk_file(&self) -> Option<&Path> {
+        self.psk_file.as_deref()
     }
     /// INTERNAL_IP4_DNS servers (RFC 7296 §3.15.1), possibly empty.
     pub fn dns(&self) -> &[Ipv4Addr] {

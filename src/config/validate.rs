@@ -72,6 +72,7 @@ impl IpsecServerSpec {
             effect_immediately: self.effect_immediately,
             psk,
             psk_generated,
+            psk_file: self.psk_file.clone(),
             dns,
             ike,
             ipsec,

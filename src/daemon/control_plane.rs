@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::ike::{Action, Responder, ResponderConfig};
 use crate::io;
 use crate::io::udp::{RecvBatch, SendBatch};
-use crate::ipsec::Sad;
+use crate::ipsec::{drops_since, DropReason, Sad};
 use crate::wire::with_non_esp_marker;
 
 use super::inbox::{Datagram, DropReport, Inbox, Postbox, Received};
@@ -53,6 +53,38 @@ pub(crate) enum ControlMsg {
 
 /// At most one log line per this period about IKE datagrams dropped at a full queue.
 pub(crate) const DROP_REPORT_PERIOD: Duration = Duration::from_secs(10);
+
+/// At most one summary line per this period about dropped ESP packets.
+pub(crate) const ESP_DROP_SUMMARY_PERIOD: Duration = Duration::from_secs(60);
+
+/// The periodic info line of ESP drops by reason ([`crate::ipsec::EspDrops`]): when there
+/// are new drops, at most one per [`ESP_DROP_SUMMARY_PERIOD`], each with the drops since the
+/// previous line; the per-packet lines stay at debug.
+pub(crate) struct EspDropSummary {
+    report: DropReport,
+    reported: [u64; DropReason::ALL.len()],
+}
+
+impl EspDropSummary {
+    pub fn new() -> Self {
+        Self {
+            report: DropReport::new(ESP_DROP_SUMMARY_PERIOD),
+            reported: [0; DropReason::ALL.len()],
+        }
+    }
+
+    /// Logs the drops since the last line, if a line is due.
+    fn maybe_log(&mut self, now: Instant, sad: &Sad) {
+        let counts = sad.drops().read();
+        if self.report.due(now, counts.iter().sum()).is_none() {
+            return;
+        }
+        if let Some(text) = drops_since(&self.reported, &counts) {
+            info!("ESP packets dropped since the last summary: {text}");
+        }
+        self.reported = counts;
+    }
+}
 
 /// UDP 500 on one listen address (`bound`): every datagram is IKE, queued for the IKE thread
 /// (dropped when its queue is full). Runs until `stop`; a failing poll (the socket is gone)
@@ -107,6 +139,7 @@ pub(crate) struct ControlPlane {
     pub nat_t_port: u16,
     pub send: SendBatch,
     pub drops: DropReport,
+    pub esp_drops: EspDropSummary,
     /// Test hook ([`first_seq_from_env`]): the next sequence number of the first Child SA
     /// installed; taken by that install.
     pub first_seq: Option<u32>,
@@ -189,11 +222,12 @@ impl ControlPlane {
                 Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
                     // Existing IKE SAs keep what they negotiated (clients of an older PSK
                     // must authenticate again soon); new ones use `config`.
+                    let (ike, esp) = (config.ike.notation(), config.esp.notation(config.esp_pfs));
                     let actions =
                         self.responder
                             .reconfigure(Instant::now(), &mut rng, config, delete_all);
                     self.apply(actions);
-                    info!(delete_all, "responder reconfigured");
+                    info!(delete_all, %ike, %esp, "responder reconfigured");
                 }
                 Received::Control(ControlMsg::Shutdown) | Received::Closed => {
                     let actions = self.responder.delete_all(&mut rng);
@@ -211,6 +245,7 @@ impl ControlPlane {
                         inbox.capacity()
                     );
                 }
+                self.esp_drops.maybe_log(Instant::now(), &self.sad);
                 let snapshot = self.sad.snapshot();
                 self.responder.refresh_activity(Instant::now(), &|spi| {
                     snapshot
@@ -286,5 +321,34 @@ impl ControlPlane {
         if let Err(e) = self.send.flush(sock) {
             debug!(%remote, "sending IKE: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_test::traced_test;
+
+    #[traced_test]
+    #[test]
+    fn esp_drops_are_summarised_at_most_once_a_period() {
+        let sad = Sad::new();
+        let mut summary = EspDropSummary::new();
+        let t0 = Instant::now();
+        summary.maybe_log(t0, &sad);
+        assert!(!logs_contain("ESP packets dropped"), "nothing dropped yet");
+        sad.drops().count(DropReason::Replay);
+        sad.drops().count(DropReason::UnknownSpi);
+        summary.maybe_log(t0, &sad);
+        assert!(logs_contain(
+            "ESP packets dropped since the last summary: replay 1, unknown SPI 1"
+        ));
+        sad.drops().count(DropReason::Icv);
+        summary.maybe_log(t0 + Duration::from_secs(30), &sad);
+        assert!(!logs_contain("summary: ICV 1"), "within the period");
+        summary.maybe_log(t0 + ESP_DROP_SUMMARY_PERIOD, &sad);
+        assert!(logs_contain(
+            "ESP packets dropped since the last summary: ICV 1"
+        ));
     }
 }

@@ -16,7 +16,9 @@ use std::thread::JoinHandle;
 
 use tracing::info;
 
-use super::control_plane::{receive_ike, ControlMsg, ControlPlane, DROP_REPORT_PERIOD};
+use super::control_plane::{
+    receive_ike, ControlMsg, ControlPlane, EspDropSummary, DROP_REPORT_PERIOD,
+};
 use super::inbox::{self, DropReport, Postbox};
 use super::os_state::OsState;
 use super::sockets::BoundSockets;
@@ -63,8 +65,11 @@ impl Stack {
             os_state.teardown();
             return Err(e);
         }
-        match serve(config, rcfg, queues, workers, os_state) {
-            Ok(stack) => Ok(stack),
+        match serve(config, rcfg.clone(), queues, workers, os_state) {
+            Ok(stack) => {
+                log_started(config, &rcfg);
+                Ok(stack)
+            }
             Err(failed) => {
                 let (e, mut os_state) = *failed;
                 os_state.teardown();
@@ -94,6 +99,47 @@ impl Stack {
         self.os_state.teardown();
         info!("IPsec server stopped");
     }
+}
+
+/// The one line that says what the stack serves: the server's name, pool, local subnets,
+/// suites in strongSwan's notation, lifetimes, listen addresses and where the PSK comes from
+/// (never the PSK).
+fn log_started(config: &Config, rcfg: &ResponderConfig) {
+    let Some(server) = config.ipsec_server() else {
+        return;
+    };
+    let gw = config.gateway();
+    let psk: String = match server.psk_file() {
+        Some(path) => format!("psk_file {}", path.display()),
+        None if server.psk_generated() => format!(
+            "generated (no psk or psk_file set), kept in {} (ipsec-server show-psk)",
+            super::kept_psk::path(gw.state_dir()).display()
+        ),
+        None if config.api().is_some() => "the API (or the config file's psk)".into(),
+        None => "the config file's psk".into(),
+    };
+    let lifetime = |d: std::time::Duration| match d.as_secs() {
+        0 => "unlimited".to_string(),
+        s => format!("{s}s"),
+    };
+    let listen: Vec<String> = gw
+        .listen_addrs()
+        .iter()
+        .map(|a| format!("{a}:{},{}", gw.ike_port(), gw.nat_t_port()))
+        .collect();
+    let subnets: Vec<String> = rcfg.local_subnets.iter().map(|n| n.to_string()).collect();
+    info!(
+        name = server.name().unwrap_or("(unnamed)"),
+        pool = %rcfg.pool,
+        local_subnets = %subnets.join(","),
+        ike = %rcfg.ike.notation(),
+        esp = %rcfg.esp.notation(rcfg.esp_pfs),
+        ike_lifetime = %lifetime(rcfg.ike_lifetime),
+        ipsec_lifetime = %lifetime(rcfg.ipsec_lifetime),
+        listen = %listen.join(" "),
+        psk_from = %psk,
+        "IPsec server up"
+    );
 }
 
 /// Starts the threads of a stack; on failure the threads started so far are stopped and
@@ -206,6 +252,7 @@ fn serve_inner(
         nat_t_port,
         send: SendBatch::new(4, 65536),
         drops: DropReport::new(DROP_REPORT_PERIOD),
+        esp_drops: EspDropSummary::new(),
         first_seq: super::control_plane::first_seq_from_env(),
     };
     let ctl_thread = supervise::spawn("ike".into(), stop, move || plane.run(inbox))?;

@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
-use crate::ipsec::{Opened, OutboundSa, Sad};
+use crate::ipsec::{DropReason, Opened, OutboundSa, Sad};
 use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
@@ -166,7 +166,11 @@ impl Worker {
                     match classify_4500(data) {
                         Ok(Udp4500::Esp(esp)) => {
                             let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                            let Some(sa) = sad.inbound(spi) else { continue };
+                            let Some(sa) = sad.inbound(spi) else {
+                                self.sad.drops().count(DropReason::UnknownSpi);
+                                debug!(spi = format_args!("{spi:08x}"), "ESP dropped: unknown SPI");
+                                continue;
+                            };
                             let buf = &mut to_tun[k];
                             // Room for the plaintext, which is shorter than the ESP packet.
                             // Within capacity: no allocation; and as the buffer held the
@@ -186,6 +190,7 @@ impl Worker {
                                 // Counted by `open`; nothing to deliver.
                                 Ok(Opened::Dummy { .. }) => {}
                                 Err(e) => {
+                                    self.sad.drops().count(DropReason::of(&e));
                                     debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
                                 }
                             }
@@ -259,6 +264,7 @@ impl Worker {
                 // one socket for it; none only if the SA names an address we do not serve).
                 let Some(sock) = self.udp.index_for(sa.local.ip()) else {
                     sa.counters.drop_one();
+                    self.sad.drops().count(DropReason::Other);
                     continue;
                 };
                 if tx.is_full() || (sock != via && !tx.is_empty()) {
@@ -279,6 +285,7 @@ impl Worker {
                     // Counted by `seal_prepare` (a source outside the selectors, sequence
                     // numbers used up).
                     Err(e) => {
+                        self.sad.drops().count(DropReason::of(&e));
                         debug!(spi = format_args!("{:08x}", sa.spi), "ESP not sealed: {e}");
                     }
                 }

@@ -25,6 +25,60 @@ use super::{id_payload, id_to_string, Action, ChildSaSpec, IkeError};
 /// AUTH method 2: Shared Key Message Integrity Code (§3.8).
 pub(crate) const AUTH_SHARED_KEY_MIC: u8 = 2;
 
+/// Why an IKE_AUTH did not authenticate: the reason in the log line (the client gets
+/// AUTHENTICATION_FAILED for every one, and each counts as one failed authentication for the
+/// back-off and as [`Refusal::AuthFailed`]). Identities are not secrets and are named; the
+/// PSK and the AUTH data never appear.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// IDi is not the configured `remote_id` (both as "type value").
+    #[error("identity mismatch: the client sent IDi {received}, remote_id expects {expected}")]
+    IdMismatch { expected: String, received: String },
+    /// The AUTH payload does not verify with our PSK: the client holds another key.
+    #[error("PSK mismatch: the client's AUTH does not verify with this server's pre-shared key")]
+    PskMismatch,
+    /// The client authenticates otherwise than with a shared key: its AUTH method
+    /// (certificates: RSA, ECDSA, RFC 7427 signatures), or `None` when its IKE_AUTH has no
+    /// AUTH payload (EAP, §2.16).
+    #[error(
+        "unsupported authentication method: the client uses {}; this server accepts only \
+         a pre-shared key (AUTH method 2, shared key MIC)",
+        method_name(*.method)
+    )]
+    UnsupportedMethod { method: Option<u8> },
+}
+
+/// What an AUTH method number (IANA "IKEv2 Authentication Method") means to an operator.
+fn method_name(method: Option<u8>) -> String {
+    match method {
+        None => "EAP (IKE_AUTH without an AUTH payload)".into(),
+        Some(1) => "an RSA signature (certificate, AUTH method 1)".into(),
+        Some(3) => "a DSS signature (certificate, AUTH method 3)".into(),
+        Some(m @ 9..=11) => format!("an ECDSA signature (certificate, AUTH method {m})"),
+        Some(13) => "NULL authentication (AUTH method 13)".into(),
+        Some(14) => "a digital signature (RFC 7427, certificate, AUTH method 14)".into(),
+        Some(m) => format!("AUTH method {m}"),
+    }
+}
+
+/// An identity with its type, for the ID-mismatch reason: `FQDN vpn.example.com` (a type
+/// mismatch with the same text is then visible); at most [`MAX_ID_TEXT`] characters.
+fn described_id(id: &IdPayload) -> String {
+    let kind = match id.id_type {
+        IdPayload::ID_IPV4_ADDR => "IPv4".to_string(),
+        IdPayload::ID_IPV6_ADDR => "IPv6".to_string(),
+        IdPayload::ID_FQDN => "FQDN".to_string(),
+        IdPayload::ID_RFC822_ADDR => "email".to_string(),
+        IdPayload::ID_KEY_ID => "key-id".to_string(),
+        t => format!("type-{t}"),
+    };
+    let text: String = id_to_string(id).chars().take(MAX_ID_TEXT).collect();
+    format!("{kind} {text}")
+}
+
+/// Characters of an identity written into a log line.
+const MAX_ID_TEXT: usize = 256;
+
 impl Responder {
     /// IKE_AUTH on a half-open SA, which it consumes: the established SA and the answer, or
     /// the error that ends the SA (answered with its notify).
@@ -36,8 +90,8 @@ impl Responder {
         half: HalfOpen,
         inner: &[Payload],
     ) -> Result<(Established, Handled), IkeError> {
-        let (Some(idi), Some(auth)) = (inner.id_i(), inner.auth()) else {
-            return Err(IkeError::InvalidSyntax("IKE_AUTH needs IDi and AUTH"));
+        let Some(idi) = inner.id_i() else {
+            return Err(IkeError::InvalidSyntax("IKE_AUTH needs IDi"));
         };
         let who = id_to_string(idi);
         let source = core.remote.ip();
@@ -47,14 +101,15 @@ impl Responder {
             });
             return Err(IkeError::AuthenticationFailed);
         }
-        if let Err(e) = self.authenticate(core, &half, idi, auth) {
-            // Logged through the refusal summary: one line per source per interval.
+        if let Err(why) = self.authenticate(core, &half, idi, inner.auth()) {
+            // Logged through the refusal summary: one line per source per interval, with
+            // the reason; the client gets AUTHENTICATION_FAILED whatever the reason.
             self.auth_backoff
                 .failed(&self.cfg.limits, now, source, &idi.body());
             self.refusals.record(now, source, Refusal::AuthFailed, || {
-                format!("IKE_AUTH of identity {who} failed: {e}")
+                format!("IKE_AUTH of identity {who} failed: {why}")
             });
-            return Err(e);
+            return Err(IkeError::AuthenticationFailed);
         }
         self.auth_backoff.succeeded(source, &idi.body());
         let idr = match &self.cfg.local_id {
@@ -133,20 +188,28 @@ impl Responder {
         Ok((e, Handled::reply(response, actions)))
     }
 
-    /// RemoteId and the PSK AUTH value of the initiator (§2.15), compared in constant time.
+    /// The method, RemoteId and the PSK AUTH value of the initiator (§2.15, compared in
+    /// constant time), in that order: the first that fails is the reason.
     fn authenticate(
         &self,
         core: &SaCore,
         half: &HalfOpen,
         idi: &IdPayload,
-        auth: &AuthPayload,
-    ) -> Result<(), IkeError> {
+        auth: Option<&AuthPayload>,
+    ) -> Result<(), AuthFailure> {
+        // §2.16: an initiator that leaves AUTH out of its first IKE_AUTH wants EAP.
+        let auth = auth.ok_or(AuthFailure::UnsupportedMethod { method: None })?;
         if auth.method != AUTH_SHARED_KEY_MIC {
-            return Err(IkeError::AuthenticationFailed);
+            return Err(AuthFailure::UnsupportedMethod {
+                method: Some(auth.method),
+            });
         }
         if let Some(want) = &self.cfg.remote_id {
             if idi.id_type != want.id_type() || idi.data != want.data() {
-                return Err(IkeError::AuthenticationFailed);
+                return Err(AuthFailure::IdMismatch {
+                    expected: described_id(&id_payload(want)),
+                    received: described_id(idi),
+                });
             }
         }
         let expected = crypto::psk_auth(
@@ -160,7 +223,7 @@ impl Responder {
         if expected.ct_eq(&auth.data) {
             Ok(())
         } else {
-            Err(IkeError::AuthenticationFailed)
+            Err(AuthFailure::PskMismatch)
         }
     }
 
@@ -180,7 +243,10 @@ impl Responder {
             return Err(IkeError::TsUnacceptable);
         };
         let cp = cp.ok_or(IkeError::FailedCpRequired)?;
-        let chosen = self.cfg.esp.choose(proposals, None)?;
+        let chosen =
+            self.cfg.esp.choose(proposals, None).inspect_err(|_| {
+                self.refuse_esp_proposals(now, core, "IKE_AUTH", proposals, None)
+            })?;
         let (tsr_sel, local_ts) = narrow_tsr(tsr, &self.cfg.local_subnets)?;
         let vip = self
             .pool

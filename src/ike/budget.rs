@@ -8,8 +8,9 @@
 //!   guessing); from [`Limits::auth_failures_before_backoff`] failures on, further attempts are
 //!   refused for a time that doubles with each failure, up to [`Limits::auth_backoff_max`].
 //! - [`Refusals`]: every refused or dropped message is counted by reason; the log gets a
-//!   summary per [`SUMMARY_EVERY`] and at most one detailed line per source address in that
-//!   interval, never one line per packet.
+//!   summary per [`SUMMARY_EVERY`] and at most one detailed line per source address and
+//!   reason in that interval (so a cookie challenge does not hide the proposal mismatch that
+//!   follows it), at most [`MAX_DETAILED`] in all, never one line per packet.
 //!
 //! Invariants: every table here is bounded ([`MAX_TRACKED`] entries each); when one is full
 //! the entry that expires first is forgotten, so memory never grows with the number of
@@ -29,7 +30,7 @@ use super::Limits;
 pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 /// Entries per table: sources with failed authentications, identities, detailed log lines.
 pub(crate) const MAX_TRACKED: usize = 4096;
-/// Detailed log lines per summary interval (one per source address).
+/// Detailed log lines per summary interval (one per source address and reason).
 const MAX_DETAILED: usize = 64;
 
 /// Why a message was refused or dropped (one counter each).
@@ -54,9 +55,15 @@ pub enum Refusal {
     ConnectionsFull,
     /// IKE_SA_INIT dropped: its KE payload is not a valid public value (RFC 6989).
     InvalidKe,
-    /// IKE_SA_INIT refused for another reason (proposal, syntax, nonce, group).
+    /// IKE_SA_INIT refused for another reason (syntax, nonce, group).
     InitRefused,
-    /// IKE_AUTH with a wrong PSK or identity.
+    /// No acceptable IKE proposal (IKE_SA_INIT, IKE SA rekey): the detailed line names the
+    /// client's proposals and ours.
+    NoProposal,
+    /// No acceptable ESP proposal for a Child SA (IKE_AUTH, CREATE_CHILD_SA): the detailed
+    /// line names the client's proposals and ours.
+    ChildNoProposal,
+    /// IKE_AUTH that did not authenticate (`AuthFailure`: identity, PSK, method).
     AuthFailed,
     /// A source address or identity in authentication back-off.
     AuthBackoff,
@@ -77,6 +84,8 @@ impl fmt::Display for Refusal {
             Refusal::ConnectionsFull => "max_connections reached",
             Refusal::InvalidKe => "invalid KE",
             Refusal::InitRefused => "IKE_SA_INIT refused",
+            Refusal::NoProposal => "no proposal chosen",
+            Refusal::ChildNoProposal => "no Child SA proposal chosen",
             Refusal::AuthFailed => "authentication failed",
             Refusal::AuthBackoff => "authentication back-off",
             Refusal::ChildRefused => "CREATE_CHILD_SA refused",
@@ -89,13 +98,13 @@ impl fmt::Display for Refusal {
 pub(crate) struct Refusals {
     total: HashMap<Refusal, u64>,
     interval: HashMap<Refusal, u64>,
-    detailed: Vec<IpAddr>,
+    detailed: Vec<(IpAddr, Refusal)>,
     interval_start: Option<Instant>,
 }
 
 impl Refusals {
-    /// Counts one refusal from `source`; logs `detail` if `source` had no detailed line in
-    /// this interval yet (and fewer than [`MAX_DETAILED`] sources had).
+    /// Counts one refusal from `source`; logs `detail` if `source` had no detailed line for
+    /// `why` in this interval yet (and fewer than [`MAX_DETAILED`] lines were logged).
     pub fn record(
         &mut self,
         now: Instant,
@@ -106,8 +115,8 @@ impl Refusals {
         self.interval_start.get_or_insert(now);
         *self.total.entry(why).or_default() += 1;
         *self.interval.entry(why).or_default() += 1;
-        if self.detailed.len() < MAX_DETAILED && !self.detailed.contains(&source) {
-            self.detailed.push(source);
+        if self.detailed.len() < MAX_DETAILED && !self.detailed.contains(&(source, why)) {
+            self.detailed.push((source, why));
             info!(%source, reason = %why, "refused: {}", detail());
         }
     }
@@ -376,8 +385,36 @@ mod tests {
         }
         assert_eq!(r.detailed.len(), MAX_DETAILED);
         assert_eq!(r.count(Refusal::CookieChallenge), 10_000);
+        // Full: not even a new reason of a known source gets a line.
+        r.record(
+            t0,
+            IpAddr::from([0, 0, 0, 0]),
+            Refusal::NoProposal,
+            String::new,
+        );
+        assert_eq!(r.detailed.len(), MAX_DETAILED);
+        assert_eq!(r.count(Refusal::NoProposal), 1);
         r.maybe_summarize(t0 + SUMMARY_EVERY);
         assert!(r.detailed.is_empty() && r.interval.is_empty());
-        assert_eq!(r.totals(), vec![(Refusal::CookieChallenge, 10_000)]);
+        assert_eq!(
+            r.totals(),
+            vec![(Refusal::CookieChallenge, 10_000), (Refusal::NoProposal, 1)]
+        );
+    }
+
+    #[test]
+    fn one_detailed_line_per_source_and_reason() {
+        let t0 = Instant::now();
+        let mut r = Refusals::default();
+        let src = IpAddr::from([192, 0, 2, 1]);
+        for why in [Refusal::CookieChallenge, Refusal::NoProposal] {
+            for _ in 0..3 {
+                r.record(t0, src, why, String::new);
+            }
+        }
+        assert_eq!(
+            r.detailed,
+            vec![(src, Refusal::CookieChallenge), (src, Refusal::NoProposal)]
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::secret::SecretBytes;
 use crate::wire::{KePayload, NotifyType, Payload, PayloadList, Proposal, ProtocolId};
 
 use super::budget::Refusal;
+use super::notation::{no_esp_proposal, no_ike_proposal};
 use super::responder::{Child, Established, Handled, Responder, SaCore, Window};
 use super::sk::SkCrypto;
 use super::ts::{narrow_tsi, narrow_tsr};
@@ -83,6 +84,23 @@ impl Responder {
         }
     }
 
+    /// Counts a Child SA's proposal mismatch in `exchange` and logs (rate-limited, with
+    /// the refusals) the client's ESP proposals and ours.
+    pub(crate) fn refuse_esp_proposals(
+        &mut self,
+        now: Instant,
+        core: &SaCore,
+        exchange: &str,
+        theirs: &[Proposal],
+        pfs: Option<DhGroup>,
+    ) {
+        let ours = self.cfg.esp;
+        self.refusals
+            .record(now, core.remote.ip(), Refusal::ChildNoProposal, || {
+                no_esp_proposal(exchange, theirs, &ours, pfs)
+            });
+    }
+
     fn try_create_child(
         &mut self,
         now: Instant,
@@ -131,7 +149,10 @@ impl Responder {
             None => None,
         };
         let vip = e.vip.ok_or(IkeError::TsUnacceptable)?;
-        let chosen = self.cfg.esp.choose(proposals, Some(self.cfg.esp_pfs))?;
+        let pfs = self.cfg.esp_pfs;
+        let chosen = self.cfg.esp.choose(proposals, Some(pfs)).inspect_err(|_| {
+            self.refuse_esp_proposals(now, core, "CREATE_CHILD_SA", proposals, pfs)
+        })?;
         let dh = match self.cfg.esp_pfs {
             Some(group) => Some(key_exchange(group, inner.ke(), rng)?),
             None => None,
@@ -199,7 +220,12 @@ impl Responder {
         offer: IkeRekey<'_>,
     ) -> Result<Handled, IkeError> {
         let suite = self.cfg.ike;
-        let chosen = suite.choose(offer.proposals)?;
+        let chosen = suite.choose(offer.proposals).inspect_err(|_| {
+            self.refusals
+                .record(now, core.remote.ip(), Refusal::NoProposal, || {
+                    no_ike_proposal("an IKE SA rekey", offer.proposals, &suite)
+                })
+        })?;
         let spi_i = <[u8; 8]>::try_from(chosen.peer_spi.as_slice())
             .map(u64::from_be_bytes)
             .map_err(|_| IkeError::InvalidSyntax("IKE rekey needs an 8-octet SPI"))?;

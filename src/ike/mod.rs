@@ -26,6 +26,7 @@ mod identity;
 mod informational;
 pub mod initiator;
 mod nat;
+mod notation;
 mod proposal;
 mod reauth;
 mod requests;
@@ -38,6 +39,8 @@ mod ts;
 mod tests;
 #[cfg(test)]
 mod tests_attack;
+#[cfg(test)]
+mod tests_explain;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
@@ -54,6 +57,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
+pub use auth::AuthFailure;
 pub use budget::Refusal;
 pub use error::IkeError;
 pub use nat::Nat;

@@ -23,6 +23,7 @@ use crate::wire::{
 use super::budget::Refusal;
 use super::error::encode_response;
 use super::nat::{nat_detection, nat_hash, Nat};
+use super::notation::no_ike_proposal;
 use super::proposal::offers_group;
 use super::responder::{HalfOpen, IkeSa, Received, Responder, SaCore, SaState, Window};
 use super::sk::SkCrypto;
@@ -66,6 +67,9 @@ impl Responder {
             Err(InitReject::Drop(why, detail)) => {
                 self.refusals.record(now, remote.ip(), why, || detail);
                 Vec::new()
+            }
+            Err(InitReject::NoProposal) => {
+                self.init_error(header, local, remote, &IkeError::NoProposalChosen)
             }
             Err(InitReject::Error(e)) => {
                 self.refusals
@@ -148,7 +152,13 @@ impl Responder {
                 )));
             }
         }
-        let chosen = suite.choose(proposals)?;
+        let Ok(chosen) = suite.choose(proposals) else {
+            self.refusals
+                .record(now, remote.ip(), Refusal::NoProposal, || {
+                    no_ike_proposal("IKE_SA_INIT", proposals, &suite)
+                });
+            return Err(InitReject::NoProposal);
+        };
         if ke.group != suite.dh.id() {
             // The chosen proposal offers our group (else choose() failed), so ask for it.
             debug_assert!(offers_group(proposals, suite.dh));
@@ -329,6 +339,8 @@ enum InitReject {
     Drop(Refusal, String),
     /// Answered with this error's notify.
     Error(IkeError),
+    /// Answered NO_PROPOSAL_CHOSEN (counted, and explained in the log, where it was found).
+    NoProposal,
     /// Send N(COOKIE) with this value.
     Cookie(Vec<u8>),
 }

@@ -123,7 +123,7 @@ pub(crate) fn installed(actions: &[Action]) -> Vec<&ChildSaSpec> {
         .collect()
 }
 
-fn notifies(bytes: &[u8]) -> Vec<NotifyType> {
+pub(crate) fn notifies(bytes: &[u8]) -> Vec<NotifyType> {
     let msg = Message::parse(bytes).unwrap();
     msg.notifies().map(|n| n.notify_type).collect()
 }

@@ -7,10 +7,10 @@ use super::tests::{initiator_config, installed, responder_config, sent, Harness}
 use super::*;
 use crate::wire::{emit_payloads, ExchangeType, Message, Payload, PayloadType};
 
-const CLIENT: &str = "198.51.100.7:500";
+pub(crate) const CLIENT: &str = "198.51.100.7:500";
 
 /// The initiator after IKE_SA_INIT, and the inner payloads of the IKE_AUTH it would send.
-fn half_open(h: &mut Harness) -> (Initiator, Vec<Payload>) {
+pub(crate) fn half_open(h: &mut Harness) -> (Initiator, Vec<Payload>) {
     let (mut ini, init) = Initiator::start(initiator_config(CLIENT), &mut h.rng).unwrap();
     let resp = sent(&h.send(CLIENT, &init));
     let auth = ini.handle(&mut h.rng, &resp[0]).unwrap().unwrap();

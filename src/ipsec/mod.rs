@@ -10,6 +10,7 @@
 //! of sequence numbers without any per-packet work: the control plane reads the counters
 //! once a tick ([`SadSnapshot::rekey_due`], [`REKEY_AT_SEQ`]).
 
+mod drops;
 mod esp;
 #[doc(hidden)]
 pub mod fixtures;
@@ -19,6 +20,7 @@ mod sad;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+pub use drops::{drops_since, DropReason, EspDrops};
 pub use esp::{EspError, InboundSa, Opened, OutboundSa, SaCounters};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sad::{Sad, SadSnapshot};

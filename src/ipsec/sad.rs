@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use super::drops::EspDrops;
 use super::esp::{EspError, InboundSa, OutboundSa};
 use super::{ChildSaSpec, Role, REKEY_AT_SEQ};
 
@@ -113,11 +114,19 @@ pub struct Sad {
     current: ArcSwap<SadSnapshot>,
     /// Serializes writers (the control plane); readers never take it.
     write: Mutex<()>,
+    /// Dropped ESP packets by reason, over every SA (the workers count, the control plane
+    /// summarises).
+    drops: EspDrops,
 }
 
 impl Sad {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Dropped ESP packets by reason since the start.
+    pub fn drops(&self) -> &EspDrops {
+        &self.drops
     }
 
     /// The current snapshot (lock-free).
