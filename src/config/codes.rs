@@ -130,6 +130,7 @@ pub const API_LISTEN: &str = "InvalidConfig.ApiListen";
 pub const ACCESS_KEYS: &str = "InvalidConfig.AccessKeys";
 pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
+pub const METRICS_LISTEN: &str = "InvalidConfig.MetricsListen";
 
 /// Every code above, for exhaustiveness tests and documentation generators.
 pub const ALL: &[&str] = &[
@@ -189,4 +190,5 @@ pub const ALL: &[&str] = &[
     ACCESS_KEYS,
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
+    METRICS_LISTEN,
 ];

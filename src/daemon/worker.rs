@@ -166,7 +166,10 @@ impl Worker {
                     match classify_4500(data) {
                         Ok(Udp4500::Esp(esp)) => {
                             let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                            let Some(sa) = sad.inbound(spi) else { continue };
+                            let Some(sa) = sad.inbound(spi) else {
+                                self.sad.count_unknown_spi();
+                                continue;
+                            };
                             let buf = &mut to_tun[k];
                             // Room for the plaintext, which is shorter than the ESP packet.
                             // Within capacity: no allocation; and as the buffer held the
@@ -253,6 +256,7 @@ impl Worker {
                     continue;
                 };
                 let Some(sa) = sad.outbound(ip.dst()) else {
+                    self.sad.count_no_sa();
                     continue;
                 };
                 // From the address the Child SA was negotiated on (validation leaves exactly

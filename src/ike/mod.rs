@@ -17,6 +17,7 @@
 mod auth;
 mod budget;
 mod cookie;
+mod counters;
 mod create_child;
 mod error;
 #[doc(hidden)]
@@ -55,6 +56,7 @@ use ipnet::Ipv4Net;
 
 pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use budget::Refusal;
+pub use counters::Counters;
 pub use error::IkeError;
 pub use proposal::{EspSuite, IkeSuite};
 pub use responder::{Responder, SaInfo, Usage};

@@ -65,6 +65,10 @@ pub struct SaCounters {
     /// inbound, authentic packets from another source or to another destination; outbound,
     /// packets from a source outside the local selectors (RFC 4301 §5.1).
     pub outside_selectors: AtomicU64,
+    /// Inbound only: packets refused by the replay window (also in `dropped`).
+    pub replay: AtomicU64,
+    /// Inbound only: packets whose ICV did not verify (also in `dropped`).
+    pub integrity: AtomicU64,
 }
 
 impl SaCounters {
@@ -100,9 +104,61 @@ impl SaCounters {
     /// was).
     fn drop_for(&self, e: &EspError) {
         self.drop_one();
-        if *e == EspError::Selector {
-            self.outside_selectors.fetch_add(1, Ordering::Relaxed);
-        }
+        let reason = match e {
+            EspError::Selector => &self.outside_selectors,
+            EspError::Replay(_) => &self.replay,
+            EspError::Integrity => &self.integrity,
+            _ => return,
+        };
+        reason.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds this SA's counters to `t`, as an inbound (`true`) or outbound SA.
+    fn add_to(&self, t: &mut EspTotals, inbound: bool) {
+        let (packets, bytes, dropped) = self.read();
+        let d = if inbound { &mut t.inbound } else { &mut t.outbound };
+        d.packets += packets;
+        d.bytes += bytes;
+        d.dropped += dropped;
+        d.outside_selectors += self.outside_selectors();
+        d.replay += self.replay.load(Ordering::Relaxed);
+        d.integrity += self.integrity.load(Ordering::Relaxed);
+    }
+}
+
+/// The counters of one direction summed over SAs ([`EspTotals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectionTotals {
+    /// Packets delivered (inbound: into the TUN; outbound: sealed).
+    pub packets: u64,
+    /// Bytes of those packets' inner (plaintext) IP packets.
+    pub bytes: u64,
+    /// Every packet dropped on an SA, whatever the reason (the ones below included).
+    pub dropped: u64,
+    pub outside_selectors: u64,
+    pub replay: u64,
+    pub integrity: u64,
+}
+
+/// What the data plane did since the SA database was created: the counters of every SA,
+/// deleted ones included, and the packets that found no SA ([`super::Sad::totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EspTotals {
+    pub inbound: DirectionTotals,
+    pub outbound: DirectionTotals,
+    /// ESP packets with an SPI no inbound SA has.
+    pub unknown_spi: u64,
+    /// Packets from the TUN to an address no outbound SA serves.
+    pub no_sa: u64,
+}
+
+impl EspTotals {
+    pub(super) fn add_inbound(&mut self, sa: &InboundSa) {
+        sa.counters.add_to(self, true);
+    }
+
+    pub(super) fn add_outbound(&mut self, sa: &OutboundSa) {
+        sa.counters.add_to(self, false);
     }
 }
 

@@ -3,15 +3,18 @@
 //! Readers (the data-plane workers) load an immutable [`SadSnapshot`] through `ArcSwap`, once
 //! per batch, without a lock; the control plane (IKE) replaces the snapshot copy-on-write on
 //! install and delete, which are rare. SAs are `Arc`s shared by consecutive snapshots, so
-//! their counters and replay windows survive every change.
+//! their counters and replay windows survive every change. The counters of a deleted SA are
+//! added to running totals as it leaves ([`Sad::totals`]: metrics count since the start,
+//! not only over the SAs alive now).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::esp::{EspError, InboundSa, OutboundSa};
+use super::esp::{EspError, EspTotals, InboundSa, OutboundSa};
 use super::{ChildSaSpec, Role, REKEY_AT_SEQ};
 
 /// Shards per map. An install or delete copies only the shards it changes (copy-on-write
@@ -111,8 +114,13 @@ impl SadSnapshot {
 #[derive(Default)]
 pub struct Sad {
     current: ArcSwap<SadSnapshot>,
-    /// Serializes writers (the control plane); readers never take it.
-    write: Mutex<()>,
+    /// Serializes writers (the control plane); readers never take it. Holds the counters of
+    /// the SAs deleted so far.
+    write: Mutex<EspTotals>,
+    /// ESP packets whose SPI names no inbound SA (counted by the workers).
+    unknown_spi: AtomicU64,
+    /// Packets from the TUN that no outbound SA serves (counted by the workers).
+    no_sa: AtomicU64,
 }
 
 impl Sad {
@@ -137,13 +145,19 @@ impl Sad {
     pub fn install_as(&self, spec: &ChildSaSpec, role: Role) -> Result<(), EspError> {
         let inbound = Arc::new(InboundSa::with_role(spec, role)?);
         let outbound = Arc::new(OutboundSa::with_role(spec, role)?);
-        self.update(|s| {
+        self.update(|s, retired| {
             let (spi, vip) = (spec.inbound_spi, spec.client_vip);
-            Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound);
+            if let Some(old) = Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound) {
+                retired.add_inbound(&old);
+            }
             if role == Role::Client {
                 s.default_outbound = Some(outbound.clone());
             }
-            Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound);
+            // The client's previous outbound SA (a rekey) leaves the database here.
+            if let Some(old) = Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound)
+            {
+                retired.add_outbound(&old);
+            }
             Arc::make_mut(&mut s.pairs[spi_shard(spi)]).insert(spi, vip);
         });
         Ok(())
@@ -152,10 +166,12 @@ impl Sad {
     /// Deletes the pair of inbound SPI `spi`; the outbound SA goes too unless a newer pair
     /// of the same client replaced it.
     pub fn remove(&self, spi: u32) {
-        self.update(|s| {
+        self.update(|s, retired| {
             let shard = spi_shard(spi);
             if s.inbound[shard].contains_key(&spi) {
-                Arc::make_mut(&mut s.inbound[shard]).remove(&spi);
+                if let Some(gone) = Arc::make_mut(&mut s.inbound[shard]).remove(&spi) {
+                    retired.add_inbound(&gone);
+                }
             }
             if !s.pairs[shard].contains_key(&spi) {
                 return;
@@ -165,6 +181,7 @@ impl Sad {
                 if !still_used {
                     let gone = Arc::make_mut(&mut s.outbound[vip_shard(vip)]).remove(&vip);
                     if let Some(gone) = gone {
+                        retired.add_outbound(&gone);
                         if s.default_outbound
                             .as_ref()
                             .is_some_and(|d| Arc::ptr_eq(d, &gone))
@@ -186,15 +203,56 @@ impl Sad {
     }
 
     pub fn clear(&self) {
-        self.update(|s| *s = SadSnapshot::default());
+        self.update(|s, retired| {
+            add_live(s, retired);
+            *s = SadSnapshot::default()
+        });
     }
 
-    fn update(&self, f: impl FnOnce(&mut SadSnapshot)) {
+    /// Counts an ESP packet whose SPI names no inbound SA (the workers call this).
+    pub fn count_unknown_spi(&self) {
+        self.unknown_spi.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a packet from the TUN that no outbound SA serves (the workers call this).
+    pub fn count_no_sa(&self) {
+        self.no_sa.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters of every SA since this database was created, deleted SAs included, and
+    /// the packets that found no SA. Only grows, except that a worker still holding an
+    /// older snapshot may count a last packet on a deleted SA, which is then not seen.
+    pub fn totals(&self) -> EspTotals {
+        let retired = self.lock();
+        let mut t = *retired;
+        add_live(&self.current.load(), &mut t);
+        t.unknown_spi = self.unknown_spi.load(Ordering::Relaxed);
+        t.no_sa = self.no_sa.load(Ordering::Relaxed);
+        t
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EspTotals> {
         // A poisoned lock only means another writer panicked; the snapshot itself is
         // immutable and consistent, so carry on.
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the snapshot by `f`'s edit of a copy; `f` adds the counters of the SAs it
+    /// removes to the retired totals it is given.
+    fn update(&self, f: impl FnOnce(&mut SadSnapshot, &mut EspTotals)) {
+        let mut retired = self.lock();
         let mut next = SadSnapshot::clone(&self.current.load());
-        f(&mut next);
+        f(&mut next, &mut retired);
         self.current.store(Arc::new(next));
+    }
+}
+
+/// Adds the counters of every SA of `s` to `t`.
+fn add_live(s: &SadSnapshot, t: &mut EspTotals) {
+    for sa in s.inbound.iter().flat_map(|m| m.values()) {
+        t.add_inbound(sa);
+    }
+    for sa in s.outbound.iter().flat_map(|m| m.values()) {
+        t.add_outbound(sa);
     }
 }
