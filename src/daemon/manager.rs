@@ -69,6 +69,14 @@ impl StackManager {
         self.stack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The running stack's values for a metrics scrape; `None` when no stack runs (or its
+    /// IKE thread does not answer in time).
+    pub(crate) fn metrics(&self, per_client: bool) -> Option<super::metrics::StackMetrics> {
+        let st = self.lock();
+        let (stack, _) = st.running.as_ref()?;
+        super::metrics::query(stack.postbox(), per_client)
+    }
+
     /// Stops the stack for good (daemon shutdown); later applies do nothing.
     pub(crate) fn shutdown(&self) {
         let mut st = self.lock();

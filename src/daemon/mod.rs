@@ -30,6 +30,7 @@ mod control_plane;
 mod error;
 mod inbox;
 mod manager;
+mod metrics;
 mod mtu;
 mod os_state;
 mod responder_config;
@@ -75,6 +76,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     ))?;
     info!(listen = %api_cfg.listen(), "control API listening");
     let stop = Arc::new(AtomicBool::new(false));
+    let metrics = start_metrics(&config, &manager, Some(api.clone()), &stop)?;
     let handler: crate::api::http::Handler = {
         let api = api.clone();
         Arc::new(move |req, peer| api.handle(req, peer))
@@ -95,8 +97,32 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     let _ = http.join();
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     manager.shutdown();
     Ok(())
+}
+
+/// Starts the `[metrics]` listener, if configured: it reads the running stack of `manager`
+/// and the API's request counts at each scrape. Bound before anything is served, so a port
+/// in use stops the start cleanly.
+fn start_metrics(
+    config: &Config,
+    manager: &Arc<StackManager>,
+    api: Option<Arc<crate::api::Api>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, DaemonError> {
+    let Some(cfg) = config.metrics() else {
+        return Ok(None);
+    };
+    let manager = manager.clone();
+    metrics::start(cfg, stop, move |per_client| metrics::Scrape {
+        stack: manager.metrics(per_client),
+        api_requests: api.as_ref().map(|a| a.request_counts()),
+        http_refused: 0,
+    })
+    .map(Some)
 }
 
 /// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it like an
@@ -105,10 +131,13 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
 /// change within `psk_change_reauth`, `ike::reauth`). A file that no longer validates is
 /// logged and ignored.
 fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(), DaemonError> {
-    let manager = StackManager::new(config.clone());
-    manager
-        .apply(config.ipsec_server(), false)
-        .map_err(DaemonError::Apply)?;
+    let manager = Arc::new(StackManager::new(config.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let metrics = start_metrics(&config, &manager, None, &stop)?;
+    if let Err(e) = manager.apply(config.ipsec_server(), false) {
+        stop.store(true, Ordering::Relaxed);
+        return Err(DaemonError::Apply(e));
+    }
     while signals.wait() == Signal::Reload {
         match crate::config::load(
             path,
@@ -135,6 +164,10 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
         }
     }
     info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     manager.shutdown();
     Ok(())
 }
