@@ -83,7 +83,11 @@ mod tests {
             r.record("CreateIpsecServer", &format!("MissingParam.X{i}"));
         }
         let snap = r.snapshot();
-        assert!(snap.len() <= MAX_SERIES + ACTIONS.len() + 1, "{}", snap.len());
+        assert!(
+            snap.len() <= MAX_SERIES + ACTIONS.len() + 1,
+            "{}",
+            snap.len()
+        );
         let folded = snap
             .iter()
             .find(|(a, c, _)| *a == "CreateIpsecServer" && c == "other")

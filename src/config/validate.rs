@@ -339,9 +339,12 @@ pub(super) fn metrics(
                 ),
             )
         })?;
-    if api.is_some_and(|a| a.listen().port() == listen.port()
-        && (a.listen().ip() == listen.ip() || a.listen().ip().is_unspecified() || listen.ip().is_unspecified()))
-    {
+    if api.is_some_and(|a| {
+        a.listen().port() == listen.port()
+            && (a.listen().ip() == listen.ip()
+                || a.listen().ip().is_unspecified()
+                || listen.ip().is_unspecified())
+    }) {
         return Err(ConfigError::new(
             codes::METRICS_LISTEN,
             format!("metrics.listen {listen} is the control API's listener (api.listen)"),

@@ -233,8 +233,7 @@ pub(crate) fn render(s: &Scrape) -> String {
         b.counters(
             "api_requests",
             "Control API requests by action and answer code (Success or the error code).",
-            api.iter()
-                .map(|(a, c, n)| (l2("action", a, "code", c), *n)),
+            api.iter().map(|(a, c, n)| (l2("action", a, "code", c), *n)),
         );
     }
     if let Some(st) = &s.stack {
@@ -300,7 +299,9 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     b.counters(
         "ike_refused_messages",
         "IKE messages refused or dropped, by reason (as in ipsec-server status).",
-        st.refusals.iter().map(|(why, n)| (l1("reason", &snake(why)), *n)),
+        st.refusals
+            .iter()
+            .map(|(why, n)| (l1("reason", &snake(why)), *n)),
     );
     b.counter(
         "ike_queue_dropped",

@@ -116,7 +116,11 @@ impl SaCounters {
     /// Adds this SA's counters to `t`, as an inbound (`true`) or outbound SA.
     fn add_to(&self, t: &mut EspTotals, inbound: bool) {
         let (packets, bytes, dropped) = self.read();
-        let d = if inbound { &mut t.inbound } else { &mut t.outbound };
+        let d = if inbound {
+            &mut t.inbound
+        } else {
+            &mut t.outbound
+        };
         d.packets += packets;
         d.bytes += bytes;
         d.dropped += dropped;

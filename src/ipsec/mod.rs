@@ -19,9 +19,7 @@ mod sad;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-pub use esp::{
-    DirectionTotals, EspError, EspTotals, InboundSa, Opened, OutboundSa, SaCounters,
-};
+pub use esp::{DirectionTotals, EspError, EspTotals, InboundSa, Opened, OutboundSa, SaCounters};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sad::{Sad, SadSnapshot};
 

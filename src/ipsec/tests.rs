@@ -459,7 +459,11 @@ fn totals_count_every_sa_since_the_start_deleted_ones_included() {
         .unwrap();
     // Outside the local selectors: dropped outbound.
     assert!(gw_out
-        .seal(&ipv4_packet(Ipv4Addr::new(8, 8, 8, 8), vip(), 12), &mut wire, &mut rng)
+        .seal(
+            &ipv4_packet(Ipv4Addr::new(8, 8, 8, 8), vip(), 12),
+            &mut wire,
+            &mut rng
+        )
         .is_err());
     sad.count_unknown_spi();
     sad.count_no_sa();
@@ -472,7 +476,10 @@ fn totals_count_every_sa_since_the_start_deleted_ones_included() {
         live.inbound.replay + live.inbound.integrity
     );
     assert_eq!((live.outbound.packets, live.outbound.bytes), (1, 40));
-    assert_eq!((live.outbound.dropped, live.outbound.outside_selectors), (1, 1));
+    assert_eq!(
+        (live.outbound.dropped, live.outbound.outside_selectors),
+        (1, 1)
+    );
     assert_eq!((live.unknown_spi, live.no_sa), (1, 1));
 
     // A rekey replaces the outbound SA, the deletes remove the rest: nothing is forgotten.

@@ -78,12 +78,30 @@ fn renders_every_series_with_its_value() {
         ("ipsec_server_child_sas", 4.0),
         ("ipsec_server_pool_addresses", 254.0),
         ("ipsec_server_pool_addresses_in_use", 3.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"established\"}", 7.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"auth_failed\"}", 2.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"no_proposal\"}", 1.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"cookie_sent\"}", 9.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"dropped\"}", 4.0),
-        ("ipsec_server_ike_handshakes_total{outcome=\"timed_out\"}", 3.0),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"established\"}",
+            7.0,
+        ),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"auth_failed\"}",
+            2.0,
+        ),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"no_proposal\"}",
+            1.0,
+        ),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"cookie_sent\"}",
+            9.0,
+        ),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"dropped\"}",
+            4.0,
+        ),
+        (
+            "ipsec_server_ike_handshakes_total{outcome=\"timed_out\"}",
+            3.0,
+        ),
         ("ipsec_server_rekeys_total{sa=\"ike\"}", 1.0),
         ("ipsec_server_rekeys_total{sa=\"child\"}", 6.0),
         ("ipsec_server_dpd_timeouts_total", 1.0),
@@ -157,7 +175,10 @@ fn per_client_series_escape_what_the_client_chose() {
         Some(2.0)
     );
     assert_eq!(
-        value(&text, &format!("ipsec_server_client_established_seconds{{{id}}}")),
+        value(
+            &text,
+            &format!("ipsec_server_client_established_seconds{{{id}}}")
+        ),
         Some(42.0)
     );
     // The identity's newline did not start a line of its own.
@@ -196,7 +217,10 @@ fn only_get_metrics_is_answered_and_hostile_scrapers_are_bounded() {
 
     let ok = get(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.1 200 "), "{ok}");
-    assert!(ok.contains("Content-Type: text/plain; version=0.0.4"), "{ok}");
+    assert!(
+        ok.contains("Content-Type: text/plain; version=0.0.4"),
+        "{ok}"
+    );
     assert!(ok.contains("ipsec_server_esp_bytes_total{direction=\"in\"} 84000"));
     assert!(get(addr, b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
     assert!(get(addr, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
@@ -213,7 +237,11 @@ fn only_get_metrics_is_answered_and_hostile_scrapers_are_bounded() {
     std::thread::sleep(Duration::from_millis(300));
     let refused = get(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
     assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
-    assert_eq!(scrapes.load(Ordering::Relaxed), 1, "only the valid GET scraped");
+    assert_eq!(
+        scrapes.load(Ordering::Relaxed),
+        1,
+        "only the valid GET scraped"
+    );
     // The idle ones are cut at the deadline; then scraping works again and shows the refusal.
     drop(idle);
     let mut again = String::new();
@@ -224,7 +252,10 @@ fn only_get_metrics_is_answered_and_hostile_scrapers_are_bounded() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(again.contains("ipsec_server_metrics_http_refused_total 1"), "{again}");
+    assert!(
+        again.contains("ipsec_server_metrics_http_refused_total 1"),
+        "{again}"
+    );
     stop.store(true, Ordering::SeqCst);
     t.join().unwrap();
 }
