@@ -216,23 +216,23 @@ pub(crate) fn render(s: &Scrape) -> String {
     };
     b.gauges(
         "build_info",
-        "Version of the running daemon (always 1).",
+        "Version of the running daemon (always 1)",
         [(l1("version", env!("CARGO_PKG_VERSION")), 1)],
     );
     b.gauge(
         "serving",
-        "1 while an IPsec server is served (UDP 500/4500, TUN up), 0 on a bare gateway.",
+        "1 while an IPsec server is served (UDP 500/4500, TUN up), 0 on a bare gateway",
         u64::from(s.stack.is_some()),
     );
     b.counter(
         "metrics_http_refused",
-        "Scrapes refused (too many connections) or cut (request not complete in time).",
+        "Scrapes refused (too many connections) or cut (request not complete in time)",
         s.http_refused,
     );
     if let Some(api) = &s.api_requests {
         b.counters(
             "api_requests",
-            "Control API requests by action and answer code (Success or the error code).",
+            "Control API requests by action and answer code (Success or the error code)",
             api.iter().map(|(a, c, n)| (l2("action", a, "code", c), *n)),
         );
     }
@@ -250,28 +250,28 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     let rekeyed = u.ike_sas.saturating_sub(u.half_open + u.connections);
     b.gauges(
         "ike_sas",
-        "IKE SAs by state: half_open (waiting for IKE_AUTH), established, rekeyed (replaced, waiting for their DELETE).",
+        "IKE SAs by state: half_open (waiting for IKE_AUTH), established, rekeyed (replaced, waiting for their DELETE)",
         [
             (l1("state", "half_open"), u.half_open as u64),
             (l1("state", "established"), u.connections as u64),
             (l1("state", "rekeyed"), rekeyed as u64),
         ],
     );
-    b.gauge("child_sas", "Child SAs of all IKE SAs.", u.child_sas as u64);
+    b.gauge("child_sas", "Child SAs of all IKE SAs", u.child_sas as u64);
     b.gauge(
         "pool_addresses",
-        "Virtual IP addresses the client pool can lease (hosts of client_ip_pool, at most max_connections).",
+        "Virtual IP addresses the client pool can lease (hosts of client_ip_pool, at most max_connections)",
         st.pool_size as u64,
     );
     b.gauge(
         "pool_addresses_in_use",
-        "Virtual IP addresses leased now.",
+        "Virtual IP addresses leased now",
         u.leases as u64,
     );
     let c = &st.counters;
     b.counters(
         "ike_handshakes",
-        "IKE_SA_INIT and IKE_AUTH by outcome: established, auth_failed, no_proposal, cookie_sent, dropped (DoS limits, back-off, invalid KE), failed (other errors), timed_out (no IKE_AUTH in half_open_timeout).",
+        "IKE_SA_INIT and IKE_AUTH by outcome: established, auth_failed, no_proposal, cookie_sent, dropped (DoS limits, back-off, invalid KE), failed (other errors), timed_out (no IKE_AUTH in half_open_timeout)",
         [
             ("established", c.established),
             ("auth_failed", c.auth_failed),
@@ -285,7 +285,7 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     );
     b.counters(
         "rekeys",
-        "SAs rekeyed: ike (by the client), child (by either end).",
+        "SAs rekeyed: ike (by the client), child (by either end)",
         [
             (l1("sa", "ike"), c.ike_rekeys),
             (l1("sa", "child"), c.child_rekeys),
@@ -293,25 +293,25 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     );
     b.counter(
         "dpd_timeouts",
-        "IKE SAs deleted because the peer answered none of our retransmitted requests (DPD, rekey).",
+        "IKE SAs deleted because the peer answered none of our retransmitted requests (DPD, rekey)",
         c.dpd_timeouts,
     );
     b.counters(
         "ike_refused_messages",
-        "IKE messages refused or dropped, by reason (as in ipsec-server status).",
+        "IKE messages refused or dropped, by reason (as in ipsec-server status)",
         st.refusals
             .iter()
             .map(|(why, n)| (l1("reason", &snake(why)), *n)),
     );
     b.counter(
         "ike_queue_dropped",
-        "IKE datagrams dropped because the IKE thread's queue (limits.ike_queue) was full.",
+        "IKE datagrams dropped because the IKE thread's queue (limits.ike_queue) was full",
         st.ike_queue_dropped,
     );
     let e = &st.esp;
     b.counters(
         "esp_packets",
-        "ESP packets delivered: in = decrypted into the TUN, out = sealed to clients.",
+        "ESP packets delivered: in = decrypted into the TUN, out = sealed to clients",
         [
             (l1("direction", "in"), e.inbound.packets),
             (l1("direction", "out"), e.outbound.packets),
@@ -319,7 +319,7 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     );
     b.counters(
         "esp_bytes",
-        "Bytes of the inner (plaintext) IP packets of esp_packets.",
+        "Bytes of the inner (plaintext) IP packets of esp_packets",
         [
             (l1("direction", "in"), e.inbound.bytes),
             (l1("direction", "out"), e.outbound.bytes),
@@ -332,7 +332,7 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     let out_other = o.dropped.saturating_sub(o.outside_selectors);
     b.counters(
         "esp_dropped_packets",
-        "ESP packets dropped by direction and reason: replay, icv (integrity check failed), selector (inner addresses outside the traffic selectors), unknown_spi (no such SA), no_sa (no SA for the destination), other (malformed, padding, sequence numbers exhausted).",
+        "ESP packets dropped by direction and reason: replay, icv (integrity check failed), selector (inner addresses outside the traffic selectors), unknown_spi (no such SA), no_sa (no SA for the destination), other (malformed, padding, sequence numbers exhausted)",
         [
             ("in", "replay", i.replay),
             ("in", "icv", i.integrity),
@@ -355,12 +355,12 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     };
     b.gauges(
         "client_established_seconds",
-        "Per client (per_client = true): seconds since its IKE SA was established.",
+        "Per client (per_client = true): seconds since its IKE SA was established",
         st.clients.iter().map(|c| (client(c, None), c.age_secs)),
     );
     b.counters(
         "client_esp_packets",
-        "Per client (per_client = true): ESP packets over its current Child SAs (restarts when they are rekeyed).",
+        "Per client (per_client = true): ESP packets over its current Child SAs (restarts when they are rekeyed)",
         st.clients.iter().flat_map(|c| {
             [
                 (client(c, Some(("direction", "in"))), c.inbound.0),
@@ -370,7 +370,7 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     );
     b.counters(
         "client_esp_bytes",
-        "Per client (per_client = true): inner bytes over its current Child SAs (restarts when they are rekeyed).",
+        "Per client (per_client = true): inner bytes over its current Child SAs (restarts when they are rekeyed)",
         st.clients.iter().flat_map(|c| {
             [
                 (client(c, Some(("direction", "in"))), c.inbound.1),

@@ -7,7 +7,8 @@
 //! UDP 500 per listen address; one data-plane worker per core owns a TUN queue and a
 //! reuse-port UDP 4500 socket per listen address (`worker.rs`; replies leave through the
 //! socket of their local address, `sockets.rs`); one thread answers `status` on a Unix
-//! socket (`control.rs`). The main thread waits for SIGINT/SIGTERM (`signals.rs`), then
+//! socket (`control.rs`); with `[metrics]`, one serves `GET /metrics` (`metrics.rs`), reading
+//! the running stack through the IKE thread like `status`. The main thread waits for SIGINT/SIGTERM (`signals.rs`), then
 //! shuts everything down: DELETE to every peer, SAs cleared, routes and nftables rules
 //! removed, the TUN device closed.
 //!

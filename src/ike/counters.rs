@@ -31,3 +31,58 @@ pub struct Counters {
     /// rekey, DELETE).
     pub dpd_timeouts: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Counters;
+    use crate::crypto::EncrAlg;
+    use crate::ike::initiator::Initiator;
+    use crate::ike::tests::{initiator_config, responder_config, Harness};
+    use crate::secret::SecretBytes;
+
+    #[test]
+    fn each_handshake_outcome_is_counted_once_under_its_name() {
+        let mut h = Harness::new(responder_config());
+        h.connect(initiator_config("198.51.100.7:500"))
+            .2
+            .expect("a good client");
+        let mut wrong_psk = initiator_config("198.51.100.8:500");
+        wrong_psk.psk = SecretBytes::from_slice(b"not-the-psk");
+        assert!(h.connect(wrong_psk).2.is_err());
+        let mut aes256 = initiator_config("198.51.100.9:500");
+        aes256.ike.encr = EncrAlg::AesCbc256;
+        let (_, init) = Initiator::start(aes256, &mut h.rng).unwrap();
+        h.send("198.51.100.9:500", &init);
+        // A half-open SA that never authenticates.
+        let (_, init) =
+            Initiator::start(initiator_config("198.51.100.10:500"), &mut h.rng).unwrap();
+        h.send("198.51.100.10:500", &init);
+        h.now += Duration::from_secs(31);
+        h.responder.tick(h.now, &mut h.rng);
+        assert_eq!(
+            h.responder.counters(),
+            Counters {
+                established: 1,
+                auth_failed: 1,
+                no_proposal: 1,
+                timed_out: 1,
+                ..Counters::default()
+            }
+        );
+
+        let mut cfg = responder_config();
+        cfg.limits.cookie_threshold = 0;
+        let mut h = Harness::new(cfg);
+        let (_, init) = Initiator::start(initiator_config("198.51.100.7:500"), &mut h.rng).unwrap();
+        h.send("198.51.100.7:500", &init);
+        assert_eq!(
+            h.responder.counters(),
+            Counters {
+                cookie_sent: 1,
+                ..Counters::default()
+            }
+        );
+    }
+}
