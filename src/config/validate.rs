@@ -317,6 +317,23 @@ pub(super) fn limits(
     Ok(cfg)
 }
 
+/// A TCP listener's `IP:PORT` (nonzero port; IPv6 as `[addr]:port`), or `code` naming `key`.
+fn listen_addr(value: &str, code: &'static str, key: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .ok()
+        .filter(|a: &SocketAddr| a.port() != 0)
+        .ok_or_else(|| {
+            ConfigError::new(
+                code,
+                format!(
+                    "{key} {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
+                    shown(value)
+                ),
+            )
+        })
+}
+
 /// `[metrics]`: `listen` is IP:PORT with a nonzero port, not the API's; a non-loopback
 /// address is warned about (plain HTTP without authentication; with `per_client` the
 /// series name every client).
@@ -325,20 +342,7 @@ pub(super) fn metrics(
     api: Option<&ApiConfig>,
     warnings: &mut Vec<String>,
 ) -> Result<MetricsConfig, ConfigError> {
-    let listen: SocketAddr = raw
-        .listen
-        .parse()
-        .ok()
-        .filter(|a: &SocketAddr| a.port() != 0)
-        .ok_or_else(|| {
-            ConfigError::new(
-                codes::METRICS_LISTEN,
-                format!(
-                    "metrics.listen {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
-                    shown(&raw.listen)
-                ),
-            )
-        })?;
+    let listen = listen_addr(&raw.listen, codes::METRICS_LISTEN, "metrics.listen")?;
     if api.is_some_and(|a| {
         a.listen().port() == listen.port()
             && (a.listen().ip() == listen.ip()
@@ -368,20 +372,7 @@ pub(super) fn metrics(
 }
 
 pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {
-    let listen: SocketAddr = raw
-        .listen
-        .parse()
-        .ok()
-        .filter(|a: &SocketAddr| a.port() != 0)
-        .ok_or_else(|| {
-            ConfigError::new(
-                codes::API_LISTEN,
-                format!(
-                    "api.listen {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
-                    shown(&raw.listen)
-                ),
-            )
-        })?;
+    let listen = listen_addr(&raw.listen, codes::API_LISTEN, "api.listen")?;
     if !listen.ip().is_loopback() {
         warnings.push(format!(
             "api.listen {listen} is not a loopback address: the API is plain HTTP, \

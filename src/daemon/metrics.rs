@@ -358,26 +358,25 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
         "Per client (per_client = true): seconds since its IKE SA was established",
         st.clients.iter().map(|c| (client(c, None), c.age_secs)),
     );
-    b.counters(
-        "client_esp_packets",
-        "Per client (per_client = true): ESP packets over its current Child SAs (restarts when they are rekeyed)",
-        st.clients.iter().flat_map(|c| {
-            [
-                (client(c, Some(("direction", "in"))), c.inbound.0),
-                (client(c, Some(("direction", "out"))), c.outbound.0),
-            ]
-        }),
-    );
-    b.counters(
-        "client_esp_bytes",
-        "Per client (per_client = true): inner bytes over its current Child SAs (restarts when they are rekeyed)",
-        st.clients.iter().flat_map(|c| {
-            [
-                (client(c, Some(("direction", "in"))), c.inbound.1),
-                (client(c, Some(("direction", "out"))), c.outbound.1),
-            ]
-        }),
-    );
+    let per_client: [(&str, &str, fn((u64, u64)) -> u64); 2] = [
+        ("client_esp_packets", "ESP packets", |(p, _)| p),
+        ("client_esp_bytes", "inner bytes", |(_, b)| b),
+    ];
+    for (name, what, pick) in per_client {
+        b.counters(
+            name,
+            &format!(
+                "Per client (per_client = true): {what} over its current Child SAs \
+                 (restarts when they are rekeyed)"
+            ),
+            st.clients.iter().flat_map(|c| {
+                [
+                    (client(c, Some(("direction", "in"))), pick(c.inbound)),
+                    (client(c, Some(("direction", "out"))), pick(c.outbound)),
+                ]
+            }),
+        );
+    }
 }
 
 /// Answers one HTTP request: `GET /metrics` with `scrape()`, else 404/405.
