@@ -358,7 +358,9 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
         "Per client (per_client = true): seconds since its IKE SA was established",
         st.clients.iter().map(|c| (client(c, None), c.age_secs)),
     );
-    let per_client: [(&str, &str, fn((u64, u64)) -> u64); 2] = [
+    // (packets, bytes) → one of them.
+    type Pick = fn((u64, u64)) -> u64;
+    let per_client: [(&str, &str, Pick); 2] = [
         ("client_esp_packets", "ESP packets", |(p, _)| p),
         ("client_esp_bytes", "inner bytes", |(_, b)| b),
     ];
