@@ -8,7 +8,7 @@ use ipsec_server::crypto::{Cipher, DhGroup, DhPrivate, EncrAlg, Integ, IntegAlg,
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// Packet sizes (bytes) from DESIGN.md §5.
+/// Packet sizes (bytes) from docs/DESIGN.md §5.
 const SIZES: [usize; 4] = [64, 576, 1400, 8192];
 
 /// CBC needs whole blocks: each size rounded down to the AES block (1400 becomes 1392, the

@@ -22,7 +22,7 @@ use ipsec_server::wire::{write_ipv4_header, IPPROTO_UDP};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// Inner packet sizes (bytes) from DESIGN.md §5.
+/// Inner packet sizes (bytes) from docs/DESIGN.md §5.
 const SIZES: [usize; 4] = [64, 576, 1400, 8192];
 
 const ENCRS: [(&str, EncrAlg); 5] = [

@@ -1,7 +1,8 @@
 //! ipsec-server: an IKEv2 responder with a userspace ESP data plane bridged to TUN.
 //!
-//! Layers (see DESIGN.md §3): `wire` (codecs) → `crypto` (transforms, key schedule) →
-//! `ike` (sans-IO responder) → `ipsec` (SA database, ESP) → `pool` → `io`/`daemon` (OS code).
+//! Layers (ARCHITECTURE.md §1; the import graph is held by tests/layering.rs): `wire`
+//! (codecs), `crypto` (transforms, key schedule), `ipsec` (SA database, ESP), `pool`, `ike`
+//! (sans-IO responder), `config`, then the OS code: `io`, `api`, `daemon`.
 //!
 //! The compiler keeps the layering: `unsafe` is denied for the whole package (Cargo.toml's
 //! `[lints]`; only the system-call wrappers in `io` allow it), and reading a clock or OS

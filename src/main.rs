@@ -1,4 +1,4 @@
-//! The `ipsec-server` binary: `run`, `check`, `status` (DESIGN.md §1b).
+//! The `ipsec-server` binary: its commands (README "Commands"; docs/DESIGN.md §1b).
 #![allow(clippy::disallowed_methods)] // the binary owns the clocks and OS randomness, like `daemon`
 
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use ipsec_server::io::host::host_networks_excluding;
 use ipsec_server::secret::SecretBytes;
 use ipsec_server::{config, daemon};
 
+mod generate;
 mod loadgen;
 
 /// `IP` or `IP:PORT` (port 500 by default).
@@ -64,9 +65,20 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Print the PSK the daemon of this config file uses: the configured one, or the one it
+    /// generated and keeps in state_dir (needs root: the files are 0600).
+    ShowPsk {
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
     Loadgen(LoadgenArgs),
+    /// Write shell completions or the man pages, generated from this command line (packaging).
+    Generate {
+        #[command(subcommand)]
+        what: generate::What,
+    },
 }
 
 #[derive(clap::Args)]
@@ -128,6 +140,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { config, socket } => cmd_status(config, socket),
+        Command::ShowPsk { config } => cmd_show_psk(&config),
+        Command::Generate { what } => match generate::run(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("generate: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -220,6 +240,48 @@ fn cmd_status(config: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("cannot reach the daemon at {}: {e}", socket.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_show_psk(config: &Path) -> ExitCode {
+    let cfg = match config::load(config, &host_networks_excluding, &mut rand::thread_rng()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {}", e.code, e.message);
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(server) = cfg.ipsec_server() else {
+        eprintln!(
+            "{} has no [ipsec_server]: the control API's servers carry their own PSK",
+            config.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    if cfg.api().is_some() {
+        eprintln!("note: with [api], a server changed through the API has the API's PSK");
+    }
+    if !server.psk_generated() {
+        println!("{}", String::from_utf8_lossy(server.psk().expose()));
+        return ExitCode::SUCCESS;
+    }
+    let file = daemon::kept_psk::path(cfg.gateway().state_dir());
+    match daemon::kept_psk::read(&file) {
+        Ok(Some(psk)) => {
+            println!("{}", String::from_utf8_lossy(psk.expose()));
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!(
+                "no PSK generated yet ({} does not exist): start the daemon once",
+                file.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
             ExitCode::FAILURE
         }
     }

@@ -1,4 +1,4 @@
-//! ClientIpPool leases (DESIGN.md §1: CP INTERNAL_IP4_ADDRESS, RFC 7296 §3.15).
+//! ClientIpPool leases (docs/DESIGN.md §1: CP INTERNAL_IP4_ADDRESS, RFC 7296 §3.15).
 //!
 //! Invariants:
 //! - the network and broadcast addresses of the pool are never leased;

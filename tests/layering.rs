@@ -1,4 +1,4 @@
-//! The library's layers depend downwards only (README "Layout", DESIGN.md §3): a module may
+//! The library's layers depend downwards only (README "Layout", ARCHITECTURE.md §1): a module may
 //! name (`crate::…`) only the modules listed for it here. The compiler enforces `unsafe` and
 //! the clocks (Cargo.toml `[lints]`, clippy.toml); this test enforces the import graph, which
 //! Rust's module privacy cannot express. Adding an edge is a design decision: change the

@@ -97,7 +97,7 @@ fn client_sees_gateway_behind_nat(tag: &str, gateway_extra: &[&str]) -> bool {
     let cfg = ClientConfig::new("client1.example").conn("encap = no");
     let (charon, vip) = connect(&topo, Role::Client, &cfg);
     assert_ping(&topo, Role::Client, vip);
-    // kernel-libipsec encapsulates anyway (it fakes its own NAT-D, STRONGSWAN.md); what the
+    // kernel-libipsec encapsulates anyway (it fakes its own NAT-D, docs/STRONGSWAN.md); what the
     // client concluded about the gateway is in its log: strongSwan's ike_natd logs this line
     // when our NAT_DETECTION_SOURCE_IP does not match the address it sent to.
     let log = charon.log_text();

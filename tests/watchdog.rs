@@ -1,4 +1,4 @@
-//! The daemon never lives half alive (DESIGN.md §6.11): when its TUN device disappears under
+//! The daemon never lives half alive (docs/DESIGN.md §6.11, ARCHITECTURE.md §2): when its TUN device disappears under
 //! it (`ip link del`), it ends with a non-zero status and one clear log line, for a supervisor
 //! to restart it, instead of running on without a data plane.
 //!

@@ -1,4 +1,4 @@
-//! The control API (DESIGN.md §1): the RPC style of the VPC API, version 2016-04-28, so the
+//! The control API (docs/DESIGN.md §1): the RPC style of the VPC API, version 2016-04-28, so the
 //! official SDKs (`alibabacloud-vpc20160428` with V3 signatures, `aliyun-python-sdk-vpc`
 //! with RPC signature v1) drive the daemon unchanged.
 //!
@@ -154,17 +154,17 @@ impl Api {
     }
 
     /// Applies the persisted server (if any) in the background; the gateway is `updating`
-    /// until it serves.
-    pub fn start(self: &Arc<Self>) -> Result<(), String> {
+    /// until it serves. True when there is a server to apply (the backend's first apply).
+    pub fn start(self: &Arc<Self>) -> Result<bool, String> {
         let mut inner = self.lock();
         let Some(rec) = inner.persisted.server.clone() else {
-            return Ok(());
+            return Ok(false);
         };
         let server = self
             .validate_record(&rec)
             .map_err(|e| format!("the persisted IPsec server is invalid: {}", e.message))?;
         self.spawn_apply(&mut inner, Some(server), false, false);
-        Ok(())
+        Ok(true)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -4,7 +4,7 @@
 //! 错误码) are used verbatim. The seed documents no code for many parameter rules; for those
 //! we follow the seed's own pattern (`IllegalParam.<Parameter>`,
 //! `OperationUnsupported.<Parameter>`) with the API parameter's exact name. Keys that exist
-//! only in the daemon's TOML file (DESIGN.md §1b) and never arrive through the API get an
+//! only in the daemon's TOML file (docs/DESIGN.md §1b) and never arrive through the API get an
 //! `InvalidConfig.<Key>` code, so an API client can never see them.
 //!
 //! | code | origin | raised for |
@@ -65,6 +65,7 @@
 //! | `InvalidConfig.AccessKeys` | file only | `[api]` without any `[[api.access_keys]]` |
 //! | `InvalidConfig.AccessKeyId` | file only | access_key_id empty, too long, bad characters, duplicated |
 //! | `InvalidConfig.AccessKeySecret` | file only | secret missing, given twice, unreadable, or malformed |
+//! | `InvalidConfig.ExampleSecret` | file only | the shipped example PSK or AccessKey secret while a listen address (`gateway.listen_addrs`, `api.listen`) is not loopback |
 //!
 //! Seed codes not raised here (they belong to the API/daemon layers): `VpnRouteEntry.Conflict`,
 //! `OperationFailed.IPsecServerExist`, `VpnGateway.Configuring`, `MissingParam.IDaaSInstanceId`.
@@ -131,6 +132,7 @@ pub const ACCESS_KEYS: &str = "InvalidConfig.AccessKeys";
 pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
 pub const METRICS_LISTEN: &str = "InvalidConfig.MetricsListen";
+pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
 
 /// Every code above, for exhaustiveness tests and documentation generators.
 pub const ALL: &[&str] = &[
@@ -191,4 +193,5 @@ pub const ALL: &[&str] = &[
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     METRICS_LISTEN,
+    EXAMPLE_SECRET,
 ];

@@ -1,5 +1,5 @@
-//! Configuration: the TOML file (DESIGN.md §1b) and the `CreateIpsecServer` API parameters
-//! (DESIGN.md §1, `seed/CreateIpsecServer.zh.txt`), validated into a [`Config`].
+//! Configuration: the TOML file (docs/DESIGN.md §1b) and the `CreateIpsecServer` API parameters
+//! (docs/DESIGN.md §1, `docs/seed/CreateIpsecServer.zh.txt`), validated into a [`Config`].
 //!
 //! "Parse, don't validate": serde reads the raw model ([`ConfigRaw`], [`IpsecServerSpec`],
 //! ...; strings and options exactly as written). Validation turns it into the validated
@@ -23,6 +23,9 @@
 //!   warning or `Debug` output contains one, and TOML syntax errors carry a position but no
 //!   source snippet.
 //! - No input makes validation panic.
+//! - A published example secret (`change-me-please`, `change-me`) is accepted, with a warning,
+//!   only while every listen address (`gateway.listen_addrs`, `api.listen`) is loopback;
+//!   otherwise it is refused (`InvalidConfig.ExampleSecret`, naming the key).
 //!
 //! Legacy algorithms (des, 3des, md5, group1) are accepted, with a warning in
 //! [`Config::warnings`]. Error codes, seed-documented or invented, are listed in [`codes`].
@@ -144,6 +147,15 @@ impl Config {
             .as_ref()
             .map(|m| validate::metrics(m, api.as_ref(), &mut warnings))
             .transpose()?;
+        let psk_key = match raw.ipsec_server.as_ref().and_then(|s| s.psk_file.as_ref()) {
+            Some(_) => "ipsec_server.psk_file",
+            None => "ipsec_server.psk",
+        };
+        validate::refuse_exposed_example_secrets(
+            &gateway,
+            ipsec_server.as_ref().map(|s| (s, psk_key)),
+            api.as_ref(),
+        )?;
         if ipsec_server.is_none() && api.is_none() {
             return Err(ConfigError::new(
                 codes::NOTHING_TO_SERVE,

@@ -1,5 +1,5 @@
-//! The raw model: what serde reads from the TOML file (DESIGN.md §1b), or what the HTTP API
-//! assembles from `CreateIpsecServer` parameters (DESIGN.md §1).
+//! The raw model: what serde reads from the TOML file (docs/DESIGN.md §1b), or what the HTTP API
+//! assembles from `CreateIpsecServer` parameters (docs/DESIGN.md §1).
 //!
 //! Values are kept as written (strings, `i64`, options) so that validation, not serde,
 //! reports a bad value with the API's error code. Every struct denies unknown keys, and
@@ -291,7 +291,7 @@ impl IpsecConfigRaw {
     }
 }
 
-/// Default values of the optional keys (DESIGN.md §1b and the brief of this module).
+/// Default values of the optional keys (docs/DESIGN.md §1b and the brief of this module).
 pub(super) mod defaults {
     use std::path::PathBuf;
 

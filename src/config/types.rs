@@ -2,7 +2,7 @@
 //! uniqueness policy are the IKE layer's [`crate::ike::Identity`] and
 //! [`crate::ike::UniquePolicy`], re-exported by `config`).
 //!
-//! Each enum is parsed from the API's lowercase names (DESIGN.md §1, IkeConfig/IpsecConfig)
+//! Each enum is parsed from the API's lowercase names (docs/DESIGN.md §1, IkeConfig/IpsecConfig)
 //! and maps to its IANA "IKEv2 Parameters" transform ID (RFC 7296 §3.3.2), so the IKE layer
 //! never sees a name string. `Display` prints the API name back.
 

@@ -1,4 +1,4 @@
-//! Cryptographic transforms and the IKEv2 key schedule (DESIGN.md §3, layer 2).
+//! Cryptographic transforms and the IKEv2 key schedule (ARCHITECTURE.md §1).
 //!
 //! What lives here:
 //! - [`EncrAlg`] / [`Cipher`]: CBC encryption (RFC 2405 DES, RFC 2451 3DES, RFC 3602 AES),

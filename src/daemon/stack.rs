@@ -27,7 +27,7 @@ use crate::io;
 use crate::io::udp::SendBatch;
 use crate::ipsec::Sad;
 
-/// UDP socket buffers: large, so bursts are not dropped (BENCH-ANCHORS.md).
+/// UDP socket buffers: large, so bursts are not dropped (docs/BENCH-ANCHORS.md).
 pub(crate) const SOCKET_BUFFER: usize = 8 << 20;
 
 /// The serving stack of one IPsec server: TUN device, routes and nftables rules, UDP

@@ -1,6 +1,6 @@
 //! Supervision: a thread that dies ends the process, so a supervisor (systemd's
 //! `Restart=on-failure`) starts a whole daemon again instead of leaving half of one running
-//! (DESIGN.md §6.11).
+//! (docs/DESIGN.md §6.11, ARCHITECTURE.md §2).
 //!
 //! Two ways a thread dies, one outcome:
 //! - a panic, on any thread: the hook of [`install_panic_hook`] (installed by `main` before

@@ -6,7 +6,7 @@
 //! Packets of one flow stay on one worker: the kernel hashes a client's UDP 4-tuple to one
 //! reuse-port socket and a TUN flow to one queue, so TCP is not reordered.
 //!
-//! With TUN offload (BENCH-ANCHORS.md) the packets decrypted from one `recvmmsg` batch are
+//! With TUN offload (docs/BENCH-ANCHORS.md) the packets decrypted from one `recvmmsg` batch are
 //! written with one [`TunQueue::send_batch`]: consecutive TCP segments of a flow are coalesced
 //! into one super-packet (GRO), so the kernel forwards one skb instead of dozens. In the other
 //! direction one TUN read may bring a TSO super-packet, split into MTU-sized packets before

@@ -171,7 +171,7 @@ impl Default for Limits {
 }
 
 /// When a lifetime that starts `now` ends; 0 means never (IkeLifetime/IpsecLifetime 0: the
-/// SA is not limited by time, DESIGN.md §1).
+/// SA is not limited by time, docs/DESIGN.md §1).
 pub(crate) fn lifetime_end(
     now: std::time::Instant,
     lifetime: Duration,

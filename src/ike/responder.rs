@@ -692,7 +692,7 @@ impl Responder {
     }
 
     /// IKE_AUTH succeeded for `spi_r`: apply the `unique` policy to older SAs of the same
-    /// identity (§2.4 INITIAL_CONTACT; DESIGN.md `unique`).
+    /// identity (§2.4 INITIAL_CONTACT; the `unique` key, README Configuration).
     pub(crate) fn replace_older(
         &mut self,
         spi_r: u64,

@@ -1,4 +1,4 @@
-//! The OS I/O layer (DESIGN.md §3, layer 6): TUN queues, batched UDP sockets, `poll(2)` and
+//! The OS I/O layer (ARCHITECTURE.md §1): TUN queues, batched UDP sockets, `poll(2)` and
 //! the gateway's network configuration (routes, forwarding, nftables), what the host's
 //! network looks like (its connected networks) and the daemon's private directories
 //! (`fs.rs`).

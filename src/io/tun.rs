@@ -3,7 +3,7 @@
 //! [`create`] opens a layer-3 TUN device (`IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE`) with one
 //! file descriptor per queue, sets its MTU and brings the link up. The kernel spreads the
 //! flows it sends into the device over the queues by flow hash, so a worker per queue keeps
-//! each flow on one worker (BENCH-ANCHORS.md: reordering halves TCP throughput).
+//! each flow on one worker (docs/BENCH-ANCHORS.md: reordering halves TCP throughput).
 //!
 //! Invariants:
 //! - Each [`TunQueue`] owns exactly one queue descriptor, non-blocking and close-on-exec, and
@@ -19,11 +19,11 @@
 //!   flow into one super-packet, GRO) may be used then. Both also work without offload, one
 //!   packet per system call, so callers need one code path.
 //!
-//! Built on the `tun-rs` crate (DESIGN.md §4), without its default `address-management`
+//! Built on the `tun-rs` crate (docs/DESIGN.md §4), without its default `address-management`
 //! feature: `DeviceBuilder::multi_queue(true)` + `SyncDevice::try_clone` give the queues,
 //! `set_nonblocking` and `AsRawFd` give non-blocking raw descriptors, so no hand-written ioctl
 //! is needed, and its `offload(true)` (IFF_VNET_HDR, TSO/GRO super-packets with
-//! `recv_multiple`/`send_multiple`) is there for the batching work BENCH-ANCHORS.md calls for.
+//! `recv_multiple`/`send_multiple`) is there for the batching work docs/BENCH-ANCHORS.md calls for.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};

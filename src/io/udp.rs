@@ -1,6 +1,6 @@
 //! UDP sockets for IKE (500) and ESP-in-UDP/NAT-T (4500), read and written in batches.
 //!
-//! BENCH-ANCHORS.md: system calls and wake-ups, not crypto, bound a userspace tunnel, so the
+//! docs/BENCH-ANCHORS.md: system calls and wake-ups, not crypto, bound a userspace tunnel, so the
 //! data plane moves datagrams with one `recvmmsg(2)`/`sendmmsg(2)` per batch and large
 //! socket buffers. `IP_PKTINFO`/`IPV6_RECVPKTINFO` report the address each datagram reached,
 //! and replies carry it back as their source, so a gateway with several addresses (or bound to
@@ -343,7 +343,7 @@ impl SendBatch {
     /// of consecutive datagrams to the same destination from the same source, all of one
     /// length but the last (which may be shorter), as one message with a `UDP_SEGMENT`
     /// control message: the kernel builds the datagrams, one pass through the stack instead
-    /// of one per datagram (BENCH-ANCHORS.md). The datagrams on the wire are the same. If the
+    /// of one per datagram (docs/BENCH-ANCHORS.md). The datagrams on the wire are the same. If the
     /// kernel refuses a GSO message (no checksum offload on the route, an old kernel), GSO
     /// turns itself off for the batch's lifetime.
     pub fn set_gso(&mut self, on: bool) {

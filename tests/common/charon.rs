@@ -16,7 +16,7 @@ use std::time::Duration;
 pub const CLIENT_CONN: &str = "gw";
 pub const CLIENT_CHILD: &str = "net";
 
-/// A cipher suite, as strongSwan proposal and as the daemon's config values (DESIGN.md §1).
+/// A cipher suite, as strongSwan proposal and as the daemon's config values (docs/DESIGN.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Suite {
     /// strongSwan proposal keyword, used for both `proposals` and `esp_proposals`.
@@ -46,7 +46,7 @@ impl Suite {
     };
 }
 
-/// A road-warrior client as in STRONGSWAN.md "Client (initiator) swanctl.conf essentials".
+/// A road-warrior client as in docs/STRONGSWAN.md "Client (initiator) swanctl.conf essentials".
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub id: String,

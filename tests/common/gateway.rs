@@ -1,7 +1,7 @@
 //! The gateway under test, in the gateway namespace: `ipsec-server` (the default) or a
 //! strongSwan responder (`INTEROP_GATEWAY=strongswan`; also the baseline of the benchmarks).
 //!
-//! strongSwan as the gateway needs nothing beyond STRONGSWAN.md: with `kernel-libipsec` and
+//! strongSwan as the gateway needs nothing beyond docs/STRONGSWAN.md: with `kernel-libipsec` and
 //! `install_routes = yes`, charon creates its TUN device `ipsec0` and, per Child SA, installs
 //! `<client VIP>/32 dev ipsec0 src 192.168.0.1` in routing table 220 (with an `ip rule` to it),
 //! so LAN→client packets forwarded by the gateway namespace (ip_forward=1, set by the topology)
@@ -35,7 +35,7 @@ impl GatewayKind {
     }
 }
 
-/// What the gateway serves; rendered as the daemon's TOML (DESIGN.md §1b) or as swanctl.conf.
+/// What the gateway serves; rendered as the daemon's TOML (docs/DESIGN.md §1b) or as swanctl.conf.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub psk: String,
@@ -71,7 +71,7 @@ impl GatewayConfig {
         self
     }
 
-    /// The daemon's config file. Only keys from DESIGN.md §1b (unknown keys are errors there).
+    /// The daemon's config file. Only keys from docs/DESIGN.md §1b (unknown keys are errors there).
     pub fn to_toml(&self, state_dir: &str) -> String {
         let GatewayConfig {
             psk,

@@ -1,4 +1,4 @@
-//! The harness of the targets that reach what only an authenticated peer can send (DESIGN.md
+//! The harness of the targets that reach what only an authenticated peer can send (docs/DESIGN.md
 //! §5): a real IKE_SA_INIT between the in-crate initiator and a responder in memory (cheap
 //! suite: group 2, PSK), then fuzzed plaintext payload lists ([`payloads`]) sealed with the
 //! IKE SA's real keys, whole or fragmented (RFC 7383), from the client's address or another,

@@ -15,7 +15,7 @@ fn shape(msg: &Message) -> Vec<(PayloadType, Option<NotifyType>)> {
         .collect()
 }
 
-/// What DESIGN.md §2 says strongSwan 5.9 sends: SA KE Ni N(NAT_DETECTION_SOURCE_IP)
+/// What docs/DESIGN.md §2 says strongSwan 5.9 sends: SA KE Ni N(NAT_DETECTION_SOURCE_IP)
 /// N(NAT_DETECTION_DESTINATION_IP) N(IKEV2_FRAGMENTATION_SUPPORTED)
 /// N(SIGNATURE_HASH_ALGORITHMS) N(REDIRECT_SUPPORTED).
 fn strongswan_shape() -> Vec<(PayloadType, Option<NotifyType>)> {

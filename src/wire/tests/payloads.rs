@@ -299,7 +299,7 @@ fn every_vector_round_trips_inside_a_message() {
     }
 }
 
-/// An IKE_AUTH request in the order strongSwan sends it (DESIGN.md §2), before
+/// An IKE_AUTH request in the order strongSwan sends it (docs/DESIGN.md §2), before
 /// encryption: IDi N(INITIAL_CONTACT) IDr AUTH CP SA TSi TSr N(MOBIKE_SUPPORTED) … —
 /// the Next Payload chain typed by hand.
 #[test]
