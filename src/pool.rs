@@ -49,6 +49,11 @@ impl Pool {
         self.net
     }
 
+    /// Number of addresses it can lease at once: its host addresses, at most `max_leases`.
+    pub fn capacity(&self) -> usize {
+        (self.host_count() as usize).min(self.max_leases)
+    }
+
     /// Number of addresses leased now.
     pub fn in_use(&self) -> usize {
         self.leased.len()
@@ -158,6 +163,12 @@ mod tests {
         let a2 = p.acquire(b"shared").unwrap();
         assert_ne!(a1, a2);
         assert_eq!(p.in_use(), 2);
+    }
+
+    #[test]
+    fn capacity_is_the_hosts_within_max_connections() {
+        assert_eq!(pool("10.0.0.0/24", 1000).capacity(), 254);
+        assert_eq!(pool("10.0.0.0/24", 2).capacity(), 2);
     }
 
     #[test]

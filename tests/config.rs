@@ -569,6 +569,26 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
             err_with(|d| with_api(d, "127.0.0.1:8080", Value::Array(vec![keys]))),
         );
     }
+    // [metrics]
+    for bad in ["localhost:9571", "127.0.0.1:0", "127.0.0.1", "::1:9571", ""] {
+        case(
+            codes::METRICS_LISTEN,
+            err_with(|d| set(d, "metrics.listen", bad)),
+        );
+    }
+    // The control API's own listener (or the same port on a wildcard) is refused.
+    for (api, metrics) in [
+        ("127.0.0.1:8080", "127.0.0.1:8080"),
+        ("0.0.0.0:8080", "127.0.0.1:8080"),
+    ] {
+        case(
+            codes::METRICS_LISTEN,
+            err_with(|d| {
+                with_api(d, api, good());
+                set(d, "metrics.listen", metrics);
+            }),
+        );
+    }
     case(
         codes::EXAMPLE_SECRET,
         err_with(|d| set(d, "ipsec_server.psk", "change-me-please")),
@@ -675,6 +695,7 @@ fn unknown_keys_are_rejected_by_name() {
         ("ipsec_server.ike_config", "ike_encalg"),
         ("ipsec_server.ipsec_config", "IpsecEncAlg"),
         ("limits", "cookie_treshold"),
+        ("metrics", "per_clients"),
         ("extra", "x"),
     ] {
         let e = err_with(|d| set(d, &format!("{section}.{key}"), "value"));
@@ -1046,6 +1067,46 @@ fn access_key(d: &mut Table, id: &str, secret_key: &str, secret: &str) {
 }
 
 #[test]
+fn metrics_section_defaults_to_loopback_and_warns_beyond_it() {
+    let cfg = Config::from_toml_str(MINIMAL, &[], &mut rng()).expect("minimal");
+    assert!(cfg.metrics().is_none(), "no section, no listener");
+    let cfg = ok_with(|d| {
+        d.insert("metrics".into(), Value::Table(Table::new()));
+    });
+    let m = cfg.metrics().expect("an empty [metrics] enables it");
+    assert_eq!(m.listen(), "127.0.0.1:9571".parse().unwrap());
+    assert!(!m.per_client());
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    let cfg = ok_with(|d| {
+        set(d, "metrics.listen", "[::1]:9100");
+        set(d, "metrics.per_client", true);
+    });
+    let m = cfg.metrics().expect("metrics");
+    assert_eq!(m.listen(), "[::1]:9100".parse().unwrap());
+    assert!(m.per_client());
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    let cfg = ok_with(|d| {
+        set(d, "metrics.listen", "0.0.0.0:9571");
+        set(d, "metrics.per_client", true);
+    });
+    let w = cfg.warnings().join("\n");
+    assert!(
+        w.contains("metrics.listen 0.0.0.0:9571 is not a loopback") && w.contains("per_client"),
+        "{w}"
+    );
+    // Another port than the API's is fine, on any address.
+    let cfg = ok_with(|d| {
+        set(d, "api.listen", "127.0.0.1:8080");
+        let mut key = Table::new();
+        key.insert("access_key_id".into(), "k1".into());
+        key.insert("access_key_secret".into(), AK_SECRET.into());
+        set(d, "api.access_keys", Value::Array(vec![Value::Table(key)]));
+        set(d, "metrics.listen", "127.0.0.2:8080");
+    });
+    assert!(cfg.metrics().is_some());
+}
+
+#[test]
 fn example_secrets_on_loopback_only_warn() {
     let cfg = ok_with(|d| {
         set(d, "gateway.listen_addrs", strs(&["127.0.0.1"]));
@@ -1225,6 +1286,9 @@ fn shipped_config_is_valid() {
     assert_eq!(s.dns(), &[Ipv4Addr::new(192, 168, 0, 53)]);
     assert!(cfg.api().is_none(), "[api] is commented out");
     assert_eq!(cfg.warnings(), &[] as &[String]);
+    let metrics = cfg.metrics().expect("metrics");
+    assert_eq!(metrics.listen(), "127.0.0.1:9571".parse().unwrap());
+    assert!(!metrics.per_client());
     // Every [limits] key is spelled out at its default.
     let text_limits: Table = text.parse::<Table>().expect("TOML")["limits"]
         .as_table()

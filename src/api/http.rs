@@ -389,6 +389,7 @@ pub fn write_response(w: &mut impl Write, resp: &Response) -> std::io::Result<()
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",

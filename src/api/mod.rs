@@ -23,6 +23,7 @@
 //! [`errors`] the error codes, [`render`] the JSON/XML answers, [`ids`] the generated ids.
 
 pub mod http;
+pub mod requests;
 pub mod sign;
 pub mod state;
 
@@ -93,6 +94,8 @@ pub struct Api {
     state_path: PathBuf,
     inner: Mutex<Inner>,
     created_ms: i64,
+    /// Requests by action and code (metrics).
+    requests: requests::RequestCounts,
 }
 
 /// The wall clock in Unix seconds (signature timestamps, creation times).
@@ -146,6 +149,7 @@ impl Api {
                 nonces: sign::NonceCache::default(),
             }),
             created_ms,
+            requests: requests::RequestCounts::default(),
         }))
     }
 
@@ -218,6 +222,11 @@ impl Api {
         }
     }
 
+    /// Requests since the start by (action, code), for metrics.
+    pub fn request_counts(&self) -> Vec<(&'static str, String, u64)> {
+        self.requests.snapshot()
+    }
+
     /// Handles one HTTP request.
     pub fn handle(self: &Arc<Self>, req: &Request, peer: SocketAddr) -> Response {
         let params = Params::from_request(req);
@@ -231,6 +240,11 @@ impl Api {
             .unwrap_or("")
             .to_owned();
         let result = self.authenticated(req, &params, &action);
+        let code = match &result {
+            Ok(_) => requests::SUCCESS,
+            Err(e) => e.code.as_str(),
+        };
+        self.requests.record(&action, code);
         let (status, body) = match result {
             Ok(v) => {
                 let v = render::success_body(v, &request_id);

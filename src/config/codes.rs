@@ -131,6 +131,7 @@ pub const API_LISTEN: &str = "InvalidConfig.ApiListen";
 pub const ACCESS_KEYS: &str = "InvalidConfig.AccessKeys";
 pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
+pub const METRICS_LISTEN: &str = "InvalidConfig.MetricsListen";
 pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
 
 /// Every code above, for exhaustiveness tests and documentation generators.
@@ -191,5 +192,6 @@ pub const ALL: &[&str] = &[
     ACCESS_KEYS,
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
+    METRICS_LISTEN,
     EXAMPLE_SECRET,
 ];

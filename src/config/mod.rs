@@ -45,7 +45,7 @@ use zeroize::Zeroizing;
 pub use crate::ike::{Identity, UniquePolicy};
 pub use model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
-    MAX_SOCKET_PATH,
+    MetricsConfig, MAX_SOCKET_PATH,
 };
 /// Where the control socket is when the config file does not say.
 pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
@@ -55,7 +55,7 @@ pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
 pub const DEFAULT_CONFIG: &str = "/etc/ipsec-server/ipsec-server.toml";
 pub use raw::{
     AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
-    LimitsRaw,
+    LimitsRaw, MetricsRaw,
 };
 pub use types::{AuthAlg, DhGroup, EncAlg};
 pub use validate::{parse_local_subnet, split_local_subnet, GENERATED_PSK_LEN};
@@ -85,6 +85,7 @@ pub struct Config {
     limits: LimitsConfig,
     ipsec_server: Option<IpsecServerConfig>,
     api: Option<ApiConfig>,
+    metrics: Option<MetricsConfig>,
     warnings: Vec<String>,
 }
 
@@ -141,6 +142,11 @@ impl Config {
             .as_ref()
             .map(|a| validate::api(a, &mut warnings))
             .transpose()?;
+        let metrics = raw
+            .metrics
+            .as_ref()
+            .map(|m| validate::metrics(m, api.as_ref(), &mut warnings))
+            .transpose()?;
         let psk_key = match raw.ipsec_server.as_ref().and_then(|s| s.psk_file.as_ref()) {
             Some(_) => "ipsec_server.psk_file",
             None => "ipsec_server.psk",
@@ -162,6 +168,7 @@ impl Config {
             limits,
             ipsec_server,
             api,
+            metrics,
             warnings,
         })
     }
@@ -191,6 +198,11 @@ impl Config {
     /// `None`: the control API is disabled.
     pub fn api(&self) -> Option<&ApiConfig> {
         self.api.as_ref()
+    }
+
+    /// `None`: no metrics listener.
+    pub fn metrics(&self) -> Option<&MetricsConfig> {
+        self.metrics.as_ref()
     }
 
     /// Things the daemon should log at WARN: legacy algorithms, example secrets, secret

@@ -352,6 +352,24 @@ impl ApiConfig {
     }
 }
 
+/// `[metrics]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub(super) listen: SocketAddr,
+    pub(super) per_client: bool,
+}
+
+impl MetricsConfig {
+    /// Nonzero port; not the API's listener.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    /// Series per client (identity and virtual IP labels).
+    pub fn per_client(&self) -> bool {
+        self.per_client
+    }
+}
+
 /// An AccessKey pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessKey {

@@ -29,6 +29,9 @@ pub struct ConfigRaw {
     /// The control API; absent = disabled.
     #[serde(default)]
     pub api: Option<ApiRaw>,
+    /// The Prometheus metrics listener; absent = no listener.
+    #[serde(default)]
+    pub metrics: Option<MetricsRaw>,
 }
 
 impl ConfigRaw {
@@ -218,6 +221,18 @@ pub struct ApiRaw {
     pub access_keys: Vec<AccessKeyRaw>,
 }
 
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsRaw {
+    /// `IP:PORT` of the HTTP listener serving `GET /metrics`.
+    #[serde(default = "defaults::metrics_listen")]
+    pub listen: String,
+    /// Series per client (identity and virtual IP labels).
+    #[serde(default)]
+    pub per_client: bool,
+}
+
 /// `[[api.access_keys]]`: an AccessKey pair the SDKs sign requests with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -289,6 +304,7 @@ pub(super) mod defaults {
     pub const DPD_INTERVAL_SECS: u32 = 30;
     pub const PSK_CHANGE_REAUTH_SECS: u32 = 3600;
     pub const API_LISTEN: &str = "127.0.0.1:8080";
+    pub const METRICS_LISTEN: &str = "127.0.0.1:9571";
     pub const LIFETIME_SECS: u32 = 86400;
 
     pub fn listen_addrs() -> Vec<String> {
@@ -326,6 +342,9 @@ pub(super) mod defaults {
     }
     pub fn api_listen() -> String {
         API_LISTEN.to_owned()
+    }
+    pub fn metrics_listen() -> String {
+        METRICS_LISTEN.to_owned()
     }
 
     /// `[limits]`: strongSwan's defaults where it has the knob (`charon.cookie_threshold` 10,

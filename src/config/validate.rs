@@ -17,8 +17,11 @@ use rand::{Rng, RngCore};
 
 use super::model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
+    MetricsConfig,
 };
-use super::raw::{ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw};
+use super::raw::{
+    ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw, MetricsRaw,
+};
 use super::types::{AuthAlg, DhGroup, EncAlg};
 use super::{codes, ConfigError};
 use crate::ike::{Identity, UniquePolicy};
@@ -315,21 +318,62 @@ pub(super) fn limits(
     Ok(cfg)
 }
 
-pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {
-    let listen: SocketAddr = raw
-        .listen
+/// A TCP listener's `IP:PORT` (nonzero port; IPv6 as `[addr]:port`), or `code` naming `key`.
+fn listen_addr(value: &str, code: &'static str, key: &str) -> Result<SocketAddr, ConfigError> {
+    value
         .parse()
         .ok()
         .filter(|a: &SocketAddr| a.port() != 0)
         .ok_or_else(|| {
             ConfigError::new(
-                codes::API_LISTEN,
+                code,
                 format!(
-                    "api.listen {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
-                    shown(&raw.listen)
+                    "{key} {} is not IP:PORT with a nonzero port (IPv6: [addr]:port)",
+                    shown(value)
                 ),
             )
-        })?;
+        })
+}
+
+/// `[metrics]`: `listen` is IP:PORT with a nonzero port, not the API's; a non-loopback
+/// address is warned about (plain HTTP without authentication; with `per_client` the
+/// series name every client).
+pub(super) fn metrics(
+    raw: &MetricsRaw,
+    api: Option<&ApiConfig>,
+    warnings: &mut Vec<String>,
+) -> Result<MetricsConfig, ConfigError> {
+    let listen = listen_addr(&raw.listen, codes::METRICS_LISTEN, "metrics.listen")?;
+    if api.is_some_and(|a| {
+        a.listen().port() == listen.port()
+            && (a.listen().ip() == listen.ip()
+                || a.listen().ip().is_unspecified()
+                || listen.ip().is_unspecified())
+    }) {
+        return Err(ConfigError::new(
+            codes::METRICS_LISTEN,
+            format!("metrics.listen {listen} is the control API's listener (api.listen)"),
+        ));
+    }
+    if !listen.ip().is_loopback() {
+        warnings.push(format!(
+            "metrics.listen {listen} is not a loopback address: the metrics are plain HTTP \
+             without authentication{}; put them behind a firewall",
+            if raw.per_client {
+                " and, with per_client, name every client"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(MetricsConfig {
+        listen,
+        per_client: raw.per_client,
+    })
+}
+
+pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {
+    let listen = listen_addr(&raw.listen, codes::API_LISTEN, "api.listen")?;
     if !listen.ip().is_loopback() {
         warnings.push(format!(
             "api.listen {listen} is not a loopback address: the API is plain HTTP, \

@@ -42,6 +42,11 @@ pub(crate) enum ControlMsg {
     },
     /// Clients with an established IKE SA (ListIpsecServers' OnlineClientCount).
     OnlineClients(Sender<usize>),
+    /// The values of a metrics scrape; `per_client`: with the per-client series.
+    Metrics {
+        per_client: bool,
+        reply: Sender<Box<super::metrics::StackMetrics>>,
+    },
     /// New settings for new IKE SAs (UpdateIpsecServer); `delete_all`: EffectImmediately,
     /// existing IKE SAs are deleted so clients renegotiate with the new settings.
     Reconfigure {
@@ -218,6 +223,14 @@ impl ControlPlane {
                 }
                 Received::Control(ControlMsg::OnlineClients(reply)) => {
                     let _ = reply.send(self.responder.online_clients());
+                }
+                Received::Control(ControlMsg::Metrics { per_client, reply }) => {
+                    let _ = reply.send(Box::new(super::metrics::collect(
+                        &self.responder,
+                        &self.sad,
+                        inbox.dropped(),
+                        per_client,
+                    )));
                 }
                 Received::Control(ControlMsg::Reconfigure { config, delete_all }) => {
                     // Existing IKE SAs keep what they negotiated (clients of an older PSK

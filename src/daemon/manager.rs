@@ -206,6 +206,13 @@ impl StackManager {
         Ok(applied)
     }
 
+    /// The running stack's values for a metrics scrape; `None` when no stack runs (or its
+    /// IKE thread does not answer in time). The IKE thread is asked without holding the lock.
+    pub(crate) fn metrics(&self, per_client: bool) -> Option<super::metrics::StackMetrics> {
+        let postbox = self.postbox()?;
+        super::metrics::query(&postbox, per_client)
+    }
+
     /// Stops the stack for good (daemon shutdown); later applies do nothing.
     pub(crate) fn shutdown(&self) {
         let mut st = self.lock();

@@ -8,8 +8,9 @@
 //! reuse-port UDP 4500 socket per listen address (`worker.rs`; replies leave through the
 //! socket of their local address, `sockets.rs`); one thread answers `status`, `terminate`
 //! and `reload` on a Unix socket for as long as the daemon runs (`control.rs`; the status
-//! model and its text in `status.rs`, the reload SIGHUP shares in `reload.rs`). The main
-//! thread waits for SIGINT/SIGTERM (`signals.rs`), then
+//! model and its text in `status.rs`, the reload SIGHUP shares in `reload.rs`); with
+//! `[metrics]`, one serves `GET /metrics` (`metrics.rs`), reading the running stack through
+//! the IKE thread like `status`. The main thread waits for SIGINT/SIGTERM (`signals.rs`), then
 //! shuts everything down: DELETE to every peer, SAs cleared, routes and nftables rules
 //! removed, the TUN device closed.
 //!
@@ -38,6 +39,7 @@ mod error;
 mod inbox;
 pub mod kept_psk;
 mod manager;
+mod metrics;
 mod mtu;
 mod notify;
 mod os_state;
@@ -88,7 +90,7 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let reload_from = config.api().is_none().then(|| path.to_path_buf());
     let control = control::start(&config, manager.clone(), reload_from, &stop)?;
     let served = match config.api().cloned() {
-        None => run_from_file(&config, path, &manager, &mut signals),
+        None => run_from_file(&config, path, &manager, &stop, &mut signals),
         Some(api_cfg) => run_api(&config, &api_cfg, &manager, &stop, &mut signals),
     };
     stop.store(true, Ordering::Relaxed);
@@ -111,6 +113,7 @@ fn run_api(
         format!("the control API on {}", api_cfg.listen()),
     ))?;
     info!(listen = %api_cfg.listen(), "control API listening");
+    let metrics = start_metrics(config, manager, Some(api.clone()), stop)?;
     let handler: crate::api::http::Handler = {
         let api = api.clone();
         Arc::new(move |req, peer| api.handle(req, peer))
@@ -142,7 +145,31 @@ fn run_api(
     info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     let _ = http.join();
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     Ok(())
+}
+
+/// Starts the `[metrics]` listener, if configured: it reads the running stack of `manager`
+/// and the API's request counts at each scrape. Bound before anything is served, so a port
+/// in use stops the start cleanly.
+fn start_metrics(
+    config: &Config,
+    manager: &Arc<StackManager>,
+    api: Option<Arc<crate::api::Api>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>, DaemonError> {
+    let Some(cfg) = config.metrics() else {
+        return Ok(None);
+    };
+    let manager = manager.clone();
+    metrics::start(cfg, stop, move |per_client| metrics::Scrape {
+        stack: manager.metrics(per_client),
+        api_requests: api.as_ref().map(|a| a.request_counts()),
+        http_refused: 0,
+    })
+    .map(Some)
 }
 
 /// Serves the file's `[ipsec_server]`; SIGHUP reads the file again and applies it
@@ -151,12 +178,15 @@ fn run_api(
 fn run_from_file(
     config: &Config,
     path: &Path,
-    manager: &StackManager,
+    manager: &Arc<StackManager>,
+    stop: &Arc<AtomicBool>,
     signals: &mut Signals,
 ) -> Result<(), DaemonError> {
-    manager
-        .apply(config.ipsec_server(), false)
-        .map_err(DaemonError::Apply)?;
+    let metrics = start_metrics(config, manager, None, stop)?;
+    if let Err(e) = manager.apply(config.ipsec_server(), false) {
+        stop.store(true, Ordering::Relaxed);
+        return Err(DaemonError::Apply(e));
+    }
     let status = format!("serving on {:?}", config.gateway().listen_addrs());
     notify::ready(&status);
     while signals.wait() == Signal::Reload {
@@ -165,5 +195,9 @@ fn run_from_file(
     }
     notify::stopping();
     info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    if let Some(m) = metrics {
+        let _ = m.join();
+    }
     Ok(())
 }

@@ -258,6 +258,7 @@ impl Worker {
                     continue;
                 };
                 let Some(sa) = sad.outbound(ip.dst()) else {
+                    self.sad.drops().count(DropReason::NoSa);
                     continue;
                 };
                 // From the address the Child SA was negotiated on (validation leaves exactly

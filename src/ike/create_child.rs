@@ -180,6 +180,7 @@ impl Responder {
         );
         if let Some(i) = old {
             e.children[i].rekeyed = true;
+            self.counters.child_rekeys += 1;
         }
         info!(
             remote = %core.remote, identity = %id_to_string(&e.identity),

@@ -17,6 +17,7 @@
 mod auth;
 mod budget;
 mod cookie;
+mod counters;
 mod create_child;
 mod error;
 #[doc(hidden)]
@@ -59,6 +60,7 @@ use ipnet::Ipv4Net;
 pub use crate::ipsec::{ChildSaSpec, Ipv4Range};
 pub use auth::AuthFailure;
 pub use budget::Refusal;
+pub use counters::Counters;
 pub use error::IkeError;
 pub use nat::Nat;
 pub use proposal::{EspSuite, IkeSuite};

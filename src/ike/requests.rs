@@ -121,6 +121,7 @@ impl Responder {
         if let Some(p) = &mut e.pending {
             if now >= p.next_retry {
                 if p.tries >= MAX_TRIES {
+                    self.counters.dpd_timeouts += 1;
                     info!(remote = %core.remote, identity = %who, "peer does not answer: deleting its IKE SA");
                     return self.cleanup_established(core.spi_r, e);
                 }
@@ -464,6 +465,7 @@ impl Responder {
         );
         debug_assert_eq!(spec.client_vip, vip);
         e.children[old].rekeyed = true;
+        self.counters.child_rekeys += 1;
         e.outbox.push_back(Request::DeleteChild {
             inbound_spi: old_inbound,
         });

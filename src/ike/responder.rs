@@ -276,6 +276,8 @@ pub struct Responder {
     pub(crate) dh_rate: DhRate,
     pub(crate) auth_backoff: AuthBackoff,
     pub(crate) refusals: Refusals,
+    /// Handshake outcomes, rekeys, unanswered peers (for metrics).
+    pub(crate) counters: super::Counters,
     /// Counted up by each PSK change: which PSK an IKE SA's client used (`reauth`).
     pub(crate) psk_generation: u64,
 }
@@ -296,6 +298,7 @@ impl Responder {
             dh_rate: DhRate::default(),
             auth_backoff: AuthBackoff::default(),
             refusals: Refusals::default(),
+            counters: Default::default(),
             psk_generation: 0,
         }
     }
@@ -369,6 +372,7 @@ impl Responder {
             .map(|sa| sa.core.spi_r)
             .collect();
         let mut actions = Vec::new();
+        self.counters.timed_out += expired.len() as u64;
         for spi in expired {
             debug!(
                 spi_r = format_args!("{spi:016x}"),
@@ -529,6 +533,16 @@ impl Responder {
     /// Refused or dropped IKE messages since start, by reason.
     pub fn refusals(&self) -> Vec<(Refusal, u64)> {
         self.refusals.totals()
+    }
+
+    /// What the responder did since it started (handshake outcomes, rekeys, DPD timeouts).
+    pub fn counters(&self) -> super::Counters {
+        self.counters
+    }
+
+    /// The number of addresses the pool can lease (within `max_connections`).
+    pub fn pool_size(&self) -> usize {
+        self.pool.capacity()
     }
 
     /// Deletes every IKE SA, sending INFORMATIONAL DELETE to each established peer (shutdown
@@ -923,8 +937,18 @@ impl Responder {
                     _ => Err(not_valid()),
                 };
                 match result {
-                    Ok((e, handled)) => (Some(e), handled, true),
-                    Err(e) => (None, Handled::closing(error_notify(&e), Vec::new()), false),
+                    Ok((e, handled)) => {
+                        self.counters.established += 1;
+                        (Some(e), handled, true)
+                    }
+                    Err(e) => {
+                        if e.notify() == Some(crate::wire::NotifyType::AUTHENTICATION_FAILED) {
+                            self.counters.auth_failed += 1;
+                        } else {
+                            self.counters.failed += 1;
+                        }
+                        (None, Handled::closing(error_notify(&e), Vec::new()), false)
+                    }
                 }
             }
             SaState::Established(mut e) => {
@@ -977,6 +1001,7 @@ impl Responder {
             last_sent: now,
         });
         if let Some((new_core, new_e)) = handled.new_sa {
+            self.counters.ike_rekeys += 1;
             self.insert_established(*new_core, *new_e);
         }
         match next {

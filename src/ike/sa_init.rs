@@ -65,18 +65,26 @@ impl Responder {
         match self.init_new_sa(now, rng, rx) {
             Ok(actions) => actions,
             Err(InitReject::Drop(why, detail)) => {
+                self.counters.dropped += 1;
                 self.refusals.record(now, remote.ip(), why, || detail);
                 Vec::new()
             }
             Err(InitReject::NoProposal) => {
+                self.counters.no_proposal += 1;
                 self.init_error(header, local, remote, &IkeError::NoProposalChosen)
             }
             Err(InitReject::Error(e)) => {
+                if e.notify() == Some(NotifyType::NO_PROPOSAL_CHOSEN) {
+                    self.counters.no_proposal += 1;
+                } else {
+                    self.counters.failed += 1;
+                }
                 self.refusals
                     .record(now, remote.ip(), Refusal::InitRefused, || e.to_string());
                 self.init_error(header, local, remote, &e)
             }
             Err(InitReject::Cookie(cookie)) => {
+                self.counters.cookie_sent += 1;
                 self.refusals
                     .record(now, remote.ip(), Refusal::CookieChallenge, || {
                         "asked for a cookie".into()

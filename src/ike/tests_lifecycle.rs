@@ -45,6 +45,7 @@ fn silent_peer_is_checked_then_declared_dead() {
     }
     assert!(deleted, "the dead peer's SAs were not removed");
     assert_eq!(resent, 3, "retransmitted until the give-up");
+    assert_eq!(h.responder.counters().dpd_timeouts, 1);
     assert!(h.responder.sas.is_empty());
     assert_eq!(h.responder.pool.in_use(), 0);
 }
@@ -367,6 +368,11 @@ fn a_child_sa_running_out_of_sequence_numbers_is_rekeyed_even_without_a_lifetime
     let new = installed(&actions);
     assert_eq!(new.len(), 1, "the new Child SA is installed");
     assert_eq!(new[0].outbound_spi, client_spi);
+    assert_eq!(
+        h.responder.counters().child_rekeys,
+        1,
+        "the refused try is no rekey"
+    );
     let delete = sent(&actions);
     assert_eq!(delete.len(), 1, "then the old Child SA's DELETE");
     assert_eq!(

@@ -123,6 +123,14 @@ fn rekeying_the_ike_sa_does_not_extend_the_deadline_which_deletes_it() {
     );
     h.now += Duration::from_secs(60);
     let new = rekey_ike(&mut h, &ini, 2, 0x5151_5151_5151_5151);
+    assert_eq!(
+        (
+            h.responder.counters().ike_rekeys,
+            h.responder.counters().established
+        ),
+        (1, 1),
+        "a rekey, not a login"
+    );
     let e = current(&h, new).expect("the new IKE SA");
     assert_eq!(
         e.auth.at, t0,

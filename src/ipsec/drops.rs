@@ -24,19 +24,22 @@ pub enum DropReason {
     Malformed,
     /// Outbound: the SA's sequence numbers ran out before its rekey.
     SeqExhausted,
+    /// Outbound: a packet from the TUN to an address no client's SA serves.
+    NoSa,
     /// Anything else (no socket for the SA's address, IPv6 outer addresses, buffers).
     Other,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`EspDrops::read`] and of the summary.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Replay,
         DropReason::Icv,
         DropReason::UnknownSpi,
         DropReason::Selector,
         DropReason::Malformed,
         DropReason::SeqExhausted,
+        DropReason::NoSa,
         DropReason::Other,
     ];
 
@@ -49,6 +52,21 @@ impl DropReason {
             DropReason::Selector => "selector",
             DropReason::Malformed => "malformed",
             DropReason::SeqExhausted => "sequence numbers exhausted",
+            DropReason::NoSa => "no SA for the destination",
+            DropReason::Other => "other",
+        }
+    }
+
+    /// The reason as a metrics label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::Replay => "replay",
+            DropReason::Icv => "icv",
+            DropReason::UnknownSpi => "unknown_spi",
+            DropReason::Selector => "selector",
+            DropReason::Malformed => "malformed",
+            DropReason::SeqExhausted => "seq_exhausted",
+            DropReason::NoSa => "no_sa",
             DropReason::Other => "other",
         }
     }

@@ -100,9 +100,53 @@ impl SaCounters {
     /// was).
     fn drop_for(&self, e: &EspError) {
         self.drop_one();
-        if *e == EspError::Selector {
+        if matches!(e, EspError::Selector) {
             self.outside_selectors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Adds this SA's counters to `t`, as an inbound (`true`) or outbound SA.
+    fn add_to(&self, t: &mut EspTotals, inbound: bool) {
+        let (packets, bytes, dropped) = self.read();
+        let d = if inbound {
+            &mut t.inbound
+        } else {
+            &mut t.outbound
+        };
+        d.packets += packets;
+        d.bytes += bytes;
+        d.dropped += dropped;
+        d.outside_selectors += self.outside_selectors();
+    }
+}
+
+/// The counters of one direction summed over SAs ([`EspTotals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectionTotals {
+    /// Packets delivered (inbound: into the TUN; outbound: sealed).
+    pub packets: u64,
+    /// Bytes of those packets' inner (plaintext) IP packets.
+    pub bytes: u64,
+    /// Every packet dropped on an SA, whatever the reason (by reason: [`super::Sad::drops`]).
+    pub dropped: u64,
+    pub outside_selectors: u64,
+}
+
+/// What the data plane did since the SA database was created: the counters of every SA,
+/// deleted ones included ([`super::Sad::totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EspTotals {
+    pub inbound: DirectionTotals,
+    pub outbound: DirectionTotals,
+}
+
+impl EspTotals {
+    pub(super) fn add_inbound(&mut self, sa: &InboundSa) {
+        sa.counters.add_to(self, true);
+    }
+
+    pub(super) fn add_outbound(&mut self, sa: &OutboundSa) {
+        sa.counters.add_to(self, false);
     }
 }
 

@@ -21,7 +21,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use drops::{drops_since, DropReason, EspDrops};
-pub use esp::{EspError, InboundSa, Opened, OutboundSa, SaCounters};
+pub use esp::{DirectionTotals, EspError, EspTotals, InboundSa, Opened, OutboundSa, SaCounters};
 pub use replay::{ReplayError, ReplayWindow, WINDOW as REPLAY_WINDOW};
 pub use sad::{Sad, SadSnapshot};
 

@@ -3,7 +3,9 @@
 //! Readers (the data-plane workers) load an immutable [`SadSnapshot`] through `ArcSwap`, once
 //! per batch, without a lock; the control plane (IKE) replaces the snapshot copy-on-write on
 //! install and delete, which are rare. SAs are `Arc`s shared by consecutive snapshots, so
-//! their counters and replay windows survive every change.
+//! their counters and replay windows survive every change. The counters of a deleted SA are
+//! added to running totals as it leaves ([`Sad::totals`]: metrics count since the start,
+//! not only over the SAs alive now).
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use super::drops::EspDrops;
-use super::esp::{EspError, InboundSa, OutboundSa};
+use super::esp::{EspError, EspTotals, InboundSa, OutboundSa};
 use super::{ChildSaSpec, Role, REKEY_AT_SEQ};
 
 /// Shards per map. An install or delete copies only the shards it changes (copy-on-write
@@ -112,10 +114,11 @@ impl SadSnapshot {
 #[derive(Default)]
 pub struct Sad {
     current: ArcSwap<SadSnapshot>,
-    /// Serializes writers (the control plane); readers never take it.
-    write: Mutex<()>,
-    /// Dropped ESP packets by reason, over every SA (the workers count, the control plane
-    /// summarises).
+    /// Serializes writers (the control plane); readers never take it. Holds the counters of
+    /// the SAs deleted so far.
+    write: Mutex<EspTotals>,
+    /// Dropped ESP packets by reason, over every SA and the packets that found none (the
+    /// workers count; the control plane summarises, metrics report).
     drops: EspDrops,
 }
 
@@ -146,13 +149,19 @@ impl Sad {
     pub fn install_as(&self, spec: &ChildSaSpec, role: Role) -> Result<(), EspError> {
         let inbound = Arc::new(InboundSa::with_role(spec, role)?);
         let outbound = Arc::new(OutboundSa::with_role(spec, role)?);
-        self.update(|s| {
+        self.update(|s, retired| {
             let (spi, vip) = (spec.inbound_spi, spec.client_vip);
-            Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound);
+            if let Some(old) = Arc::make_mut(&mut s.inbound[spi_shard(spi)]).insert(spi, inbound) {
+                retired.add_inbound(&old);
+            }
             if role == Role::Client {
                 s.default_outbound = Some(outbound.clone());
             }
-            Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound);
+            // The client's previous outbound SA (a rekey) leaves the database here.
+            if let Some(old) = Arc::make_mut(&mut s.outbound[vip_shard(vip)]).insert(vip, outbound)
+            {
+                retired.add_outbound(&old);
+            }
             Arc::make_mut(&mut s.pairs[spi_shard(spi)]).insert(spi, vip);
         });
         Ok(())
@@ -161,10 +170,12 @@ impl Sad {
     /// Deletes the pair of inbound SPI `spi`; the outbound SA goes too unless a newer pair
     /// of the same client replaced it.
     pub fn remove(&self, spi: u32) {
-        self.update(|s| {
+        self.update(|s, retired| {
             let shard = spi_shard(spi);
             if s.inbound[shard].contains_key(&spi) {
-                Arc::make_mut(&mut s.inbound[shard]).remove(&spi);
+                if let Some(gone) = Arc::make_mut(&mut s.inbound[shard]).remove(&spi) {
+                    retired.add_inbound(&gone);
+                }
             }
             if !s.pairs[shard].contains_key(&spi) {
                 return;
@@ -174,6 +185,7 @@ impl Sad {
                 if !still_used {
                     let gone = Arc::make_mut(&mut s.outbound[vip_shard(vip)]).remove(&vip);
                     if let Some(gone) = gone {
+                        retired.add_outbound(&gone);
                         if s.default_outbound
                             .as_ref()
                             .is_some_and(|d| Arc::ptr_eq(d, &gone))
@@ -195,15 +207,44 @@ impl Sad {
     }
 
     pub fn clear(&self) {
-        self.update(|s| *s = SadSnapshot::default());
+        self.update(|s, retired| {
+            add_live(s, retired);
+            *s = SadSnapshot::default()
+        });
     }
 
-    fn update(&self, f: impl FnOnce(&mut SadSnapshot)) {
+    /// The counters of every SA since this database was created, deleted SAs included (the
+    /// packets that found no SA are in [`Sad::drops`]). Only grows, except that a worker still holding an
+    /// older snapshot may count a last packet on a deleted SA, which is then not seen.
+    pub fn totals(&self) -> EspTotals {
+        let retired = self.lock();
+        let mut t = *retired;
+        add_live(&self.current.load(), &mut t);
+        t
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EspTotals> {
         // A poisoned lock only means another writer panicked; the snapshot itself is
         // immutable and consistent, so carry on.
-        let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the snapshot by `f`'s edit of a copy; `f` adds the counters of the SAs it
+    /// removes to the retired totals it is given.
+    fn update(&self, f: impl FnOnce(&mut SadSnapshot, &mut EspTotals)) {
+        let mut retired = self.lock();
         let mut next = SadSnapshot::clone(&self.current.load());
-        f(&mut next);
+        f(&mut next, &mut retired);
         self.current.store(Arc::new(next));
+    }
+}
+
+/// Adds the counters of every SA of `s` to `t`.
+fn add_live(s: &SadSnapshot, t: &mut EspTotals) {
+    for sa in s.inbound.iter().flat_map(|m| m.values()) {
+        t.add_inbound(sa);
+    }
+    for sa in s.outbound.iter().flat_map(|m| m.values()) {
+        t.add_outbound(sa);
     }
 }

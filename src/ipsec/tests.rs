@@ -425,3 +425,66 @@ fn the_sad_names_pairs_whose_sequence_numbers_run_low_either_way() {
         .unwrap();
     assert_eq!(snap.rekey_due(), vec![b.inbound_spi, a.inbound_spi]);
 }
+
+#[test]
+fn totals_count_every_sa_since_the_start_deleted_ones_included() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let sad = Sad::new();
+    let (a, cl) = spec_pair(EncrAlg::AesCbc128, IntegAlg::HmacSha1_96);
+    sad.install(&a).unwrap();
+    let cl_out = OutboundSa::with_role(&cl, Role::Client).unwrap();
+    let mut wire = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let snap = sad.snapshot();
+    let gw_in = snap.inbound(a.inbound_spi).unwrap();
+    let gw_out = snap.outbound(vip()).unwrap();
+    // In: two packets of 50 inner bytes, one replay, one bad ICV; out: one packet of 40.
+    for _ in 0..2 {
+        let n = cl_out
+            .seal(&ipv4_packet(vip(), lan(), 22), &mut wire, &mut rng)
+            .unwrap();
+        gw_in.open(&wire[..n], &mut out).unwrap();
+        if gw_in.counters.read().0 == 2 {
+            assert!(gw_in.open(&wire[..n], &mut out).is_err(), "a replay");
+        }
+    }
+    // A bad ICV on a fresh sequence number: sealed, then its last byte flipped.
+    let n = cl_out
+        .seal(&ipv4_packet(vip(), lan(), 22), &mut wire, &mut rng)
+        .unwrap();
+    wire[n - 1] ^= 1;
+    assert_eq!(gw_in.open(&wire[..n], &mut out), Err(EspError::Integrity));
+    gw_out
+        .seal(&ipv4_packet(lan(), vip(), 12), &mut wire, &mut rng)
+        .unwrap();
+    // Outside the local selectors: dropped outbound.
+    assert!(gw_out
+        .seal(
+            &ipv4_packet(Ipv4Addr::new(8, 8, 8, 8), vip(), 12),
+            &mut wire,
+            &mut rng
+        )
+        .is_err());
+    let live = sad.totals();
+    assert_eq!((live.inbound.packets, live.inbound.bytes), (2, 100));
+    assert_eq!(live.inbound.dropped, 2, "the replay and the bad ICV");
+    assert_eq!((live.outbound.packets, live.outbound.bytes), (1, 40));
+    assert_eq!(
+        (live.outbound.dropped, live.outbound.outside_selectors),
+        (1, 1)
+    );
+
+    // A rekey replaces the outbound SA, the deletes remove the rest: nothing is forgotten.
+    let mut b = a.clone();
+    b.inbound_spi = 0x1234_5678;
+    b.outbound_spi = 0x8765_4321;
+    sad.install(&b).unwrap();
+    assert_eq!(sad.totals(), live, "the replaced outbound SA still counts");
+    sad.remove(a.inbound_spi);
+    sad.remove(b.inbound_spi);
+    assert!(sad.snapshot().is_empty());
+    assert_eq!(sad.totals(), live, "deleted SAs still count");
+    sad.install(&a).unwrap();
+    sad.clear();
+    assert_eq!(sad.totals(), live, "a cleared database still counts");
+}
