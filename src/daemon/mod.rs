@@ -28,6 +28,7 @@ mod client;
 mod control;
 mod control_plane;
 mod error;
+pub mod host_check;
 mod inbox;
 mod manager;
 mod mtu;
@@ -126,12 +127,7 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
                     warn!("applying the reloaded configuration failed: {e}");
                 }
             }
-            Err(e) => warn!(
-                "SIGHUP: {} not applied: {}: {}",
-                path.display(),
-                e.code,
-                e.message
-            ),
+            Err(report) => warn!("SIGHUP: {} not applied:\n{report}", path.display()),
         }
     }
     info!("shutting down");
