@@ -56,16 +56,8 @@ impl Findings {
         self.record(key, false, check)
     }
 
-    /// As [`Findings::field`] for a rule that depends on the host (its networks), not on
-    /// the file alone: the error is marked as a host condition.
-    fn host_field<T>(
-        &mut self,
-        key: &str,
-        check: impl FnOnce(&mut Vec<String>) -> Result<T, ConfigError>,
-    ) -> Option<T> {
-        self.record(key, true, check)
-    }
-
+    /// As [`Findings::field`]; with `host`, the rule depends on the host (its networks),
+    /// not on the file alone, and the error is marked as a host condition.
     fn record<T>(
         &mut self,
         key: &str,
@@ -153,7 +145,9 @@ impl IpsecServerSpec {
                 client_ip_pool(&self.client_ip_pool, local)
             })
             .and_then(|pool| {
-                f.host_field("client_ip_pool", |_| pool_off_host(pool, host_networks))
+                f.record("client_ip_pool", true, |_| {
+                    pool_off_host(pool, host_networks)
+                })
             });
         let name = f.field("ipsec_server_name", |_| {
             self.ipsec_server_name
@@ -170,28 +164,18 @@ impl IpsecServerSpec {
             .enumerate()
             .map(|(i, s)| f.field(&format!("dns[{i}]"), |_| dns_server(s)))
             .collect());
-        let (
-            Some(local_subnets),
-            Some(client_ip_pool),
-            Some(name),
-            Some(ike),
-            Some(ipsec),
-            Some((psk, psk_generated)),
-            Some(dns),
-        ) = (local_subnets, client_ip_pool, name, ike, ipsec, psk, dns)
-        else {
-            return None;
-        };
+        // Every check has run and recorded its error: now stop at the first that failed.
+        let (psk, psk_generated) = psk?;
         Some(IpsecServerConfig {
-            name,
-            local_subnets,
-            client_ip_pool,
+            name: name?,
+            local_subnets: local_subnets?,
+            client_ip_pool: client_ip_pool?,
             effect_immediately: self.effect_immediately,
             psk,
             psk_generated,
-            dns,
-            ike,
-            ipsec,
+            dns: dns?,
+            ike: ike?,
+            ipsec: ipsec?,
         })
     }
 
@@ -343,54 +327,23 @@ pub(super) fn gateway(raw: &GatewayRaw, f: &mut Findings) -> Option<GatewayConfi
             )
         })
     });
-    let (
-        Some(vpn_gateway_id),
-        Some(region_id),
-        Some(listen_addrs),
-        Some(ike_port),
-        Some(nat_t_port),
-        Some(tun_name),
-        Some(state_dir),
-        Some(control_socket),
-        Some(max_connections),
-        Some(dpd),
-        Some(psk_change_reauth),
-        Some(workers),
-        Some(unique),
-    ) = (
-        vpn_gateway_id,
-        region_id,
-        listen_addrs,
-        ike_port,
-        nat_t_port,
-        tun_name,
-        state_dir,
-        control_socket,
-        max_connections,
-        dpd,
-        psk_change_reauth,
-        workers,
-        unique,
-    )
-    else {
-        return None;
-    };
+    let (dpd, psk_change_reauth, workers) = (dpd?, psk_change_reauth?, workers?);
     Some(GatewayConfig {
-        vpn_gateway_id,
-        region_id,
-        listen_addrs,
-        ike_port,
-        nat_t_port,
-        tun_name,
-        state_dir,
-        control_socket,
+        vpn_gateway_id: vpn_gateway_id?,
+        region_id: region_id?,
+        listen_addrs: listen_addrs?,
+        ike_port: ike_port?,
+        nat_t_port: nat_t_port?,
+        tun_name: tun_name?,
+        state_dir: state_dir?,
+        control_socket: control_socket?,
         ip_forward: raw.ip_forward,
         masquerade: raw.masquerade,
-        max_connections,
+        max_connections: max_connections?,
         dpd_interval: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
         psk_change_reauth: Duration::from_secs(psk_change_reauth.into()),
         workers: NonZeroU32::new(workers),
-        unique,
+        unique: unique?,
         force_udp_encap: raw.force_udp_encap,
     })
 }
@@ -498,46 +451,18 @@ pub(super) fn limits(raw: &LimitsRaw, f: &mut Findings) -> Option<LimitsConfig> 
         .map(|n| u16::try_from(n).unwrap_or(u16::MAX))
     });
     let ike_queue = count(f, raw.ike_queue, 65_536, codes::IKE_QUEUE, "ike_queue");
-    let (
-        Some(cookie_threshold),
-        Some(cookie_threshold_ip),
-        Some(block_threshold_ip),
-        Some(half_open_max),
-        Some(half_open_timeout),
-        Some(dh_per_second_cookie),
-        Some(auth_failures_before_backoff),
-        Some(auth_backoff_max),
-        Some(child_sas_per_ike_sa),
-        Some(max_ike_message),
-        Some(ike_queue),
-    ) = (
-        cookie_threshold,
-        cookie_threshold_ip,
-        block_threshold_ip,
-        half_open_max,
-        half_open_timeout,
-        dh_per_second_cookie,
-        auth_failures_before_backoff,
-        auth_backoff_max,
-        child_sas_per_ike_sa,
-        max_ike_message,
-        ike_queue,
-    )
-    else {
-        return None;
-    };
     let cfg = LimitsConfig {
-        cookie_threshold,
-        cookie_threshold_ip,
-        block_threshold_ip,
-        half_open_max,
-        half_open_timeout,
-        dh_per_second_cookie,
-        auth_failures_before_backoff,
-        auth_backoff_max,
-        child_sas_per_ike_sa,
-        max_ike_message,
-        ike_queue,
+        cookie_threshold: cookie_threshold?,
+        cookie_threshold_ip: cookie_threshold_ip?,
+        block_threshold_ip: block_threshold_ip?,
+        half_open_max: half_open_max?,
+        half_open_timeout: half_open_timeout?,
+        dh_per_second_cookie: dh_per_second_cookie?,
+        auth_failures_before_backoff: auth_failures_before_backoff?,
+        auth_backoff_max: auth_backoff_max?,
+        child_sas_per_ike_sa: child_sas_per_ike_sa?,
+        max_ike_message: max_ike_message?,
+        ike_queue: ike_queue?,
     };
     if cfg.block_threshold_ip <= cfg.cookie_threshold_ip {
         f.warn(
@@ -586,14 +511,15 @@ pub(super) fn api(raw: &ApiRaw, f: &mut Findings) -> Option<ApiConfig> {
         }
         Ok(listen)
     });
-    if raw.access_keys.is_empty() {
-        f.field("api.access_keys", |_| -> Result<(), _> {
-            Err(ConfigError::new(
+    let some_keys = f.field("api.access_keys", |_| {
+        if raw.access_keys.is_empty() {
+            return Err(ConfigError::new(
                 codes::ACCESS_KEYS,
                 "[api] needs at least one [[api.access_keys]]: every request must be signed",
-            ))
-        });
-    }
+            ));
+        }
+        Ok(())
+    });
     let mut seen = HashSet::new();
     let mut access_keys = Vec::with_capacity(raw.access_keys.len());
     for (i, key) in raw.access_keys.iter().enumerate() {
@@ -631,14 +557,10 @@ pub(super) fn api(raw: &ApiRaw, f: &mut Findings) -> Option<ApiConfig> {
             secret,
         }));
     }
-    let (Some(listen), Some(access_keys), false) =
-        (listen, all(access_keys), raw.access_keys.is_empty())
-    else {
-        return None;
-    };
+    some_keys?;
     Some(ApiConfig {
-        listen,
-        access_keys,
+        listen: listen?,
+        access_keys: all(access_keys)?,
     })
 }
 
@@ -829,22 +751,12 @@ fn ike_config(raw: &IkeConfigRaw, f: &mut Findings) -> Option<IkeConfig> {
             format!("IkeMode {} is not one of main, aggressive", shown(v)),
         )),
     });
-    let enc = f.field("ike_config.ike_enc_alg", |w| {
-        enc_alg(
-            raw.ike_enc_alg.as_deref(),
-            codes::ILLEGAL_IKE_ENC_ALG,
-            "IkeEncAlg",
-            w,
-        )
-    });
-    let auth = f.field("ike_config.ike_auth_alg", |w| {
-        auth_alg(
-            raw.ike_auth_alg.as_deref(),
-            codes::ILLEGAL_IKE_AUTH_ALG,
-            "IkeAuthAlg",
-            w,
-        )
-    });
+    let (enc, auth) = algorithms(
+        f,
+        Sa::Ike,
+        raw.ike_enc_alg.as_deref(),
+        raw.ike_auth_alg.as_deref(),
+    );
     let dh_group = f.field("ike_config.ike_pfs", |w| {
         let group = match raw.ike_pfs.as_deref() {
             None => DhGroup::Group2,
@@ -875,48 +787,25 @@ fn ike_config(raw: &IkeConfigRaw, f: &mut Findings) -> Option<IkeConfig> {
             "RemoteId",
         )
     });
-    let (
-        Some(()),
-        Some(()),
-        Some(enc),
-        Some(auth),
-        Some(dh_group),
-        Some(lifetime),
-        Some(local_id),
-        Some(remote_id),
-    ) = (
-        version, mode, enc, auth, dh_group, lifetime, local_id, remote_id,
-    )
-    else {
-        return None;
-    };
+    version?;
+    mode?;
     Some(IkeConfig {
-        enc,
-        auth,
-        dh_group,
-        lifetime,
-        local_id,
-        remote_id,
+        enc: enc?,
+        auth: auth?,
+        dh_group: dh_group?,
+        lifetime: lifetime?,
+        local_id: local_id?,
+        remote_id: remote_id?,
     })
 }
 
 fn ipsec_config(raw: &IpsecConfigRaw, f: &mut Findings) -> Option<IpsecConfig> {
-    let enc = f.field("ipsec_config.ipsec_enc_alg", |w| {
-        enc_alg(
-            raw.ipsec_enc_alg.as_deref(),
-            codes::ILLEGAL_IPSEC_ENC_ALG,
-            "IpsecEncAlg",
-            w,
-        )
-    });
-    let auth = f.field("ipsec_config.ipsec_auth_alg", |w| {
-        auth_alg(
-            raw.ipsec_auth_alg.as_deref(),
-            codes::ILLEGAL_IPSEC_AUTH_ALG,
-            "IpsecAuthAlg",
-            w,
-        )
-    });
+    let (enc, auth) = algorithms(
+        f,
+        Sa::Ipsec,
+        raw.ipsec_enc_alg.as_deref(),
+        raw.ipsec_auth_alg.as_deref(),
+    );
     let pfs = f.field("ipsec_config.ipsec_pfs", |w| {
         let pfs = match raw.ipsec_pfs.as_deref() {
             None => Some(DhGroup::Group2),
@@ -944,15 +833,50 @@ fn ipsec_config(raw: &IpsecConfigRaw, f: &mut Findings) -> Option<IpsecConfig> {
             "IpsecLifetime",
         )
     });
-    let (Some(enc), Some(auth), Some(pfs), Some(lifetime)) = (enc, auth, pfs, lifetime) else {
-        return None;
-    };
     Some(IpsecConfig {
-        enc,
-        auth,
-        pfs,
-        lifetime,
+        enc: enc?,
+        auth: auth?,
+        pfs: pfs?,
+        lifetime: lifetime?,
     })
+}
+
+/// IkeConfig or IpsecConfig, whose algorithm keys differ only in prefix and error code.
+#[derive(Clone, Copy)]
+enum Sa {
+    Ike,
+    Ipsec,
+}
+
+/// The encryption and integrity algorithms of IkeConfig or IpsecConfig, each checked and
+/// recorded under its key.
+fn algorithms(
+    f: &mut Findings,
+    sa: Sa,
+    enc: Option<&str>,
+    auth: Option<&str>,
+) -> (Option<EncAlg>, Option<AuthAlg>) {
+    let (key, param, enc_code, auth_code) = match sa {
+        Sa::Ike => (
+            "ike",
+            "Ike",
+            codes::ILLEGAL_IKE_ENC_ALG,
+            codes::ILLEGAL_IKE_AUTH_ALG,
+        ),
+        Sa::Ipsec => (
+            "ipsec",
+            "Ipsec",
+            codes::ILLEGAL_IPSEC_ENC_ALG,
+            codes::ILLEGAL_IPSEC_AUTH_ALG,
+        ),
+    };
+    let enc = f.field(&format!("{key}_config.{key}_enc_alg"), |w| {
+        enc_alg(enc, enc_code, &format!("{param}EncAlg"), w)
+    });
+    let auth = f.field(&format!("{key}_config.{key}_auth_alg"), |w| {
+        auth_alg(auth, auth_code, &format!("{param}AuthAlg"), w)
+    });
+    (enc, auth)
 }
 
 fn enc_alg(
