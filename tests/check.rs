@@ -351,7 +351,7 @@ fn host_conditions_are_reported_and_skipped_with_no_host() {
     // An interface of that name (`lo` always exists) and a daemon on the control socket.
     let path = host_config(&dir, ike_port, nat_t_port, "lo");
     std::fs::create_dir_all(dir.join("run")).expect("mkdir");
-    let _daemon = UnixListener::bind(dir.join("run/control.sock")).expect("listen");
+    let daemon = UnixListener::bind(dir.join("run/control.sock")).expect("listen");
     let (_, report) = check(&path);
     assert_eq!(
         host_conditions(&report),
@@ -359,6 +359,16 @@ fn host_conditions_are_reported_and_skipped_with_no_host() {
             ("gateway.tun_name", codes::HOST_INTERFACE_EXISTS),
             ("gateway.control_socket", codes::HOST_DAEMON_RUNNING),
         ]
+    );
+
+    // A file where the socket goes: `run` leaves it alone and does not start.
+    drop(daemon);
+    std::fs::remove_file(dir.join("run/control.sock")).expect("rm socket");
+    std::fs::write(dir.join("run/control.sock"), "not a socket").expect("file");
+    let (_, report) = check(&path);
+    assert_eq!(
+        host_conditions(&report)[1],
+        ("gateway.control_socket", codes::HOST_CONTROL_SOCKET)
     );
 
     // ClientIpPool on a host network: the validation error, marked as a host condition.

@@ -69,6 +69,7 @@
 //! | `Host.Bind` | host | binding that port fails otherwise (address not on this host, permission) |
 //! | `Host.InterfaceExists` | host | an interface named `tun_name` already exists |
 //! | `Host.DaemonRunning` | host | a daemon already answers on `gateway.control_socket` |
+//! | `Host.ControlSocket` | host | something other than a socket (a file, a link) is at `gateway.control_socket` |
 //! | `Host.PrivateDir` | host | `state_dir` or the control socket's directory exists but is not one `run` accepts (a link, not ours, writable by others) |
 //!
 //! Seed codes not raised here (they belong to the API/daemon layers): `VpnRouteEntry.Conflict`,
@@ -143,6 +144,7 @@ pub const HOST_PORT_IN_USE: &str = "Host.PortInUse";
 pub const HOST_BIND: &str = "Host.Bind";
 pub const HOST_INTERFACE_EXISTS: &str = "Host.InterfaceExists";
 pub const HOST_DAEMON_RUNNING: &str = "Host.DaemonRunning";
+pub const HOST_CONTROL_SOCKET: &str = "Host.ControlSocket";
 pub const HOST_PRIVATE_DIR: &str = "Host.PrivateDir";
 
 /// The host-condition codes (not part of [`ALL`], which the file alone can raise).
@@ -151,6 +153,7 @@ pub const HOST: &[&str] = &[
     HOST_BIND,
     HOST_INTERFACE_EXISTS,
     HOST_DAEMON_RUNNING,
+    HOST_CONTROL_SOCKET,
     HOST_PRIVATE_DIR,
 ];
 

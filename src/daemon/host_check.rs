@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -68,6 +69,20 @@ fn control_socket(path: &Path) -> Option<Finding> {
             codes::HOST_DAEMON_RUNNING,
             format!("a daemon already answers on {}", path.display()),
         ));
+    }
+    // `run` removes a stale socket, and nothing else.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Some(host(
+                KEY,
+                codes::HOST_CONTROL_SOCKET,
+                format!(
+                    "{} is in the way: not a socket (a file or a link; `run` removes only a \
+                     stale socket)",
+                    path.display()
+                ),
+            ));
+        }
     }
     let dir = path.parent()?;
     inspect_private_dir(dir).err().map(|e| {
