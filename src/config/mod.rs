@@ -10,6 +10,14 @@
 //! module no code re-checks a CIDR or an algorithm name. [`IpsecServerSpec::validate`] is
 //! the one validation of a server, shared by the file and the HTTP API.
 //!
+//! Validation does not stop at the first error: each check records its failure under the
+//! TOML key it concerns ([`Finding`]) and the next runs, so that `ipsec-server check` shows
+//! every error of a file at once, each at its line ([`Report`], lines from `locate.rs`). The
+//! API, which answers with one code, takes the first. `run` and `check` go through the same
+//! [`check_file`], so they accept the same files; `check` adds the host conditions the
+//! daemon finds (`daemon::host_check`: ports in use...), which this layer, doing no I/O
+//! but reading the file, cannot see.
+//!
 //! Invariants of a validated [`Config`] (each accessor documents its own):
 //! - LocalSubnet is non-empty, canonical (host bits are *rejected*, as the API does, not
 //!   silently masked), duplicate-free; ClientIpPool is canonical, has a prefix length in
@@ -17,7 +25,7 @@
 //! - IkeVersion is IKEv2 and IkeMode `main` (the only values we accept), so they are implied.
 //! - Every `[limits]` count is at least 1 and bounded; `max_ike_message` is 1280..=65535.
 //! - Lifetimes are 0..=86400 s; ports are nonzero and distinct; `tun_name` is a valid Linux
-//!   interface name; file paths are absolute.
+//!   interface name that also fits the daemon's nftables table names; file paths are absolute.
 //! - At least one of `[ipsec_server]` and `[api]` is present.
 //! - Secrets (PSK, AccessKey secrets) live only in `SecretBytes`: no [`ConfigError`],
 //!   warning or `Debug` output contains one, and TOML syntax errors carry a position but no
