@@ -205,7 +205,7 @@ fn a_syntax_error_keeps_its_line_and_column() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    // A type error (serde) is placed the same way.
+    // A type error or an unknown key (serde) is placed the same way, and named.
     let path = write(
         &dir,
         "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\n\nike_port = \"500\"\n",
@@ -214,11 +214,27 @@ fn a_syntax_error_keeps_its_line_and_column() {
     assert_eq!(report.findings.len(), 1);
     assert_eq!(
         (report.findings[0].line, report.findings[0].key.as_str()),
-        (Some(5), "")
+        (Some(5), "gateway.ike_port")
     );
     assert_eq!(
         report.findings[0].error().map(|e| e.code),
         Some(codes::SYNTAX)
+    );
+    let path = write(
+        &dir,
+        "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\n\n[ipsec_server]\n\
+         local_subnet = [\"192.168.0.0/24\"]\nclient_ip_pool = \"10.199.4.0/24\"\n\
+         [ipsec_server.ike_config]\nike_lifetim = 5\n",
+    );
+    let out = check_bin(&["--no-host", "-c", path.to_str().expect("utf-8")]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:9:1: ipsec_server.ike_config.ike_lifetim: InvalidConfig.Syntax: unknown field \
+             `ike_lifetim`",
+            path.display()
+        )),
+        "{stderr}"
     );
     // An unreadable file: no line.
     let out = check_bin(&["-c", "/nonexistent/ipsec-server.toml"]);

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use toml_edit::{ImDocument, Item};
+use toml_edit::{ImDocument, Item, TableLike};
 
 use super::raw::line_col;
 use super::Finding;
@@ -28,6 +28,46 @@ pub(super) fn locate(text: &str, findings: &mut [Finding]) {
             .and_then(|span| line_col(text, span.start))
             .map(|(line, _)| line);
     }
+}
+
+/// The key path of the deepest item written at byte `offset` of `text`: toml's errors for a
+/// wrong type or an unknown key carry a span but no path. `None` when the text does not
+/// parse (a syntax error) or no key is there.
+pub(super) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = ImDocument::parse(text).ok()?;
+    let mut path = Vec::new();
+    walk(doc.as_table(), offset, &mut path).then(|| path.join("."))
+}
+
+/// Pushes onto `path` the keys down to the deepest item of `table` whose key or value
+/// (a table: its header) holds `offset`; whether one does.
+fn walk(table: &dyn TableLike, offset: usize, path: &mut Vec<String>) -> bool {
+    let holds = |span: Option<Range<usize>>| span.is_some_and(|s| s.contains(&offset));
+    for (name, item) in table.iter() {
+        path.push(name.to_owned());
+        if let Some(tables) = item.as_array_of_tables() {
+            for (i, t) in tables.iter().enumerate() {
+                if let Some(last) = path.last_mut() {
+                    *last = format!("{name}[{i}]");
+                }
+                if walk(t, offset, path) || holds(t.span()) {
+                    return true;
+                }
+            }
+            if let Some(last) = path.last_mut() {
+                *last = name.to_owned();
+            }
+        } else if let Some(t) = item.as_table_like() {
+            if walk(t, offset, path) {
+                return true;
+            }
+        }
+        if holds(table.key(name).and_then(|k| k.span())) || holds(item.span()) {
+            return true;
+        }
+        path.pop();
+    }
+    false
 }
 
 /// The span of `path` in `root`, or of its deepest written ancestor.
@@ -102,5 +142,19 @@ mod tests {
         assert_eq!(line("api.access_keys[1].access_key_secret"), Some(7));
         assert_eq!(line("ipsec_server.ike_config.ike_lifetime"), Some(10));
         assert_eq!(line("limits.ike_queue"), None, "nothing of it is written");
+
+        let at = |needle: &str| key_at(text, text.find(needle).expect("in text"));
+        assert_eq!(at("\"x\"").as_deref(), Some("gateway.region_id"));
+        assert_eq!(at("a = 1").as_deref(), Some("api.access_keys[0].a"));
+        assert_eq!(
+            at("\"k\"").as_deref(),
+            Some("api.access_keys[1].access_key_id")
+        );
+        assert_eq!(
+            at("5\n").as_deref(),
+            Some("ipsec_server.ike_config.ike_lifetime")
+        );
+        assert_eq!(at("[gateway]").as_deref(), Some("gateway"));
+        assert_eq!(key_at("[gateway", 1), None, "a syntax error: no document");
     }
 }

@@ -160,7 +160,8 @@ impl Finding {
 ///
 /// ```text
 /// FILE:LINE: key.path: CODE: message                 an error
-/// FILE:LINE:COLUMN: InvalidConfig.Syntax: message    a syntax error
+/// FILE:LINE:COLUMN: [key.path: ]InvalidConfig.Syntax: message
+///                                                    a syntax, type or unknown-key error
 /// FILE:LINE: key.path: host: CODE: message           a host condition
 /// FILE:LINE: key.path: warning: message              a warning
 /// ```
@@ -264,8 +265,11 @@ pub fn check_file(
     };
     let raw = match ConfigRaw::parse(&text) {
         Ok(raw) => raw,
-        Err((e, at)) => {
-            let mut finding = Finding::new("", FindingKind::Error(e));
+        Err((e, offset)) => {
+            // A wrong type or an unknown key (serde) is in a document that parses: name it.
+            let key = offset.and_then(|at| locate::key_at(&text, at));
+            let at = offset.and_then(|at| raw::line_col(&text, at));
+            let mut finding = Finding::new(key.unwrap_or_default(), FindingKind::Error(e));
             finding.line = at.map(|(line, _)| line);
             finding.column = at.map(|(_, column)| column);
             report.findings.push(finding);
