@@ -71,6 +71,12 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Print the PSK the daemon of this config file uses: the configured one, or the one it
+    /// generated and keeps in state_dir (needs root: the files are 0600).
+    ShowPsk {
+        #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
     Loadgen(LoadgenArgs),
@@ -140,6 +146,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { config, socket } => cmd_status(config, socket),
+        Command::ShowPsk { config } => cmd_show_psk(&config),
         Command::Generate { what } => match generate::run(what) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -240,6 +247,48 @@ fn cmd_status(config: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("cannot reach the daemon at {}: {e}", socket.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_show_psk(config: &Path) -> ExitCode {
+    let cfg = match config::load(config, &host_networks_excluding, &mut rand::thread_rng()) {
+        Ok(c) => c,
+        Err(report) => {
+            eprintln!("{report}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(server) = cfg.ipsec_server() else {
+        eprintln!(
+            "{} has no [ipsec_server]: the control API's servers carry their own PSK",
+            config.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    if cfg.api().is_some() {
+        eprintln!("note: with [api], a server changed through the API has the API's PSK");
+    }
+    if !server.psk_generated() {
+        println!("{}", String::from_utf8_lossy(server.psk().expose()));
+        return ExitCode::SUCCESS;
+    }
+    let file = daemon::kept_psk::path(cfg.gateway().state_dir());
+    match daemon::kept_psk::read(&file) {
+        Ok(Some(psk)) => {
+            println!("{}", String::from_utf8_lossy(psk.expose()));
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!(
+                "no PSK generated yet ({} does not exist): start the daemon once",
+                file.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
             ExitCode::FAILURE
         }
     }

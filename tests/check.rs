@@ -140,12 +140,12 @@ fn every_error_is_reported_with_its_line_key_and_code() {
 #[test]
 fn warnings_and_defaults_get_lines_and_a_valid_file_says_ok() {
     let dir = temp_dir("warn");
-    // The example PSK (a warning) and an error on a key left at its default... none: the
-    // file is valid, `check` prints the warning on stderr and OK on stdout.
+    // The example PSK on loopback only is a warning: the file is valid, `check` prints the
+    // warning on stderr and OK on stdout.
     let path = write(
         &dir,
-        "[gateway]\nvpn_gateway_id = \"vpn-check02\"\nregion_id = \"local\"\n\n\
-         [ipsec_server]\nlocal_subnet = [\"192.168.0.0/24\"]\nclient_ip_pool = \"10.199.1.0/24\"\n\
+        "[gateway]\nvpn_gateway_id = \"vpn-check02\"\nregion_id = \"local\"\n\
+         listen_addrs = [\"127.0.0.1\"]\n\n[ipsec_server]\nlocal_subnet = [\"192.168.0.0/24\"]\nclient_ip_pool = \"10.199.1.0/24\"\n\
          psk = \"change-me-please\"\n",
     );
     let out = check_bin(&["--no-host", "-c", path.to_str().expect("utf-8")]);
@@ -157,7 +157,7 @@ fn warnings_and_defaults_get_lines_and_a_valid_file_says_ok() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "{}:8: ipsec_server.psk: warning: Psk is the example value of the shipped \
+            "{}:9: ipsec_server.psk: warning: Psk is the example value of the shipped \
              configuration; change it\n",
             path.display()
         )
@@ -492,4 +492,27 @@ fn report_lines_follow_the_documented_format() {
         report.first_error().map(|e| e.code),
         Some(codes::HOST_PORT_IN_USE)
     );
+}
+
+/// Both published example secrets beside a public listener: each refused at its own key.
+#[test]
+fn every_exposed_example_secret_is_reported() {
+    let dir = temp_dir("example");
+    let path = write(
+        &dir,
+        "[gateway]\nvpn_gateway_id = \"v\"\nregion_id = \"x\"\n\n[ipsec_server]\n\
+         local_subnet = [\"192.168.0.0/24\"]\nclient_ip_pool = \"10.199.5.0/24\"\n\
+         psk = \"change-me-please\"\n\n[api]\n[[api.access_keys]]\naccess_key_id = \"k\"\n\
+         access_key_secret = \"change-me\"\n",
+    );
+    let (cfg, report) = check_no_host(&path);
+    assert!(cfg.is_none());
+    assert_eq!(
+        errors(&report),
+        [
+            (Some(8), "ipsec_server.psk", codes::EXAMPLE_SECRET),
+            (Some(11), "api.access_keys[0]", codes::EXAMPLE_SECRET),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

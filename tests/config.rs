@@ -582,6 +582,10 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
             err_with(|d| with_api(d, "127.0.0.1:8080", Value::Array(vec![keys]))),
         );
     }
+    case(
+        codes::EXAMPLE_SECRET,
+        err_with(|d| set(d, "ipsec_server.psk", "change-me-please")),
+    );
     v
 }
 
@@ -1047,20 +1051,72 @@ fn secret_files_drop_one_trailing_newline_and_warn_when_readable() {
     assert!(key.secret().ct_eq(b"ak-from-file"));
 }
 
+fn access_key(d: &mut Table, id: &str, secret_key: &str, secret: &str) {
+    let mut key = Table::new();
+    key.insert("access_key_id".into(), id.into());
+    key.insert(secret_key.into(), secret.into());
+    set(d, "api.access_keys", Value::Array(vec![Value::Table(key)]));
+}
+
 #[test]
-fn example_secrets_and_public_api_listener_warn() {
+fn example_secrets_on_loopback_only_warn() {
     let cfg = ok_with(|d| {
+        set(d, "gateway.listen_addrs", strs(&["127.0.0.1"]));
         set(d, "ipsec_server.psk", "change-me-please");
-        set(d, "api.listen", "0.0.0.0:8080");
-        let mut key = Table::new();
-        key.insert("access_key_id".into(), "k1".into());
-        key.insert("access_key_secret".into(), "change-me".into());
-        set(d, "api.access_keys", Value::Array(vec![Value::Table(key)]));
+        set(d, "api.listen", "127.0.0.1:8080");
+        access_key(d, "k1", "access_key_secret", "change-me");
     });
     let w = cfg.warnings().join("\n");
     assert!(w.contains("Psk is the example value"), "{w}");
     assert!(w.contains("k1") && w.contains("example value"), "{w}");
-    assert!(w.contains("not a loopback"), "{w}");
+    assert!(!w.contains("change-me"), "never the secret itself: {w}");
+}
+
+#[test]
+fn example_secrets_are_refused_beside_a_non_loopback_listener() {
+    // The PSK, with the default listen_addrs 0.0.0.0.
+    let e = err_with(|d| set(d, "ipsec_server.psk", "change-me-please"));
+    assert_eq!(e.code, codes::EXAMPLE_SECRET, "{e}");
+    assert!(
+        e.message.contains("ipsec_server.psk ") && e.message.contains("0.0.0.0"),
+        "names the key and the listener: {e}"
+    );
+    // The same PSK through psk_file, on a specific public address.
+    let f = temp_file("example-psk-file", b"change-me-please\n", 0o600);
+    let e = err_with(|d| {
+        set(d, "gateway.listen_addrs", strs(&["192.0.2.1"]));
+        remove(d, "ipsec_server.psk");
+        set(d, "ipsec_server.psk_file", path_str(&f));
+    });
+    assert_eq!(e.code, codes::EXAMPLE_SECRET, "{e}");
+    assert!(e.message.contains("ipsec_server.psk_file") && e.message.contains("192.0.2.1"));
+    // An example AccessKey secret: the gateway on loopback, the API not.
+    let e = err_with(|d| {
+        set(d, "gateway.listen_addrs", strs(&["127.0.0.1"]));
+        set(d, "api.listen", "0.0.0.0:8080");
+        access_key(d, "k1", "access_key_secret", "change-me");
+    });
+    assert_eq!(e.code, codes::EXAMPLE_SECRET, "{e}");
+    assert!(
+        e.message.contains("api.access_keys[0]")
+            && e.message.contains("k1")
+            && e.message.contains("api.listen is 0.0.0.0:8080"),
+        "{e}"
+    );
+    // …and on the gateway's public address, with the API on loopback.
+    let e = err_with(|d| {
+        set(d, "api.listen", "127.0.0.1:8080");
+        access_key(d, "k1", "access_key_secret", "change-me");
+    });
+    assert_eq!(e.code, codes::EXAMPLE_SECRET, "{e}");
+    assert!(!e.message.contains("change-me"), "never the secret: {e}");
+    // Own secrets (or a generated PSK) on public addresses are fine.
+    ok_with(|d| {
+        set(d, "api.listen", "0.0.0.0:8080");
+        access_key(d, "k1", "access_key_secret", AK_SECRET);
+    });
+    let cfg = ok_with(|d| remove(d, "ipsec_server.psk"));
+    assert!(cfg.ipsec_server().is_some_and(|s| s.psk_generated()));
 }
 
 // --- the API path -------------------------------------------------------------------------
@@ -1170,16 +1226,18 @@ fn shipped_config_is_valid() {
     let s = cfg.ipsec_server().expect("server");
     assert_eq!(s.client_ip_pool(), net("10.0.0.0/24"));
     assert_eq!(s.local_subnets(), &[net("192.168.0.0/24")]);
-    assert!(s.psk().ct_eq(b"change-me-please"));
+    // No PSK and no [api]: nothing published, the PSK is generated (the daemon keeps it in
+    // state_dir), and the file is accepted on 0.0.0.0.
+    assert!(s.psk_generated());
+    assert_eq!(cfg.gateway().listen_addrs(), &[IpAddr::from([0, 0, 0, 0])]);
     assert_eq!(
         s.ike().local_id(),
         Some(&Identity::Fqdn("gw.example.com".into()))
     );
     assert_eq!(s.ike().remote_id(), None);
     assert_eq!(s.dns(), &[Ipv4Addr::new(192, 168, 0, 53)]);
-    assert_eq!(cfg.api().expect("api").listen().port(), 8080);
-    // The placeholders are flagged.
-    assert_eq!(cfg.warnings().len(), 2, "{:?}", cfg.warnings());
+    assert!(cfg.api().is_none(), "[api] is commented out");
+    assert_eq!(cfg.warnings(), &[] as &[String]);
     // Every [limits] key is spelled out at its default.
     let text_limits: Table = text.parse::<Table>().expect("TOML")["limits"]
         .as_table()

@@ -150,17 +150,17 @@ impl Api {
     }
 
     /// Applies the persisted server (if any) in the background; the gateway is `updating`
-    /// until it serves.
-    pub fn start(self: &Arc<Self>) -> Result<(), String> {
+    /// until it serves. True when there is a server to apply (the backend's first apply).
+    pub fn start(self: &Arc<Self>) -> Result<bool, String> {
         let mut inner = self.lock();
         let Some(rec) = inner.persisted.server.clone() else {
-            return Ok(());
+            return Ok(false);
         };
         let server = self
             .validate_record(&rec)
             .map_err(|e| format!("the persisted IPsec server is invalid: {}", e.message))?;
         self.spawn_apply(&mut inner, Some(server), false, false);
-        Ok(())
+        Ok(true)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

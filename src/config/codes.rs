@@ -71,6 +71,7 @@
 //! | `Host.DaemonRunning` | host | a daemon already answers on `gateway.control_socket` |
 //! | `Host.ControlSocket` | host | something other than a socket (a file, a link) is at `gateway.control_socket` |
 //! | `Host.PrivateDir` | host | `state_dir` or the control socket's directory exists but is not one `run` accepts (a link, not ours, writable by others) |
+//! | `InvalidConfig.ExampleSecret` | file only | the shipped example PSK or AccessKey secret while a listen address (`gateway.listen_addrs`, `api.listen`) is not loopback |
 //!
 //! Seed codes not raised here (they belong to the API/daemon layers): `VpnRouteEntry.Conflict`,
 //! `OperationFailed.IPsecServerExist`, `VpnGateway.Configuring`, `MissingParam.IDaaSInstanceId`.
@@ -136,6 +137,7 @@ pub const API_LISTEN: &str = "InvalidConfig.ApiListen";
 pub const ACCESS_KEYS: &str = "InvalidConfig.AccessKeys";
 pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
+pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
 
 // Host conditions: what `ipsec-server check` finds on this host, not in the file (checked by
 // `daemon::host_check`, skipped by `check --no-host`). ClientIpPool overlapping a host
@@ -215,4 +217,5 @@ pub const ALL: &[&str] = &[
     ACCESS_KEYS,
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
+    EXAMPLE_SECRET,
 ];

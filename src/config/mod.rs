@@ -31,6 +31,9 @@
 //!   warning or `Debug` output contains one, and TOML syntax errors carry a position but no
 //!   source snippet.
 //! - No input makes validation panic.
+//! - A published example secret (`change-me-please`, `change-me`) is accepted, with a warning,
+//!   only while every listen address (`gateway.listen_addrs`, `api.listen`) is loopback;
+//!   otherwise it is refused (`InvalidConfig.ExampleSecret`, naming the key).
 //!
 //! Legacy algorithms (des, 3des, md5, group1) are accepted, with a warning in
 //! [`Config::warnings`]. Error codes, seed-documented or invented, are listed in [`codes`].
@@ -335,6 +338,21 @@ impl Config {
             server
         });
         let api = raw.api.as_ref().map(|a| validate::api(a, found));
+        if let Some(gateway) = &gateway {
+            let psk_key = match raw.ipsec_server.as_ref().and_then(|s| s.psk_file.as_ref()) {
+                Some(_) => "ipsec_server.psk_file",
+                None => "ipsec_server.psk",
+            };
+            validate::refuse_exposed_example_secrets(
+                found,
+                gateway,
+                ipsec_server
+                    .as_ref()
+                    .and_then(Option::as_ref)
+                    .map(|s| (s, psk_key)),
+                api.as_ref().and_then(Option::as_ref),
+            );
+        }
         if ipsec_server.is_none() && api.is_none() {
             found.errors.push(Finding::new(
                 "",

@@ -210,9 +210,19 @@ impl IpsecServerConfig {
         &self.psk
     }
     /// True when no PSK was configured and validation generated one (16 alphanumerics).
-    /// A generated PSK changes on every validation: persist it if it must survive a restart.
+    /// A generated PSK changes on every validation: the daemon replaces it with the one it
+    /// keeps in `state_dir` ([`Self::with_kept_psk`]).
     pub fn psk_generated(&self) -> bool {
         self.psk_generated
+    }
+    /// The same server with `psk` (kept from an earlier run) in place of the generated one;
+    /// `None` when the PSK was configured (`psk`, `psk_file`: the file wins) or `psk` is not
+    /// 1..=100 printable ASCII characters.
+    pub fn with_kept_psk(&self, psk: SecretBytes) -> Option<Self> {
+        (self.psk_generated && super::validate::check_psk(&psk).is_ok()).then(|| Self {
+            psk,
+            ..self.clone()
+        })
     }
     /// INTERNAL_IP4_DNS servers (RFC 7296 §3.15.1), possibly empty.
     pub fn dns(&self) -> &[Ipv4Addr] {

@@ -210,7 +210,7 @@ impl IpsecServerSpec {
                 (None, None) => return Ok((generate_psk(rng), true)),
             };
             check_psk(&psk)?;
-            if EXAMPLE_SECRETS.iter().any(|ex| psk.ct_eq(ex)) {
+            if is_example_secret(&psk) {
                 warnings.push(
                     "Psk is the example value of the shipped configuration; change it".into(),
                 );
@@ -611,7 +611,7 @@ fn access_key_secret(
             ),
         ));
     }
-    if EXAMPLE_SECRETS.iter().any(|ex| secret.ct_eq(ex)) {
+    if is_example_secret(&secret) {
         warnings.push(format!(
             "access key {}: the secret is the example value of the shipped configuration; \
              change it",
@@ -621,8 +621,67 @@ fn access_key_secret(
     Ok(secret)
 }
 
-/// Placeholder secrets of docs/DESIGN.md §1b and `configs/ipsec-server.toml`.
+/// Placeholder secrets of docs/DESIGN.md §1b and of earlier `configs/ipsec-server.toml`s.
 const EXAMPLE_SECRETS: [&[u8]; 2] = [b"change-me-please", b"change-me"];
+
+fn is_example_secret(secret: &SecretBytes) -> bool {
+    EXAMPLE_SECRETS.iter().any(|ex| secret.ct_eq(ex))
+}
+
+/// A published example secret is a warning only while everything listens on loopback (a
+/// local trial); once any listen address (`gateway.listen_addrs`, `api.listen`) is not
+/// loopback it is an open door with a published key, refused with
+/// [`codes::EXAMPLE_SECRET`] naming the key. `psk_key` is how the file names the PSK
+/// (`ipsec_server.psk` or `ipsec_server.psk_file`).
+pub(super) fn refuse_exposed_example_secrets(
+    f: &mut Findings,
+    gateway: &GatewayConfig,
+    server: Option<(&IpsecServerConfig, &str)>,
+    api: Option<&ApiConfig>,
+) {
+    let exposed = gateway
+        .listen_addrs
+        .iter()
+        .find(|a| !a.is_loopback())
+        .map(|a| format!("gateway.listen_addrs has {a}"))
+        .or_else(|| {
+            api.filter(|a| !a.listen.ip().is_loopback())
+                .map(|a| format!("api.listen is {}", a.listen))
+        });
+    let Some(exposed) = exposed else {
+        return;
+    };
+    let mut refuse = |key: &str, what: String| {
+        f.field(key, |_| -> Result<(), _> {
+            Err(ConfigError::new(
+                codes::EXAMPLE_SECRET,
+                format!(
+                    "{what} is the published example value and {exposed}, which is not \
+                     loopback: anyone could use it; set a secret of your own"
+                ),
+            ))
+        });
+    };
+    if let Some((server, psk_key)) = server {
+        if !server.psk_generated && is_example_secret(&server.psk) {
+            refuse(
+                psk_key,
+                format!("{psk_key} (omit psk to have one generated and kept in state_dir)"),
+            );
+        }
+    }
+    for (i, key) in api.map_or(&[][..], |a| &a.access_keys).iter().enumerate() {
+        if is_example_secret(&key.secret) {
+            refuse(
+                &format!("api.access_keys[{i}]"),
+                format!(
+                    "api.access_keys[{i}] (access_key_id {}): the secret",
+                    shown(&key.id)
+                ),
+            );
+        }
+    }
+}
 
 /// LocalSubnet: one or more canonical IPv4 CIDRs, no duplicates, none inside a reserved
 /// range. A CIDR with host bits set (`192.168.0.1/24`) is rejected as the API does, with
@@ -981,7 +1040,7 @@ fn dns_server(text: &str) -> Result<Ipv4Addr, ConfigError> {
 }
 
 /// PSK: 1..=100 bytes of printable ASCII (0x20..=0x7e). The message never shows the value.
-fn check_psk(psk: &SecretBytes) -> Result<(), ConfigError> {
+pub(super) fn check_psk(psk: &SecretBytes) -> Result<(), ConfigError> {
     if !(1..=100).contains(&psk.len()) {
         return Err(ConfigError::new(
             codes::ILLEGAL_PSK,

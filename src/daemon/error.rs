@@ -45,6 +45,9 @@ pub enum DaemonError {
     Argument(String),
     #[error("reading the PSK from {}: {source}", path.display())]
     Psk { path: PathBuf, source: io::Error },
+    /// The generated PSK kept in `state_dir` (`kept_psk.rs`).
+    #[error("the generated PSK kept in {}: {source}", path.display())]
+    KeptPsk { path: PathBuf, source: io::Error },
     /// The client's IKE_SA_INIT / IKE_AUTH with the gateway failed.
     #[error("{0}")]
     Handshake(String),

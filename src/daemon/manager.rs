@@ -8,9 +8,10 @@
 //! clients stay connected unless EffectImmediately asks for every IKE SA to be deleted (after
 //! a PSK change, clients of the old PSK must authenticate again within `psk_change_reauth`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::control_plane::ControlMsg;
 use super::stack::Stack;
@@ -49,6 +50,8 @@ pub(crate) fn plan_update(
 pub(crate) struct StackManager {
     base: Config,
     stack: Mutex<ManagerState>,
+    /// Applies finished, successful or not ([`StackManager::wait_applied`]).
+    applied: AtomicU64,
 }
 
 #[derive(Default)]
@@ -62,7 +65,21 @@ impl StackManager {
         Self {
             base,
             stack: Mutex::new(ManagerState::default()),
+            applied: AtomicU64::new(0),
         }
+    }
+
+    /// Waits (at most `timeout`) until an apply has finished, whatever its outcome: the
+    /// daemon is ready when the server it serves at start is up (or has failed, logged).
+    pub(crate) fn wait_applied(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.applied.load(Ordering::SeqCst) == 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, ManagerState> {
@@ -79,12 +96,23 @@ impl StackManager {
     }
 }
 
+/// Adds one to its counter when dropped.
+struct CountOnDrop<'a>(&'a AtomicU64);
+
+impl Drop for CountOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 impl Backend for StackManager {
     fn apply(
         &self,
         server: Option<&IpsecServerConfig>,
         effect_immediately: bool,
     ) -> Result<(), String> {
+        // Counted when this returns, whichever way ([`StackManager::wait_applied`]).
+        let _applied = CountOnDrop(&self.applied);
         let mut st = self.lock();
         if st.shut_down {
             return Ok(());

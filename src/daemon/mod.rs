@@ -23,6 +23,11 @@
 //! reconfigure the running responder on Update (a new pool or TUN MTU restarts the stack
 //! instead), stop it on Delete. `client.rs` is the other command: the in-crate initiator as
 //! a road-warrior client on the same data plane.
+//!
+//! Under systemd (`Type=notify`) [`run`] reports readiness, reloads and the shutdown
+//! (`notify.rs`). A PSK the configuration generated (no `psk`, no `psk_file`) is replaced by
+//! the one kept in `state_dir` ([`kept_psk`]), at start and on every SIGHUP, so clients keep
+//! their PSK across reloads and restarts.
 
 mod client;
 mod control;
@@ -30,8 +35,10 @@ mod control_plane;
 mod error;
 pub mod host_check;
 mod inbox;
+pub mod kept_psk;
 mod manager;
 mod mtu;
+mod notify;
 mod os_state;
 mod responder_config;
 mod signals;
@@ -60,11 +67,16 @@ pub use supervise::{install_panic_hook, EXIT_THREAD_DIED};
 use manager::StackManager;
 use signals::{Signal, Signals};
 
+/// How long `READY=1` waits for the server an API gateway serves at start (systemd's default
+/// start timeout is 90 s).
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs the gateway until SIGINT or SIGTERM. Without `[api]` it serves `[ipsec_server]`;
 /// with `[api]` it serves the control API and whatever server the API's state (or, before
 /// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway).
 pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
+    let config = kept_psk::keep_generated_psk(config)?;
     let Some(api_cfg) = config.api().cloned() else {
         return run_from_file(config, path, &mut signals);
     };
@@ -87,12 +99,23 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
             Ok(())
         })?
     };
-    if let Err(e) = api.start() {
-        warn!("{e}; serving the API only");
+    match api.start() {
+        Ok(true) => {
+            if !manager.wait_applied(READY_TIMEOUT) {
+                warn!("the IPsec server is not up after {READY_TIMEOUT:?}; ready anyway");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => warn!("{e}; serving the API only"),
     }
+    let status = format!("control API on {}", api_cfg.listen());
+    notify::ready(&status);
     while signals.wait() == Signal::Reload {
+        notify::reloading();
         info!("SIGHUP ignored: with [api] the server is changed through the API");
+        notify::ready(&status);
     }
+    notify::stopping();
     info!("shutting down");
     stop.store(true, Ordering::Relaxed);
     let _ = http.join();
@@ -110,12 +133,18 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
     manager
         .apply(config.ipsec_server(), false)
         .map_err(DaemonError::Apply)?;
+    let status = format!("serving on {:?}", config.gateway().listen_addrs());
+    notify::ready(&status);
     while signals.wait() == Signal::Reload {
-        match crate::config::load(
+        notify::reloading();
+        let loaded = crate::config::load(
             path,
             &crate::io::host::host_networks_excluding,
             &mut rand::thread_rng(),
-        ) {
+        )
+        .map_err(|report| report.to_string())
+        .and_then(|new| kept_psk::keep_generated_psk(new).map_err(|e| e.to_string()));
+        match loaded {
             Ok(new) => {
                 let effect = new.ipsec_server().is_some_and(|s| s.effect_immediately());
                 info!(
@@ -127,9 +156,17 @@ fn run_from_file(config: Config, path: &Path, signals: &mut Signals) -> Result<(
                     warn!("applying the reloaded configuration failed: {e}");
                 }
             }
-            Err(report) => warn!("SIGHUP: {} not applied:\n{report}", path.display()),
+            Err(report) => {
+                warn!("SIGHUP: {} not applied:\n{report}", path.display());
+                notify::ready(&format!(
+                    "{status}; the last reload was not applied (see the log)"
+                ));
+                continue;
+            }
         }
+        notify::ready(&status);
     }
+    notify::stopping();
     info!("shutting down");
     manager.shutdown();
     Ok(())
