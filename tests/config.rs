@@ -355,7 +355,10 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
             &|_| Vec::new(),
             &mut rng(),
         )
-        .expect_err("no file"),
+        .expect_err("no file")
+        .first_error()
+        .expect("an error")
+        .clone(),
     );
     for bad in [
         "[gateway",
@@ -419,7 +422,17 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         codes::NAT_T_PORT,
         err_with(|d| set(d, "gateway.nat_t_port", 500)),
     );
-    for bad in ["", "ipsec0123456789x", "ipsec 0", ".", "..", "a/b", "tun:0"] {
+    for bad in [
+        "",
+        "ipsec0123456789x",
+        "ipsec 0",
+        ".",
+        "..",
+        "a/b",
+        "tun:0",
+        "vpn-0",
+        "a.b",
+    ] {
         case(
             codes::TUN_NAME,
             err_with(|d| set(d, "gateway.tun_name", bad)),
@@ -1308,7 +1321,10 @@ fn shipped_config_is_valid() {
             assert!(!conflict);
             assert_eq!(loaded.gateway(), cfg.gateway());
         }
-        Err(e) => assert!(conflict && e.code == codes::CLIENT_IP_POOL_CONFLICT, "{e}"),
+        Err(e) => assert!(
+            conflict && e.first_error().map(|e| e.code) == Some(codes::CLIENT_IP_POOL_CONFLICT),
+            "{e}"
+        ),
     }
 }
 

@@ -40,7 +40,7 @@
 //! | `InvalidConfig.ListenAddrs` | file only | `gateway.listen_addrs` empty, not IPs, duplicated, multicast, IPv6, a wildcard beside a specific address |
 //! | `InvalidConfig.IkePort` | file only | `gateway.ike_port` outside 1..=65535 |
 //! | `InvalidConfig.NatTPort` | file only | `gateway.nat_t_port` outside 1..=65535 or equal to `ike_port` |
-//! | `InvalidConfig.TunName` | file only | `gateway.tun_name` not 1..=15 of `[A-Za-z0-9_.-]` |
+//! | `InvalidConfig.TunName` | file only | `gateway.tun_name` not 1..=15 of `[A-Za-z0-9_]` (an interface name that is also the nft table suffix) |
 //! | `InvalidConfig.StateDir` | file only | `gateway.state_dir` not an absolute path |
 //! | `InvalidConfig.ControlSocket` | file only | `gateway.control_socket` not an absolute path to a file, or longer than a Unix socket address holds (107 bytes) |
 //! | `InvalidConfig.MaxConnections` | file only | `gateway.max_connections` outside 1..=100000 |
@@ -65,6 +65,12 @@
 //! | `InvalidConfig.AccessKeys` | file only | `[api]` without any `[[api.access_keys]]` |
 //! | `InvalidConfig.AccessKeyId` | file only | access_key_id empty, too long, bad characters, duplicated |
 //! | `InvalidConfig.AccessKeySecret` | file only | secret missing, given twice, unreadable, or malformed |
+//! | `Host.PortInUse` | host | UDP `ike_port`/`nat_t_port` (or the TCP `api.listen`) already bound on a listen address |
+//! | `Host.Bind` | host | binding that port fails otherwise (address not on this host, permission) |
+//! | `Host.InterfaceExists` | host | an interface named `tun_name` already exists |
+//! | `Host.DaemonRunning` | host | a daemon already answers on `gateway.control_socket` |
+//! | `Host.ControlSocket` | host | something other than a socket (a file, a link) is at `gateway.control_socket` |
+//! | `Host.PrivateDir` | host | `state_dir` or the control socket's directory exists but is not one `run` accepts (a link, not ours, writable by others) |
 //! | `InvalidConfig.ExampleSecret` | file only | the shipped example PSK or AccessKey secret while a listen address (`gateway.listen_addrs`, `api.listen`) is not loopback |
 //!
 //! Seed codes not raised here (they belong to the API/daemon layers): `VpnRouteEntry.Conflict`,
@@ -133,6 +139,26 @@ pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
 pub const METRICS_LISTEN: &str = "InvalidConfig.MetricsListen";
 pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
+
+// Host conditions: what `ipsec-server check` finds on this host, not in the file (checked by
+// `daemon::host_check`, skipped by `check --no-host`). ClientIpPool overlapping a host
+// network keeps its API code, `InvalidClientIpPool.Conflict`, marked as a host condition.
+pub const HOST_PORT_IN_USE: &str = "Host.PortInUse";
+pub const HOST_BIND: &str = "Host.Bind";
+pub const HOST_INTERFACE_EXISTS: &str = "Host.InterfaceExists";
+pub const HOST_DAEMON_RUNNING: &str = "Host.DaemonRunning";
+pub const HOST_CONTROL_SOCKET: &str = "Host.ControlSocket";
+pub const HOST_PRIVATE_DIR: &str = "Host.PrivateDir";
+
+/// The host-condition codes (not part of [`ALL`], which the file alone can raise).
+pub const HOST: &[&str] = &[
+    HOST_PORT_IN_USE,
+    HOST_BIND,
+    HOST_INTERFACE_EXISTS,
+    HOST_DAEMON_RUNNING,
+    HOST_CONTROL_SOCKET,
+    HOST_PRIVATE_DIR,
+];
 
 /// Every code above, for exhaustiveness tests and documentation generators.
 pub const ALL: &[&str] = &[

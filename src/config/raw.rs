@@ -38,15 +38,21 @@ impl ConfigRaw {
     /// Parses TOML text. Errors carry `InvalidConfig.Syntax` and a line/column position but
     /// never a snippet of the source, which could contain a secret.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::parse(text).map_err(|(e, at)| match at.and_then(|at| line_col(text, at)) {
+            Some((line, col)) => {
+                ConfigError::new(e.code, format!("line {line}, column {col}: {}", e.message))
+            }
+            None => e,
+        })
+    }
+
+    /// As [`ConfigRaw::from_toml_str`], with the byte offset of the error apart.
+    pub(super) fn parse(text: &str) -> Result<Self, (ConfigError, Option<usize>)> {
         toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .and_then(|span| line_col(text, span.start))
-                .map(|(line, col)| format!("line {line}, column {col}: "))
-                .unwrap_or_default();
+            let at = e.span().map(|span| span.start);
             // toml's messages may span lines ("invalid table header\nexpected `.`, `]`").
             let message = e.message().trim_end().replace('\n', "; ");
-            ConfigError::new(codes::SYNTAX, format!("{at}{message}"))
+            (ConfigError::new(codes::SYNTAX, message), at)
         })
     }
 }

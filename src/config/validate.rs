@@ -1,8 +1,10 @@
 //! Validation: raw model → validated model, with the API's error codes ([`codes`]).
 //!
-//! Every check reports the first violation as a [`ConfigError`] naming the field (the API
-//! parameter name, or the TOML key for file-only keys) and the offending value, shown
-//! escaped and truncated by [`shown`]. Secret values are never shown: PSK and AccessKey
+//! Every check reports the first violation of its field as a [`ConfigError`] naming the
+//! field (the API parameter name, or the TOML key for file-only keys) and the offending
+//! value, shown escaped and truncated by [`shown`]. [`Findings`] records each failed check
+//! under the TOML key it concerns and validation goes on, so a file's errors are all
+//! reported at once (`ipsec-server check`); the API answers with the first. Secret values are never shown: PSK and AccessKey
 //! errors state only lengths and which rule failed.
 
 use std::collections::HashSet;
@@ -20,98 +22,204 @@ use super::model::{
     MetricsConfig,
 };
 use super::raw::{
-    ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw, MetricsRaw,
+    AccessKeyRaw, ApiRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec, LimitsRaw,
+    MetricsRaw,
 };
 use super::types::{AuthAlg, DhGroup, EncAlg};
-use super::{codes, ConfigError};
+use super::{codes, ConfigError, Finding, FindingKind};
 use crate::ike::{Identity, UniquePolicy};
 use crate::secret::SecretBytes;
 
 /// Length of a generated PSK (seed: "随机生成一个16位的字符串").
 pub const GENERATED_PSK_LEN: usize = 16;
 
+/// What validation found: each check records its error under the TOML key it concerns and
+/// validation goes on, so that `check` reports every error of a file at once; the API and
+/// [`Config::from_raw`](super::Config::from_raw) take the first (the checks run in the order
+/// the API documents its parameters). Each builder returns `None` exactly when one of its
+/// checks recorded an error.
+#[derive(Default)]
+pub(super) struct Findings {
+    /// Put before every key: `ipsec_server.` while a file's server spec is checked, empty
+    /// for the API (whose parameters have no enclosing table).
+    pub(super) prefix: &'static str,
+    pub(super) errors: Vec<Finding>,
+    pub(super) warnings: Vec<Finding>,
+}
+
+impl Findings {
+    /// The value `check` gives for `key`, or `None` once its error is recorded; the
+    /// warnings it pushes are filed under `key`.
+    fn field<T>(
+        &mut self,
+        key: &str,
+        check: impl FnOnce(&mut Vec<String>) -> Result<T, ConfigError>,
+    ) -> Option<T> {
+        self.record(key, false, check)
+    }
+
+    /// As [`Findings::field`]; with `host`, the rule depends on the host (its networks),
+    /// not on the file alone, and the error is marked as a host condition.
+    fn record<T>(
+        &mut self,
+        key: &str,
+        host: bool,
+        check: impl FnOnce(&mut Vec<String>) -> Result<T, ConfigError>,
+    ) -> Option<T> {
+        let mut warnings = Vec::new();
+        let result = check(&mut warnings);
+        let key = format!("{}{key}", self.prefix);
+        for message in warnings {
+            self.warnings
+                .push(Finding::new(key.clone(), FindingKind::Warning(message)));
+        }
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let kind = if host {
+                    FindingKind::Host(e)
+                } else {
+                    FindingKind::Error(e)
+                };
+                self.errors.push(Finding::new(key, kind));
+                None
+            }
+        }
+    }
+
+    fn warn(&mut self, key: &str, message: String) {
+        let key = format!("{}{key}", self.prefix);
+        self.warnings
+            .push(Finding::new(key, FindingKind::Warning(message)));
+    }
+
+    /// The first error recorded, as the API reports it.
+    pub(super) fn first_error(self) -> ConfigError {
+        self.errors
+            .into_iter()
+            .find_map(Finding::into_error)
+            .unwrap_or_else(|| {
+                // Unreachable by construction (a builder returns `None` only after recording
+                // an error); answer with a clear message rather than panic.
+                ConfigError::new(codes::SYNTAX, "validation failed without naming an error")
+            })
+    }
+}
+
+/// All of `items` checked (each recorded), or `None` if any failed.
+fn all<T>(items: Vec<Option<T>>) -> Option<Vec<T>> {
+    items.into_iter().collect()
+}
+
 impl IpsecServerSpec {
     /// Validates a server spec from the file or the API. `host_networks` are the host's
     /// directly connected networks (see [`super::host_networks`]), which ClientIpPool must
     /// not overlap. Returns the server and the warnings to log (legacy algorithms, example
-    /// secrets, loose file permissions). A missing PSK is generated from `rng` (a CSPRNG in
-    /// production).
+    /// secrets, loose file permissions), or the first error. A missing PSK is generated from
+    /// `rng` (a CSPRNG in production).
     pub fn validate(
         &self,
         host_networks: &[Ipv4Net],
         rng: &mut dyn RngCore,
     ) -> Result<(IpsecServerConfig, Vec<String>), ConfigError> {
-        let mut warnings = Vec::new();
-        let server = self.check(host_networks, rng, &mut warnings)?;
-        Ok((server, warnings))
+        let mut f = Findings::default();
+        match self.check(&mut f, host_networks, rng) {
+            Some(server) if f.errors.is_empty() => {
+                let warnings = f.warnings.into_iter().map(Finding::into_message).collect();
+                Ok((server, warnings))
+            }
+            _ => Err(f.first_error()),
+        }
     }
 
-    /// Checks fields in the order the API documents its parameters; the first failure wins.
-    fn check(
+    /// Checks every field, in the order the API documents its parameters, recording each
+    /// failure under its key (relative to `f.prefix`).
+    pub(super) fn check(
         &self,
+        f: &mut Findings,
         host_networks: &[Ipv4Net],
         rng: &mut dyn RngCore,
-        warnings: &mut Vec<String>,
-    ) -> Result<IpsecServerConfig, ConfigError> {
-        let local_subnets = local_subnets(&self.local_subnet)?;
-        let client_ip_pool = client_ip_pool(&self.client_ip_pool, &local_subnets, host_networks)?;
-        let name = self
-            .ipsec_server_name
-            .as_deref()
-            .map(server_name)
-            .transpose()?;
-        let ike = ike_config(&self.ike_config, warnings)?;
-        let ipsec = ipsec_config(&self.ipsec_config, warnings)?;
-        let (psk, psk_generated) = self.psk(rng, warnings)?;
-        let dns = self
+    ) -> Option<IpsecServerConfig> {
+        let local_subnets = f.field("local_subnet", |_| local_subnets(&self.local_subnet));
+        let local = local_subnets.as_deref().unwrap_or_default();
+        let client_ip_pool = f
+            .field("client_ip_pool", |_| {
+                client_ip_pool(&self.client_ip_pool, local)
+            })
+            .and_then(|pool| {
+                f.record("client_ip_pool", true, |_| {
+                    pool_off_host(pool, host_networks)
+                })
+            });
+        let name = f.field("ipsec_server_name", |_| {
+            self.ipsec_server_name
+                .as_deref()
+                .map(server_name)
+                .transpose()
+        });
+        let ike = ike_config(&self.ike_config, f);
+        let ipsec = ipsec_config(&self.ipsec_config, f);
+        let psk = self.psk(f, rng);
+        let dns = all(self
             .dns
             .iter()
-            .map(|s| dns_server(s))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(IpsecServerConfig {
-            name,
-            local_subnets,
-            client_ip_pool,
+            .enumerate()
+            .map(|(i, s)| f.field(&format!("dns[{i}]"), |_| dns_server(s)))
+            .collect());
+        // Every check has run and recorded its error: now stop at the first that failed.
+        let (psk, psk_generated) = psk?;
+        Some(IpsecServerConfig {
+            name: name?,
+            local_subnets: local_subnets?,
+            client_ip_pool: client_ip_pool?,
             effect_immediately: self.effect_immediately,
             psk,
             psk_generated,
             psk_file: self.psk_file.clone(),
-            dns,
-            ike,
-            ipsec,
+            dns: dns?,
+            ike: ike?,
+            ipsec: ipsec?,
         })
     }
 
     /// PskEnabled / Psk / psk_file → the PSK and whether it was generated.
-    fn psk(
-        &self,
-        rng: &mut dyn RngCore,
-        warnings: &mut Vec<String>,
-    ) -> Result<(SecretBytes, bool), ConfigError> {
+    fn psk(&self, f: &mut Findings, rng: &mut dyn RngCore) -> Option<(SecretBytes, bool)> {
         if self.psk_enabled == Some(false) {
-            return Err(ConfigError::new(
-                codes::ILLEGAL_AUTH_METHOD,
-                "PskEnabled is false, which leaves no authentication method \
-                 (PSK is the only one supported); set PskEnabled to true",
-            ));
-        }
-        let psk = match (&self.psk, &self.psk_file) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new(
-                    codes::PSK_FILE,
-                    "psk and psk_file are both set; set only one",
+            return f.field("psk_enabled", |_| {
+                Err(ConfigError::new(
+                    codes::ILLEGAL_AUTH_METHOD,
+                    "PskEnabled is false, which leaves no authentication method \
+                     (PSK is the only one supported); set PskEnabled to true",
                 ))
-            }
-            (Some(psk), None) => psk.clone(),
-            (None, Some(path)) => read_secret_file(path, codes::PSK_FILE, "psk_file", warnings)?,
-            (None, None) => return Ok((generate_psk(rng), true)),
-        };
-        check_psk(&psk)?;
-        if is_example_secret(&psk) {
-            warnings
-                .push("Psk is the example value of the shipped configuration; change it".into());
+            });
         }
-        Ok((psk, false))
+        let key = if self.psk_file.is_some() {
+            "psk_file"
+        } else {
+            "psk"
+        };
+        f.field(key, |warnings| {
+            let psk = match (&self.psk, &self.psk_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        codes::PSK_FILE,
+                        "psk and psk_file are both set; set only one",
+                    ))
+                }
+                (Some(psk), None) => psk.clone(),
+                (None, Some(path)) => {
+                    read_secret_file(path, codes::PSK_FILE, "psk_file", warnings)?
+                }
+                (None, None) => return Ok((generate_psk(rng), true)),
+            };
+            check_psk(&psk)?;
+            if is_example_secret(&psk) {
+                warnings.push(
+                    "Psk is the example value of the shipped configuration; change it".into(),
+                );
+            }
+            Ok((psk, false))
+        })
     }
 }
 
@@ -139,78 +247,106 @@ pub(super) fn shown(s: &str) -> String {
     }
 }
 
-pub(super) fn gateway(raw: &GatewayRaw) -> Result<GatewayConfig, ConfigError> {
-    let vpn_gateway_id = resource_id(&raw.vpn_gateway_id, codes::VPN_GATEWAY_ID, "vpn_gateway_id")?;
-    let region_id = resource_id(&raw.region_id, codes::REGION_ID, "region_id")?;
-    let listen_addrs = listen_addrs(&raw.listen_addrs)?;
-    let ike_port = port(raw.ike_port, codes::IKE_PORT, "ike_port")?;
-    let nat_t_port = port(raw.nat_t_port, codes::NAT_T_PORT, "nat_t_port")?;
-    if ike_port == nat_t_port {
-        return Err(ConfigError::new(
-            codes::NAT_T_PORT,
-            format!("gateway.nat_t_port {nat_t_port} equals gateway.ike_port; they must differ"),
-        ));
-    }
-    let tun_name = tun_name(&raw.tun_name)?;
-    if !raw.state_dir.is_absolute() {
-        return Err(ConfigError::new(
-            codes::STATE_DIR,
-            format!(
-                "gateway.state_dir {} is not an absolute path",
-                shown(&raw.state_dir.to_string_lossy())
-            ),
-        ));
-    }
-    let control_socket = control_socket(&raw.control_socket)?;
-    let max_connections = in_range(
-        raw.max_connections,
-        1,
-        100_000,
-        codes::MAX_CONNECTIONS,
-        "gateway.max_connections",
-    )?;
-    // `in_range` returned at least 1, so the value is nonzero.
-    let max_connections = NonZeroU32::new(max_connections).unwrap_or(NonZeroU32::MIN);
-    let dpd = in_range(
-        raw.dpd_interval,
-        0,
-        3600,
-        codes::DPD_INTERVAL,
-        "gateway.dpd_interval",
-    )?;
-    let psk_change_reauth = in_range(
-        raw.psk_change_reauth,
-        1,
-        86400,
-        codes::PSK_CHANGE_REAUTH,
-        "gateway.psk_change_reauth",
-    )?;
-    let workers = in_range(raw.workers, 0, 1024, codes::WORKERS, "gateway.workers")?;
-    let unique = UniquePolicy::from_name(&raw.unique).ok_or_else(|| {
-        ConfigError::new(
-            codes::UNIQUE,
-            format!(
-                "gateway.unique {} is not one of same-address, never, replace",
-                shown(&raw.unique)
-            ),
+pub(super) fn gateway(raw: &GatewayRaw, f: &mut Findings) -> Option<GatewayConfig> {
+    let vpn_gateway_id = f.field("gateway.vpn_gateway_id", |_| {
+        resource_id(&raw.vpn_gateway_id, codes::VPN_GATEWAY_ID, "vpn_gateway_id")
+    });
+    let region_id = f.field("gateway.region_id", |_| {
+        resource_id(&raw.region_id, codes::REGION_ID, "region_id")
+    });
+    let listen_addrs = f.field("gateway.listen_addrs", |_| listen_addrs(&raw.listen_addrs));
+    let ike_port = f.field("gateway.ike_port", |_| {
+        port(raw.ike_port, codes::IKE_PORT, "ike_port")
+    });
+    let nat_t_port = f.field("gateway.nat_t_port", |_| {
+        let nat_t_port = port(raw.nat_t_port, codes::NAT_T_PORT, "nat_t_port")?;
+        if ike_port == Some(nat_t_port) {
+            return Err(ConfigError::new(
+                codes::NAT_T_PORT,
+                format!(
+                    "gateway.nat_t_port {nat_t_port} equals gateway.ike_port; they must differ"
+                ),
+            ));
+        }
+        Ok(nat_t_port)
+    });
+    let tun_name = f.field("gateway.tun_name", |_| tun_name(&raw.tun_name));
+    let state_dir = f.field("gateway.state_dir", |_| {
+        if raw.state_dir.is_absolute() {
+            Ok(raw.state_dir.clone())
+        } else {
+            Err(ConfigError::new(
+                codes::STATE_DIR,
+                format!(
+                    "gateway.state_dir {} is not an absolute path",
+                    shown(&raw.state_dir.to_string_lossy())
+                ),
+            ))
+        }
+    });
+    let control_socket = f.field("gateway.control_socket", |_| {
+        control_socket(&raw.control_socket)
+    });
+    let max_connections = f.field("gateway.max_connections", |_| {
+        in_range(
+            raw.max_connections,
+            1,
+            100_000,
+            codes::MAX_CONNECTIONS,
+            "gateway.max_connections",
         )
-    })?;
-    Ok(GatewayConfig {
-        vpn_gateway_id,
-        region_id,
-        listen_addrs,
-        ike_port,
-        nat_t_port,
-        tun_name,
-        state_dir: raw.state_dir.clone(),
-        control_socket,
+        // `in_range` returned at least 1, so the value is nonzero.
+        .map(|n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+    });
+    let dpd = f.field("gateway.dpd_interval", |_| {
+        in_range(
+            raw.dpd_interval,
+            0,
+            3600,
+            codes::DPD_INTERVAL,
+            "gateway.dpd_interval",
+        )
+    });
+    let psk_change_reauth = f.field("gateway.psk_change_reauth", |_| {
+        in_range(
+            raw.psk_change_reauth,
+            1,
+            86400,
+            codes::PSK_CHANGE_REAUTH,
+            "gateway.psk_change_reauth",
+        )
+    });
+    let workers = f.field("gateway.workers", |_| {
+        in_range(raw.workers, 0, 1024, codes::WORKERS, "gateway.workers")
+    });
+    let unique = f.field("gateway.unique", |_| {
+        UniquePolicy::from_name(&raw.unique).ok_or_else(|| {
+            ConfigError::new(
+                codes::UNIQUE,
+                format!(
+                    "gateway.unique {} is not one of same-address, never, replace",
+                    shown(&raw.unique)
+                ),
+            )
+        })
+    });
+    let (dpd, psk_change_reauth, workers) = (dpd?, psk_change_reauth?, workers?);
+    Some(GatewayConfig {
+        vpn_gateway_id: vpn_gateway_id?,
+        region_id: region_id?,
+        listen_addrs: listen_addrs?,
+        ike_port: ike_port?,
+        nat_t_port: nat_t_port?,
+        tun_name: tun_name?,
+        state_dir: state_dir?,
+        control_socket: control_socket?,
         ip_forward: raw.ip_forward,
         masquerade: raw.masquerade,
-        max_connections,
+        max_connections: max_connections?,
         dpd_interval: (dpd > 0).then(|| Duration::from_secs(dpd.into())),
         psk_change_reauth: Duration::from_secs(psk_change_reauth.into()),
         workers: NonZeroU32::new(workers),
-        unique,
+        unique: unique?,
         force_udp_encap: raw.force_udp_encap,
     })
 }
@@ -222,100 +358,136 @@ const LIMIT_COUNT_MAX: u32 = 1_000_000;
 /// `[limits]`: every count at least 1 (a limit cannot be switched off by setting it to 0),
 /// each with an upper bound; durations in seconds. Warns about combinations that make one
 /// limit shadow another.
-pub(super) fn limits(
-    raw: &LimitsRaw,
-    warnings: &mut Vec<String>,
-) -> Result<LimitsConfig, ConfigError> {
-    let count = |v: i64, hi: u32, code: &'static str, key: &str| {
+pub(super) fn limits(raw: &LimitsRaw, f: &mut Findings) -> Option<LimitsConfig> {
+    fn count(
+        f: &mut Findings,
+        v: i64,
+        hi: u32,
+        code: &'static str,
+        key: &str,
+    ) -> Option<NonZeroU32> {
+        let key = format!("limits.{key}");
         // `in_range` returned at least 1, so the value is nonzero.
-        in_range(v, 1, hi, code, &format!("limits.{key}"))
-            .map(|n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
-    };
-    let secs = |v: i64, hi: u32, code: &'static str, key: &str| {
-        in_range(v, 1, hi, code, &format!("limits.{key}")).map(|n| Duration::from_secs(n.into()))
-    };
+        f.field(&key, |_| {
+            in_range(v, 1, hi, code, &key).map(|n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+        })
+    }
+    fn secs(f: &mut Findings, v: i64, hi: u32, code: &'static str, key: &str) -> Option<Duration> {
+        let key = format!("limits.{key}");
+        f.field(&key, |_| {
+            in_range(v, 1, hi, code, &key).map(|n| Duration::from_secs(n.into()))
+        })
+    }
     let max = LIMIT_COUNT_MAX;
-    let cfg = LimitsConfig {
-        cookie_threshold: count(
-            raw.cookie_threshold,
-            max,
-            codes::COOKIE_THRESHOLD,
-            "cookie_threshold",
-        )?,
-        cookie_threshold_ip: count(
-            raw.cookie_threshold_ip,
-            max,
-            codes::COOKIE_THRESHOLD_IP,
-            "cookie_threshold_ip",
-        )?,
-        block_threshold_ip: count(
-            raw.block_threshold_ip,
-            max,
-            codes::BLOCK_THRESHOLD_IP,
-            "block_threshold_ip",
-        )?,
-        half_open_max: count(
-            raw.half_open_max,
-            max,
-            codes::HALF_OPEN_MAX,
-            "half_open_max",
-        )?,
-        half_open_timeout: secs(
-            raw.half_open_timeout,
-            3600,
-            codes::HALF_OPEN_TIMEOUT,
-            "half_open_timeout",
-        )?,
-        dh_per_second_cookie: count(
-            raw.dh_per_second_cookie,
-            max,
-            codes::DH_PER_SECOND_COOKIE,
-            "dh_per_second_cookie",
-        )?,
-        auth_failures_before_backoff: count(
-            raw.auth_failures_before_backoff,
-            max,
-            codes::AUTH_FAILURES_BEFORE_BACKOFF,
-            "auth_failures_before_backoff",
-        )?,
-        auth_backoff_max: secs(
-            raw.auth_backoff_max,
-            86_400,
-            codes::AUTH_BACKOFF_MAX,
-            "auth_backoff_max",
-        )?,
-        child_sas_per_ike_sa: count(
-            raw.child_sas_per_ike_sa,
-            1024,
-            codes::CHILD_SAS_PER_IKE_SA,
-            "child_sas_per_ike_sa",
-        )?,
-        // RFC 7296 §2: every implementation must accept IKE messages of 1280 bytes.
-        max_ike_message: in_range(
+    let cookie_threshold = count(
+        f,
+        raw.cookie_threshold,
+        max,
+        codes::COOKIE_THRESHOLD,
+        "cookie_threshold",
+    );
+    let cookie_threshold_ip = count(
+        f,
+        raw.cookie_threshold_ip,
+        max,
+        codes::COOKIE_THRESHOLD_IP,
+        "cookie_threshold_ip",
+    );
+    let block_threshold_ip = count(
+        f,
+        raw.block_threshold_ip,
+        max,
+        codes::BLOCK_THRESHOLD_IP,
+        "block_threshold_ip",
+    );
+    let half_open_max = count(
+        f,
+        raw.half_open_max,
+        max,
+        codes::HALF_OPEN_MAX,
+        "half_open_max",
+    );
+    let half_open_timeout = secs(
+        f,
+        raw.half_open_timeout,
+        3600,
+        codes::HALF_OPEN_TIMEOUT,
+        "half_open_timeout",
+    );
+    let dh_per_second_cookie = count(
+        f,
+        raw.dh_per_second_cookie,
+        max,
+        codes::DH_PER_SECOND_COOKIE,
+        "dh_per_second_cookie",
+    );
+    let auth_failures_before_backoff = count(
+        f,
+        raw.auth_failures_before_backoff,
+        max,
+        codes::AUTH_FAILURES_BEFORE_BACKOFF,
+        "auth_failures_before_backoff",
+    );
+    let auth_backoff_max = secs(
+        f,
+        raw.auth_backoff_max,
+        86_400,
+        codes::AUTH_BACKOFF_MAX,
+        "auth_backoff_max",
+    );
+    let child_sas_per_ike_sa = count(
+        f,
+        raw.child_sas_per_ike_sa,
+        1024,
+        codes::CHILD_SAS_PER_IKE_SA,
+        "child_sas_per_ike_sa",
+    );
+    // RFC 7296 §2: every implementation must accept IKE messages of 1280 bytes.
+    let max_ike_message = f.field("limits.max_ike_message", |_| {
+        in_range(
             raw.max_ike_message,
             1280,
             u16::MAX.into(),
             codes::MAX_IKE_MESSAGE,
             "limits.max_ike_message",
         )
-        .map(|n| u16::try_from(n).unwrap_or(u16::MAX))?,
-        ike_queue: count(raw.ike_queue, 65_536, codes::IKE_QUEUE, "ike_queue")?,
+        .map(|n| u16::try_from(n).unwrap_or(u16::MAX))
+    });
+    let ike_queue = count(f, raw.ike_queue, 65_536, codes::IKE_QUEUE, "ike_queue");
+    let cfg = LimitsConfig {
+        cookie_threshold: cookie_threshold?,
+        cookie_threshold_ip: cookie_threshold_ip?,
+        block_threshold_ip: block_threshold_ip?,
+        half_open_max: half_open_max?,
+        half_open_timeout: half_open_timeout?,
+        dh_per_second_cookie: dh_per_second_cookie?,
+        auth_failures_before_backoff: auth_failures_before_backoff?,
+        auth_backoff_max: auth_backoff_max?,
+        child_sas_per_ike_sa: child_sas_per_ike_sa?,
+        max_ike_message: max_ike_message?,
+        ike_queue: ike_queue?,
     };
     if cfg.block_threshold_ip <= cfg.cookie_threshold_ip {
-        warnings.push(format!(
-            "limits.block_threshold_ip {} is not above limits.cookie_threshold_ip {}: an address \
-             is blocked before it is ever asked for a cookie",
-            cfg.block_threshold_ip, cfg.cookie_threshold_ip
-        ));
+        f.warn(
+            "limits.block_threshold_ip",
+            format!(
+                "limits.block_threshold_ip {} is not above limits.cookie_threshold_ip {}: an \
+                 address is blocked before it is ever asked for a cookie",
+                cfg.block_threshold_ip, cfg.cookie_threshold_ip
+            ),
+        );
     }
     if cfg.half_open_max <= cfg.cookie_threshold {
-        warnings.push(format!(
-            "limits.half_open_max {} is not above limits.cookie_threshold {}: new IKE SAs are \
-             dropped before cookies are ever asked for",
-            cfg.half_open_max, cfg.cookie_threshold
-        ));
+        f.warn(
+            "limits.half_open_max",
+            format!(
+                "limits.half_open_max {} is not above limits.cookie_threshold {}: new IKE SAs \
+                 are dropped before cookies are ever asked for",
+                cfg.half_open_max, cfg.cookie_threshold
+            ),
+        );
     }
-    Ok(cfg)
+    Some(cfg)
 }
 
 /// A TCP listener's `IP:PORT` (nonzero port; IPv6 as `[addr]:port`), or `code` naming `key`.
@@ -339,6 +511,16 @@ fn listen_addr(value: &str, code: &'static str, key: &str) -> Result<SocketAddr,
 /// address is warned about (plain HTTP without authentication; with `per_client` the
 /// series name every client).
 pub(super) fn metrics(
+    raw: &MetricsRaw,
+    api: Option<&ApiConfig>,
+    f: &mut Findings,
+) -> Option<MetricsConfig> {
+    f.field("metrics.listen", |warnings| {
+        metrics_listen(raw, api, warnings)
+    })
+}
+
+fn metrics_listen(
     raw: &MetricsRaw,
     api: Option<&ApiConfig>,
     warnings: &mut Vec<String>,
@@ -372,97 +554,125 @@ pub(super) fn metrics(
     })
 }
 
-pub(super) fn api(raw: &ApiRaw, warnings: &mut Vec<String>) -> Result<ApiConfig, ConfigError> {
-    let listen = listen_addr(&raw.listen, codes::API_LISTEN, "api.listen")?;
-    if !listen.ip().is_loopback() {
-        warnings.push(format!(
-            "api.listen {listen} is not a loopback address: the API is plain HTTP, \
-             put it behind TLS or a firewall"
-        ));
-    }
-    if raw.access_keys.is_empty() {
-        return Err(ConfigError::new(
-            codes::ACCESS_KEYS,
-            "[api] needs at least one [[api.access_keys]]: every request must be signed",
-        ));
-    }
+pub(super) fn api(raw: &ApiRaw, f: &mut Findings) -> Option<ApiConfig> {
+    let listen = f.field("api.listen", |warnings| {
+        let listen = listen_addr(&raw.listen, codes::API_LISTEN, "api.listen")?;
+        if !listen.ip().is_loopback() {
+            warnings.push(format!(
+                "api.listen {listen} is not a loopback address: the API is plain HTTP, \
+                 put it behind TLS or a firewall"
+            ));
+        }
+        Ok(listen)
+    });
+    let some_keys = f.field("api.access_keys", |_| {
+        if raw.access_keys.is_empty() {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEYS,
+                "[api] needs at least one [[api.access_keys]]: every request must be signed",
+            ));
+        }
+        Ok(())
+    });
     let mut seen = HashSet::new();
     let mut access_keys = Vec::with_capacity(raw.access_keys.len());
-    for key in &raw.access_keys {
+    for (i, key) in raw.access_keys.iter().enumerate() {
         let id = &key.access_key_id;
-        let id_ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
-        if !id_ok {
-            return Err(ConfigError::new(
-                codes::ACCESS_KEY_ID,
-                format!(
-                    "access_key_id {} must be 1..=128 printable ASCII characters without spaces",
-                    shown(id)
-                ),
-            ));
-        }
-        if !seen.insert(id.as_str()) {
-            return Err(ConfigError::new(
-                codes::ACCESS_KEY_ID,
-                format!("access_key_id {} appears more than once", shown(id)),
-            ));
-        }
-        let secret = match (&key.access_key_secret, &key.access_key_secret_file) {
-            (Some(s), None) => s.clone(),
-            (None, Some(path)) => read_secret_file(
-                path,
-                codes::ACCESS_KEY_SECRET,
-                "access_key_secret_file",
-                warnings,
-            )?,
-            (Some(_), Some(_)) => {
+        let id_ok = f.field(&format!("api.access_keys[{i}].access_key_id"), |_| {
+            let ok = (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
                 return Err(ConfigError::new(
-                    codes::ACCESS_KEY_SECRET,
+                    codes::ACCESS_KEY_ID,
                     format!(
-                        "access key {}: access_key_secret and access_key_secret_file are both \
-                         set; set only one",
+                        "access_key_id {} must be 1..=128 printable ASCII characters without \
+                         spaces",
                         shown(id)
                     ),
-                ))
+                ));
             }
-            (None, None) => {
+            if !seen.insert(id.as_str()) {
                 return Err(ConfigError::new(
-                    codes::ACCESS_KEY_SECRET,
-                    format!(
-                        "access key {}: set access_key_secret or access_key_secret_file",
-                        shown(id)
-                    ),
-                ))
+                    codes::ACCESS_KEY_ID,
+                    format!("access_key_id {} appears more than once", shown(id)),
+                ));
             }
+            Ok(())
+        });
+        let secret_key = if key.access_key_secret_file.is_some() {
+            "access_key_secret_file"
+        } else {
+            "access_key_secret"
         };
-        let secret_ok = (1..=256).contains(&secret.len())
-            && secret.expose().iter().all(|b| b.is_ascii_graphic());
-        if !secret_ok {
-            return Err(ConfigError::new(
-                codes::ACCESS_KEY_SECRET,
-                format!(
-                    "access key {}: the secret ({} bytes, value not shown) must be 1..=256 \
-                     printable ASCII characters without spaces",
-                    shown(id),
-                    secret.len()
-                ),
-            ));
-        }
-        if is_example_secret(&secret) {
-            warnings.push(format!(
-                "access key {}: the secret is the example value of the shipped configuration; \
-                 change it",
-                shown(id)
-            ));
-        }
-        access_keys.push(AccessKey {
+        let secret = f.field(&format!("api.access_keys[{i}].{secret_key}"), |warnings| {
+            access_key_secret(key, warnings)
+        });
+        access_keys.push(id_ok.and(secret).map(|secret| AccessKey {
             id: id.clone(),
             secret,
-        });
+        }));
     }
-    Ok(ApiConfig {
-        listen,
-        access_keys,
+    some_keys?;
+    Some(ApiConfig {
+        listen: listen?,
+        access_keys: all(access_keys)?,
     })
+}
+
+/// The secret of one `[[api.access_keys]]`, from the file or from the file it names.
+fn access_key_secret(
+    key: &AccessKeyRaw,
+    warnings: &mut Vec<String>,
+) -> Result<SecretBytes, ConfigError> {
+    let id = &key.access_key_id;
+    let secret = match (&key.access_key_secret, &key.access_key_secret_file) {
+        (Some(s), None) => s.clone(),
+        (None, Some(path)) => read_secret_file(
+            path,
+            codes::ACCESS_KEY_SECRET,
+            "access_key_secret_file",
+            warnings,
+        )?,
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEY_SECRET,
+                format!(
+                    "access key {}: access_key_secret and access_key_secret_file are both \
+                     set; set only one",
+                    shown(id)
+                ),
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                codes::ACCESS_KEY_SECRET,
+                format!(
+                    "access key {}: set access_key_secret or access_key_secret_file",
+                    shown(id)
+                ),
+            ))
+        }
+    };
+    let secret_ok =
+        (1..=256).contains(&secret.len()) && secret.expose().iter().all(|b| b.is_ascii_graphic());
+    if !secret_ok {
+        return Err(ConfigError::new(
+            codes::ACCESS_KEY_SECRET,
+            format!(
+                "access key {}: the secret ({} bytes, value not shown) must be 1..=256 \
+                 printable ASCII characters without spaces",
+                shown(id),
+                secret.len()
+            ),
+        ));
+    }
+    if is_example_secret(&secret) {
+        warnings.push(format!(
+            "access key {}: the secret is the example value of the shipped configuration; \
+             change it",
+            shown(id)
+        ));
+    }
+    Ok(secret)
 }
 
 /// Placeholder secrets of docs/DESIGN.md §1b and of earlier `configs/ipsec-server.toml`s.
@@ -478,10 +688,11 @@ fn is_example_secret(secret: &SecretBytes) -> bool {
 /// [`codes::EXAMPLE_SECRET`] naming the key. `psk_key` is how the file names the PSK
 /// (`ipsec_server.psk` or `ipsec_server.psk_file`).
 pub(super) fn refuse_exposed_example_secrets(
+    f: &mut Findings,
     gateway: &GatewayConfig,
     server: Option<(&IpsecServerConfig, &str)>,
     api: Option<&ApiConfig>,
-) -> Result<(), ConfigError> {
+) {
     let exposed = gateway
         .listen_addrs
         .iter()
@@ -492,33 +703,38 @@ pub(super) fn refuse_exposed_example_secrets(
                 .map(|a| format!("api.listen is {}", a.listen))
         });
     let Some(exposed) = exposed else {
-        return Ok(());
+        return;
     };
-    let refuse = |key: String| {
-        ConfigError::new(
-            codes::EXAMPLE_SECRET,
-            format!(
-                "{key} is the published example value and {exposed}, which is not loopback: \
-                 anyone could use it; set a secret of your own"
-            ),
-        )
+    let mut refuse = |key: &str, what: String| {
+        f.field(key, |_| -> Result<(), _> {
+            Err(ConfigError::new(
+                codes::EXAMPLE_SECRET,
+                format!(
+                    "{what} is the published example value and {exposed}, which is not \
+                     loopback: anyone could use it; set a secret of your own"
+                ),
+            ))
+        });
     };
     if let Some((server, psk_key)) = server {
         if !server.psk_generated && is_example_secret(&server.psk) {
-            return Err(refuse(format!(
-                "{psk_key} (omit psk to have one generated and kept in state_dir)"
-            )));
+            refuse(
+                psk_key,
+                format!("{psk_key} (omit psk to have one generated and kept in state_dir)"),
+            );
         }
     }
     for (i, key) in api.map_or(&[][..], |a| &a.access_keys).iter().enumerate() {
         if is_example_secret(&key.secret) {
-            return Err(refuse(format!(
-                "api.access_keys[{i}] (access_key_id {}): the secret",
-                shown(&key.id)
-            )));
+            refuse(
+                &format!("api.access_keys[{i}]"),
+                format!(
+                    "api.access_keys[{i}] (access_key_id {}): the secret",
+                    shown(&key.id)
+                ),
+            );
         }
     }
-    Ok(())
 }
 
 /// LocalSubnet: one or more canonical IPv4 CIDRs, no duplicates, none inside a reserved
@@ -546,12 +762,8 @@ fn local_subnets(items: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
 }
 
 /// ClientIpPool: canonical CIDR, prefix 16..=29, not reserved, disjoint from LocalSubnet
-/// and from the host's networks.
-fn client_ip_pool(
-    text: &str,
-    local: &[Ipv4Net],
-    host_networks: &[Ipv4Net],
-) -> Result<Ipv4Net, ConfigError> {
+/// (and, checked apart as it depends on the host, [`pool_off_host`]).
+fn client_ip_pool(text: &str, local: &[Ipv4Net]) -> Result<Ipv4Net, ConfigError> {
     let pool = parse_cidr(text).map_err(|e| {
         ConfigError::new(
             codes::CLIENT_IP_POOL_SUBNET_INVALID,
@@ -588,6 +800,11 @@ fn client_ip_pool(
             format!("ClientIpPool {pool} overlaps LocalSubnet {net}"),
         ));
     }
+    Ok(pool)
+}
+
+/// ClientIpPool is disjoint from the host's directly connected networks.
+fn pool_off_host(pool: Ipv4Net, host_networks: &[Ipv4Net]) -> Result<Ipv4Net, ConfigError> {
     if let Some(net) = host_networks.iter().find(|n| overlaps(n.trunc(), pool)) {
         return Err(ConfigError::new(
             codes::CLIENT_IP_POOL_CONFLICT,
@@ -620,127 +837,159 @@ fn server_name(name: &str) -> Result<String, ConfigError> {
     Ok(name.to_owned())
 }
 
-fn ike_config(raw: &IkeConfigRaw, warnings: &mut Vec<String>) -> Result<IkeConfig, ConfigError> {
-    match raw.ike_version.as_deref() {
-        None | Some("ikev2") => {}
-        Some("ikev1") => {
-            return Err(ConfigError::new(
+fn ike_config(raw: &IkeConfigRaw, f: &mut Findings) -> Option<IkeConfig> {
+    let version = f.field("ike_config.ike_version", |_| {
+        match raw.ike_version.as_deref() {
+            None | Some("ikev2") => Ok(()),
+            Some("ikev1") => Err(ConfigError::new(
                 codes::UNSUPPORTED_IKE_VERSION,
                 "IkeVersion \"ikev1\" is not supported: this server implements IKEv2 only \
                  (RFC 7296); use \"ikev2\"",
-            ))
-        }
-        Some(v) => {
-            return Err(ConfigError::new(
+            )),
+            Some(v) => Err(ConfigError::new(
                 codes::ILLEGAL_IKE_VERSION,
                 format!("IkeVersion {} is not one of ikev1, ikev2", shown(v)),
-            ))
+            )),
         }
-    }
-    match raw.ike_mode.as_deref() {
-        None | Some("main") => {}
-        Some("aggressive") => {
-            return Err(ConfigError::new(
-                codes::UNSUPPORTED_IKE_MODE,
-                "IkeMode \"aggressive\" is not supported: aggressive mode exists only in IKEv1; \
-                 IKEv2 has a single exchange sequence (RFC 7296 §1.2), use \"main\"",
-            ))
-        }
-        Some(v) => {
-            return Err(ConfigError::new(
-                codes::ILLEGAL_IKE_MODE,
-                format!("IkeMode {} is not one of main, aggressive", shown(v)),
-            ))
-        }
-    }
-    let enc = enc_alg(
+    });
+    let mode = f.field("ike_config.ike_mode", |_| match raw.ike_mode.as_deref() {
+        None | Some("main") => Ok(()),
+        Some("aggressive") => Err(ConfigError::new(
+            codes::UNSUPPORTED_IKE_MODE,
+            "IkeMode \"aggressive\" is not supported: aggressive mode exists only in IKEv1; \
+             IKEv2 has a single exchange sequence (RFC 7296 §1.2), use \"main\"",
+        )),
+        Some(v) => Err(ConfigError::new(
+            codes::ILLEGAL_IKE_MODE,
+            format!("IkeMode {} is not one of main, aggressive", shown(v)),
+        )),
+    });
+    let (enc, auth) = algorithms(
+        f,
+        Sa::Ike,
         raw.ike_enc_alg.as_deref(),
-        codes::ILLEGAL_IKE_ENC_ALG,
-        "IkeEncAlg",
-        warnings,
-    )?;
-    let auth = auth_alg(
         raw.ike_auth_alg.as_deref(),
-        codes::ILLEGAL_IKE_AUTH_ALG,
-        "IkeAuthAlg",
-        warnings,
-    )?;
-    let dh_group = match raw.ike_pfs.as_deref() {
-        None => DhGroup::Group2,
-        Some(v) => DhGroup::from_api_name(v).ok_or_else(|| {
-            ConfigError::new(
-                codes::ILLEGAL_IKE_PFS,
-                format!(
-                    "IkePfs {} is not one of {} (the IKE SA always uses DH)",
-                    shown(v),
-                    names(DhGroup::ALL.map(DhGroup::api_name))
-                ),
-            )
-        })?,
-    };
-    legacy(
-        warnings,
-        "IkePfs",
-        dh_group.api_name(),
-        dh_group.legacy_reason(),
     );
-    Ok(IkeConfig {
-        enc,
-        auth,
-        dh_group,
-        lifetime: lifetime(raw.ike_lifetime, codes::ILLEGAL_IKE_LIFETIME, "IkeLifetime")?,
-        local_id: identity(raw.local_id.as_deref(), codes::ILLEGAL_LOCAL_ID, "LocalId")?,
-        remote_id: identity(
+    let dh_group = f.field("ike_config.ike_pfs", |w| {
+        let group = match raw.ike_pfs.as_deref() {
+            None => DhGroup::Group2,
+            Some(v) => DhGroup::from_api_name(v).ok_or_else(|| {
+                ConfigError::new(
+                    codes::ILLEGAL_IKE_PFS,
+                    format!(
+                        "IkePfs {} is not one of {} (the IKE SA always uses DH)",
+                        shown(v),
+                        names(DhGroup::ALL.map(DhGroup::api_name))
+                    ),
+                )
+            })?,
+        };
+        legacy(w, "IkePfs", group.api_name(), group.legacy_reason());
+        Ok(group)
+    });
+    let lifetime = f.field("ike_config.ike_lifetime", |_| {
+        lifetime(raw.ike_lifetime, codes::ILLEGAL_IKE_LIFETIME, "IkeLifetime")
+    });
+    let local_id = f.field("ike_config.local_id", |_| {
+        identity(raw.local_id.as_deref(), codes::ILLEGAL_LOCAL_ID, "LocalId")
+    });
+    let remote_id = f.field("ike_config.remote_id", |_| {
+        identity(
             raw.remote_id.as_deref(),
             codes::ILLEGAL_REMOTE_ID,
             "RemoteId",
-        )?,
+        )
+    });
+    version?;
+    mode?;
+    Some(IkeConfig {
+        enc: enc?,
+        auth: auth?,
+        dh_group: dh_group?,
+        lifetime: lifetime?,
+        local_id: local_id?,
+        remote_id: remote_id?,
     })
 }
 
-fn ipsec_config(
-    raw: &IpsecConfigRaw,
-    warnings: &mut Vec<String>,
-) -> Result<IpsecConfig, ConfigError> {
-    let enc = enc_alg(
+fn ipsec_config(raw: &IpsecConfigRaw, f: &mut Findings) -> Option<IpsecConfig> {
+    let (enc, auth) = algorithms(
+        f,
+        Sa::Ipsec,
         raw.ipsec_enc_alg.as_deref(),
-        codes::ILLEGAL_IPSEC_ENC_ALG,
-        "IpsecEncAlg",
-        warnings,
-    )?;
-    let auth = auth_alg(
         raw.ipsec_auth_alg.as_deref(),
-        codes::ILLEGAL_IPSEC_AUTH_ALG,
-        "IpsecAuthAlg",
-        warnings,
-    )?;
-    let pfs = match raw.ipsec_pfs.as_deref() {
-        None => Some(DhGroup::Group2),
-        Some("disabled") => None,
-        Some(v) => Some(DhGroup::from_api_name(v).ok_or_else(|| {
-            ConfigError::new(
-                codes::UNSUPPORTED_IPSEC_PFS,
-                format!(
-                    "IpsecPfs {} is not one of {}, disabled",
-                    shown(v),
-                    names(DhGroup::ALL.map(DhGroup::api_name))
-                ),
-            )
-        })?),
-    };
-    if let Some(g) = pfs {
-        legacy(warnings, "IpsecPfs", g.api_name(), g.legacy_reason());
-    }
-    Ok(IpsecConfig {
-        enc,
-        auth,
-        pfs,
-        lifetime: lifetime(
+    );
+    let pfs = f.field("ipsec_config.ipsec_pfs", |w| {
+        let pfs = match raw.ipsec_pfs.as_deref() {
+            None => Some(DhGroup::Group2),
+            Some("disabled") => None,
+            Some(v) => Some(DhGroup::from_api_name(v).ok_or_else(|| {
+                ConfigError::new(
+                    codes::UNSUPPORTED_IPSEC_PFS,
+                    format!(
+                        "IpsecPfs {} is not one of {}, disabled",
+                        shown(v),
+                        names(DhGroup::ALL.map(DhGroup::api_name))
+                    ),
+                )
+            })?),
+        };
+        if let Some(g) = pfs {
+            legacy(w, "IpsecPfs", g.api_name(), g.legacy_reason());
+        }
+        Ok(pfs)
+    });
+    let lifetime = f.field("ipsec_config.ipsec_lifetime", |_| {
+        lifetime(
             raw.ipsec_lifetime,
             codes::ILLEGAL_IPSEC_LIFETIME,
             "IpsecLifetime",
-        )?,
+        )
+    });
+    Some(IpsecConfig {
+        enc: enc?,
+        auth: auth?,
+        pfs: pfs?,
+        lifetime: lifetime?,
     })
+}
+
+/// IkeConfig or IpsecConfig, whose algorithm keys differ only in prefix and error code.
+#[derive(Clone, Copy)]
+enum Sa {
+    Ike,
+    Ipsec,
+}
+
+/// The encryption and integrity algorithms of IkeConfig or IpsecConfig, each checked and
+/// recorded under its key.
+fn algorithms(
+    f: &mut Findings,
+    sa: Sa,
+    enc: Option<&str>,
+    auth: Option<&str>,
+) -> (Option<EncAlg>, Option<AuthAlg>) {
+    let (key, param, enc_code, auth_code) = match sa {
+        Sa::Ike => (
+            "ike",
+            "Ike",
+            codes::ILLEGAL_IKE_ENC_ALG,
+            codes::ILLEGAL_IKE_AUTH_ALG,
+        ),
+        Sa::Ipsec => (
+            "ipsec",
+            "Ipsec",
+            codes::ILLEGAL_IPSEC_ENC_ALG,
+            codes::ILLEGAL_IPSEC_AUTH_ALG,
+        ),
+    };
+    let enc = f.field(&format!("{key}_config.{key}_enc_alg"), |w| {
+        enc_alg(enc, enc_code, &format!("{param}EncAlg"), w)
+    });
+    let auth = f.field(&format!("{key}_config.{key}_auth_alg"), |w| {
+        auth_alg(auth, auth_code, &format!("{param}AuthAlg"), w)
+    });
+    (enc, auth)
 }
 
 fn enc_alg(
@@ -1079,17 +1328,16 @@ fn port(v: i64, code: &'static str, key: &str) -> Result<NonZeroU16, ConfigError
 }
 
 fn tun_name(v: &str) -> Result<String, ConfigError> {
-    // Linux: IFNAMSIZ is 16 including the NUL; dev_valid_name() rejects "." and "..".
-    let ok = (1..=15).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        && v != "."
-        && v != "..";
+    // What `run` needs: a Linux interface name (IFNAMSIZ is 16 including the NUL) that is
+    // also the suffix of the daemon's nftables tables (`io::net`, [A-Za-z0-9_]).
+    let ok =
+        (1..=15).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
         return Err(ConfigError::new(
             codes::TUN_NAME,
             format!(
-                "gateway.tun_name {} must be 1 to 15 characters of A-Z a-z 0-9 _ . - (not . or ..)",
+                "gateway.tun_name {} must be 1 to 15 characters of A-Z a-z 0-9 _ (it names \
+                 the interface and the daemon's nftables tables)",
                 shown(v)
             ),
         ));

@@ -45,8 +45,12 @@ fn apply_file(manager: &StackManager, path: &Path) -> Result<ReloadOutcome, Cont
         &mut rand::thread_rng(),
     )
     .map_err(|e| {
-        warn!("{} not applied: {}: {}", path.display(), e.code, e.message);
-        ControlError::new(e.code, format!("{}: {}", path.display(), e.message))
+        warn!("{} not applied:\n{e}", path.display());
+        // The first error's code; the message lists every finding, as `check` prints them.
+        let code = e
+            .first_error()
+            .map_or(crate::config::codes::SYNTAX, |first| first.code);
+        ControlError::new(code, e.to_string().trim_end())
     })?;
     // A generated PSK stays the one kept in state_dir (`kept_psk.rs`).
     let new = keep_generated_psk(new).map_err(|e| {

@@ -53,6 +53,16 @@ pub fn private_dir(dir: &Path) -> io::Result<PrivateDir> {
     }
 }
 
+/// What [`private_dir`] would say about `dir` without creating it: `None` when it does not
+/// exist (it would be created), else the same answer or refusal. For `ipsec-server check`.
+pub fn inspect_private_dir(dir: &Path) -> io::Result<Option<PrivateDir>> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(context(format_args!("{}", dir.display()), e)),
+        Ok(_) => check(dir).map(Some),
+    }
+}
+
 fn check(dir: &Path) -> io::Result<PrivateDir> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| context(format_args!("{}", dir.display()), e))?;

@@ -24,6 +24,14 @@ pub fn host_networks_excluding(iface: &str) -> Vec<Ipv4Net> {
     read_routes(Some(iface))
 }
 
+/// Whether a network interface named `name` exists in this network namespace (seen through
+/// sysfs, which shows the namespace of the process that mounted it: the host's for a daemon).
+pub fn interface_exists(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('/')
+        && std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
 /// Parses the text of `/proc/net/route`. Addresses are the kernel's `__be32` printed with
 /// `%08X`, i.e. the network-order bytes read as a native-endian integer. Malformed lines
 /// are skipped.

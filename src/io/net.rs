@@ -198,8 +198,10 @@ impl Drop for NftTable {
     }
 }
 
-/// `ipsec_server_<suffix>_<kind>`, with `suffix` of 1..=32 characters `[A-Za-z0-9_]`.
-fn table_name(suffix: &str, kind: &str) -> io::Result<String> {
+/// `ipsec_server_<suffix>_<kind>`, with `suffix` of 1..=32 characters `[A-Za-z0-9_]` (the
+/// daemon passes its TUN name; `config` holds `tun_name` to what this and an interface name
+/// accept, which tests/check.rs verifies).
+pub fn table_name(suffix: &str, kind: &str) -> io::Result<String> {
     let ok = !suffix.is_empty()
         && suffix.len() <= 32
         && suffix

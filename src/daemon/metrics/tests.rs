@@ -109,12 +109,30 @@ fn renders_every_series_with_its_value() {
         ("ipsec_server_ike_queue_dropped_total", 11.0),
         ("ipsec_server_esp_packets_total{direction=\"in\"}", 100.0),
         ("ipsec_server_esp_bytes_total{direction=\"out\"}", 75600.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"replay\"}", 2.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"icv\"}", 3.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"unknown_spi\"}", 5.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"selector\"}", 2.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"no_sa\"}", 8.0),
-        ("ipsec_server_esp_dropped_packets_total{reason=\"other\"}", 4.0),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"replay\"}",
+            2.0,
+        ),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"icv\"}",
+            3.0,
+        ),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"unknown_spi\"}",
+            5.0,
+        ),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"selector\"}",
+            2.0,
+        ),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"no_sa\"}",
+            8.0,
+        ),
+        (
+            "ipsec_server_esp_dropped_packets_total{reason=\"other\"}",
+            4.0,
+        ),
         (
             "ipsec_server_api_requests_total{action=\"ListIpsecServers\",code=\"Success\"}",
             4.0,
