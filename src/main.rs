@@ -1,4 +1,4 @@
-//! The `ipsec-server` binary: `run`, `check`, `status` (DESIGN.md §1b).
+//! The `ipsec-server` binary: `run`, `check`, `status`, `client-config` (DESIGN.md §1b).
 #![allow(clippy::disallowed_methods)] // the binary owns the clocks and OS randomness, like `daemon`
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ipsec_server::io::host::host_networks_excluding;
 use ipsec_server::secret::SecretBytes;
-use ipsec_server::{config, daemon};
+use ipsec_server::{config, daemon, onboard};
 
 mod loadgen;
 
@@ -64,9 +64,41 @@ enum Command {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// Print a client configuration for the configured suite, identities and PSK, with a
+    /// compatibility verdict on stderr (a refusal exits with status 1).
+    ClientConfig(ClientConfigArgs),
     /// Handshake load generator: COUNT IKEv2 clients (PSK, virtual IP) against a responder
     /// over UDP 500/4500; keeps every IKE SA until the hold time ends or SIGINT/SIGTERM.
     Loadgen(LoadgenArgs),
+}
+
+#[derive(clap::Args)]
+struct ClientConfigArgs {
+    /// swanctl, networkmanager, apple, windows or android.
+    #[arg(long, value_parser = parse_format)]
+    format: onboard::Format,
+    /// The address or DNS name clients dial (required unless the gateway listens on a
+    /// specific address).
+    #[arg(long)]
+    server: Option<String>,
+    /// The client's identity (IDi); the configured remote_id when set.
+    #[arg(long)]
+    id: Option<String>,
+    /// Write to this file instead of stdout (mode 0600 when it holds the PSK).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Include the PSK (otherwise a placeholder, and stderr says where to get it).
+    #[arg(long)]
+    with_secret: bool,
+    #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+fn parse_format(s: &str) -> Result<onboard::Format, String> {
+    onboard::Format::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = onboard::Format::ALL.iter().map(|f| f.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
 }
 
 #[derive(clap::Args)]
@@ -128,7 +160,70 @@ fn main() -> ExitCode {
             }
         },
         Command::Status { config, socket } => cmd_status(config, socket),
+        Command::ClientConfig(args) => cmd_client_config(args),
     }
+}
+
+fn cmd_client_config(args: ClientConfigArgs) -> ExitCode {
+    let view = match onboard::load(
+        &args.config,
+        &host_networks_excluding,
+        &mut rand::thread_rng(),
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("client-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = onboard::Options {
+        server: args.server,
+        client_id: args.id,
+        with_secret: args.with_secret,
+    };
+    let rendered = match onboard::render(&view, args.format, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("client-config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprint!("{}", rendered.verdict_text());
+    if rendered.verdict.refused() {
+        return ExitCode::FAILURE;
+    }
+    let written = match &args.out {
+        Some(path) => write_private(path, rendered.text.as_bytes(), rendered.contains_secret),
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(rendered.text.as_bytes())
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("client-config: cannot write the configuration: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes `bytes` to `path`, mode 0600 when they hold a secret (also when the file existed).
+fn write_private(path: &Path, bytes: &[u8], secret: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)?;
+    if secret {
+        // Before the secret goes in: an existing file keeps its mode through open().
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 fn cmd_loadgen(args: LoadgenArgs) -> ExitCode {

@@ -19,6 +19,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["ike", "secret"]),
     ("io", &["wire"]),
     ("api", &["config", "io", "secret"]),
+    // Client configuration: renders a validated server; finds it in the file or the API state.
+    ("onboard", &["api", "config", "secret"]),
     (
         "daemon",
         &[
