@@ -84,7 +84,7 @@ pub fn render(plan: &Plan, v: &mut Verdict) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<!-- made by `ipsec-server client-config --format apple` from {source} -->
+<!-- made by ipsec-server client-config (format apple) from {source} -->
 <plist version="1.0">
 <dict>
 	<key>PayloadContent</key>
@@ -155,7 +155,7 @@ pub fn render(plan: &Plan, v: &mut Verdict) -> String {
 </dict>
 </plist>
 "#,
-        source = x(&plan.view.source).replace("--", "- -"),
+        source = xml_comment(&plan.view.source),
         pfs = u8::from(esp.pfs().is_some()),
         local_id = x(&id),
         remote_id = x(&plan.idr.to_string()),
@@ -228,4 +228,18 @@ fn sa_dict(
          \t\t\t\t\t<key>LifeTimeInMinutes</key>\n\t\t\t\t\t<integer>{minutes}</integer>\n\
          \t\t\t\t</dict>\n"
     )
+}
+
+/// Text for inside an XML comment, which may not contain `--` nor end with `-`.
+fn xml_comment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    if out.ends_with('-') {
+        out.push(' ');
+    }
+    out
 }
