@@ -68,9 +68,9 @@ pub fn xml_escape(s: &str) -> String {
     out
 }
 
-/// A UUID (RFC 9562 layout, version 8: custom) derived from `parts`, so that rendering the
-/// same server and client again gives the same profile and connection identifiers (an
-/// installed profile is replaced, not duplicated).
+/// A UUID (RFC 9562 version 8: custom) derived from `parts`, so that rendering the same
+/// server and client again gives the same profile and connection identifiers (an installed
+/// profile is replaced, not duplicated).
 pub fn derived_uuid(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -78,19 +78,11 @@ pub fn derived_uuid(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p.as_bytes());
     }
-    let d = h.finalize();
     let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    b[6] = (b[6] & 0x0f) | 0x80; // version 8
-    b[8] = (b[8] & 0x3f) | 0x80; // variant 10
-    let hex: String = b.iter().map(|x| format!("{x:02X}")).collect();
+    b.copy_from_slice(&h.finalize()[..16]);
     format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
+        "{:X}",
+        uuid::Builder::from_custom_bytes(b).into_uuid().hyphenated()
     )
 }
 
