@@ -438,3 +438,66 @@ fn uuids_are_stable_and_well_formed() {
     assert_eq!(a.len(), 36);
     assert_eq!(&a[14..15], "8");
 }
+
+/// `load`: the file's server, the API-created one once the API state exists, or a clear
+/// "there is no IPsec server".
+#[test]
+fn load_finds_the_server_the_daemon_serves() {
+    use crate::api::state;
+    let dir = std::env::temp_dir().join(format!("onboard-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state_dir = dir.join("state");
+    let gateway = format!(
+        "[gateway]\nvpn_gateway_id = \"vpn-test\"\nregion_id = \"local\"\nstate_dir = \"{}\"\n",
+        state_dir.display()
+    );
+    let t = toml(EncAlg::Aes128, AuthAlg::Sha256, DhGroup::Group14, None, "");
+    let server = &t[t.find("[ipsec_server]").unwrap()..];
+    let api = "[api]\nlisten = \"127.0.0.1:18080\"\n[[api.access_keys]]\naccess_key_id = \"k\"\n\
+               access_key_secret = \"secret-of-the-key\"\n";
+    let path = dir.join("c.toml");
+    let load = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        super::load(&path, &|_| Vec::new(), &mut StepRng::new(1, 1))
+    };
+    // The file's server.
+    let v = load(format!("{gateway}{server}")).unwrap();
+    assert!(v.source.contains("[ipsec_server]"), "{}", v.source);
+    assert!(matches!(&v.psk, PskSource::Known { hint } if hint.contains("`psk`")));
+    // [api] without state: still the file's server (the API adopts it).
+    let with_api = format!("{gateway}{server}{api}");
+    assert!(load(with_api.clone())
+        .unwrap()
+        .source
+        .contains("[ipsec_server]"));
+    // Once the API state exists it wins: another suite, created "through the API".
+    let other = view_of(&toml(
+        EncAlg::Aes256,
+        AuthAlg::Sha512,
+        DhGroup::Group14,
+        None,
+        "",
+    ));
+    let rec = state::ServerRecord::from_config("iss-test".into(), "now".into(), &other.server);
+    let mut p = state::Persisted {
+        version: 1,
+        server: Some(rec),
+        tokens: Vec::new(),
+    };
+    state::store(&state::path(&state_dir), &p).unwrap();
+    let v = load(with_api.clone()).unwrap();
+    assert!(v.source.contains("iss-test"), "{}", v.source);
+    let r = render(&v, Format::Swanctl, &opts()).unwrap();
+    assert!(r.text.contains("proposals = aes256-sha512-modp2048\n"));
+    // A server deleted through the API: said so.
+    p.server = None;
+    state::store(&state::path(&state_dir), &p).unwrap();
+    let e = load(with_api).err().unwrap().to_string();
+    assert!(e.contains("there is no IPsec server"), "{e}");
+    // No [ipsec_server], no state: said so.
+    std::fs::remove_file(state::path(&state_dir)).unwrap();
+    let e = load(format!("{gateway}{api}")).err().unwrap().to_string();
+    assert!(e.contains("there is no IPsec server"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
