@@ -99,8 +99,9 @@ impl fmt::Display for Format {
 /// Where a client gets the PSK when it is not written into the output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PskSource {
-    /// The PSK is known (configured, in a file, or in the API state); `hint` says where an
-    /// operator reads it, e.g. "`psk` of [ipsec_server] in /etc/ipsec-server/ipsec-server.toml".
+    /// The PSK is known (configured, in a file, or in the API state; for the daemon rendering
+    /// its live server, always — it holds even a generated PSK); `hint` says where an operator
+    /// reads it, e.g. "`psk` of [ipsec_server] in /etc/ipsec-server/ipsec-server.toml".
     Known { hint: String },
     /// No PSK is configured: the daemon generates one at every start and stores it nowhere
     /// this command can read.
@@ -148,8 +149,8 @@ impl ServerView {
 /// What the caller asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
-    /// The address or DNS name clients dial; required unless the gateway listens on exactly
-    /// one specific address... (the first specific one is taken, with a note, when several).
+    /// The address or DNS name clients dial; required unless the gateway listens on a
+    /// specific address (the first one is taken, with a note, when there are several).
     pub server: Option<String>,
     /// The client's identity (IDi); must equal `remote_id` when that is configured.
     pub client_id: Option<String>,
