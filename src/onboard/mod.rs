@@ -398,16 +398,21 @@ impl<'a> Plan<'a> {
     }
 
     /// Where to get the PSK when it is not in the output.
-    fn psk_hint(&self) -> String {
+    fn psk_hint(&self, format: Format) -> String {
+        let missing = if format == Format::NetworkManager {
+            "the PSK is not included (NetworkManager asks for it when connecting)".to_string()
+        } else {
+            format!("the PSK is not included (placeholder {PSK_PLACEHOLDER})")
+        };
         match &self.view.psk {
             PskSource::Known { hint } => format!(
-                "the PSK is not included (placeholder {PSK_PLACEHOLDER}): render with \
-                 --with-secret, or run `ipsec-server show-psk`, or read {hint}"
+                "{missing}: render with --with-secret, or run `ipsec-server show-psk`, or read \
+                 {hint}"
             ),
             PskSource::GeneratedAtStart => format!(
-                "the PSK is not included (placeholder {PSK_PLACEHOLDER}): none is configured, \
-                 so the daemon generates one at each start (`ipsec-server show-psk` prints the \
-                 running daemon's); set psk or psk_file for a PSK that survives restarts"
+                "{missing}: none is configured, so the daemon generates one at each start \
+                 (`ipsec-server show-psk` prints the running daemon's); set psk or psk_file for \
+                 a PSK that survives restarts"
             ),
         }
     }
@@ -421,7 +426,7 @@ impl<'a> Plan<'a> {
             v.note(n.clone());
         }
         if self.psk.is_none() && format != Format::Windows {
-            v.note(self.psk_hint());
+            v.note(self.psk_hint(format));
         }
         let s = self.server();
         for dns in s.dns() {
