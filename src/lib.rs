@@ -19,6 +19,7 @@ pub mod ike;
 #[allow(clippy::disallowed_methods)] // the OS boundary: sockets, TUN, poll deadlines
 pub mod io;
 pub mod ipsec;
+pub mod onboard;
 pub mod pool;
 pub mod secret;
 pub mod wire;

@@ -19,10 +19,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["ike", "secret"]),
     ("io", &["wire"]),
     ("api", &["config", "io", "secret"]),
+    // Client configuration: renders a validated server; finds it in the file or the API state.
+    ("onboard", &["api", "config", "secret"]),
     (
         "daemon",
         &[
-            "api", "config", "crypto", "ike", "io", "ipsec", "pool", "secret", "wire",
+            "api", "config", "crypto", "ike", "io", "ipsec", "onboard", "pool", "secret", "wire",
         ],
     ),
 ];

@@ -4,20 +4,14 @@
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-/// An uppercase UUID-shaped id (`8-4-4-4-12` hex digits).
+/// An uppercase random UUID (version 4), as the cloud's RequestIds.
 pub(super) fn request_id() -> String {
-    let mut r = rand::thread_rng();
-    let hex: String = (0..32)
-        .map(|_| char::from_digit(r.gen_range(0..16), 16).unwrap_or('0'))
-        .collect::<String>()
-        .to_ascii_uppercase();
+    let bytes: [u8; 16] = rand::thread_rng().gen();
     format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
+        "{:X}",
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
     )
 }
 

@@ -178,6 +178,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+impl std::error::Error for Report {}
+
 impl Report {
     /// Whether the file is refused (an error or a host condition).
     pub fn is_refused(&self) -> bool {

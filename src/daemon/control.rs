@@ -135,6 +135,28 @@ pub enum Request {
     /// Applies the config file as SIGHUP does; answers a
     /// [`ReloadOutcome`](super::reload::ReloadOutcome).
     Reload,
+    /// Renders a client configuration of the server being served (`onboard::render`, with the
+    /// PSK the daemon holds, even a generated one); answers a [`ClientConfig`].
+    ClientConfig {
+        /// `swanctl`, `networkmanager`, `apple`, `windows` or `android`.
+        format: String,
+        #[serde(default)]
+        server: Option<String>,
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        with_secret: bool,
+    },
+}
+
+/// The answer to [`Request::ClientConfig`]: the configuration (empty when refused) and the
+/// verdict, one item per line, as `client-config` prints it on stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    pub text: String,
+    pub verdict: String,
+    pub refused: bool,
+    pub contains_secret: bool,
 }
 
 /// The answer to one request.
@@ -353,7 +375,50 @@ fn handle(control: &Control, req: Request) -> Answer {
                  [ipsec_server] is not applied",
             )),
         }),
+        Request::ClientConfig {
+            format,
+            server,
+            id,
+            with_secret,
+        } => Answer::of(client_config(control, &format, server, id, with_secret)),
     }
+}
+
+fn client_config(
+    control: &Control,
+    format: &str,
+    server: Option<String>,
+    client_id: Option<String>,
+    with_secret: bool,
+) -> Result<ClientConfig, ControlError> {
+    let format = crate::onboard::Format::from_name(format).ok_or_else(|| {
+        ControlError::new(codes::BAD_REQUEST, format!("unknown format {format:?}"))
+    })?;
+    let served = control
+        .manager
+        .served()
+        .ok_or_else(|| ControlError::new(codes::NO_SERVER, "no IPsec server is being served"))?;
+    let view = crate::onboard::ServerView::new(
+        control.config.gateway(),
+        &served,
+        "the running daemon".into(),
+        crate::onboard::PskSource::Known {
+            hint: "`ipsec-server show-psk` (root)".into(),
+        },
+    );
+    let opts = crate::onboard::Options {
+        server,
+        client_id,
+        with_secret,
+    };
+    let r = crate::onboard::render(&view, format, &opts)
+        .map_err(|e| ControlError::new(codes::BAD_REQUEST, e.to_string()))?;
+    Ok(ClientConfig {
+        text: r.text.to_string(),
+        verdict: r.verdict_text(),
+        refused: r.verdict.refused(),
+        contains_secret: r.contains_secret,
+    })
 }
 
 /// Asks the running stack's IKE thread: `msg` with the reply channel.

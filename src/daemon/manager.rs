@@ -112,6 +112,8 @@ pub(crate) struct StackManager {
 #[derive(Default)]
 struct ManagerState {
     running: Option<(Stack, Arc<ResponderConfig>)>,
+    /// The server `running` serves, as configured (for `client-config` on the control socket).
+    served: Option<IpsecServerConfig>,
     shut_down: bool,
 }
 
@@ -162,11 +164,13 @@ impl StackManager {
     ) -> Result<Applied, String> {
         // Counted when this returns, whichever way ([`StackManager::wait_applied`]).
         let _applied = CountOnDrop(&self.applied);
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         if st.shut_down {
             return Ok(Applied::Nothing);
         }
         let Some(server) = server else {
+            st.served = None;
             return Ok(match st.running.take() {
                 Some((stack, _)) => {
                     stack.stop();
@@ -190,6 +194,7 @@ impl StackManager {
                     })
                     .map_err(|_| "the IKE thread has ended".to_string())?;
                 *old = rcfg;
+                st.served = Some(server.clone());
                 return Ok(Applied::Reconfigured { delete_all });
             }
         }
@@ -201,9 +206,16 @@ impl StackManager {
             }
             None => Applied::Started,
         };
+        st.served = None;
         let stack = Stack::start(&config).map_err(|e| e.to_string())?;
         st.running = Some((stack, rcfg));
+        st.served = Some(server.clone());
         Ok(applied)
+    }
+
+    /// The server the running stack serves, as configured (its PSK included).
+    pub(crate) fn served(&self) -> Option<IpsecServerConfig> {
+        self.lock().served.clone()
     }
 
     /// The running stack's values for a metrics scrape; `None` when no stack runs (or its

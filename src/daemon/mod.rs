@@ -63,7 +63,7 @@ use crate::api::Backend;
 use crate::config::Config;
 
 pub use client::{run_client, ClientArgs};
-pub use control::{codes as control_codes, request, socket_path, Answer, Request};
+pub use control::{codes as control_codes, request, socket_path, Answer, ClientConfig, Request};
 pub use error::DaemonError;
 pub use mtu::tun_mtu;
 pub use reload::ReloadOutcome;
