@@ -221,7 +221,7 @@ pub struct OnboardError(pub String);
 /// Errors: `--server` missing where no specific listen address gives it, an unusable
 /// `--server` or `--id`, `--id` different from the configured `remote_id`, no IDr to write
 /// (no `local_id`, a wildcard listen address and a DNS name as `--server`), `--with-secret`
-/// for a PSK generated at each start. A client that cannot work with the configured suite is
+/// for a generated PSK not known yet. A client that cannot work with the configured suite is
 /// not an error: the [`Rendered::verdict`] refuses it.
 pub fn render(view: &ServerView, format: Format, opts: &Options) -> Result<Rendered, OnboardError> {
     let plan = Plan::new(view, opts)?;
@@ -362,22 +362,23 @@ impl<'a> Plan<'a> {
             text::check_identity(&id.to_string())
                 .map_err(|e| OnboardError(format!("{what} {id}: {e}")))?;
         }
-        let psk =
-            if opts.with_secret {
-                match &view.psk {
-                    PskSource::Known { .. } => Some(Zeroizing::new(
-                        String::from_utf8_lossy(view.server.psk().expose()).into_owned(),
-                    )),
-                    PskSource::GeneratedAtStart => return Err(OnboardError(
-                        "--with-secret: no PSK is configured, so the daemon generates a new one \
-                         at every start and this command cannot know it; set psk or psk_file \
-                         in [ipsec_server] (or create the server through the API)"
+        let psk = if opts.with_secret {
+            match &view.psk {
+                PskSource::Known { .. } => Some(Zeroizing::new(
+                    String::from_utf8_lossy(view.server.psk().expose()).into_owned(),
+                )),
+                PskSource::GeneratedAtStart => {
+                    return Err(OnboardError(
+                        "--with-secret: no PSK is configured and the daemon has not generated \
+                         one yet (it does at its first start and keeps it in state_dir); start \
+                         it once, or set psk or psk_file in [ipsec_server]"
                             .into(),
-                    )),
+                    ))
                 }
-            } else {
-                None
-            };
+            }
+        } else {
+            None
+        };
         Ok(Self {
             view,
             server_addr,
@@ -410,9 +411,9 @@ impl<'a> Plan<'a> {
                  {hint}"
             ),
             PskSource::GeneratedAtStart => format!(
-                "{missing}: none is configured, so the daemon generates one at each start \
-                 (`ipsec-server show-psk` prints the running daemon's); set psk or psk_file for \
-                 a PSK that survives restarts"
+                "{missing}: none is configured and the daemon has not generated one yet (it \
+                 does at its first start, keeps it in state_dir, and `ipsec-server show-psk` \
+                 prints it)"
             ),
         }
     }

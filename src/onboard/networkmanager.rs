@@ -31,7 +31,7 @@ pub fn render(plan: &Plan, v: &mut Verdict) -> String {
         )),
         PskSource::Known { .. } => {}
         PskSource::GeneratedAtStart => v.refuse(format!(
-            "no PSK is configured, and the one the daemon generates at each start has {} \
+            "no PSK is configured, and the one the daemon generates (as the API does) has {} \
              characters, fewer than the {MIN_PSK_LEN} NetworkManager-strongswan requires: set \
              a psk of at least {MIN_PSK_LEN} characters",
             crate::config::GENERATED_PSK_LEN
