@@ -250,18 +250,7 @@ fn cmd_client_config(args: ClientConfigArgs) -> ExitCode {
     };
     if view.psk == onboard::PskSource::GeneratedAtStart {
         // The PSK the daemon generated and keeps (`show-psk`), if it has started once.
-        let gateway = match config::load(
-            &args.config,
-            &host_networks_excluding,
-            &mut rand::thread_rng(),
-        ) {
-            Ok(c) => c.gateway().clone(),
-            Err(e) => {
-                eprintln!("client-config: {e}");
-                return ExitCode::from(2);
-            }
-        };
-        let file = daemon::kept_psk::path(gateway.state_dir());
+        let file = daemon::kept_psk::path(&view.state_dir);
         if let Ok(Some(psk)) = daemon::kept_psk::read(&file) {
             if let Some(server) = view.server.with_kept_psk(psk) {
                 view.server = server;

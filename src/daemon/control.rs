@@ -48,6 +48,32 @@ use super::status::{SaStatus, Selector, ServerStatus, Status};
 use super::{supervise, DaemonError};
 use crate::config::Config;
 use crate::io::fs::{private_dir, PrivateDir};
+/// What sits at the control socket's path: what [`listen`] acts on, and what `check`
+/// reports (`host_check.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AtPath {
+    Nothing,
+    /// A socket nobody listens on (an earlier run's): [`listen`] replaces it.
+    Stale,
+    /// A socket a running daemon listens on: never taken over.
+    Running,
+    /// Anything else (a file, a directory, a symbolic link): left alone.
+    InTheWay,
+}
+
+pub(crate) fn at_path(path: &Path) -> std::io::Result<AtPath> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => Ok(if UnixStream::connect(path).is_ok() {
+            AtPath::Running
+        } else {
+            AtPath::Stale
+        }),
+        Ok(_) => Ok(AtPath::InTheWay),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AtPath::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
 /// Binds the control socket at `path` (see the module docs): non-blocking, mode 0600, in a
 /// private directory.
 pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
@@ -63,25 +89,21 @@ pub(crate) fn listen(path: &Path) -> std::io::Result<UnixListener> {
     }
     // The directory is ours and private: nobody else can change what sits at `path`
     // between this check and bind(2), which itself never follows a link.
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            // Stale only if nobody listens: never take the socket of a running daemon.
-            if UnixStream::connect(path).is_ok() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::AddrInUse,
-                    "another daemon is listening on it",
-                ));
-            }
-            std::fs::remove_file(path)?
+    match at_path(path)? {
+        AtPath::Nothing => {}
+        AtPath::Stale => std::fs::remove_file(path)?,
+        AtPath::Running => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another daemon is listening on it",
+            ))
         }
-        Ok(_) => {
+        AtPath::InTheWay => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
                 "something other than a socket is in the way (not removed)",
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
     }
     let l = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;

@@ -12,10 +12,9 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use super::control::{at_path, AtPath};
 use crate::config::{codes, Config, ConfigError, Finding, FindingKind};
 use crate::io::fs::inspect_private_dir;
 use crate::io::host::interface_exists;
@@ -63,16 +62,16 @@ pub fn conditions(config: &Config) -> Vec<Finding> {
 
 fn control_socket(path: &Path) -> Option<Finding> {
     const KEY: &str = "gateway.control_socket";
-    if UnixStream::connect(path).is_ok() {
-        return Some(host(
-            KEY,
-            codes::HOST_DAEMON_RUNNING,
-            format!("a daemon already answers on {}", path.display()),
-        ));
-    }
-    // `run` removes a stale socket, and nothing else.
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
+    // What `run` finds there (`control::listen`): it replaces only a stale socket.
+    match at_path(path) {
+        Ok(AtPath::Running) => {
+            return Some(host(
+                KEY,
+                codes::HOST_DAEMON_RUNNING,
+                format!("a daemon already answers on {}", path.display()),
+            ))
+        }
+        Ok(AtPath::InTheWay) => {
             return Some(host(
                 KEY,
                 codes::HOST_CONTROL_SOCKET,
@@ -81,8 +80,10 @@ fn control_socket(path: &Path) -> Option<Finding> {
                      stale socket)",
                     path.display()
                 ),
-            ));
+            ))
         }
+        // A path `run` cannot inspect: the directory check below names why.
+        Ok(AtPath::Nothing | AtPath::Stale) | Err(_) => {}
     }
     let dir = path.parent()?;
     inspect_private_dir(dir).err().map(|e| {

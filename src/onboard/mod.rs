@@ -119,6 +119,8 @@ pub struct ServerView {
     /// The gateway's own liveness checks (`dpd_interval`); `None`: disabled.
     pub dpd_interval: Option<Duration>,
     pub force_udp_encap: bool,
+    /// The gateway's `state_dir` (where a generated PSK is kept).
+    pub state_dir: std::path::PathBuf,
     /// Where the server came from, for the header of the output ("[ipsec_server] of F").
     pub source: String,
     pub psk: PskSource,
@@ -140,6 +142,7 @@ impl ServerView {
             nat_t_port: gateway.nat_t_port().get(),
             dpd_interval: gateway.dpd_interval(),
             force_udp_encap: gateway.force_udp_encap(),
+            state_dir: gateway.state_dir().to_path_buf(),
             source,
             psk,
         }
