@@ -534,4 +534,27 @@ mod tests {
         assert!(parse_proposal("aes128-sha1").is_err());
         assert!(parse_proposal("aes128-sha1-modp4096").is_err());
     }
+
+    #[test]
+    fn inner_packets_are_udp_from_the_virtual_ip() {
+        use ipsec_server::wire::Ipv4Header;
+        let vip = std::net::Ipv4Addr::new(10, 0, 0, 7);
+        let to: SocketAddrV4 = "192.168.0.10:5599".parse().unwrap();
+        let p = inner_packet(vip, to, 300).unwrap();
+        let ip = Ipv4Header::parse(&p).unwrap();
+        assert_eq!((ip.src(), ip.dst(), ip.total_len()), (vip, *to.ip(), 300));
+        assert_eq!(ip.protocol(), IPPROTO_UDP);
+        let udp = &p[IPV4_MIN_HEADER_LEN..];
+        assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), DATA_SRC_PORT);
+        assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 5599);
+        assert_eq!(usize::from(u16::from_be_bytes([udp[4], udp[5]])), 280);
+        // The header checksum sums to 0xffff (RFC 791).
+        let sum: u32 = p[..IPV4_MIN_HEADER_LEN]
+            .chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
+        assert!(inner_packet(vip, to, 70000).is_err());
+    }
 }

@@ -350,7 +350,9 @@ fn cmd_loadgen(args: LoadgenArgs) -> ExitCode {
         if !(args.timeout > 0.0 && args.timeout <= 60.0) {
             anyhow::bail!("--timeout must be in (0, 60] seconds");
         }
-        if !(args.data_secs > 0.0 && args.data_secs <= 3600.0) || !(args.data_mbps >= 0.0) {
+        let secs_ok = args.data_secs > 0.0 && args.data_secs <= 3600.0;
+        let mbps_ok = args.data_mbps.is_finite() && args.data_mbps >= 0.0;
+        if !(secs_ok && mbps_ok) {
             anyhow::bail!("--data-secs must be in (0, 3600] and --data-mbps not negative");
         }
         let data = args.data_to.map(|to| loadgen::DataConfig {
