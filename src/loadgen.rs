@@ -179,6 +179,11 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
     if cfg.count == 0 || cfg.rate <= 0.0 || cfg.window == 0 {
         bail!("count, rate and window must be positive");
     }
+    if let Some(data) = &cfg.data {
+        if !(MIN_DATA_LEN..=MAX_DATA_LEN).contains(&data.len) {
+            bail!("data packet length must be in {MIN_DATA_LEN}..={MAX_DATA_LEN}");
+        }
+    }
     let bind: SocketAddr = match cfg.target {
         SocketAddr::V4(_) => "0.0.0.0:0".parse()?,
         SocketAddr::V6(_) => "[::]:0".parse()?,
@@ -390,9 +395,6 @@ fn send_data(
     gateway: SocketAddr,
     rng: &mut StdRng,
 ) -> anyhow::Result<Vec<DataSent>> {
-    if !(MIN_DATA_LEN..=MAX_DATA_LEN).contains(&cfg.len) {
-        bail!("data packet length must be in {MIN_DATA_LEN}..={MAX_DATA_LEN}");
-    }
     let mut senders = Vec::with_capacity(clients.len());
     for ini in clients {
         let Some(child) = ini.child() else {
