@@ -11,11 +11,22 @@
 //! DELETE is sent) until the hold time ends or the process is told to stop; meanwhile the
 //! responder's requests (DPD liveness checks) are answered, so held SAs stay up.
 //!
+//! With `data` ([`DataConfig`], `--data-to`), once the handshakes are done every client
+//! carries traffic for a bounded time: UDP packets from its virtual IP to a LAN host, sealed
+//! with the crate's [`OutboundSa`] (the client end of its Child SA), a batch per client at a
+//! time, sent with `sendmmsg` and UDP GSO ([`SendBatch`]). Each client sends its ESP from a
+//! UDP socket of its own, as every real client has its own address and port: the gateway
+//! spreads clients over its workers by the UDP 4-tuple (SO_REUSEPORT), and one shared source
+//! port would put every tunnel on one worker. The gateway follows each Child SA to its new
+//! port on the first authenticated packet (NAT rebinding, RFC 3948 §3.5). What a client sent
+//! is printed per client and in total (inner IP bytes, what the LAN host's IP layer counts),
+//! so a benchmark can set it beside what arrived.
+//!
 //! A module of the binary (`ipsec-server loadgen`), not of the library: it is the only tokio
 //! client code and a user of the library like any other client.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -27,8 +38,13 @@ use ipsec_server::config::Identity;
 use ipsec_server::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use ipsec_server::ike::initiator::{Initiator, InitiatorConfig};
 use ipsec_server::ike::{EspSuite, IkeSuite};
+use ipsec_server::io::udp::{self, SendBatch};
+use ipsec_server::ipsec::{OutboundSa, Role};
 use ipsec_server::secret::SecretBytes;
-use ipsec_server::wire::{classify_4500, with_non_esp_marker, ExchangeType, Header, Udp4500};
+use ipsec_server::wire::{
+    classify_4500, with_non_esp_marker, write_ipv4_header, ExchangeType, Header, Udp4500,
+    IPPROTO_UDP, IPV4_MIN_HEADER_LEN,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -49,9 +65,39 @@ pub struct LoadgenConfig {
     /// Per-message answer timeout and retransmissions before a handshake counts as failed.
     pub timeout: Duration,
     pub retries: u32,
-    /// How long to keep the SAs after the last handshake; `None` = until SIGINT/SIGTERM.
+    /// How long to keep the SAs after the last handshake (and the data phase); `None` =
+    /// until SIGINT/SIGTERM.
     pub hold: Option<Duration>,
+    /// Traffic every established client sends after the handshakes, if any.
+    pub data: Option<DataConfig>,
 }
+
+/// The data phase: UDP through every client's tunnel to one LAN address.
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    /// Where the inner UDP packets go (a host behind the gateway).
+    pub to: SocketAddrV4,
+    /// How long to send at most.
+    pub duration: Duration,
+    /// Packets per client at most (`None`: until `duration` ends).
+    pub packets: Option<u64>,
+    /// Offered rate of all clients together, Mbit/s of inner IP bytes; 0 = as fast as this
+    /// thread can seal and send.
+    pub mbps: f64,
+    /// Inner IP packet length (IPv4 + UDP headers + payload), [`MIN_DATA_LEN`]..=[`MAX_DATA_LEN`].
+    pub len: usize,
+}
+
+/// The shortest inner packet: IPv4 and UDP headers.
+pub const MIN_DATA_LEN: usize = IPV4_MIN_HEADER_LEN + UDP_HEADER_LEN;
+/// The longest inner packet: with ESP, UDP and IP around it, a 1500-byte outer MTU still holds
+/// it with AES-CBC and HMAC-SHA1-96 (1400 + 74 ≤ 1500).
+pub const MAX_DATA_LEN: usize = 1400;
+const UDP_HEADER_LEN: usize = 8;
+/// Packets sealed and sent per client at a time (one `sendmmsg`, one GSO run).
+const DATA_BATCH: usize = 32;
+/// The inner UDP source port.
+const DATA_SRC_PORT: u16 = 9000;
 
 /// The outcome of a run.
 #[derive(Debug, Clone, Default)]
@@ -132,6 +178,11 @@ pub fn run(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
 async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
     if cfg.count == 0 || cfg.rate <= 0.0 || cfg.window == 0 {
         bail!("count, rate and window must be positive");
+    }
+    if let Some(data) = &cfg.data {
+        if !(MIN_DATA_LEN..=MAX_DATA_LEN).contains(&data.len) {
+            bail!("data packet length must be in {MIN_DATA_LEN}..={MAX_DATA_LEN}");
+        }
     }
     let bind: SocketAddr = match cfg.target {
         SocketAddr::V4(_) => "0.0.0.0:0".parse()?,
@@ -282,6 +333,12 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
         report.elapsed.as_secs_f64(),
         report.handshakes_per_second()
     );
+    if let Some(data) = &cfg.data {
+        let gateway = SocketAddr::new(cfg.target.ip(), cfg.nat_t_port);
+        let clients: Vec<&Initiator> = established.values().collect();
+        let sent = send_data(data, &clients, local.ip(), gateway, &mut rng)?;
+        print_data_report(&sent);
+    }
     println!("loadgen: holding {} IKE SAs", established.len());
     let hold_until = cfg.hold.map(|d| Instant::now() + d);
     let stop = stop_signal();
@@ -308,6 +365,139 @@ async fn run_async(cfg: LoadgenConfig) -> anyhow::Result<LoadgenReport> {
     }
     drop(established);
     Ok(report)
+}
+
+/// What one client sent in the data phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataSent {
+    pub vip: Option<std::net::Ipv4Addr>,
+    /// Packets and inner IP bytes the kernel took (sealed ones it refused are not counted).
+    pub packets: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// One client of the data phase: its Child SA's outbound half, its own socket and the inner
+/// packet it repeats.
+struct DataClient {
+    sa: OutboundSa,
+    sock: std::net::UdpSocket,
+    inner: Vec<u8>,
+    sent: DataSent,
+}
+
+/// The data phase (see the module docs): round-robin over the clients, a batch each, until
+/// the time is up or every client sent its packets. Blocking: nothing else runs meanwhile.
+fn send_data(
+    cfg: &DataConfig,
+    clients: &[&Initiator],
+    local_ip: IpAddr,
+    gateway: SocketAddr,
+    rng: &mut StdRng,
+) -> anyhow::Result<Vec<DataSent>> {
+    let mut senders = Vec::with_capacity(clients.len());
+    for ini in clients {
+        let Some(child) = ini.child() else {
+            eprintln!("loadgen: an IKE SA without a Child SA sends no data");
+            continue;
+        };
+        let sa = OutboundSa::with_role(child, Role::Client)
+            .map_err(|e| anyhow::anyhow!("Child SA: {e}"))?;
+        let sock = udp::bind(SocketAddr::new(local_ip, 0), false, 1 << 20)
+            .context("binding a client's data socket")?;
+        senders.push(DataClient {
+            sa,
+            sock,
+            inner: inner_packet(child.client_vip, cfg.to, cfg.len)?,
+            sent: DataSent {
+                vip: Some(child.client_vip),
+                ..DataSent::default()
+            },
+        });
+    }
+    let mut batch = SendBatch::new(DATA_BATCH, 2048);
+    batch.set_gso(true);
+    let start = Instant::now();
+    let end = start + cfg.duration;
+    let bytes_per_s = cfg.mbps * 1e6 / 8.0;
+    let mut total_bytes = 0u64;
+    let limit = cfg.packets.unwrap_or(u64::MAX);
+    let mut done = senders.is_empty();
+    while !done && Instant::now() < end {
+        done = true;
+        for c in senders.iter_mut() {
+            let left = limit - c.sent.packets;
+            if left == 0 {
+                continue;
+            }
+            done = false;
+            let n = DATA_BATCH.min(usize::try_from(left).unwrap_or(DATA_BATCH));
+            for _ in 0..n {
+                let Some(slot) = batch.slot() else { break };
+                let len =
+                    c.sa.seal_prepare(&c.inner, slot, rng)
+                        .map_err(|e| anyhow::anyhow!("seal: {e}"))?;
+                batch.commit(len, gateway, None);
+            }
+            c.sa.seal_finish(batch.queued_mut(0))
+                .map_err(|e| anyhow::anyhow!("seal: {e}"))?;
+            let accepted = batch.flush(&c.sock).unwrap_or(0) as u64;
+            c.sent.packets += accepted;
+            c.sent.bytes += accepted * c.inner.len() as u64;
+            total_bytes += accepted * c.inner.len() as u64;
+            if bytes_per_s > 0.0 {
+                // Paced: wait until the rate allows what was sent so far.
+                let due = Duration::from_secs_f64(total_bytes as f64 / bytes_per_s);
+                let now = start.elapsed();
+                if due > now {
+                    std::thread::sleep(
+                        (due - now).min(end.saturating_duration_since(Instant::now())),
+                    );
+                }
+            }
+            if Instant::now() >= end {
+                break;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    Ok(senders
+        .into_iter()
+        .map(|c| DataSent { elapsed, ..c.sent })
+        .collect())
+}
+
+/// An IPv4/UDP packet of `len` bytes from `vip` to `to`, payload zero (no UDP checksum,
+/// allowed over IPv4: RFC 768).
+fn inner_packet(vip: std::net::Ipv4Addr, to: SocketAddrV4, len: usize) -> anyhow::Result<Vec<u8>> {
+    let mut p = vec![0u8; len];
+    let total = u16::try_from(len)?;
+    write_ipv4_header(&mut p, total, IPPROTO_UDP, vip, *to.ip())
+        .map_err(|e| anyhow::anyhow!("inner header: {e}"))?;
+    let udp = &mut p[IPV4_MIN_HEADER_LEN..];
+    udp[0..2].copy_from_slice(&DATA_SRC_PORT.to_be_bytes());
+    udp[2..4].copy_from_slice(&to.port().to_be_bytes());
+    udp[4..6].copy_from_slice(&(total - IPV4_MIN_HEADER_LEN as u16).to_be_bytes());
+    Ok(p)
+}
+
+/// One line per client, then the total (stdout: what benchmarks and tests parse).
+fn print_data_report(sent: &[DataSent]) {
+    for (i, s) in sent.iter().enumerate() {
+        let vip = s.vip.map(|v| v.to_string()).unwrap_or_default();
+        println!(
+            "loadgen: data client={i} vip={vip} packets={} bytes={}",
+            s.packets, s.bytes
+        );
+    }
+    let packets: u64 = sent.iter().map(|s| s.packets).sum();
+    let bytes: u64 = sent.iter().map(|s| s.bytes).sum();
+    let secs = sent.first().map_or(0.0, |s| s.elapsed.as_secs_f64());
+    println!(
+        "loadgen: data total clients={} packets={packets} bytes={bytes} secs={secs:.3} mbit_s={:.1}",
+        sent.len(),
+        bytes as f64 * 8.0 / 1e6 / secs.max(1e-9)
+    );
 }
 
 async fn send(s500: &UdpSocket, s4500: &UdpSocket, bytes: &[u8], nat_t: bool) {
@@ -345,5 +535,28 @@ mod tests {
         assert_eq!(esp.encr, EncrAlg::AesCbc128);
         assert!(parse_proposal("aes128-sha1").is_err());
         assert!(parse_proposal("aes128-sha1-modp4096").is_err());
+    }
+
+    #[test]
+    fn inner_packets_are_udp_from_the_virtual_ip() {
+        use ipsec_server::wire::Ipv4Header;
+        let vip = std::net::Ipv4Addr::new(10, 0, 0, 7);
+        let to: SocketAddrV4 = "192.168.0.10:5599".parse().unwrap();
+        let p = inner_packet(vip, to, 300).unwrap();
+        let ip = Ipv4Header::parse(&p).unwrap();
+        assert_eq!((ip.src(), ip.dst(), ip.total_len()), (vip, *to.ip(), 300));
+        assert_eq!(ip.protocol(), IPPROTO_UDP);
+        let udp = &p[IPV4_MIN_HEADER_LEN..];
+        assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), DATA_SRC_PORT);
+        assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 5599);
+        assert_eq!(usize::from(u16::from_be_bytes([udp[4], udp[5]])), 280);
+        // The header checksum sums to 0xffff (RFC 791).
+        let sum: u32 = p[..IPV4_MIN_HEADER_LEN]
+            .chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
+        assert!(inner_packet(vip, to, 70000).is_err());
     }
 }

@@ -197,6 +197,22 @@ struct LoadgenArgs {
     /// Seconds to keep the SAs after the run (default: until SIGINT/SIGTERM).
     #[arg(long)]
     hold: Option<f64>,
+    /// After the handshakes every client sends UDP through its tunnel to this LAN IP:PORT
+    /// (ESP from a socket of its own), then prints per-client and total bytes sent.
+    #[arg(long)]
+    data_to: Option<std::net::SocketAddrV4>,
+    /// Seconds of data at most.
+    #[arg(long, default_value_t = 10.0, requires = "data_to")]
+    data_secs: f64,
+    /// Packets per client at most (default: until --data-secs ends).
+    #[arg(long, requires = "data_to")]
+    data_packets: Option<u64>,
+    /// Offered rate of all clients together in Mbit/s (inner IP bytes); 0 = as fast as possible.
+    #[arg(long, default_value_t = 0.0, requires = "data_to")]
+    data_mbps: f64,
+    /// Inner IP packet length in bytes (28..=1400).
+    #[arg(long, default_value_t = loadgen::MAX_DATA_LEN, requires = "data_to")]
+    data_len: usize,
 }
 
 fn main() -> ExitCode {
@@ -334,6 +350,18 @@ fn cmd_loadgen(args: LoadgenArgs) -> ExitCode {
         if !(args.timeout > 0.0 && args.timeout <= 60.0) {
             anyhow::bail!("--timeout must be in (0, 60] seconds");
         }
+        let secs_ok = args.data_secs > 0.0 && args.data_secs <= 3600.0;
+        let mbps_ok = args.data_mbps.is_finite() && args.data_mbps >= 0.0;
+        if !(secs_ok && mbps_ok) {
+            anyhow::bail!("--data-secs must be in (0, 3600] and --data-mbps not negative");
+        }
+        let data = args.data_to.map(|to| loadgen::DataConfig {
+            to,
+            duration: Duration::from_secs_f64(args.data_secs),
+            packets: args.data_packets,
+            mbps: args.data_mbps,
+            len: args.data_len,
+        });
         loadgen::run(loadgen::LoadgenConfig {
             target,
             nat_t_port: args.nat_t_port,
@@ -347,6 +375,7 @@ fn cmd_loadgen(args: LoadgenArgs) -> ExitCode {
             timeout: Duration::from_secs_f64(args.timeout),
             retries: args.retries,
             hold: args.hold.map(Duration::from_secs_f64),
+            data,
         })
     };
     match run() {
