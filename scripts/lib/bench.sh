@@ -21,7 +21,17 @@ CL_OUT=172.29.1.2
 GW_LAN=192.168.0.1
 LAN_HOST=192.168.0.10
 POOL=${POOL:-10.0.0.0/24}
-BIN=./target/release/ipsec-server
+# BIN=/path/to/ipsec-server: measure that binary (e.g. a copy of an earlier build) instead of
+# building this tree.
+BIN=${BIN:-./target/release/ipsec-server}
+
+# Builds the release binary unless BIN names another one or SKIP_BUILD is set.
+build_release() {
+    [ -n "${SKIP_BUILD:-}" ] && return 0
+    [ "$BIN" = ./target/release/ipsec-server ] || return 0
+    log "building the release binary"
+    cargo build --release --locked -q
+}
 GW_EXTRA=${GW_EXTRA:-}
 GW_EXTRA_GATEWAY=${GW_EXTRA_GATEWAY:-}
 
@@ -108,6 +118,18 @@ topology() {
     in_ns "$NS_LAN" ip link set l0 up
     in_ns "$NS_LAN" ip route add default via "$GW_LAN"
     in_ns "$NS_GW" sysctl -qw net.ipv4.ip_forward=1
+    # A NIC receives through NAPI with GRO on (the default of every driver), so the kernel may
+    # coalesce a client's ESP-in-UDP datagrams for a socket with UDP_GRO; a veth does that only
+    # with GRO (and so NAPI) turned on. GRO=off measures the veth default.
+    if [ "${GRO:-on}" = on ]; then
+        if command -v ethtool >/dev/null 2>&1; then
+            for dev in $(in_ns "$NS_GW" ip -o link show type veth | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+                in_ns "$NS_GW" ethtool -K "$dev" gro on >/dev/null || log "ethtool -K $dev gro on failed: GRO stays off"
+            done
+        else
+            log "ethtool missing: the gateway's veths stay without GRO (unlike a NIC)"
+        fi
+    fi
 }
 
 cpu_ticks() { # utime+stime of PID $1 (or of task $1/task/TID), in clock ticks

@@ -102,7 +102,8 @@ pub(crate) fn receive_ike(
 ) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let mut rx = RecvBatch::new(16, 65536);
-    let mut poller = io::poll::Poller::new(&[sock.as_raw_fd()]);
+    let mut poller =
+        io::poll::Poller::new(&[sock.as_raw_fd()]).map_err(|e| format!("UDP {bound}: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
         if poller
             .wait(Duration::from_millis(200))

@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
-use crate::ipsec::{DropReason, Opened, OutboundSa, Sad};
+use crate::ipsec::{DropReason, InboundSa, Opened, OutboundSa, Sad};
 use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
@@ -114,7 +114,13 @@ impl Worker {
         // first (in `self.udp`'s order), the TUN queue last.
         let mut fds: Vec<std::os::fd::RawFd> = self.udp.iter().map(|(_, s)| fd(s)).collect();
         fds.push(self.tun.fd());
-        let mut poller = crate::io::poll::Poller::new(&fds);
+        let mut poller = crate::io::poll::Poller::new(&fds).map_err(|e| {
+            format!(
+                "epoll on UDP {} and TUN {}: {e}",
+                self.nat_t_port,
+                self.tun.name()
+            )
+        })?;
         let n_udp = self.udp.len();
         let tun = self.tun.name().to_owned();
         let gone = |e: io::Error| format!("TUN {tun} is gone: {e}");
@@ -155,6 +161,10 @@ impl Worker {
                 }
             };
             let sad = self.sad.snapshot();
+            // The datagrams of a batch mostly come from one client on one SA: the SA is looked
+            // up, and the client's outer address checked, once per run of them, not per packet.
+            let mut last: Option<(u32, &Arc<InboundSa>)> = None;
+            let mut checked: Option<(u32, SocketAddr)> = None;
             let mut k = 0;
             for i in 0..n {
                 let (meta, datagram) = rx.get(i);
@@ -166,10 +176,20 @@ impl Worker {
                     match classify_4500(data) {
                         Ok(Udp4500::Esp(esp)) => {
                             let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
-                            let Some(sa) = sad.inbound(spi) else {
-                                self.sad.drops().count(DropReason::UnknownSpi);
-                                debug!(spi = format_args!("{spi:08x}"), "ESP dropped: unknown SPI");
-                                continue;
+                            let sa = match last {
+                                Some((s, sa)) if s == spi => sa,
+                                _ => {
+                                    let Some(sa) = sad.inbound(spi) else {
+                                        self.sad.drops().count(DropReason::UnknownSpi);
+                                        debug!(
+                                            spi = format_args!("{spi:08x}"),
+                                            "ESP dropped: unknown SPI"
+                                        );
+                                        continue;
+                                    };
+                                    last = Some((spi, sa));
+                                    sa
+                                }
                             };
                             let buf = &mut to_tun[k];
                             // Room for the plaintext, which is shorter than the ESP packet.
@@ -180,11 +200,14 @@ impl Worker {
                                 Ok(Opened::Packet { len, .. }) => {
                                     buf.truncate(HDR + len);
                                     k += 1;
-                                    if let Some(out) = sad.outbound(sa.client_vip) {
-                                        if out.remote() != meta.src {
-                                            debug!(old = %out.remote(), new = %meta.src, "peer's outer address changed");
-                                            out.set_remote(meta.src);
+                                    if checked != Some((spi, meta.src)) {
+                                        if let Some(out) = sad.outbound(sa.client_vip) {
+                                            if out.remote() != meta.src {
+                                                debug!(old = %out.remote(), new = %meta.src, "peer's outer address changed");
+                                                out.set_remote(meta.src);
+                                            }
                                         }
+                                        checked = Some((spi, meta.src));
                                     }
                                 }
                                 // Counted by `open`; nothing to deliver.

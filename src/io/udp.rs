@@ -11,8 +11,9 @@
 //!   socket is `IPV6_V6ONLY`, so `0.0.0.0:p` and `[::]:p` can both be bound.
 //! - [`RecvBatch`] and [`SendBatch`] allocate all their storage (payload slots, addresses,
 //!   iovecs, control messages, `mmsghdr`s) in `new`; `recv`/`push`/`flush` never allocate.
-//!   The raw pointers inside the `mmsghdr`s are rewritten right before each system call and
-//!   point only into the batch's own heap buffers, which do not move when the batch does.
+//!   The raw pointers inside the `mmsghdr`s point only into the batch's own heap buffers,
+//!   which are never reallocated and do not move when the batch does: `RecvBatch` sets them
+//!   once in `new` (the kernel never writes them), `SendBatch` before each system call.
 //! - Only the first `len()` entries of a batch are meaningful; `recv` and `flush` reset it.
 //! - A datagram is never split across slots: one longer than the slot is flagged
 //!   [`RecvMeta::truncated`] on receive, refused by [`SendBatch::push`] on send.
@@ -154,8 +155,8 @@ pub struct RecvBatch {
 }
 
 // SAFETY: the raw pointers in `iovs`/`hdrs` point only into this value's own heap buffers
-// (`bufs`, `addrs`, `cmsgs`, `iovs`), are rewritten before every system call and are never
-// dereferenced otherwise, so moving the batch to another thread is sound.
+// (`bufs`, `addrs`, `cmsgs`, `iovs`, never reallocated after `new`) and are never
+// dereferenced outside the system call, so moving the batch to another thread is sound.
 unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
@@ -163,7 +164,7 @@ impl RecvBatch {
     pub fn new(n: usize, buf_size: usize) -> Self {
         let n = n.clamp(1, MAX_BATCH);
         let buf_size = buf_size.max(1);
-        RecvBatch {
+        let mut batch = RecvBatch {
             buf_size,
             bufs: vec![0; n * buf_size],
             addrs: vec![zeroed_storage(); n],
@@ -172,41 +173,57 @@ impl RecvBatch {
             hdrs: vec![zeroed_mmsghdr(); n],
             metas: vec![EMPTY_META; n],
             count: 0,
-        }
-    }
-
-    /// Receives as many datagrams as are queued, up to the batch size, without blocking.
-    /// Returns how many (`Ok(0)` when none are queued); they are then read with
-    /// [`RecvBatch::get`] until the next `recv`.
-    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
-        self.count = 0;
-        let slots = self.bufs.chunks_exact_mut(self.buf_size);
-        let parts = self
+        };
+        let slots = batch.bufs.chunks_exact_mut(buf_size);
+        let parts = batch
             .hdrs
             .iter_mut()
-            .zip(self.iovs.iter_mut())
-            .zip(self.addrs.iter_mut())
-            .zip(self.cmsgs.iter_mut())
+            .zip(batch.iovs.iter_mut())
+            .zip(batch.addrs.iter_mut())
+            .zip(batch.cmsgs.iter_mut())
             .zip(slots);
         for ((((hdr, iov), addr), cmsg), slot) in parts {
             iov.iov_base = slot.as_mut_ptr().cast();
             iov.iov_len = slot.len();
             let h = &mut hdr.msg_hdr;
             h.msg_name = (addr as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = STORAGE_LEN;
             h.msg_iov = iov;
             h.msg_iovlen = 1;
             h.msg_control = cmsg.0.as_mut_ptr().cast();
-            h.msg_controllen = CMSG_CAP as _;
-            h.msg_flags = 0;
+        }
+        batch.reset_lengths(n);
+        batch
+    }
+
+    /// Gives the first `n` `mmsghdr`s back their full name and control lengths and clears
+    /// what the kernel reports in them: it overwrites exactly these fields of the messages it
+    /// fills, never the pointers.
+    fn reset_lengths(&mut self, n: usize) {
+        for hdr in self.hdrs.iter_mut().take(n) {
+            hdr.msg_hdr.msg_namelen = STORAGE_LEN;
+            hdr.msg_hdr.msg_controllen = CMSG_CAP as _;
+            hdr.msg_hdr.msg_flags = 0;
             hdr.msg_len = 0;
         }
+    }
+
+    /// Receives as many datagrams as are queued, up to the batch size, without blocking.
+    /// Returns how many (`Ok(0)` when none are queued); they are then read with
+    /// [`RecvBatch::get`] until the next `recv`.
+    ///
+    /// Only the messages the last call filled are reset before the call (one more, to be
+    /// safe), not the whole batch: a wake-up that finds one datagram costs one message's
+    /// set-up, not 64.
+    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.reset_lengths(self.count + 1);
+        self.count = 0;
 
         let fd = sock.as_raw_fd();
         let mut interrupts = 0;
         let got = loop {
-            // SAFETY: `hdrs` holds `hdrs.len()` mmsghdrs whose pointers were just set to
-            // live, exclusively borrowed buffers of the lengths given beside them.
+            // SAFETY: `hdrs` holds `hdrs.len()` mmsghdrs whose pointers (set in `new`) point
+            // to live buffers of `self`, exclusively borrowed here, of the lengths given
+            // beside them (reset above for every message the kernel may have shortened).
             let rc = unsafe {
                 libc::recvmmsg(
                     fd,

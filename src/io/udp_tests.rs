@@ -10,7 +10,7 @@ const BUF: usize = 1 << 20;
 /// Receives into `batch` until `want` datagrams arrived or 5 s passed; returns
 /// (meta, payload) pairs.
 fn recv_all(sock: &UdpSocket, batch: &mut RecvBatch, want: usize) -> Vec<(RecvMeta, Vec<u8>)> {
-    let mut poller = Poller::new(&[sock.as_raw_fd()]);
+    let mut poller = Poller::new(&[sock.as_raw_fd()]).expect("epoll");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
@@ -129,6 +129,53 @@ fn long_datagram_is_flagged_truncated() {
         // Past the end: empty, no panic.
         let (meta, data) = batch.get(99);
         assert_eq!((meta.len, data.len()), (0, 0));
+    });
+}
+
+/// `recv` resets only the messages the previous call filled: what one call reported
+/// (a truncation, a sender, a length) must not leak into the next, whether the next brings
+/// fewer or more datagrams.
+#[test]
+#[ignore = "needs root: network namespace"]
+fn a_reused_batch_reports_each_call_afresh() {
+    let ns = NetNs::new("udp-reuse").expect("netns");
+    ns.run(|| {
+        let rx = bind("127.0.0.1:0".parse().expect("addr"), false, 0).expect("bind rx");
+        let a = bind("127.0.0.1:0".parse().expect("addr"), false, 0).expect("bind a");
+        let b = bind("127.0.0.1:0".parse().expect("addr"), false, 0).expect("bind b");
+        let mut batch = RecvBatch::new(4, 16);
+        // Round 1: two datagrams, the first truncated.
+        a.send_to(&[1u8; 40], local(&rx)).expect("send");
+        a.send_to(&[2u8; 3], local(&rx)).expect("send");
+        let got = recv_all(&rx, &mut batch, 2);
+        let seen: Vec<_> = got
+            .iter()
+            .map(|(m, d)| (m.truncated, m.len, d[0]))
+            .collect();
+        assert_eq!(seen, [(true, 16, 1), (false, 3, 2)]);
+        // Round 2: four short ones from another sender fill the batch, past round 1's.
+        for i in 0..4u8 {
+            b.send_to(&[10 + i; 5], local(&rx)).expect("send");
+        }
+        let got = recv_all(&rx, &mut batch, 4);
+        assert_eq!(got.len(), 4);
+        for (i, (m, d)) in got.iter().enumerate() {
+            assert_eq!(
+                (m.truncated, m.len, d[0]),
+                (false, 5, 10 + i as u8),
+                "datagram {i}"
+            );
+            assert_eq!(m.src, local(&b));
+            assert_eq!(m.dst_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        }
+        // Round 3: one long one again, then one short one alone.
+        a.send_to(&[3u8; 30], local(&rx)).expect("send");
+        let got = recv_all(&rx, &mut batch, 1);
+        assert_eq!((got[0].0.truncated, got[0].0.src), (true, local(&a)));
+        a.send_to(&[4u8; 2], local(&rx)).expect("send");
+        let got = recv_all(&rx, &mut batch, 1);
+        assert_eq!((got[0].0.truncated, got[0].0.len), (false, 2));
+        assert_eq!(got[0].0.dst_ip, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     });
 }
 
@@ -324,7 +371,7 @@ fn gro_coalesced_datagrams_split_back_into_the_originals() {
 
 /// Like `recv_all`, counting and returning the segments of coalesced datagrams.
 fn recv_all_segments(sock: &UdpSocket, batch: &mut RecvBatch, want: usize) -> Vec<Vec<u8>> {
-    let mut poller = Poller::new(&[sock.as_raw_fd()]);
+    let mut poller = Poller::new(&[sock.as_raw_fd()]).expect("epoll");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
