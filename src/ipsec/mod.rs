@@ -14,6 +14,7 @@ mod drops;
 mod esp;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod handover;
 mod replay;
 mod sad;
 
