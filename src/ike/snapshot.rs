@@ -149,7 +149,7 @@ pub struct CachedState {
 pub struct ChildState {
     pub inbound_spi: u32,
     pub outbound_spi: u32,
-    pub local_ts: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub local_ts: Vec<Ipv4Range>,
     pub rekey_at: Option<Rel>,
     pub expires_at: Option<Rel>,
     pub rekeyed: bool,
@@ -184,7 +184,7 @@ pub enum InFlightState {
         new_inbound: u32,
         dh: Option<DhState>,
         ni: Vec<u8>,
-        local_ts: Vec<(Ipv4Addr, Ipv4Addr)>,
+        local_ts: Vec<Ipv4Range>,
     },
 }
 
@@ -204,16 +204,6 @@ pub enum RequestState {
     DeleteChild(u32),
     RekeyChild(u32),
     AuthLifetime,
-}
-
-fn ranges(r: &[Ipv4Range]) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-    r.iter().map(|r| (r.start, r.end)).collect()
-}
-
-fn from_ranges(r: &[(Ipv4Addr, Ipv4Addr)]) -> Vec<Ipv4Range> {
-    r.iter()
-        .map(|&(start, end)| Ipv4Range { start, end })
-        .collect()
 }
 
 fn counters_list(c: &super::Counters) -> Vec<u64> {
@@ -390,7 +380,7 @@ fn sa_state(clock: Clock, c: &SaCore, e: &Established) -> IkeSaState {
                         }
                     }),
                     ni: o.ni.clone(),
-                    local_ts: ranges(&o.local_ts),
+                    local_ts: o.local_ts.clone(),
                 },
             },
         }),
@@ -411,7 +401,7 @@ fn child_state(clock: Clock, c: &Child) -> ChildState {
     ChildState {
         inbound_spi: c.inbound_spi,
         outbound_spi: c.outbound_spi,
-        local_ts: ranges(&c.local_ts),
+        local_ts: c.local_ts.clone(),
         rekey_at: c.rekey_at.map(|t| clock.rel(t)),
         expires_at: c.expires_at.map(|t| clock.rel(t)),
         rekeyed: c.rekeyed,
@@ -500,7 +490,7 @@ fn restore_sa(clock: Clock, s: &IkeSaState) -> Option<(SaCore, Established)> {
                         )?),
                     },
                     ni: ni.clone(),
-                    local_ts: from_ranges(local_ts),
+                    local_ts: local_ts.clone(),
                 }),
             },
         }),
@@ -542,7 +532,7 @@ fn restore_child(clock: Clock, c: &ChildState) -> Child {
     Child {
         inbound_spi: c.inbound_spi,
         outbound_spi: c.outbound_spi,
-        local_ts: from_ranges(&c.local_ts),
+        local_ts: c.local_ts.clone(),
         rekey_at: c.rekey_at.map(|r| clock.at(r)),
         expires_at: c.expires_at.map(|r| clock.at(r)),
         rekeyed: c.rekeyed,

@@ -80,7 +80,7 @@ pub struct InboundState {
     pub keys: KeyState,
     pub replay: ReplayState,
     pub client_vip: Ipv4Addr,
-    pub local_ts: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub local_ts: Vec<Ipv4Range>,
     /// [`Role::Client`] (the `client` command's data plane).
     pub client_role: bool,
     pub counters: CounterState,
@@ -95,7 +95,7 @@ pub struct OutboundState {
     /// The last sequence number the new process may consider used (last sent +
     /// [`SEQ_MARGIN`]).
     pub seq: u64,
-    pub sources: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub sources: Vec<Ipv4Range>,
     pub keys: KeyState,
     pub local: SocketAddr,
     pub remote: SocketAddr,
@@ -140,16 +140,6 @@ impl CounterState {
         c.dummies.store(dummies, Ordering::Relaxed);
         c.outside_selectors.store(outside, Ordering::Relaxed);
     }
-}
-
-fn ranges(r: &[Ipv4Range]) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-    r.iter().map(|r| (r.start, r.end)).collect()
-}
-
-fn from_ranges(r: &[(Ipv4Addr, Ipv4Addr)]) -> Vec<Ipv4Range> {
-    r.iter()
-        .map(|&(start, end)| Ipv4Range { start, end })
-        .collect()
 }
 
 fn key_state(k: &super::esp::SaKeys) -> KeyState {
@@ -207,7 +197,7 @@ impl InboundState {
             self.spi,
             0,
             self.client_vip,
-            from_ranges(&self.local_ts),
+            self.local_ts.clone(),
             unspecified,
             unspecified,
         );
@@ -233,7 +223,7 @@ impl OutboundState {
             self.remote,
         );
         let mut sa = OutboundSa::new(&spec).map_err(|e| bad(e.to_string()))?;
-        sa.sources = from_ranges(&self.sources);
+        sa.sources = self.sources.clone();
         sa.seq.store(self.seq, Ordering::Relaxed);
         self.counters.apply(&sa.counters);
         Ok(sa)
@@ -256,7 +246,7 @@ impl Sad {
                 keys: key_state(&sa.keys),
                 replay: sa.replay.export(),
                 client_vip: sa.client_vip,
-                local_ts: ranges(&sa.local_ts),
+                local_ts: sa.local_ts.clone(),
                 client_role: sa.role == Role::Client,
                 counters: CounterState::of(&sa.counters),
             });
@@ -267,7 +257,7 @@ impl Sad {
                 inbound_spi: sa.inbound_spi,
                 client_vip: vip,
                 seq: sa.seq().saturating_add(SEQ_MARGIN).min(u64::from(u32::MAX)),
-                sources: ranges(&sa.sources),
+                sources: sa.sources.clone(),
                 keys: key_state(&sa.keys),
                 local: sa.local,
                 remote: sa.remote(),
