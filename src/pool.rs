@@ -124,9 +124,90 @@ impl Pool {
     }
 }
 
+/// A [`Pool`]'s leases and sticky memory as plain data: what the hand-over snapshot of
+/// `ipsec-server upgrade` carries, so clients keep their addresses and come back to them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolState {
+    pub leased: Vec<Ipv4Addr>,
+    /// identity → the address it was last leased.
+    pub sticky: Vec<(Vec<u8>, Ipv4Addr)>,
+    pub cursor: u32,
+}
+
+impl Pool {
+    pub fn export(&self) -> PoolState {
+        let mut leased: Vec<Ipv4Addr> = self.leased.iter().copied().collect();
+        leased.sort_unstable();
+        let mut sticky: Vec<(Vec<u8>, Ipv4Addr)> =
+            self.sticky.iter().map(|(id, a)| (id.clone(), *a)).collect();
+        sticky.sort_unstable();
+        PoolState {
+            leased,
+            sticky,
+            cursor: self.cursor,
+        }
+    }
+
+    /// This (empty) pool with `state`'s leases and memory; `None` if an address lies outside
+    /// its hosts, an address or identity appears twice, or there are more leases than it
+    /// may hold (the state comes from a hand-over socket; the pool may have been changed).
+    pub fn import(mut self, state: &PoolState) -> Option<Self> {
+        let hosts = self.host_count();
+        let base = u32::from(self.net.network());
+        let inside = |a: Ipv4Addr| (1..=hosts).contains(&u32::from(a).wrapping_sub(base));
+        if state.leased.len() > self.max_leases || state.sticky.len() > hosts as usize {
+            return None;
+        }
+        for &a in &state.leased {
+            if !inside(a) || !self.leased.insert(a) {
+                return None;
+            }
+        }
+        for (id, a) in &state.sticky {
+            if !inside(*a)
+                || self.sticky.insert(id.clone(), *a).is_some()
+                || self.last_owner.insert(*a, id.clone()).is_some()
+            {
+                return None;
+            }
+        }
+        self.cursor = state.cursor % hosts.max(1);
+        Some(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_pool_keeps_leases_and_sticky_addresses() {
+        let net: Ipv4Net = "10.0.0.0/29".parse().unwrap();
+        let mut p = Pool::new(net, 4);
+        let a = p.acquire(b"alice").unwrap();
+        let b = p.acquire(b"bob").unwrap();
+        p.release(b);
+        let state = p.export();
+        let mut q = Pool::new(net, 4).import(&state).unwrap();
+        assert!(q.is_leased(a) && !q.is_leased(b));
+        assert_eq!(
+            q.acquire(b"bob").unwrap(),
+            b,
+            "bob comes back to his address"
+        );
+        let c = q.acquire(b"carol").unwrap();
+        assert!(![a, b].contains(&c));
+        // Another pool, a duplicate lease, too many leases: refused.
+        assert!(Pool::new("10.9.0.0/29".parse().unwrap(), 4)
+            .import(&state)
+            .is_none());
+        let twice = PoolState {
+            leased: vec![a, a],
+            ..state.clone()
+        };
+        assert!(Pool::new(net, 4).import(&twice).is_none());
+        assert!(Pool::new(net, 0).import(&state).is_none());
+    }
 
     fn pool(net: &str, max: usize) -> Pool {
         Pool::new(net.parse().unwrap(), max)

@@ -58,6 +58,24 @@ impl PartialEq for SecretBytes {
 
 impl Eq for SecretBytes {}
 
+/// Serde for a [`SecretBytes`] field of the hand-over snapshot (`ipsec-server upgrade`),
+/// opted into per field with `#[serde(with = "crate::secret::handover")]`: `SecretBytes`
+/// itself implements no serde trait, so no other serialization (a JSON state file, a log
+/// line) can carry a key by accident. The snapshot goes only into the hand-over socket.
+pub mod handover {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::SecretBytes;
+
+    pub fn serialize<S: Serializer>(s: &SecretBytes, ser: S) -> Result<S::Ok, S::Error> {
+        s.expose().serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<SecretBytes, D::Error> {
+        Vec::<u8>::deserialize(de).map(SecretBytes::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

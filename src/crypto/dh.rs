@@ -185,6 +185,28 @@ impl DhPrivate {
         }
     }
 
+    /// The private exponent (big-endian, [`EXPONENT_BYTES`] octets) and its bit length: what
+    /// the hand-over snapshot of `ipsec-server upgrade` carries for a Child SA rekey of ours
+    /// in flight, so the new process can finish it ([`Self::import`]).
+    pub fn export(&self) -> (SecretBytes, usize) {
+        let mut buf = vec![0u8; EXPONENT_BYTES];
+        write_be(&self.exponent, &mut buf);
+        (SecretBytes::new(buf), self.exponent_bits)
+    }
+
+    /// The key pair [`Self::export`] described; `None` for an exponent longer than
+    /// [`EXPONENT_BYTES`] or a bit length beyond it (the bytes come from a hand-over socket).
+    pub fn import(group: DhGroup, exponent: &[u8], exponent_bits: usize) -> Option<Self> {
+        if exponent.len() > EXPONENT_BYTES || exponent_bits > Exponent::BITS {
+            return None;
+        }
+        Some(Self::with_exponent(
+            group,
+            exponent_from_be(exponent),
+            exponent_bits,
+        ))
+    }
+
     /// Not part of the API (known-answer tests and the `dh_mont` fuzz target): a key pair
     /// with the given big-endian exponent, run over exactly `8 * exponent.len()` bits.
     ///

@@ -31,6 +31,7 @@ mod dh;
 mod dh_groups;
 mod dh_mont;
 mod encr;
+pub mod handover;
 mod integ;
 pub mod keys;
 mod mac;

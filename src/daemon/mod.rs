@@ -36,6 +36,7 @@ mod client;
 mod control;
 mod control_plane;
 mod error;
+pub mod handover;
 pub mod host_check;
 mod inbox;
 pub mod kept_psk;

@@ -34,6 +34,7 @@ mod requests;
 mod responder;
 mod sa_init;
 mod sk;
+pub mod snapshot;
 mod ts;
 
 #[cfg(test)]
@@ -50,6 +51,8 @@ mod tests_nat;
 mod tests_protect;
 #[cfg(test)]
 mod tests_reauth;
+#[cfg(test)]
+mod tests_snapshot;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

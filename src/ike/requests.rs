@@ -55,13 +55,13 @@ pub(crate) enum Request {
 /// The request in flight.
 pub(crate) struct Pending {
     pub message_id: u32,
-    bytes: Vec<u8>,
-    next_retry: Instant,
-    tries: u32,
-    state: InFlight,
+    pub(super) bytes: Vec<u8>,
+    pub(super) next_retry: Instant,
+    pub(super) tries: u32,
+    pub(super) state: InFlight,
 }
 
-enum InFlight {
+pub(super) enum InFlight {
     Liveness,
     AuthLifetime,
     DeleteChild { inbound_spi: u32 },
@@ -93,12 +93,12 @@ pub(crate) fn rekey_requested(e: &Established, old_inbound: u32) -> bool {
 }
 
 /// Our CREATE_CHILD_SA rekey of a Child SA, in flight.
-struct OurRekey {
-    old_inbound: u32,
-    new_inbound: u32,
-    dh: Option<DhPrivate>,
-    ni: Vec<u8>,
-    local_ts: Vec<Ipv4Range>,
+pub(super) struct OurRekey {
+    pub old_inbound: u32,
+    pub new_inbound: u32,
+    pub dh: Option<DhPrivate>,
+    pub ni: Vec<u8>,
+    pub local_ts: Vec<Ipv4Range>,
 }
 
 impl Responder {

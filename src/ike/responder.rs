@@ -156,9 +156,9 @@ impl Window {
 pub(crate) struct Cached {
     /// SHA-256 of the request datagram (its first fragment when fragmented): only a
     /// byte-identical retransmission is answered.
-    request: [u8; 32],
-    datagrams: Vec<Vec<u8>>,
-    last_sent: Instant,
+    pub(super) request: [u8; 32],
+    pub(super) datagrams: Vec<Vec<u8>>,
+    pub(super) last_sent: Instant,
 }
 
 /// A retransmitted request is answered at most this often per IKE SA.
@@ -716,12 +716,15 @@ impl Responder {
 
     /// Puts an established IKE SA into the table, counted and indexed by its identity (for
     /// the `unique` policy).
-    fn insert_established(&mut self, core: SaCore, e: Established) {
+    pub(crate) fn insert_established(&mut self, core: SaCore, e: Established) {
         let spis = self.by_identity.entry(e.identity.clone()).or_default();
         if !spis.contains(&core.spi_r) {
             spis.push(core.spi_r);
         }
-        self.established += 1;
+        // Only a restored SA (`super::snapshot`) can arrive rekeyed.
+        if !e.rekeyed {
+            self.established += 1;
+        }
         self.sas.insert(
             core.spi_r,
             IkeSa {

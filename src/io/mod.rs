@@ -17,6 +17,7 @@
 //!   of its own.
 
 pub mod fs;
+pub mod handover;
 pub mod host;
 pub mod net;
 pub mod poll;

@@ -23,7 +23,8 @@ use rand::RngCore;
 
 use super::replay::{ReplayError, ReplayWindow};
 use super::{ChildSaSpec, Ipv4Range, Role};
-use crate::crypto::{Cipher, CryptoError, Integ, PAR_BLOCKS};
+use crate::crypto::{Cipher, CryptoError, EncrAlg, Integ, IntegAlg, PAR_BLOCKS};
+use crate::secret::SecretBytes;
 use crate::wire::{
     parse_trailer, write_padding, EspHeader, EspTrailer, Ipv4Header, ESP_HEADER_LEN,
     ESP_TRAILER_LEN, IPV4_MIN_HEADER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_NONE,
@@ -157,15 +158,17 @@ pub struct OutboundSa {
     /// needs a rekey ([`super::SadSnapshot::rekey_due`]).
     pub inbound_spi: u32,
     /// Last sequence number used.
-    seq: AtomicU64,
+    pub(super) seq: AtomicU64,
     /// Allowed inner sources (RFC 4301 §5.1), precomputed from the spec: the gateway's
     /// negotiated local selectors ([`Role::Gateway`]) or the client's virtual IP
     /// ([`Role::Client`]). The destination needs no check: the gateway found this SA by the
     /// destination (the client's address), and the client's kernel routes only the remote
     /// subnets into its TUN (the gateway's inbound check refuses anything else).
-    sources: Vec<Ipv4Range>,
+    pub(super) sources: Vec<Ipv4Range>,
     cipher: Cipher,
     integ: Integ,
+    /// The keys `cipher` and `integ` were built from, for the hand-over snapshot.
+    pub(super) keys: SaKeys,
     /// The client's outer address (IPv4 + port packed), updated on NAT rebinding.
     remote: AtomicU64,
     pub local: SocketAddr,
@@ -177,11 +180,37 @@ pub struct InboundSa {
     pub spi: u32,
     cipher: Cipher,
     integ: Integ,
-    replay: ReplayWindow,
+    pub(super) keys: SaKeys,
+    pub(super) replay: ReplayWindow,
     pub client_vip: Ipv4Addr,
-    local_ts: Vec<Ipv4Range>,
-    role: Role,
+    pub(super) local_ts: Vec<Ipv4Range>,
+    pub(super) role: Role,
     pub counters: SaCounters,
+}
+
+/// One direction's algorithms and keys, kept beside the keyed transforms only so that the
+/// hand-over snapshot (`super::handover`) can carry the SA to a new process.
+pub(super) struct SaKeys {
+    pub encr: EncrAlg,
+    pub integ: IntegAlg,
+    pub encr_key: SecretBytes,
+    pub integ_key: SecretBytes,
+}
+
+impl SaKeys {
+    fn new(
+        encr: EncrAlg,
+        integ: IntegAlg,
+        encr_key: &SecretBytes,
+        integ_key: &SecretBytes,
+    ) -> Self {
+        Self {
+            encr,
+            integ,
+            encr_key: encr_key.clone(),
+            integ_key: integ_key.clone(),
+        }
+    }
 }
 
 /// An authentic packet [`InboundSa::open`] accepted, with its sequence number.
@@ -211,6 +240,12 @@ impl OutboundSa {
             sources,
             cipher: Cipher::new(spec.encr, spec.outbound_encr_key.expose())?,
             integ: Integ::new(spec.integ, spec.outbound_integ_key.expose())?,
+            keys: SaKeys::new(
+                spec.encr,
+                spec.integ,
+                &spec.outbound_encr_key,
+                &spec.outbound_integ_key,
+            ),
             remote: AtomicU64::new(pack(spec.remote)?),
             local: spec.local,
             counters: SaCounters::default(),
@@ -397,6 +432,12 @@ impl InboundSa {
             spi: spec.inbound_spi,
             cipher: Cipher::new(spec.encr, spec.inbound_encr_key.expose())?,
             integ: Integ::new(spec.integ, spec.inbound_integ_key.expose())?,
+            keys: SaKeys::new(
+                spec.encr,
+                spec.integ,
+                &spec.inbound_encr_key,
+                &spec.inbound_integ_key,
+            ),
             replay: ReplayWindow::new(),
             client_vip: spec.client_vip,
             local_ts: spec.local_ts.clone(),

@@ -14,6 +14,7 @@ mod drops;
 mod esp;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod handover;
 mod replay;
 mod sad;
 
@@ -50,7 +51,7 @@ use crate::crypto::{EncrAlg, IntegAlg};
 use crate::secret::SecretBytes;
 
 /// An inclusive IPv4 address range (a traffic selector's addresses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ipv4Range {
     pub start: Ipv4Addr,
     pub end: Ipv4Addr,

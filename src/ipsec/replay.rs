@@ -102,6 +102,41 @@ impl ReplayWindow {
     }
 }
 
+/// A [`ReplayWindow`]'s contents as plain numbers: what the hand-over snapshot of
+/// `ipsec-server upgrade` carries so that a packet replayed across the switch is still
+/// refused.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReplayState {
+    pub top: u64,
+    pub slots: Vec<u64>,
+}
+
+impl ReplayWindow {
+    /// Its contents now (the data plane is quiesced during a hand-over: no packet races it).
+    pub fn export(&self) -> ReplayState {
+        ReplayState {
+            top: self.top.load(Ordering::Acquire),
+            slots: self
+                .slots
+                .iter()
+                .map(|s| s.load(Ordering::Acquire))
+                .collect(),
+        }
+    }
+
+    /// The window `state` describes; `None` unless it has exactly [`SLOTS`] words (it comes
+    /// from a hand-over socket).
+    pub fn import(state: &ReplayState) -> Option<Self> {
+        if state.slots.len() != SLOTS {
+            return None;
+        }
+        Some(Self {
+            slots: std::array::from_fn(|i| AtomicU64::new(state.slots[i])),
+            top: AtomicU64::new(state.top),
+        })
+    }
+}
+
 fn slot(block: u64) -> usize {
     (block % SLOTS as u64) as usize
 }
@@ -109,6 +144,28 @@ fn slot(block: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imported_window_refuses_what_the_exported_one_saw() {
+        let w = ReplayWindow::new();
+        for s in [1u32, 2, 3, 700, 1500, 1499] {
+            w.accept(s).unwrap();
+        }
+        let state = w.export();
+        let v = ReplayWindow::import(&state).unwrap();
+        assert_eq!(v.highest(), 1500);
+        for s in [700u32, 1500, 1499] {
+            assert_eq!(v.accept(s), Err(ReplayError::Duplicate), "seq {s}");
+        }
+        assert_eq!(v.accept(1), Err(ReplayError::TooOld));
+        v.accept(1498).unwrap();
+        v.accept(1501).unwrap();
+        let short = ReplayState {
+            top: 1,
+            slots: vec![0; 3],
+        };
+        assert!(ReplayWindow::import(&short).is_none());
+    }
 
     #[test]
     fn in_order_and_duplicates() {

@@ -111,6 +111,48 @@ impl SadSnapshot {
     }
 }
 
+/// What the hand-over (`super::handover`) reads and builds.
+impl SadSnapshot {
+    pub(super) fn inbound_sas(&self) -> impl Iterator<Item = &Arc<InboundSa>> {
+        self.inbound.iter().flat_map(|m| m.values())
+    }
+
+    pub(super) fn outbound_sas(&self) -> impl Iterator<Item = (Ipv4Addr, &Arc<OutboundSa>)> {
+        self.outbound
+            .iter()
+            .flat_map(|m| m.iter().map(|(vip, sa)| (*vip, sa)))
+    }
+
+    pub(super) fn pair_list(&self) -> Vec<(u32, Ipv4Addr)> {
+        self.pairs
+            .iter()
+            .flat_map(|m| m.iter().map(|(spi, vip)| (*spi, *vip)))
+            .collect()
+    }
+
+    pub(super) fn is_default_outbound(&self, sa: &Arc<OutboundSa>) -> bool {
+        self.default_outbound
+            .as_ref()
+            .is_some_and(|d| Arc::ptr_eq(d, sa))
+    }
+
+    pub(super) fn put_inbound(&mut self, sa: Arc<InboundSa>) {
+        Arc::make_mut(&mut self.inbound[spi_shard(sa.spi)]).insert(sa.spi, sa);
+    }
+
+    pub(super) fn put_outbound(&mut self, vip: Ipv4Addr, sa: Arc<OutboundSa>) {
+        Arc::make_mut(&mut self.outbound[vip_shard(vip)]).insert(vip, sa);
+    }
+
+    pub(super) fn put_pair(&mut self, spi: u32, vip: Ipv4Addr) {
+        Arc::make_mut(&mut self.pairs[spi_shard(spi)]).insert(spi, vip);
+    }
+
+    pub(super) fn set_default_outbound(&mut self, sa: Arc<OutboundSa>) {
+        self.default_outbound = Some(sa);
+    }
+}
+
 #[derive(Default)]
 pub struct Sad {
     current: ArcSwap<SadSnapshot>,
@@ -221,6 +263,18 @@ impl Sad {
         let mut t = *retired;
         add_live(&self.current.load(), &mut t);
         t
+    }
+
+    /// The counters of the SAs deleted so far (the hand-over carries them).
+    pub(super) fn retired_totals(&self) -> EspTotals {
+        *self.lock()
+    }
+
+    /// Makes `snapshot` current and `retired` the deleted SAs' counters (the hand-over).
+    pub(super) fn replace(&self, snapshot: SadSnapshot, retired: EspTotals) {
+        let mut r = self.lock();
+        *r = retired;
+        self.current.store(Arc::new(snapshot));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, EspTotals> {
