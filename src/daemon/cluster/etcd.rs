@@ -210,14 +210,14 @@ impl Node {
         let Some(id) = self.lease else {
             return self.grant(&mut client).await;
         };
-        if self.keeper.is_none() {
-            self.keeper = Some(bounded("lease keepalive", client.lease_keep_alive(id)).await?);
-        }
         let sent = Instant::now();
-        let (keeper, stream) = self.keeper.as_mut().ok_or("no keeper")?;
-        bounded("lease keepalive", keeper.keep_alive()).await?;
-        let answer = bounded("lease keepalive", stream.message()).await?;
-        match answer.map(|a| a.ttl()) {
+        let left = match self.renew(&mut client, id).await {
+            Ok(left) => left,
+            // etcd answers an expired lease so (3.4), or with a TTL of 0.
+            Err(e) if e.contains("lease not found") => None,
+            Err(e) => return Err(e),
+        };
+        match left {
             Some(left) if left > 0 => {
                 if self.adopted {
                     self.adopted = false;
@@ -250,6 +250,17 @@ impl Node {
                 self.grant(&mut client).await
             }
         }
+    }
+
+    /// One keepalive of lease `id`: the TTL etcd gives it now (`None` or ≤ 0: it is gone).
+    async fn renew(&mut self, client: &mut Client, id: i64) -> Fallible<Option<i64>> {
+        if self.keeper.is_none() {
+            self.keeper = Some(bounded("lease keepalive", client.lease_keep_alive(id)).await?);
+        }
+        let (keeper, stream) = self.keeper.as_mut().ok_or("no keeper")?;
+        bounded("lease keepalive", keeper.keep_alive()).await?;
+        let answer = bounded("lease keepalive", stream.message()).await?;
+        Ok(answer.map(|a| a.ttl()))
     }
 
     async fn grant(&mut self, client: &mut Client) -> Fallible<()> {
