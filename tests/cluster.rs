@@ -174,6 +174,15 @@ fn start_node(topo: &Topology, role: Role, name: &str, opts: NodeOpts) -> Daemon
     d
 }
 
+/// A cluster topology with its etcd and both nodes started with `opts`.
+fn two_nodes(tag: &str, opts: NodeOpts) -> (Topology, Daemon, Daemon) {
+    let topo = cluster_topology(tag);
+    start_etcd(&topo);
+    let n1 = start_node(&topo, Role::Gateway, "node1", opts);
+    let n2 = start_node(&topo, Role::Gateway2, "node2", opts);
+    (topo, n1, n2)
+}
+
 fn log(d: &Daemon) -> String {
     std::fs::read_to_string(&d.log).unwrap_or_default()
 }
@@ -255,34 +264,24 @@ fn client_config(id: &str) -> ClientConfig {
 fn wait_ping(topo: &Topology, role: Role, charon: &Charon, within: Duration) -> Option<Ipv4Addr> {
     poll_until(within, Duration::from_millis(200), || {
         let vip = charon.virtual_ip()?;
-        let out = topo.exec(
-            role,
-            "ping",
-            &[
-                "-c",
-                "1",
-                "-W",
-                "1",
-                "-I",
-                &vip.to_string(),
-                &addr::LAN_HOST.to_string(),
-            ],
-        );
-        out.success().then_some(vip)
+        ping_once(topo, role, vip).success().then_some(vip)
     })
+}
+
+/// One ping from `vip` to the LAN host, 1 s to answer.
+fn ping_once(topo: &Topology, role: Role, vip: Ipv4Addr) -> common::CmdOutput {
+    let (vip, lan) = (vip.to_string(), addr::LAN_HOST.to_string());
+    topo.exec(role, "ping", &["-c", "1", "-W", "1", "-I", &vip, &lan])
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, etcd, strongSwan"]
 fn two_nodes_starting_at_once_never_lease_the_same_address() {
-    let topo = cluster_topology("cl1");
-    let _etcd = start_etcd(&topo);
     let load = NodeOpts {
         load: true,
         ..NodeOpts::default()
     };
-    let n1 = start_node(&topo, Role::Gateway, "node1", load);
-    let n2 = start_node(&topo, Role::Gateway2, "node2", load);
+    let (topo, n1, n2) = two_nodes("cl1", load);
     // 2 × 60 clients into a pool of 254 at once: the nodes race for the same fresh
     // addresses (each scan starts at a random one, the transactions decide).
     let per_node = 60u64;
@@ -343,10 +342,7 @@ fn two_nodes_starting_at_once_never_lease_the_same_address() {
 #[test]
 #[ignore = "needs root: network namespaces, etcd, strongSwan"]
 fn kill_9_of_a_node_moves_its_clients_to_the_other() {
-    let topo = cluster_topology("cl2");
-    let _etcd = start_etcd(&topo);
-    let n1 = start_node(&topo, Role::Gateway, "node1", NodeOpts::default());
-    let n2 = start_node(&topo, Role::Gateway2, "node2", NodeOpts::default());
+    let (topo, n1, n2) = two_nodes("cl2", NodeOpts::default());
     let br = service_on_node1(&topo);
     let (c1, vip1) = client(&topo, Role::Client, "client1.example");
     let (c2, vip2) = client(&topo, Role::Client2, "client2.example");
@@ -413,7 +409,7 @@ fn kill_9_of_a_node_moves_its_clients_to_the_other() {
 #[ignore = "needs root: network namespaces, etcd, strongSwan"]
 fn a_node_cut_off_from_etcd_fences_itself_and_resumes() {
     let topo = cluster_topology("cl3");
-    let _etcd = start_etcd(&topo);
+    start_etcd(&topo);
     let n1 = start_node(&topo, Role::Gateway, "node1", NodeOpts::default());
     service_on_node1(&topo);
     let (c1, vip) = client(&topo, Role::Client, "client1.example");
@@ -431,19 +427,7 @@ fn a_node_cut_off_from_etcd_fences_itself_and_resumes() {
     topo.exec(Role::Gateway, "nft", &["-f", path.to_str().unwrap()])
         .expect_ok("partition");
     // While the lease is surely valid the tunnel works...
-    let once = topo.exec(
-        Role::Client,
-        "ping",
-        &[
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-    );
+    let once = ping_once(&topo, Role::Client, vip);
     assert!(
         once.success(),
         "the tunnel works while the lease is valid:\n{once}"
@@ -533,14 +517,11 @@ fn a_node_cut_off_from_etcd_fences_itself_and_resumes() {
 #[test]
 #[ignore = "needs root: network namespaces, etcd, strongSwan"]
 fn routed_mode_reaches_each_client_through_the_node_holding_it() {
-    let topo = cluster_topology("cl4");
-    let _etcd = start_etcd(&topo);
     let routed = NodeOpts {
         routed: true,
         ..NodeOpts::default()
     };
-    let _n1 = start_node(&topo, Role::Gateway, "node1", routed);
-    let _n2 = start_node(&topo, Role::Gateway2, "node2", routed);
+    let (topo, _n1, _n2) = two_nodes("cl4", routed);
     // Each client on its own node (no floating address here).
     let mut cfg1 = ClientConfig::new("client1.example");
     cfg1.remote_addr = addr::GW_OUTSIDE;
