@@ -6,6 +6,14 @@
 //! - at most `max_leases` addresses are leased at once (the gateway's MaxConnections);
 //! - an identity gets its previous address again while that address is free ("sticky"); the
 //!   sticky memory holds at most one entry per pool address, so it is bounded by the pool size.
+//!
+//! In cluster mode several gateways share one pool: the pool then consults its
+//! [`SharedLeases`] (set with [`Pool::share`]; the daemon's etcd client implements it) for
+//! every address, and keeps only this node's leases itself. The cluster, not this node,
+//! picks the address and remembers who had it (stickiness across nodes); this node still
+//! bounds its leases by `max_leases` and never hands out an address it holds already.
+//! The trait is the whole seam: this module stays sans-IO, the blocking and its bound are
+//! the implementation's.
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
@@ -18,9 +26,23 @@ pub enum PoolError {
     Exhausted(Ipv4Net),
     #[error("MaxConnections ({0}) reached")]
     MaxConnections(usize),
+    /// The cluster's lease store did not give an address (unreachable, timed out, fenced).
+    #[error("no address from the cluster: {0}")]
+    Cluster(String),
 }
 
-#[derive(Debug)]
+/// The cluster's half of a shared pool: claims an address for an identity so that no other
+/// node holds it, and gives it back. Called by the `ike` thread; `claim` may block for a
+/// bounded time (the implementation's bound), `release` must not block.
+pub trait SharedLeases: Send {
+    /// An address of the pool for `identity`, held by no node now: its previous one when
+    /// free (sticky across nodes), else a free one. Errors are the client's
+    /// INTERNAL_ADDRESS_FAILURE.
+    fn claim(&mut self, identity: &[u8]) -> Result<Ipv4Addr, PoolError>;
+    /// Gives `addr` back to the cluster's pool.
+    fn release(&mut self, addr: Ipv4Addr);
+}
+
 pub struct Pool {
     net: Ipv4Net,
     max_leases: usize,
@@ -31,6 +53,19 @@ pub struct Pool {
     sticky: HashMap<Vec<u8>, Ipv4Addr>,
     /// Next host offset to try, so fresh addresses are spread before old ones are reused.
     cursor: u32,
+    /// Cluster mode: where addresses come from and go back to.
+    shared: Option<Box<dyn SharedLeases>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("net", &self.net)
+            .field("max_leases", &self.max_leases)
+            .field("leased", &self.leased.len())
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 impl Pool {
@@ -42,7 +77,13 @@ impl Pool {
             last_owner: HashMap::new(),
             sticky: HashMap::new(),
             cursor: 0,
+            shared: None,
         }
+    }
+
+    /// From now on addresses come from (and go back to) the cluster's `shared` leases.
+    pub fn share(&mut self, shared: Box<dyn SharedLeases>) {
+        self.shared = Some(shared);
     }
 
     pub fn network(&self) -> Ipv4Net {
@@ -71,6 +112,17 @@ impl Pool {
         if self.leased.len() >= self.max_leases {
             return Err(PoolError::MaxConnections(self.max_leases));
         }
+        if let Some(shared) = self.shared.as_mut() {
+            let addr = shared.claim(identity)?;
+            if !self.net.contains(&addr) || !self.leased.insert(addr) {
+                // The cluster's view and ours disagree (an address of another pool, or one
+                // this node holds): refuse rather than hand it out twice.
+                return Err(PoolError::Cluster(format!(
+                    "the cluster offered {addr}, which this node cannot lease"
+                )));
+            }
+            return Ok(addr);
+        }
         if let Some(&addr) = self.sticky.get(identity) {
             if self.leased.insert(addr) {
                 return Ok(addr);
@@ -94,7 +146,11 @@ impl Pool {
 
     /// Returns `addr` to the pool; unknown addresses are ignored.
     pub fn release(&mut self, addr: Ipv4Addr) {
-        self.leased.remove(&addr);
+        if self.leased.remove(&addr) {
+            if let Some(shared) = self.shared.as_mut() {
+                shared.release(addr);
+            }
+        }
     }
 
     pub fn is_leased(&self, addr: Ipv4Addr) -> bool {
@@ -260,6 +316,59 @@ mod tests {
         assert_eq!(p.acquire(b"c"), Err(PoolError::MaxConnections(2)));
         p.release(b);
         assert!(p.acquire(b"c").is_ok());
+    }
+
+    /// A cluster stand-in: hands out the addresses in `offer` in turn, records releases.
+    struct Scripted {
+        offer: Vec<Result<Ipv4Addr, PoolError>>,
+        released: std::sync::Arc<std::sync::Mutex<Vec<Ipv4Addr>>>,
+    }
+
+    impl SharedLeases for Scripted {
+        fn claim(&mut self, _identity: &[u8]) -> Result<Ipv4Addr, PoolError> {
+            self.offer.remove(0)
+        }
+        fn release(&mut self, addr: Ipv4Addr) {
+            self.released.lock().unwrap().push(addr);
+        }
+    }
+
+    #[test]
+    fn shared_pool_takes_the_clusters_address_and_refuses_one_it_holds() {
+        let a = Ipv4Addr::new(10, 0, 0, 7);
+        let released = std::sync::Arc::default();
+        let mut p = pool("10.0.0.0/24", 100);
+        p.share(Box::new(Scripted {
+            offer: vec![
+                Ok(a),
+                Ok(a),
+                Ok(Ipv4Addr::new(10, 9, 0, 1)),
+                Err(PoolError::Cluster("etcd timed out".into())),
+            ],
+            released: std::sync::Arc::clone(&released),
+        }));
+        assert_eq!(p.acquire(b"alice"), Ok(a));
+        assert!(
+            matches!(p.acquire(b"bob"), Err(PoolError::Cluster(_))),
+            "held here"
+        );
+        assert!(
+            matches!(p.acquire(b"bob"), Err(PoolError::Cluster(_))),
+            "another pool"
+        );
+        assert_eq!(
+            p.acquire(b"bob"),
+            Err(PoolError::Cluster("etcd timed out".into()))
+        );
+        assert_eq!(p.in_use(), 1);
+        p.release(a);
+        p.release(a);
+        assert_eq!(
+            *released.lock().unwrap(),
+            vec![a],
+            "released once, to the cluster"
+        );
+        assert_eq!(p.in_use(), 0);
     }
 
     #[test]

@@ -606,6 +606,113 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
         codes::EXAMPLE_SECRET,
         err_with(|d| set(d, "ipsec_server.psk", "change-me-please")),
     );
+    // [cluster]
+    let etcd = |d: &mut Table| set(d, "cluster.endpoints", strs(&["http://10.1.0.1:2379"]));
+    for bad in [
+        strs(&[]),
+        strs(&["10.1.0.1:2379"]),
+        strs(&["http://10.1.0.1"]),
+        strs(&["http://10.1.0.1:0"]),
+        strs(&["unix:///run/etcd.sock"]),
+        strs(&["http://a:2379", "http://a:2379"]),
+        strs(&["http://a:2379", "https://b:2379"]),
+        strs(&["http://a b:2379"]),
+    ] {
+        case(
+            codes::CLUSTER_ENDPOINTS,
+            err_with(|d| set(d, "cluster.endpoints", bad)),
+        );
+    }
+    case(
+        codes::CLUSTER_ENDPOINTS,
+        err_with(|d| set(d, "cluster.lease_ttl", 10i64)),
+    );
+    case(
+        codes::CLUSTER_TLS,
+        err_with(|d| {
+            etcd(d);
+            set(d, "cluster.ca_file", "/etc/etcd/ca.pem");
+        }),
+    );
+    for (key, value) in [
+        ("ca_file", "ca.pem"),
+        ("cert_file", "/etc/etcd/client.pem"),
+        ("prefix", "/no-ca-file"),
+    ] {
+        case(
+            codes::CLUSTER_TLS,
+            err_with(|d| {
+                set(d, "cluster.endpoints", strs(&["https://etcd1:2379"]));
+                if key != "ca_file" && key != "prefix" {
+                    set(d, "cluster.ca_file", "/etc/etcd/ca.pem");
+                }
+                set(d, &format!("cluster.{key}"), value);
+            }),
+        );
+    }
+    let pw_file = path_str(&temp_file("etcd-password", b"etcd-Secret-Pw\n", 0o600));
+    for (user, password, password_file) in [
+        (Some("ipsec"), None, None),
+        (None, Some("etcd-Secret-Pw"), None),
+        (
+            Some("ipsec"),
+            Some("etcd-Secret-Pw"),
+            Some(pw_file.as_str()),
+        ),
+        (Some("ipsec"), None, Some(path_str(&missing).as_str())),
+        (Some("ipsec"), None, Some("relative")),
+        (Some("with space"), None, Some(pw_file.as_str())),
+    ] {
+        case(
+            codes::CLUSTER_AUTH,
+            err_with(|d| {
+                etcd(d);
+                if let Some(u) = user {
+                    set(d, "cluster.user", u);
+                }
+                if let Some(p) = password {
+                    set(d, "cluster.password", p);
+                }
+                if let Some(p) = password_file {
+                    set(d, "cluster.password_file", p);
+                }
+            }),
+        );
+    }
+    for bad in ["", "gw 1", "gw/1", "n".repeat(64).as_str()] {
+        case(
+            codes::CLUSTER_NODE_ID,
+            err_with(|d| {
+                etcd(d);
+                set(d, "cluster.node_id", bad);
+            }),
+        );
+    }
+    for bad in [0i64, 4, 601, -1] {
+        case(
+            codes::CLUSTER_LEASE_TTL,
+            err_with(|d| {
+                etcd(d);
+                set(d, "cluster.lease_ttl", bad);
+            }),
+        );
+    }
+    case(
+        codes::CLUSTER_ROUTE_HOOK,
+        err_with(|d| {
+            etcd(d);
+            set(d, "cluster.route_hook", "route-hook.sh");
+        }),
+    );
+    for bad in ["", "/", "ipsec", "/ipsec/", "/a//b", "/a b"] {
+        case(
+            codes::CLUSTER_PREFIX,
+            err_with(|d| {
+                etcd(d);
+                set(d, "cluster.prefix", bad);
+            }),
+        );
+    }
     v
 }
 
@@ -709,6 +816,7 @@ fn unknown_keys_are_rejected_by_name() {
         ("ipsec_server.ipsec_config", "IpsecEncAlg"),
         ("limits", "cookie_treshold"),
         ("metrics", "per_clients"),
+        ("cluster", "endpoint"),
         ("extra", "x"),
     ] {
         let e = err_with(|d| set(d, &format!("{section}.{key}"), "value"));
@@ -1077,6 +1185,76 @@ fn access_key(d: &mut Table, id: &str, secret_key: &str, secret: &str) {
     key.insert("access_key_id".into(), id.into());
     key.insert(secret_key.into(), secret.into());
     set(d, "api.access_keys", Value::Array(vec![Value::Table(key)]));
+}
+
+#[test]
+fn cluster_section_defaults_and_keeps_its_password_out_of_debug() {
+    let cfg = Config::from_toml_str(MINIMAL, &[], &mut rng()).expect("minimal");
+    assert!(cfg.cluster().is_none(), "no section, no cluster");
+    let cfg = ok_with(|d| set(d, "cluster.endpoints", strs(&["http://10.1.0.1:2379"])));
+    let c = cfg.cluster().expect("cluster");
+    assert_eq!(c.endpoints(), ["http://10.1.0.1:2379"]);
+    assert_eq!(c.lease_ttl(), Duration::from_secs(10));
+    assert_eq!(c.prefix(), "/ipsec-server");
+    assert_eq!(c.node_id(), None, "the daemon fills in the host name");
+    assert_eq!(c.route_hook(), None);
+    assert!(c.tls().is_none() && c.auth().is_none());
+    assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+
+    let pw_file = path_str(&temp_file("etcd-pw-ok", b"etcd-Secret-Pw\n", 0o600));
+    let cfg = ok_with(|d| {
+        set(
+            d,
+            "cluster.endpoints",
+            strs(&["https://etcd1:2379", "https://[fd00::1]:2379"]),
+        );
+        set(d, "cluster.ca_file", "/etc/etcd/ca.pem");
+        set(d, "cluster.cert_file", "/etc/etcd/client.pem");
+        set(d, "cluster.key_file", "/etc/etcd/client.key");
+        set(d, "cluster.user", "ipsec");
+        set(d, "cluster.password_file", pw_file.as_str());
+        set(d, "cluster.node_id", "gw-1.example");
+        set(d, "cluster.lease_ttl", 5i64);
+        set(d, "cluster.prefix", "/vpn/prod");
+        set(d, "cluster.route_hook", "/usr/local/sbin/ipsec-route");
+    });
+    let c = cfg.cluster().expect("cluster");
+    let tls = c.tls().expect("https has TLS");
+    assert_eq!(tls.ca_file(), Path::new("/etc/etcd/ca.pem"));
+    assert_eq!(
+        tls.identity(),
+        Some((
+            Path::new("/etc/etcd/client.pem"),
+            Path::new("/etc/etcd/client.key")
+        ))
+    );
+    let (user, password) = c.auth().expect("auth");
+    assert_eq!((user, password.expose()), ("ipsec", &b"etcd-Secret-Pw"[..]));
+    assert_eq!(c.node_id(), Some("gw-1.example"));
+    assert_eq!(c.lease_ttl(), Duration::from_secs(5));
+    assert_eq!(c.prefix(), "/vpn/prod");
+    assert_eq!(
+        c.route_hook(),
+        Some(Path::new("/usr/local/sbin/ipsec-route"))
+    );
+    assert!(!format!("{cfg:?}").contains("etcd-Secret-Pw"));
+
+    // An inline password works, with a warning, and never shows in it.
+    let cfg = ok_with(|d| {
+        set(d, "cluster.endpoints", strs(&["http://10.1.0.1:2379"]));
+        set(d, "cluster.user", "ipsec");
+        set(d, "cluster.password", "etcd-Secret-Pw");
+    });
+    let w = cfg.warnings().join("\n");
+    assert!(w.contains("cluster.password_file"), "{w}");
+    assert!(!w.contains("etcd-Secret-Pw") && !format!("{cfg:?}").contains("etcd-Secret-Pw"));
+    // A refused one is not in the error either.
+    let e = err_with(|d| {
+        set(d, "cluster.endpoints", strs(&["http://10.1.0.1:2379"]));
+        set(d, "cluster.password", "etcd-Secret-Pw");
+    });
+    assert_eq!(e.code, codes::CLUSTER_AUTH);
+    assert!(!e.to_string().contains("etcd-Secret-Pw"), "{e}");
 }
 
 #[test]

@@ -139,6 +139,13 @@ pub const ACCESS_KEY_ID: &str = "InvalidConfig.AccessKeyId";
 pub const ACCESS_KEY_SECRET: &str = "InvalidConfig.AccessKeySecret";
 pub const METRICS_LISTEN: &str = "InvalidConfig.MetricsListen";
 pub const EXAMPLE_SECRET: &str = "InvalidConfig.ExampleSecret";
+pub const CLUSTER_ENDPOINTS: &str = "InvalidConfig.ClusterEndpoints";
+pub const CLUSTER_TLS: &str = "InvalidConfig.ClusterTls";
+pub const CLUSTER_AUTH: &str = "InvalidConfig.ClusterAuth";
+pub const CLUSTER_NODE_ID: &str = "InvalidConfig.ClusterNodeId";
+pub const CLUSTER_LEASE_TTL: &str = "InvalidConfig.ClusterLeaseTtl";
+pub const CLUSTER_PREFIX: &str = "InvalidConfig.ClusterPrefix";
+pub const CLUSTER_ROUTE_HOOK: &str = "InvalidConfig.ClusterRouteHook";
 
 // Host conditions: what `ipsec-server check` finds on this host, not in the file (checked by
 // `daemon::host_check`, skipped by `check --no-host`). ClientIpPool overlapping a host
@@ -220,4 +227,11 @@ pub const ALL: &[&str] = &[
     ACCESS_KEY_SECRET,
     METRICS_LISTEN,
     EXAMPLE_SECRET,
+    CLUSTER_ENDPOINTS,
+    CLUSTER_TLS,
+    CLUSTER_AUTH,
+    CLUSTER_NODE_ID,
+    CLUSTER_LEASE_TTL,
+    CLUSTER_PREFIX,
+    CLUSTER_ROUTE_HOOK,
 ];

@@ -54,8 +54,8 @@ use zeroize::Zeroizing;
 
 pub use crate::ike::{Identity, UniquePolicy};
 pub use model::{
-    AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
-    MetricsConfig, MAX_SOCKET_PATH,
+    AccessKey, ApiConfig, ClusterConfig, ClusterTls, GatewayConfig, IkeConfig, IpsecConfig,
+    IpsecServerConfig, LimitsConfig, MetricsConfig, MAX_SOCKET_PATH,
 };
 /// Where the control socket is when the config file does not say.
 pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
@@ -64,10 +64,11 @@ pub use raw::defaults::CONTROL_SOCKET as DEFAULT_CONTROL_SOCKET;
 /// (the package installs it there).
 pub const DEFAULT_CONFIG: &str = "/etc/ipsec-server/ipsec-server.toml";
 pub use raw::{
-    AccessKeyRaw, ApiRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec,
-    LimitsRaw, MetricsRaw,
+    AccessKeyRaw, ApiRaw, ClusterRaw, ConfigRaw, GatewayRaw, IkeConfigRaw, IpsecConfigRaw,
+    IpsecServerSpec, LimitsRaw, MetricsRaw,
 };
 pub use types::{AuthAlg, DhGroup, EncAlg};
+pub(crate) use validate::cluster_node_id;
 pub use validate::{parse_local_subnet, split_local_subnet, GENERATED_PSK_LEN};
 
 /// A validation failure: an API-style error code (see [`codes`]) and a message naming the
@@ -96,6 +97,7 @@ pub struct Config {
     ipsec_server: Option<IpsecServerConfig>,
     api: Option<ApiConfig>,
     metrics: Option<MetricsConfig>,
+    cluster: Option<ClusterConfig>,
     warnings: Vec<String>,
 }
 
@@ -345,6 +347,7 @@ impl Config {
             .metrics
             .as_ref()
             .map(|m| validate::metrics(m, api.as_ref().and_then(Option::as_ref), found));
+        let cluster = raw.cluster.as_ref().map(|c| validate::cluster(c, found));
         if let Some(gateway) = &gateway {
             let psk_key = match raw.ipsec_server.as_ref().and_then(|s| s.psk_file.as_ref()) {
                 Some(_) => "ipsec_server.psk_file",
@@ -379,6 +382,7 @@ impl Config {
             ipsec_server: ipsec_server.map(|s| s.ok_or(())).transpose().ok()?,
             api: api.map(|a| a.ok_or(())).transpose().ok()?,
             metrics: metrics.map(|m| m.ok_or(())).transpose().ok()?,
+            cluster: cluster.map(|c| c.ok_or(())).transpose().ok()?,
             warnings: found
                 .warnings
                 .iter()
@@ -418,6 +422,11 @@ impl Config {
     /// `None`: no metrics listener.
     pub fn metrics(&self) -> Option<&MetricsConfig> {
         self.metrics.as_ref()
+    }
+
+    /// `None`: a single node, no etcd (README, "Running several gateways").
+    pub fn cluster(&self) -> Option<&ClusterConfig> {
+        self.cluster.as_ref()
     }
 
     /// Things the daemon should log at WARN: legacy algorithms, example secrets, secret

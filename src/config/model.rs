@@ -387,3 +387,68 @@ impl AccessKey {
         &self.secret
     }
 }
+
+/// `[cluster]`, validated: how this node reaches etcd and what it is called there
+/// (README, "Running several gateways"; ARCHITECTURE.md §6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub(super) endpoints: Vec<String>,
+    pub(super) tls: Option<ClusterTls>,
+    pub(super) auth: Option<(String, SecretBytes)>,
+    pub(super) node_id: Option<String>,
+    pub(super) lease_ttl: Duration,
+    pub(super) prefix: String,
+    pub(super) route_hook: Option<PathBuf>,
+}
+
+/// TLS to etcd (`https://` endpoints): the CA to trust and an optional client certificate
+/// with its key, all absolute paths to PEM files (read when the daemon connects).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterTls {
+    pub(super) ca_file: PathBuf,
+    pub(super) identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl ClusterTls {
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+    /// The client certificate and its key.
+    pub fn identity(&self) -> Option<(&Path, &Path)> {
+        self.identity
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path()))
+    }
+}
+
+impl ClusterConfig {
+    /// 1..=16 `http://HOST:PORT` or `https://HOST:PORT`, all of one scheme, distinct.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+    /// `Some` exactly when the endpoints are `https://`.
+    pub fn tls(&self) -> Option<&ClusterTls> {
+        self.tls.as_ref()
+    }
+    /// The etcd user and its password (never logged).
+    pub fn auth(&self) -> Option<(&str, &SecretBytes)> {
+        self.auth.as_ref().map(|(u, p)| (u.as_str(), p))
+    }
+    /// 1..=63 characters of A-Z a-z 0-9 . _ -; `None`: the host name (the daemon reads it).
+    pub fn node_id(&self) -> Option<&str> {
+        self.node_id.as_deref()
+    }
+    /// 5..=600 s: how long etcd keeps this node's leases (virtual IPs) after it went silent.
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+    /// Starts with `/`, no trailing `/`, 2..=128 characters of A-Z a-z 0-9 / . _ -.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    /// An absolute path, run as `HOOK up|down ADDR NODE_ID` when this node takes or gives
+    /// back a virtual IP (README, "Running several gateways": routed mode).
+    pub fn route_hook(&self) -> Option<&Path> {
+        self.route_hook.as_deref()
+    }
+}

@@ -32,6 +32,9 @@ pub struct ConfigRaw {
     /// The Prometheus metrics listener; absent = no listener.
     #[serde(default)]
     pub metrics: Option<MetricsRaw>,
+    /// Cluster mode on etcd; absent = a single node (no etcd).
+    #[serde(default)]
+    pub cluster: Option<ClusterRaw>,
 }
 
 impl ConfigRaw {
@@ -239,6 +242,43 @@ pub struct MetricsRaw {
     pub per_client: bool,
 }
 
+/// `[cluster]`: this node's etcd and its place in the cluster.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterRaw {
+    /// `http://HOST:PORT` or `https://HOST:PORT`, all of one scheme.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// PEM CA bundle that signs etcd's server certificate (https only).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate and its key, both or neither (https only).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// etcd user; its password from `password_file` (or `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default, deserialize_with = "secret")]
+    pub password: Option<SecretBytes>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// This node's name in etcd; absent = the host name (the daemon reads it).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Seconds of the node's etcd lease.
+    #[serde(default = "defaults::cluster_lease_ttl")]
+    pub lease_ttl: i64,
+    /// Every key lives under it.
+    #[serde(default = "defaults::cluster_prefix")]
+    pub prefix: String,
+    /// Run as `HOOK up|down ADDR NODE_ID` when this node takes or gives back a virtual IP
+    /// (routed mode: tell the LAN's routing which node holds it).
+    #[serde(default)]
+    pub route_hook: Option<PathBuf>,
+}
+
 /// `[[api.access_keys]]`: an AccessKey pair the SDKs sign requests with.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -351,6 +391,14 @@ pub(super) mod defaults {
     }
     pub fn metrics_listen() -> String {
         METRICS_LISTEN.to_owned()
+    }
+    pub const CLUSTER_LEASE_TTL_SECS: u32 = 10;
+    pub const CLUSTER_PREFIX: &str = "/ipsec-server";
+    pub fn cluster_lease_ttl() -> i64 {
+        CLUSTER_LEASE_TTL_SECS.into()
+    }
+    pub fn cluster_prefix() -> String {
+        CLUSTER_PREFIX.to_owned()
     }
 
     /// `[limits]`: strongSwan's defaults where it has the knob (`charon.cookie_threshold` 10,

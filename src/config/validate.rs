@@ -17,6 +17,10 @@ use ipnet::Ipv4Net;
 use rand::distributions::Alphanumeric;
 use rand::{Rng, RngCore};
 
+mod cluster;
+pub(super) use cluster::cluster;
+pub(crate) use cluster::node_id as cluster_node_id;
+
 use super::model::{
     AccessKey, ApiConfig, GatewayConfig, IkeConfig, IpsecConfig, IpsecServerConfig, LimitsConfig,
     MetricsConfig,

@@ -146,6 +146,9 @@ pub(crate) struct ControlPlane {
     pub send: SendBatch,
     pub drops: DropReport,
     pub esp_drops: EspDropSummary,
+    /// Cluster mode: this node's etcd lease, checked before each datagram and at each tick
+    /// (`cluster/mod.rs`, "Fencing").
+    pub fence: Option<super::cluster::Fence>,
     /// Test hook ([`first_seq_from_env`]): the next sequence number of the first Child SA
     /// installed; taken by that install.
     pub first_seq: Option<u32>,
@@ -183,7 +186,9 @@ impl ControlPlane {
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match inbox.recv(wait) {
+            let received = inbox.recv(wait);
+            self.check_fence(&mut rng);
+            match received {
                 Received::Datagram(Datagram {
                     bytes,
                     local,
@@ -275,6 +280,28 @@ impl ControlPlane {
                 self.apply(actions);
                 next_tick = Instant::now() + Duration::from_secs(1);
             }
+        }
+    }
+
+    /// Cluster mode: once this node's lease is no longer surely valid (or was replaced),
+    /// every IKE SA goes (DELETE to each client, Child SAs out of the SAD), so no address
+    /// etcd may hand to another node is still forwarded here.
+    fn check_fence(&mut self, rng: &mut StdRng) {
+        let Some(fence) = self.fence.as_mut() else {
+            return;
+        };
+        let Some(why) = fence.check(Instant::now()) else {
+            return;
+        };
+        let sas = self.responder.usage().ike_sas;
+        let actions = self.responder.delete_all(rng);
+        self.apply(actions);
+        if sas > 0 {
+            warn!(
+                ike_sas = sas,
+                "cluster: fenced ({why}): this node's etcd lease is not surely valid any \
+                 more, so every IKE SA was deleted and its addresses forgotten"
+            );
         }
     }
 

@@ -53,6 +53,15 @@ pub enum DaemonError {
     Handshake(String),
     #[error("installing the Child SA: {0}")]
     ChildSa(#[source] crate::ipsec::EspError),
+    /// `[cluster]` in a build without the `cluster` feature.
+    #[error(
+        "[cluster] is configured but this ipsec-server was built without cluster mode \
+         (cargo build --features cluster)"
+    )]
+    ClusterNotBuilt,
+    /// Cluster mode could not start (the text says why).
+    #[error("cluster: {0}")]
+    Cluster(String),
     /// The gateway deleted the client's IKE SA or Child SA.
     #[error("the gateway deleted the tunnel")]
     TunnelDeleted,

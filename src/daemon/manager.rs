@@ -104,6 +104,8 @@ pub(crate) fn changed_settings(old: &ResponderConfig, new: &ResponderConfig) -> 
 /// Starts, reconfigures and stops one [`Stack`].
 pub(crate) struct StackManager {
     base: Config,
+    /// Cluster mode: the stacks' pools are the cluster's.
+    cluster: Option<Arc<super::cluster::Cluster>>,
     stack: Mutex<ManagerState>,
     /// Applies finished, successful or not ([`StackManager::wait_applied`]).
     applied: AtomicU64,
@@ -118,9 +120,10 @@ struct ManagerState {
 }
 
 impl StackManager {
-    pub(crate) fn new(base: Config) -> Self {
+    pub(crate) fn new(base: Config, cluster: Option<Arc<super::cluster::Cluster>>) -> Self {
         Self {
             base,
+            cluster,
             stack: Mutex::new(ManagerState::default()),
             applied: AtomicU64::new(0),
         }
@@ -207,7 +210,7 @@ impl StackManager {
             None => Applied::Started,
         };
         st.served = None;
-        let stack = Stack::start(&config).map_err(|e| e.to_string())?;
+        let stack = Stack::start(&config, self.cluster.as_deref()).map_err(|e| e.to_string())?;
         st.running = Some((stack, rcfg));
         st.served = Some(server.clone());
         Ok(applied)

@@ -147,6 +147,9 @@ pub(crate) struct Scrape {
     pub api_requests: Option<Vec<(&'static str, String, u64)>>,
     /// Scrapes refused (too many connections) or cut (deadline).
     pub http_refused: u64,
+    /// Cluster mode: whether this node's etcd lease is valid now, and the clients refused
+    /// a virtual IP by the cluster so far. `None`: a single node.
+    pub cluster: Option<(bool, u64)>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -237,6 +240,18 @@ pub(crate) fn render(s: &Scrape) -> String {
             "api_requests",
             "Control API requests by action and answer code (Success or the error code)",
             api.iter().map(|(a, c, n)| (l2("action", a, "code", c), *n)),
+        );
+    }
+    if let Some((valid, refused)) = s.cluster {
+        b.gauge(
+            "cluster_lease_valid",
+            "1 while this node's etcd lease is surely valid; 0: fenced (no tunnels, new clients refused)",
+            u64::from(valid),
+        );
+        b.counter(
+            "cluster_address_refusals",
+            "Clients refused a virtual IP by the cluster (etcd unreachable or slow, fenced, pool exhausted)",
+            refused,
         );
     }
     if let Some(st) = &s.stack {

@@ -33,6 +33,7 @@
 //! their PSK across reloads and restarts.
 
 mod client;
+mod cluster;
 mod control;
 mod control_plane;
 mod error;
@@ -87,17 +88,21 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let config = kept_psk::keep_generated_psk(config)?;
-    let manager = Arc::new(StackManager::new(config.clone()));
+    let cluster = cluster::Cluster::start(&config, None)?;
+    let manager = Arc::new(StackManager::new(config.clone(), cluster.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let reload_from = config.api().is_none().then(|| path.to_path_buf());
     let control = control::start(&config, manager.clone(), reload_from, &stop)?;
     let served = match config.api().cloned() {
-        None => run_from_file(&config, path, &manager, &stop, &mut signals),
-        Some(api_cfg) => run_api(&config, &api_cfg, &manager, &stop, &mut signals),
+        None => run_from_file(&config, path, &manager, &stop, &mut signals, &cluster),
+        Some(api_cfg) => run_api(&config, &api_cfg, &manager, &stop, &mut signals, &cluster),
     };
     stop.store(true, Ordering::Relaxed);
     let _ = control.join();
     manager.shutdown();
+    if let Some(c) = cluster {
+        c.stop(true);
+    }
     served
 }
 
@@ -108,6 +113,7 @@ fn run_api(
     manager: &Arc<StackManager>,
     stop: &Arc<AtomicBool>,
     signals: &mut Signals,
+    cluster: &Option<Arc<cluster::Cluster>>,
 ) -> Result<(), DaemonError> {
     let backend: Arc<dyn Backend> = manager.clone();
     let api = crate::api::Api::open(config, backend).map_err(DaemonError::ApiState)?;
@@ -115,7 +121,7 @@ fn run_api(
         format!("the control API on {}", api_cfg.listen()),
     ))?;
     info!(listen = %api_cfg.listen(), "control API listening");
-    let metrics = start_metrics(config, manager, Some(api.clone()), stop)?;
+    let metrics = start_metrics(config, manager, Some(api.clone()), stop, cluster)?;
     let handler: crate::api::http::Handler = {
         let api = api.clone();
         Arc::new(move |req, peer| api.handle(req, peer))
@@ -161,15 +167,18 @@ fn start_metrics(
     manager: &Arc<StackManager>,
     api: Option<Arc<crate::api::Api>>,
     stop: &Arc<AtomicBool>,
+    cluster: &Option<Arc<cluster::Cluster>>,
 ) -> Result<Option<std::thread::JoinHandle<()>>, DaemonError> {
     let Some(cfg) = config.metrics() else {
         return Ok(None);
     };
     let manager = manager.clone();
+    let cluster = cluster.clone();
     metrics::start(cfg, stop, move |per_client| metrics::Scrape {
         stack: manager.metrics(per_client),
         api_requests: api.as_ref().map(|a| a.request_counts()),
         http_refused: 0,
+        cluster: cluster.as_ref().map(|c| (c.lease_valid(), c.refused())),
     })
     .map(Some)
 }
@@ -183,8 +192,9 @@ fn run_from_file(
     manager: &Arc<StackManager>,
     stop: &Arc<AtomicBool>,
     signals: &mut Signals,
+    cluster: &Option<Arc<cluster::Cluster>>,
 ) -> Result<(), DaemonError> {
-    let metrics = start_metrics(config, manager, None, stop)?;
+    let metrics = start_metrics(config, manager, None, stop, cluster)?;
     if let Err(e) = manager.apply(config.ipsec_server(), false) {
         stop.store(true, Ordering::Relaxed);
         return Err(DaemonError::Apply(e));

@@ -47,7 +47,11 @@ pub struct Stack {
 
 impl Stack {
     /// Brings up the stack for `config`'s `[ipsec_server]`.
-    pub fn start(config: &Config) -> Result<Stack, DaemonError> {
+    /// `cluster`: the pool is the cluster's, and the IKE thread fences itself by its lease.
+    pub(crate) fn start(
+        config: &Config,
+        cluster: Option<&super::cluster::Cluster>,
+    ) -> Result<Stack, DaemonError> {
         let rcfg = Arc::new(responder_config(config).ok_or(DaemonError::NoServer)?);
         let gw = config.gateway();
         let workers = match gw.workers() {
@@ -65,7 +69,7 @@ impl Stack {
             os_state.teardown();
             return Err(e);
         }
-        match serve(config, rcfg.clone(), queues, workers, os_state) {
+        match serve(config, rcfg.clone(), queues, workers, os_state, cluster) {
             Ok(stack) => {
                 log_started(config, &rcfg);
                 Ok(stack)
@@ -150,10 +154,11 @@ fn serve(
     queues: Vec<io::tun::TunQueue>,
     workers: usize,
     os_state: OsState,
+    cluster: Option<&super::cluster::Cluster>,
 ) -> Result<Stack, Box<(DaemonError, OsState)>> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    match serve_inner(config, rcfg, queues, workers, &stop, &mut threads) {
+    match serve_inner(config, rcfg, queues, workers, &stop, &mut threads, cluster) {
         Ok((postbox, ctl_thread, sad)) => Ok(Stack {
             postbox,
             ctl_thread: Some(ctl_thread),
@@ -181,6 +186,7 @@ fn serve_inner(
     workers: usize,
     stop: &Arc<AtomicBool>,
     threads: &mut Vec<JoinHandle<()>>,
+    cluster: Option<&super::cluster::Cluster>,
 ) -> Result<Started, DaemonError> {
     let gw = config.gateway();
     let sad = Arc::new(Sad::new());
@@ -244,8 +250,13 @@ fn serve_inner(
         })?);
     }
 
+    let mut responder = Responder::new(rcfg.clone());
+    if let Some(c) = cluster {
+        responder.share_pool(c.leases(rcfg.pool));
+    }
     let plane = ControlPlane {
-        responder: Responder::new(rcfg),
+        responder,
+        fence: cluster.map(|c| c.fence()),
         sad: sad.clone(),
         s500: ike_sockets,
         s4500: natt,

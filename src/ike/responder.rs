@@ -21,7 +21,7 @@ use rand_core::CryptoRngCore;
 use tracing::{debug, info};
 
 use crate::crypto::IkeKeys;
-use crate::pool::Pool;
+use crate::pool::{Pool, SharedLeases};
 use crate::wire::{
     ExchangeType, Header, IdPayload, Message, Payload, PayloadType, FLAG_RESPONSE, IKEV2_VERSION,
 };
@@ -502,6 +502,11 @@ impl Responder {
     /// The client address pool: network, addresses leased, addresses it can lease.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Cluster mode: virtual IPs come from the cluster's `shared` leases (`Pool::share`).
+    pub fn share_pool(&mut self, shared: Box<dyn SharedLeases>) {
+        self.pool.share(shared);
     }
 
     /// Number of established IKE SAs (OnlineClientCount).

@@ -294,31 +294,44 @@ impl Daemon {
 
     /// [`Daemon::start_log`] with further environment variables `env`.
     pub fn start_env(topo: &Topology, toml: &str, rust_log: &str, env: &[(&str, &str)]) -> Daemon {
-        let dir = topo.dir().join("ipsec-server");
+        Daemon::start_in(topo, Role::Gateway, "ipsec-server", toml, rust_log, env)
+    }
+
+    /// [`Daemon::start_env`] in namespace `role`, its files named after `name` (several
+    /// daemons in one topology: the nodes of a cluster).
+    pub fn start_in(
+        topo: &Topology,
+        role: Role,
+        name: &str,
+        toml: &str,
+        rust_log: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let dir = topo.dir().join(name);
         std::fs::create_dir_all(&dir).expect("create daemon dir");
         let config = dir.join("config.toml");
         std::fs::write(&config, toml).expect("write config.toml");
         let cfg = config.to_str().unwrap();
         // `check` first: a rejected config fails here with the daemon's error code and message.
-        let check = topo.exec(Role::Gateway, Daemon::BIN, &["check", "--config", cfg]);
+        let check = topo.exec(role, Daemon::BIN, &["check", "--config", cfg]);
         assert!(
             check.success(),
             "ipsec-server check rejected the test config:\n{check}\n{toml}"
         );
         let pid = topo.spawn(
-            Role::Gateway,
-            "ipsec-server",
+            role,
+            name,
             Daemon::BIN,
             &["run", "--config", cfg],
             &[&[("RUST_LOG", rust_log)], env].concat(),
         );
-        let log = topo.dir().join("ipsec-server.log");
-        topo.add_log("ipsec-server config", &config);
+        let log = topo.dir().join(format!("{name}.log"));
+        topo.add_log(&format!("{name} config"), &config);
         let ready = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
             if let Some(how) = topo.exited(pid) {
                 panic!("ipsec-server (pid {pid}) ended during startup ({how}); see its log below");
             }
-            let udp = topo.exec(Role::Gateway, "ss", &["-Hlun"]);
+            let udp = topo.exec(role, "ss", &["-Hlun"]);
             let bound = |port: &str| {
                 udp.stdout.lines().any(|l| {
                     l.split_whitespace()
@@ -326,9 +339,7 @@ impl Daemon {
                         .is_some_and(|a| a.ends_with(port))
                 })
             };
-            let tun = topo
-                .exec(Role::Gateway, "ip", &["link", "show", "ipsec0"])
-                .success();
+            let tun = topo.exec(role, "ip", &["link", "show", "ipsec0"]).success();
             (bound(":500") && bound(":4500") && tun).then_some(())
         });
         assert!(

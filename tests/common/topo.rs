@@ -30,6 +30,10 @@ pub mod addr {
     pub const LAN_HOST: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
     pub const LOCAL_SUBNET: &str = "192.168.0.0/24";
     pub const CLIENT_IP_POOL: &str = "10.0.0.0/24";
+    /// The second gateway node's outside address (`TopoOpts::cluster`).
+    pub const GW2_OUTSIDE: Ipv4Addr = Ipv4Addr::new(172, 29, 1, 5);
+    /// The second gateway node's LAN address (`TopoOpts::cluster`).
+    pub const GW2_LAN: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 2);
 }
 
 /// A namespace of the topology.
@@ -39,6 +43,8 @@ pub enum Role {
     Client2,
     Nat,
     Gateway,
+    /// The second gateway node (`TopoOpts::cluster`).
+    Gateway2,
     Lan,
 }
 
@@ -49,6 +55,7 @@ impl Role {
             Role::Client2 => "cl2",
             Role::Nat => "nat",
             Role::Gateway => "gw",
+            Role::Gateway2 => "gw2",
             Role::Lan => "lan",
         }
     }
@@ -62,6 +69,9 @@ pub struct TopoOpts {
     pub second_client: bool,
     /// Give the gateway's outside bridge a second address (172.29.1.9).
     pub second_gateway_addr: bool,
+    /// A second gateway node (172.29.1.5 outside on the same bridge, 192.168.0.2 on the
+    /// LAN, which becomes a bridge in the LAN namespace holding 192.168.0.10).
+    pub cluster: bool,
 }
 
 /// Namespaces, links, temp dir and tracked processes of one test; cleans all up on drop.
@@ -302,6 +312,9 @@ impl Topology {
         if self.opts.nat {
             roles.push(Role::Nat);
         }
+        if self.opts.cluster {
+            roles.push(Role::Gateway2);
+        }
         for role in roles {
             let name = format!("{NS_PREFIX}{tag}-{pid}-{}", role.short());
             ip(&["netns", "add", &name]);
@@ -417,6 +430,11 @@ impl Topology {
         // LAN host: default route via the gateway, which routes 10.0.0.0/24 into the tunnel.
         let lan_if = ifn('l');
         self.veth_pair(Role::Lan, &lan_if, Role::Gateway, &gw_lan);
+        let lan_if = if self.opts.cluster {
+            self.cluster_links(&br, &lan_if)
+        } else {
+            lan_if
+        };
         self.ip(
             Role::Lan,
             &[
@@ -452,10 +470,43 @@ impl Topology {
         if self.opts.second_gateway_addr {
             checks.push((Role::Client, addr::GW_OUTSIDE2));
         }
+        if self.opts.cluster {
+            checks.push((Role::Client, addr::GW2_OUTSIDE));
+            checks.push((Role::Lan, addr::GW2_LAN));
+        }
         for (role, dst) in checks {
             self.exec(role, "ping", &["-c", "1", "-W", "3", &dst.to_string()])
                 .expect_ok(&format!("topology self-check: {role:?} → {dst}"));
         }
+    }
+
+    /// `TopoOpts::cluster`: the second node on the outside bridge `br`, and a LAN bridge in
+    /// the LAN namespace joining `lan_port` (the first node's link) and the second node's
+    /// link. Returns the bridge, the interface the LAN host's address goes on.
+    fn cluster_links(&self, br: &str, lan_port: &str) -> String {
+        let tag = &self.tag;
+        let pid = std::process::id();
+        let ifn = |c: char| format!("{c}{tag}{pid}");
+        self.veth(
+            Role::Gateway2,
+            &ifn('e'),
+            &format!("{}/24", addr::GW2_OUTSIDE),
+            &ifn('f'),
+            br,
+        );
+        self.sysctl(Role::Gateway2, "net.ipv4.ip_forward=1");
+        let (lan_br, lan_port2, gw2_lan) = (ifn('v'), ifn('u'), ifn('k'));
+        self.ip(Role::Lan, &["link", "add", &lan_br, "type", "bridge"]);
+        self.ip(Role::Lan, &["link", "set", &lan_br, "up"]);
+        self.veth_pair(Role::Lan, &lan_port2, Role::Gateway2, &gw2_lan);
+        for port in [lan_port, lan_port2.as_str()] {
+            self.ip(Role::Lan, &["link", "set", port, "master", &lan_br]);
+            self.ip(Role::Lan, &["link", "set", port, "up"]);
+        }
+        let cidr = format!("{}/24", addr::GW2_LAN);
+        self.ip(Role::Gateway2, &["addr", "add", &cidr, "dev", &gw2_lan]);
+        self.ip(Role::Gateway2, &["link", "set", &gw2_lan, "up"]);
+        lan_br
     }
 
     /// A veth pair from `role` (address `cidr`) to a port of the gateway's bridge `br`.

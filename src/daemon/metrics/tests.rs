@@ -53,7 +53,22 @@ fn sample(clients: Vec<ClientMetrics>) -> Scrape {
         }),
         api_requests: Some(vec![("ListIpsecServers", "Success".into(), 4)]),
         http_refused: 0,
+        cluster: None,
     }
+}
+
+#[test]
+fn cluster_series_only_in_cluster_mode() {
+    let single = render(&sample(Vec::new()));
+    assert!(!single.contains("cluster_"), "{single}");
+    let mut s = sample(Vec::new());
+    s.cluster = Some((false, 3));
+    let text = render(&s);
+    assert_eq!(value(&text, "ipsec_server_cluster_lease_valid"), Some(0.0));
+    assert_eq!(
+        value(&text, "ipsec_server_cluster_address_refusals_total"),
+        Some(3.0)
+    );
 }
 
 /// The value of the one sample line that starts with `series` followed by a space.
