@@ -35,6 +35,7 @@ mod integ;
 pub mod keys;
 mod mac;
 mod prf;
+mod sha1_multi;
 
 #[doc(hidden)]
 pub use dh::internals as dh_internals;
