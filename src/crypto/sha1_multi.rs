@@ -333,24 +333,42 @@ mod shani {
             let e = _mm_add_epi32(e_save[l], w[l][0]);
             abcd[l] = _mm_sha1rnds4_epu32::<0>(abcd[l], e);
         }
-        for g in 1..20 {
-            for l in 0..N {
-                let w = &mut w[l];
-                if g >= 4 {
-                    let x = _mm_sha1msg1_epu32(w[g % 4], w[(g + 1) % 4]);
-                    let x = _mm_xor_si128(x, w[(g + 2) % 4]);
-                    w[g % 4] = _mm_sha1msg2_epu32(x, w[(g + 3) % 4]);
+        // Group `$g` (a literal, so that the schedule indices and the round function `$f`
+        // are constants and the whole block unrolls into registers).
+        macro_rules! group {
+            ($g:literal, $f:literal) => {
+                for l in 0..N {
+                    let w = &mut w[l];
+                    if $g >= 4 {
+                        let x = _mm_sha1msg1_epu32(w[$g % 4], w[($g + 1) % 4]);
+                        let x = _mm_xor_si128(x, w[($g + 2) % 4]);
+                        w[$g % 4] = _mm_sha1msg2_epu32(x, w[($g + 3) % 4]);
+                    }
+                    let e = _mm_sha1nexte_epu32(prev[l], w[$g % 4]);
+                    prev[l] = abcd[l];
+                    abcd[l] = _mm_sha1rnds4_epu32::<$f>(abcd[l], e);
                 }
-                let e = _mm_sha1nexte_epu32(prev[l], w[g % 4]);
-                prev[l] = abcd[l];
-                abcd[l] = match g / 5 {
-                    0 => _mm_sha1rnds4_epu32::<0>(abcd[l], e),
-                    1 => _mm_sha1rnds4_epu32::<1>(abcd[l], e),
-                    2 => _mm_sha1rnds4_epu32::<2>(abcd[l], e),
-                    _ => _mm_sha1rnds4_epu32::<3>(abcd[l], e),
-                };
-            }
+            };
         }
+        group!(1, 0);
+        group!(2, 0);
+        group!(3, 0);
+        group!(4, 0);
+        group!(5, 1);
+        group!(6, 1);
+        group!(7, 1);
+        group!(8, 1);
+        group!(9, 1);
+        group!(10, 2);
+        group!(11, 2);
+        group!(12, 2);
+        group!(13, 2);
+        group!(14, 2);
+        group!(15, 3);
+        group!(16, 3);
+        group!(17, 3);
+        group!(18, 3);
+        group!(19, 3);
         for l in 0..N {
             let e = _mm_sha1nexte_epu32(prev[l], e_save[l]);
             let a = _mm_shuffle_epi32(_mm_add_epi32(abcd[l], abcd_save[l]), 0x1b);
