@@ -1,4 +1,5 @@
-//! Crypto-layer benchmarks: the per-packet transforms (CBC, truncated HMAC) over ESP-like
+//! Crypto-layer benchmarks: the per-packet transforms (CBC, truncated HMAC; HMAC-SHA1 also
+//! eight at a time, one by one against the multi-buffer `Integ::sign_many`) over ESP-like
 //! sizes, and one responder-side DH (key generation + shared secret) per MODP group.
 //!
 //! Run: `cargo bench --bench crypto -- --warm-up-time 1 --measurement-time 3`.
@@ -84,6 +85,40 @@ fn hmac(c: &mut Criterion) {
                 |b, _| b.iter(|| integ.sign(black_box(&data), &mut icv)),
             );
         }
+    }
+    // A run of eight packets (the ESP batch): one `sign` after the other against
+    // `sign_many`, which interleaves HMAC-SHA1's chains (src/crypto/sha1_multi.rs).
+    let alg = IntegAlg::HmacSha1_96;
+    let integ = Integ::new(alg, &[0x17; 20]).expect("key length");
+    for size in SIZES {
+        let data = vec![0x3cu8; size];
+        let mut items = vec![[&data[..], &[0u8; 12]].concat(); PAR_BLOCKS];
+        group.throughput(Throughput::Bytes((size * PAR_BLOCKS) as u64));
+        group.bench_with_input(
+            BenchmarkId::new(format!("sha1-96-sign-x{PAR_BLOCKS}"), size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    for item in items.iter_mut() {
+                        let (msg, icv) = item.split_at_mut(size);
+                        integ.sign(black_box(msg), icv);
+                    }
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new(format!("sha1-96-sign-many-x{PAR_BLOCKS}"), size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    let mut refs: [&mut [u8]; PAR_BLOCKS] = Default::default();
+                    for (r, item) in refs.iter_mut().zip(items.iter_mut()) {
+                        *r = item.as_mut_slice();
+                    }
+                    integ.sign_many(black_box(&mut refs))
+                })
+            },
+        );
     }
     group.finish();
 }

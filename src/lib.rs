@@ -5,7 +5,8 @@
 //! (sans-IO responder), `config`, then the OS code: `io`, `api`, `daemon`.
 //!
 //! The compiler keeps the layering: `unsafe` is denied for the whole package (Cargo.toml's
-//! `[lints]`; only the system-call wrappers in `io` allow it), and reading a clock or OS
+//! `[lints]`; only the system-call wrappers in `io` and the SHA-NI kernel
+//! `crypto::sha1_multi` allow it), and reading a clock or OS
 //! randomness is a clippy error (clippy.toml) everywhere but in the modules allowed below —
 //! the sans-IO layers take `now` and an `RngCore` from their caller.
 

@@ -8,11 +8,15 @@
 //! - [`Integ::verify`] compares in constant time (`subtle`) and rejects a wrong-length ICV
 //!   without looking at its contents.
 //! - `Debug` shows the algorithm only.
+//! - [`Integ::sign_many`] gives every message the ICV [`Integ::sign`] would; for
+//!   HMAC-SHA1-96 it computes them together with the multi-buffer code (`sha1_multi`),
+//!   whose own pad states are kept next to the `hmac` crate's (40 bytes, wiped on drop).
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
 use super::mac::{HashAlg, KeyedMac, MAX_OUTPUT};
+use super::sha1_multi::{self, Sha1Pads};
 use super::CryptoError;
 
 /// IKEv2 integrity transforms (IANA "Transform Type 3 - Integrity Algorithm Transform IDs").
@@ -101,7 +105,12 @@ impl IntegAlg {
 pub struct Integ {
     alg: IntegAlg,
     mac: KeyedMac,
+    /// HMAC-SHA1 only: the pad states of the multi-buffer path ([`Integ::sign_many`]).
+    sha1: Option<Sha1Pads>,
 }
+
+/// Messages [`Integ::sign_many`] hands to the multi-buffer code at once (a stack batch).
+const MANY: usize = 8;
 
 impl Integ {
     /// Keys the transform. The key must be exactly [`IntegAlg::key_len`] bytes
@@ -113,6 +122,7 @@ impl Integ {
         Ok(Integ {
             alg,
             mac: KeyedMac::new(alg.hash(), key),
+            sha1: (alg == IntegAlg::HmacSha1_96).then(|| Sha1Pads::new(key)),
         })
     }
 
@@ -141,6 +151,38 @@ impl Integ {
         self.mac_into(parts, &mut full);
         icv_out[..icv_len].copy_from_slice(&full[..icv_len]);
         full.zeroize();
+    }
+
+    /// Signs several messages in place: each item is `data || room for the ICV`, and its last
+    /// [`IntegAlg::icv_len`] bytes receive the ICV of the bytes before them — what
+    /// [`Integ::sign`] writes, byte for byte. HMAC-SHA1 computes several MACs at once
+    /// (their SHA-1 chains interleaved, `sha1_multi`); the other hashes sign one by one.
+    ///
+    /// # Panics
+    /// If an item is shorter than the ICV — a caller bug, independent of any received data.
+    pub fn sign_many(&self, items: &mut [&mut [u8]]) {
+        let icv_len = self.alg.icv_len();
+        let Some(pads) = &self.sha1 else {
+            for item in items.iter_mut() {
+                let (data, icv) = item.split_at_mut(item.len() - icv_len);
+                self.sign(data, icv);
+            }
+            return;
+        };
+        let mut macs = [[0u8; sha1_multi::DIGEST]; MANY];
+        for group in items.chunks_mut(MANY) {
+            let n = group.len();
+            let mut msgs: [&[u8]; MANY] = [&[]; MANY];
+            let mut icvs: [&mut [u8]; MANY] = Default::default();
+            for ((msg, icv), item) in msgs.iter_mut().zip(icvs.iter_mut()).zip(group.iter_mut()) {
+                (*msg, *icv) = item.split_at_mut(item.len() - icv_len);
+            }
+            sha1_multi::hmac_sha1_many(pads, &msgs[..n], &mut macs[..n]);
+            for (icv, mac) in icvs.iter_mut().zip(&macs[..n]) {
+                icv.copy_from_slice(&mac[..icv_len]);
+            }
+        }
+        macs.zeroize();
     }
 
     /// Checks `icv` against the ICV of `data` in constant time. An ICV of the wrong length

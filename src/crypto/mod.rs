@@ -3,6 +3,8 @@
 //! What lives here:
 //! - [`EncrAlg`] / [`Cipher`]: CBC encryption (RFC 2405 DES, RFC 2451 3DES, RFC 3602 AES),
 //! - [`IntegAlg`] / [`Integ`]: truncated HMAC integrity (RFC 2403, 2404, 4868),
+//!   HMAC-SHA1 also several messages at once ([`Integ::sign_many`], `sha1_multi`: SHA-NI
+//!   lanes interleaved, the one module here that allows `unsafe`),
 //! - [`PrfAlg`]: HMAC PRFs and `prf+` (RFC 2104, RFC 4868, RFC 7296 §2.13),
 //! - [`DhGroup`] / [`DhPrivate`]: MODP Diffie-Hellman with RFC 6989 peer-value checks,
 //! - [`keys`]: SKEYSEED, the IKE SA and Child SA key schedules and the PSK AUTH value
@@ -36,6 +38,7 @@ mod integ;
 pub mod keys;
 mod mac;
 mod prf;
+mod sha1_multi;
 
 #[doc(hidden)]
 pub use dh::internals as dh_internals;

@@ -381,7 +381,8 @@ impl OutboundSa {
     /// The second half of sealing: encrypts packets made by [`Self::seal_prepare`] (each
     /// exactly the length it returned) and appends their ICVs (encrypt-then-MAC, RFC 4303
     /// §3.3.2). Packets are encrypted [`PAR_BLOCKS`] at a time with their CBC chains
-    /// interleaved ([`Cipher::encrypt_many`]). On an error (a packet of a length
+    /// interleaved ([`Cipher::encrypt_many`]) and signed together ([`Integ::sign_many`]:
+    /// HMAC-SHA1's chains interleaved too). On an error (a packet of a length
     /// `seal_prepare` cannot have returned) some packets stay unencrypted: drop them all.
     pub fn seal_finish<'a>(
         &self,
@@ -412,10 +413,8 @@ impl OutboundSa {
                 }
                 self.cipher.encrypt_many(&mut bodies[..n])?;
             }
-            for p in group[..n].iter_mut() {
-                let (signed, icv) = p.split_at_mut(p.len() - icv_len);
-                self.integ.sign(signed, icv);
-            }
+            // Each packet's ICV into its last `icv_len` bytes, several MACs at once.
+            self.integ.sign_many(&mut group[..n]);
         }
     }
 }

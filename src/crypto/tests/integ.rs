@@ -184,3 +184,34 @@ fn transform_ids_and_lengths() {
         assert_eq!(IntegAlg::from_ike(id), None);
     }
 }
+
+#[test]
+fn sign_many_writes_what_sign_writes_for_every_transform() {
+    // Eleven messages of unequal lengths (more than one batch of the multi-buffer path),
+    // each followed by room for its ICV: every ICV equals the one-by-one `sign`, and the
+    // message bytes are left alone.
+    for alg in IntegAlg::ALL {
+        let key: Vec<u8> = (0..alg.key_len()).map(|i| i as u8 ^ 0x5c).collect();
+        let integ = Integ::new(alg, &key).expect("key length");
+        let msgs: Vec<Vec<u8>> = (0..11usize)
+            .map(|i| (0..i * 157 + 3).map(|b| (b * 7 + i) as u8).collect())
+            .collect();
+        let mut items: Vec<Vec<u8>> = msgs
+            .iter()
+            .map(|m| [m.as_slice(), &vec![0xee; alg.icv_len()]].concat())
+            .collect();
+        let mut refs: Vec<&mut [u8]> = items.iter_mut().map(|i| i.as_mut_slice()).collect();
+        integ.sign_many(&mut refs);
+        for (item, msg) in items.iter().zip(&msgs) {
+            let mut want = vec![0u8; alg.icv_len()];
+            integ.sign(msg, &mut want);
+            assert_eq!(&item[..msg.len()], &msg[..], "{alg:?}");
+            assert_eq!(
+                &item[msg.len()..],
+                &want[..],
+                "{alg:?}, {} bytes",
+                msg.len()
+            );
+        }
+    }
+}
