@@ -172,6 +172,14 @@ impl Integ {
         let mut macs = [[0u8; sha1_multi::DIGEST]; MANY];
         for group in items.chunks_mut(MANY) {
             let n = group.len();
+            if n == 1 {
+                // One message: nothing to interleave, and the `hmac` crate's one-stream
+                // SHA-NI path (all blocks in one call) beats the lane machinery's per-block
+                // overhead (ESP `seal` of one 1,400-byte packet: 4.17 µs through one lane).
+                let (data, icv) = group[0].split_at_mut(group[0].len() - icv_len);
+                self.sign(data, icv);
+                continue;
+            }
             let mut msgs: [&[u8]; MANY] = [&[]; MANY];
             let mut icvs: [&mut [u8]; MANY] = Default::default();
             for ((msg, icv), item) in msgs.iter_mut().zip(icvs.iter_mut()).zip(group.iter_mut()) {
