@@ -38,6 +38,9 @@ pub(crate) struct Harness {
     pub now: Instant,
 }
 
+/// The client's SPI in its answer to a Child SA rekey ([`Harness::accept_child_rekey`]).
+pub(super) const CLIENT_REKEY_SPI: u32 = 0x0c11_e47b;
+
 impl Harness {
     pub fn new(cfg: ResponderConfig) -> Self {
         Self {
@@ -48,6 +51,37 @@ impl Harness {
             #[allow(clippy::disallowed_methods)]
             now: Instant::now(),
         }
+    }
+
+    /// The client `ini` (at `client`) accepts the responder's Child SA rekey request `req`
+    /// (CREATE_CHILD_SA) with SPI [`CLIENT_REKEY_SPI`] and a fixed nonce, no KE; returns the
+    /// SPI the request's REKEY_SA names and the responder's actions on the answer.
+    pub fn accept_child_rekey(
+        &mut self,
+        client: &str,
+        ini: &Initiator,
+        req: &[u8],
+    ) -> (Vec<u8>, Vec<Action>) {
+        let msg = Message::parse(req).unwrap();
+        assert_eq!(msg.header.exchange, ExchangeType::CREATE_CHILD_SA);
+        let inner = ini.sk().unwrap().open(req, &msg).unwrap().unwrap();
+        let rekeyed = inner
+            .notifies()
+            .find(|n| n.notify_type == NotifyType::REKEY_SA)
+            .expect("the rekey names the SA it replaces")
+            .spi
+            .clone();
+        let mut proposal = inner.sa().unwrap()[0].clone();
+        proposal.spi = CLIENT_REKEY_SPI.to_be_bytes().to_vec();
+        let answer = ini
+            .protect_response(
+                ExchangeType::CREATE_CHILD_SA,
+                msg.header.message_id,
+                &[Payload::Sa(vec![proposal]), Payload::Nonce(vec![0x42; 32])],
+                &mut self.rng,
+            )
+            .unwrap();
+        (rekeyed, self.send(client, &answer))
     }
 
     /// Sends `bytes` from `client` and returns the actions.

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use super::responder::SaState;
-use super::tests::{initiator_config, installed, sent, Harness};
+use super::tests::{initiator_config, installed, sent, Harness, CLIENT_REKEY_SPI};
 use super::*;
 use crate::wire::{
-    ExchangeType, Header, Message, NotifyType, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
+    ExchangeType, Header, Message, Payload, PayloadList, PayloadType, FLAG_INITIATOR,
 };
 
 const CLIENT: &str = "198.51.100.7:500";
@@ -342,32 +342,16 @@ fn a_child_sa_running_out_of_sequence_numbers_is_rekeyed_even_without_a_lifetime
     assert_eq!(req.len(), 1, "asked again after the retry interval");
 
     // Accepted this time: the client answers with its SPI and nonce (no PFS configured).
-    let msg = Message::parse(&req[0]).unwrap();
-    let inner = ini.sk().unwrap().open(&req[0], &msg).unwrap().unwrap();
-    let rekey_sa = inner
-        .notifies()
-        .find(|n| n.notify_type == NotifyType::REKEY_SA);
+    let (rekeyed, actions) = h.accept_child_rekey(CLIENT, &ini, &req[0]);
     assert_eq!(
-        rekey_sa.map(|n| n.spi.clone()),
-        Some(first.inbound_spi.to_be_bytes().to_vec()),
+        rekeyed,
+        first.inbound_spi.to_be_bytes().to_vec(),
         "the rekey names the exhausted SA"
     );
-    let mut proposal = inner.sa().unwrap()[0].clone();
-    let client_spi = 0x0c11_e47bu32;
-    proposal.spi = client_spi.to_be_bytes().to_vec();
-    let answer = ini
-        .protect_response(
-            ExchangeType::CREATE_CHILD_SA,
-            msg.header.message_id,
-            &[Payload::Sa(vec![proposal]), Payload::Nonce(vec![0x42; 32])],
-            &mut h.rng,
-        )
-        .unwrap();
-    let actions = h.send(CLIENT, &answer);
     apply(&sad, &actions);
     let new = installed(&actions);
     assert_eq!(new.len(), 1, "the new Child SA is installed");
-    assert_eq!(new[0].outbound_spi, client_spi);
+    assert_eq!(new[0].outbound_spi, CLIENT_REKEY_SPI);
     assert_eq!(
         h.responder.counters().child_rekeys,
         1,
@@ -382,7 +366,7 @@ fn a_child_sa_running_out_of_sequence_numbers_is_rekeyed_even_without_a_lifetime
 
     // Traffic goes on through the new SA from sequence number 1; the old one is no longer
     // due (it was rekeyed) and would refuse to seal at the end of its numbers, never wrap.
-    assert_eq!(seal(&sad, &mut wire, &mut h.rng), Ok(client_spi));
+    assert_eq!(seal(&sad, &mut wire, &mut h.rng), Ok(CLIENT_REKEY_SPI));
     assert_eq!(&wire[4..8], &1u32.to_be_bytes());
     // Later ticks: the old SA is no longer due (rekeyed), so no further CREATE_CHILD_SA; the
     // unanswered DELETE is retransmitted.

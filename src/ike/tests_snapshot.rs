@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::initiator::Initiator;
 use super::snapshot::{ResponderState, RestoreError};
-use super::tests::{initiator_config, installed, sent, Harness};
+use super::tests::{initiator_config, installed, sent, Harness, CLIENT_REKEY_SPI};
 use super::*;
-use crate::wire::{ExchangeType, Header, Message, NotifyType, Payload, PayloadList};
+use crate::wire::{ExchangeType, Header};
 
 const CLIENT: &str = "198.51.100.7:500";
 
@@ -95,26 +95,10 @@ fn a_restored_responder_answers_from_its_cache_takes_the_next_request_and_rekeys
 /// Accepts the responder's CREATE_CHILD_SA `req` as the client; returns the new inbound SPI
 /// the responder installed.
 fn answer_rekey(h: &mut Harness, ini: &Initiator, req: &[u8]) -> u32 {
-    let msg = Message::parse(req).unwrap();
-    assert_eq!(msg.header.exchange, ExchangeType::CREATE_CHILD_SA);
-    let inner = ini.sk().unwrap().open(req, &msg).unwrap().unwrap();
-    assert!(inner
-        .notifies()
-        .any(|n| n.notify_type == NotifyType::REKEY_SA));
-    let mut proposal = inner.sa().unwrap()[0].clone();
-    proposal.spi = 0x0c11_e47bu32.to_be_bytes().to_vec();
-    let answer = ini
-        .protect_response(
-            ExchangeType::CREATE_CHILD_SA,
-            msg.header.message_id,
-            &[Payload::Sa(vec![proposal]), Payload::Nonce(vec![0x42; 32])],
-            &mut h.rng,
-        )
-        .unwrap();
-    let actions = h.send(CLIENT, &answer);
+    let (_, actions) = h.accept_child_rekey(CLIENT, ini, req);
     let new = installed(&actions);
     assert_eq!(new.len(), 1, "the new Child SA is installed");
-    assert_eq!(new[0].outbound_spi, 0x0c11_e47b);
+    assert_eq!(new[0].outbound_spi, CLIENT_REKEY_SPI);
     new[0].inbound_spi
 }
 
