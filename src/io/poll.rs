@@ -29,6 +29,33 @@ pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<bool>> 
             revents: 0,
         })
         .collect();
+    let reported = poll_once(&mut pfds, timeout, || format!("{} fds", fds.len()))?;
+    Ok(pfds
+        .iter()
+        .map(|p| reported && p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
+        .collect())
+}
+
+/// Waits until `fd` can be written to (or is in error) or `timeout` passes; `Ok(false)` on
+/// timeout or `EINTR`. Used to ride out a full socket send buffer.
+pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = [libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    let reported = poll_once(&mut pfd, timeout, || format!("fd {fd}, POLLOUT"))?;
+    Ok(reported && pfd[0].revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
+}
+
+/// One `poll(2)` on `pfds`: `Ok(false)` when interrupted (`EINTR`: nothing reported),
+/// `Ok(true)` when the `revents` are the kernel's answer; a descriptor that is not open
+/// (`POLLNVAL`) is an error. `what` names the set in an error.
+fn poll_once(
+    pfds: &mut [libc::pollfd],
+    timeout: Duration,
+    what: impl FnOnce() -> String,
+) -> io::Result<bool> {
     let ms = timeout_ms(timeout);
     // SAFETY: `pfds` is a live, exclusively borrowed array of `pfds.len()` pollfd structs;
     // the kernel writes only their `revents` fields.
@@ -36,48 +63,14 @@ pub fn wait_readable(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<bool>> 
     if rc < 0 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(vec![false; fds.len()]);
-        }
-        return Err(context(
-            format_args!("poll({} fds, {ms} ms)", pfds.len()),
-            err,
-        ));
-    }
-    pfds.iter()
-        .map(|p| {
-            if p.revents & libc::POLLNVAL != 0 {
-                return Err(not_open(p.fd));
-            }
-            Ok(p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
-        })
-        .collect()
-}
-
-/// Waits until `fd` can be written to (or is in error) or `timeout` passes; `Ok(false)` on
-/// timeout or `EINTR`. Used to ride out a full socket send buffer.
-pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    let ms = timeout_ms(timeout);
-    // SAFETY: `pfd` is one live pollfd the kernel may write `revents` into.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
             return Ok(false);
         }
-        return Err(context(
-            format_args!("poll(fd {fd}, POLLOUT, {ms} ms)"),
-            err,
-        ));
+        return Err(context(format_args!("poll({}, {ms} ms)", what()), err));
     }
-    if pfd.revents & libc::POLLNVAL != 0 {
-        return Err(not_open(fd));
+    match pfds.iter().find(|p| p.revents & libc::POLLNVAL != 0) {
+        Some(p) => Err(not_open(p.fd)),
+        None => Ok(true),
     }
-    Ok(pfd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
 }
 
 /// A reusable set of descriptors to wait on for readability: an `epoll(7)` instance, so a
