@@ -54,6 +54,10 @@ enum Command {
     Run {
         #[arg(long, short, default_value = config::DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Take over from the process that started this one (`ipsec-server upgrade` starts
+        /// the new process with it; not for use by hand).
+        #[arg(long = "takeover-fd", value_name = "FD", hide = true)]
+        takeover_fd: Option<i32>,
     },
     /// Validate a configuration file: every error, host condition and warning on stderr as
     /// `FILE:LINE: key.path: CODE: message` (`host: CODE` for what depends on this host:
@@ -97,6 +101,13 @@ enum Command {
     /// Make the running daemon apply its config file, as SIGHUP does, and print the outcome
     /// (needs root).
     Reload {
+        #[command(flatten)]
+        at: SocketArgs,
+    },
+    /// Replace the running daemon by a new process of `gateway.upgrade_binary` (default: the
+    /// daemon's own binary path) without dropping a tunnel: sockets, SAs and the TUN device
+    /// are handed over; on failure the old process serves on and this says why (needs root).
+    Upgrade {
         #[command(flatten)]
         at: SocketArgs,
     },
@@ -226,7 +237,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Loadgen(args) => cmd_loadgen(args),
         Command::Check { config, no_host } => cmd_check(&config, no_host),
-        Command::Run { config } => cmd_run(&config),
+        Command::Run {
+            config,
+            takeover_fd,
+        } => cmd_run(&config, takeover_fd),
         Command::Client(args) => match daemon::run_client(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -237,6 +251,7 @@ fn main() -> ExitCode {
         Command::Status { json, id, vip, at } => cmd_status(json, Selector { id, vip }, &at),
         Command::Terminate { vip, id, at } => cmd_terminate(Selector { id, vip }, &at),
         Command::Reload { at } => cmd_reload(&at),
+        Command::Upgrade { at } => cmd_upgrade(&at),
         Command::ShowPsk { config } => cmd_show_psk(&config),
         Command::ClientConfig(args) => cmd_client_config(args),
         Command::Generate { what } => match generate::run(what) {
@@ -405,7 +420,7 @@ fn cmd_check(config: &Path, no_host: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn cmd_run(config: &Path) -> ExitCode {
+fn cmd_run(config: &Path, takeover_fd: Option<i32>) -> ExitCode {
     let cfg = match config::load(config, &host_networks_excluding, &mut rand::thread_rng()) {
         Ok(c) => c,
         Err(report) => {
@@ -416,7 +431,7 @@ fn cmd_run(config: &Path) -> ExitCode {
     for w in cfg.warnings() {
         tracing::warn!("{w}");
     }
-    match daemon::run(cfg, config) {
+    match daemon::run(cfg, config, takeover_fd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -548,6 +563,21 @@ fn cmd_reload(at: &SocketArgs) -> ExitCode {
     } else {
         println!("changed: {}", outcome.changed.join(", "));
     }
+    ExitCode::SUCCESS
+}
+
+fn cmd_upgrade(at: &SocketArgs) -> ExitCode {
+    // The daemon waits for the new process's start and its take-over (bounded there).
+    let u = match control_request(at, &Request::Upgrade, Duration::from_secs(60))
+        .and_then(|r| serde_json::from_value::<daemon::Upgraded>(r).map_err(|e| e.to_string()))
+    {
+        Ok(u) => u,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "upgraded: pid {} -> {}, switch {} ms, {} IKE SAs kept",
+        u.old_pid, u.new_pid, u.switch_ms, u.ike_sas
+    );
     ExitCode::SUCCESS
 }
 

@@ -156,15 +156,22 @@ impl Api {
     /// Applies the persisted server (if any) in the background; the gateway is `updating`
     /// until it serves. True when there is a server to apply (the backend's first apply).
     pub fn start(self: &Arc<Self>) -> Result<bool, String> {
-        let mut inner = self.lock();
-        let Some(rec) = inner.persisted.server.clone() else {
+        let Some(server) = self.server_at_start()? else {
             return Ok(false);
         };
-        let server = self
-            .validate_record(&rec)
-            .map_err(|e| format!("the persisted IPsec server is invalid: {}", e.message))?;
+        let mut inner = self.lock();
         self.spawn_apply(&mut inner, Some(server), false, false);
         Ok(true)
+    }
+
+    /// The server [`Api::start`] applies, if any (validated).
+    pub fn server_at_start(&self) -> Result<Option<IpsecServerConfig>, String> {
+        let Some(rec) = self.lock().persisted.server.clone() else {
+            return Ok(None);
+        };
+        self.validate_record(&rec)
+            .map(Some)
+            .map_err(|e| format!("the persisted IPsec server is invalid: {}", e.message))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {

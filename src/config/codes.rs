@@ -48,6 +48,7 @@
 //! | `InvalidConfig.PskChangeReauth` | file only | `gateway.psk_change_reauth` outside 1..=86400 |
 //! | `InvalidConfig.Workers` | file only | `gateway.workers` outside 0..=1024 |
 //! | `InvalidConfig.Unique` | file only | `gateway.unique` not `same-address`, `never`, `replace` |
+//! | `InvalidConfig.UpgradeBinary` | file only | `gateway.upgrade_binary` not an absolute path |
 //! | `InvalidConfig.CookieThreshold` | file only | `limits.cookie_threshold` outside 1..=1000000 |
 //! | `InvalidConfig.CookieThresholdIp` | file only | `limits.cookie_threshold_ip` outside 1..=1000000 |
 //! | `InvalidConfig.BlockThresholdIp` | file only | `limits.block_threshold_ip` outside 1..=1000000 |
@@ -115,6 +116,7 @@ pub const NAT_T_PORT: &str = "InvalidConfig.NatTPort";
 pub const TUN_NAME: &str = "InvalidConfig.TunName";
 pub const STATE_DIR: &str = "InvalidConfig.StateDir";
 pub const CONTROL_SOCKET: &str = "InvalidConfig.ControlSocket";
+pub const UPGRADE_BINARY: &str = "InvalidConfig.UpgradeBinary";
 pub const MAX_CONNECTIONS: &str = "InvalidConfig.MaxConnections";
 pub const DPD_INTERVAL: &str = "InvalidConfig.DpdInterval";
 pub const PSK_CHANGE_REAUTH: &str = "InvalidConfig.PskChangeReauth";
@@ -203,6 +205,7 @@ pub const ALL: &[&str] = &[
     TUN_NAME,
     STATE_DIR,
     CONTROL_SOCKET,
+    UPGRADE_BINARY,
     MAX_CONNECTIONS,
     DPD_INTERVAL,
     PSK_CHANGE_REAUTH,

@@ -34,6 +34,7 @@ pub struct GatewayConfig {
     pub(super) workers: Option<NonZeroU32>,
     pub(super) unique: UniquePolicy,
     pub(super) force_udp_encap: bool,
+    pub(super) upgrade_binary: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -100,6 +101,11 @@ impl GatewayConfig {
     /// a NAT gets no data plane.
     pub fn force_udp_encap(&self) -> bool {
         self.force_udp_encap
+    }
+    /// The binary `ipsec-server upgrade` starts (absolute); `None`: the one the daemon was
+    /// started from.
+    pub fn upgrade_binary(&self) -> Option<&Path> {
+        self.upgrade_binary.as_deref()
     }
 }
 

@@ -103,6 +103,9 @@ pub struct GatewayRaw {
     /// Claim a NAT in NAT detection so that every client encapsulates ESP in UDP.
     #[serde(default = "defaults::yes")]
     pub force_udp_encap: bool,
+    /// The binary `ipsec-server upgrade` starts; default: the one the daemon runs.
+    #[serde(default)]
+    pub upgrade_binary: Option<PathBuf>,
 }
 
 /// `[limits]`: what outside traffic may make the daemon keep or compute (the responder's DoS

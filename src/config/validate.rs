@@ -334,6 +334,16 @@ pub(super) fn gateway(raw: &GatewayRaw, f: &mut Findings) -> Option<GatewayConfi
             )
         })
     });
+    let upgrade_binary = f.field("gateway.upgrade_binary", |_| match &raw.upgrade_binary {
+        Some(p) if !p.is_absolute() || p.as_os_str().is_empty() => Err(ConfigError::new(
+            codes::UPGRADE_BINARY,
+            format!(
+                "gateway.upgrade_binary {} is not an absolute path",
+                shown(&p.to_string_lossy())
+            ),
+        )),
+        other => Ok(other.clone()),
+    });
     let (dpd, psk_change_reauth, workers) = (dpd?, psk_change_reauth?, workers?);
     Some(GatewayConfig {
         vpn_gateway_id: vpn_gateway_id?,
@@ -352,6 +362,7 @@ pub(super) fn gateway(raw: &GatewayRaw, f: &mut Findings) -> Option<GatewayConfi
         workers: NonZeroU32::new(workers),
         unique: unique?,
         force_udp_encap: raw.force_udp_encap,
+        upgrade_binary: upgrade_binary?,
     })
 }
 

@@ -189,6 +189,7 @@ pub fn run_client(args: ClientArgs) -> Result<(), DaemonError> {
             sad: sad.clone(),
             ike: postbox.clone(),
             stop: stop.clone(),
+            pause: Default::default(),
             nat_t_port: 4500,
         };
         threads.push(supervise::spawn(format!("dp-{i}"), &stop, move || w.run())?);

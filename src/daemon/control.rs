@@ -140,6 +140,9 @@ pub mod codes {
     /// `reload`: the file is valid but its server could not be applied (the stack did not
     /// start).
     pub const APPLY_FAILED: &str = "OperationFailed.Apply";
+    /// `upgrade`: the new process did not take over; this one serves on (the message says
+    /// why).
+    pub const UPGRADE_FAILED: &str = "OperationFailed.Upgrade";
 }
 
 /// One request on the control socket.
@@ -157,6 +160,10 @@ pub enum Request {
     /// Applies the config file as SIGHUP does; answers a
     /// [`ReloadOutcome`](super::reload::ReloadOutcome).
     Reload,
+    /// Hands the running server over to a new process of `gateway.upgrade_binary`
+    /// (`upgrade.rs`); answers an [`Upgraded`](super::upgrade::Upgraded), after which
+    /// this daemon exits, or an error after which it serves on.
+    Upgrade,
     /// Renders a client configuration of the server being served (`onboard::render`, with the
     /// PSK the daemon holds, even a generated one); answers a [`ClientConfig`].
     ClientConfig {
@@ -317,26 +324,46 @@ pub(crate) struct Control {
     pub manager: Arc<StackManager>,
     /// The config file `reload` applies; `None` with `[api]` (refused).
     pub reload_from: Option<PathBuf>,
+    pub upgrader: super::upgrade::Upgrader,
+    /// Set when an `upgrade` handed over: the process exits once the answer is written.
+    pub handed_over: AtomicBool,
 }
 
 /// Binds the control socket of `config` and answers it on a supervised thread until `stop`
 /// (then the socket file is removed).
+/// The control socket is the one a previous process handed over, if it did (`upgrade.rs`).
 pub(crate) fn start(
     config: &Config,
     manager: Arc<StackManager>,
     reload_from: Option<PathBuf>,
     stop: &Arc<AtomicBool>,
+    upgrader: super::upgrade::Upgrader,
 ) -> Result<JoinHandle<()>, DaemonError> {
+    use super::handover::Listener;
     let path = config.gateway().control_socket().to_path_buf();
-    let listener = listen(&path).map_err(|source| DaemonError::ControlSocket {
+    let failed = |source| DaemonError::ControlSocket {
         path: path.clone(),
         source,
-    })?;
+    };
+    let listener = match upgrader.listeners.inherited(Listener::Control) {
+        Some(fd) => {
+            let l = UnixListener::from(fd);
+            l.set_nonblocking(true).map_err(failed)?;
+            l
+        }
+        None => listen(&path).map_err(failed)?,
+    };
+    upgrader
+        .listeners
+        .keep(Listener::Control, std::os::fd::AsFd::as_fd(&listener))
+        .map_err(failed)?;
     let control = Control {
         started: Instant::now(),
         config: config.clone(),
         manager,
         reload_from,
+        upgrader,
+        handed_over: AtomicBool::new(false),
     };
     let stop2 = stop.clone();
     supervise::spawn("control".into(), stop, move || {
@@ -368,6 +395,12 @@ pub(crate) fn serve(
                 if let Err(e) = write_answer(&mut stream, &line, WRITE_DEADLINE) {
                     debug!("control socket client: {e}");
                 }
+                if control.handed_over.load(Ordering::SeqCst) {
+                    // The new process serves: this one leaves without a DELETE, without
+                    // undoing routes or tables, without revoking a cluster lease.
+                    info!("handed over; exiting");
+                    std::process::exit(0);
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(100))
@@ -397,6 +430,14 @@ fn handle(control: &Control, req: Request) -> Answer {
                  [ipsec_server] is not applied",
             )),
         }),
+        Request::Upgrade => {
+            info!("upgrade requested on the control socket");
+            let upgraded = control.upgrader.upgrade();
+            if upgraded.is_ok() {
+                control.handed_over.store(true, Ordering::SeqCst);
+            }
+            Answer::of(upgraded.map_err(|e| ControlError::new(codes::UPGRADE_FAILED, e)))
+        }
         Request::ClientConfig {
             format,
             server,

@@ -11,7 +11,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +19,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tracing::{debug, info, warn};
 
+use crate::ike::snapshot::ResponderState;
 use crate::ike::{Action, Responder, ResponderConfig};
 use crate::io;
 use crate::io::udp::{RecvBatch, SendBatch};
+use crate::ipsec::handover::SadState;
 use crate::ipsec::{drops_since, DropReason, Sad};
 use crate::wire::with_non_esp_marker;
 
@@ -53,8 +55,34 @@ pub(crate) enum ControlMsg {
         config: Arc<ResponderConfig>,
         delete_all: bool,
     },
+    /// `ipsec-server upgrade` (`upgrade.rs`), once the stack's packet threads are parked:
+    /// the IKE thread handles the datagrams already queued, answers its state on `reply`,
+    /// then handles nothing until `verdict` says whether the new process took over (`true`:
+    /// the thread ends without a DELETE) or not (`false`, or no verdict within
+    /// [`VERDICT_WAIT`]: it serves on).
+    HandOver {
+        reply: Sender<Captured>,
+        verdict: Receiver<bool>,
+    },
     Shutdown,
 }
+
+/// What the IKE thread captures for a hand-over.
+pub(crate) struct Captured {
+    pub responder: ResponderState,
+    pub sad: SadState,
+}
+
+impl std::fmt::Debug for Captured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys inside: say only how much.
+        write!(f, "Captured({} IKE SAs)", self.responder.sas.len())
+    }
+}
+
+/// The longest the IKE thread waits for a hand-over's verdict before it serves on: far
+/// above the upgrade's own bounds (`upgrade.rs`), so it only matters if those fail.
+pub(crate) const VERDICT_WAIT: Duration = Duration::from_secs(60);
 
 /// At most one log line per this period about IKE datagrams dropped at a full queue.
 pub(crate) const DROP_REPORT_PERIOD: Duration = Duration::from_secs(10);
@@ -99,12 +127,16 @@ pub(crate) fn receive_ike(
     bound: SocketAddr,
     ike: Postbox,
     stop: Arc<AtomicBool>,
+    pause: Arc<super::pause::Pause>,
 ) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let mut rx = RecvBatch::new(16, 65536);
     let mut poller =
         io::poll::Poller::new(&[sock.as_raw_fd()]).map_err(|e| format!("UDP {bound}: {e}"))?;
     while !stop.load(Ordering::Relaxed) {
+        if !pause.hold(&stop) {
+            break;
+        }
         if poller
             .wait(Duration::from_millis(200))
             .map_err(|e| format!("UDP {bound}: {e}"))?
@@ -247,6 +279,24 @@ impl ControlPlane {
                             .reconfigure(Instant::now(), &mut rng, config, delete_all);
                     self.apply(actions);
                     info!(delete_all, %ike, %esp, "responder reconfigured");
+                }
+                Received::Control(ControlMsg::HandOver { reply, verdict }) => {
+                    while let Some(d) = inbox.try_datagram() {
+                        let actions =
+                            self.responder
+                                .handle(Instant::now(), &mut rng, &d.bytes, d.local, d.remote);
+                        self.apply(actions);
+                    }
+                    let captured = Captured {
+                        responder: self.responder.snapshot(Instant::now()),
+                        sad: self.sad.export(),
+                    };
+                    if reply.send(captured).is_ok()
+                        && verdict.recv_timeout(VERDICT_WAIT) == Ok(true)
+                    {
+                        info!("handed over: this process's IKE thread ends without DELETE");
+                        return Ok(());
+                    }
                 }
                 Received::Control(ControlMsg::Shutdown) | Received::Closed => {
                     let actions = self.responder.delete_all(&mut rng);

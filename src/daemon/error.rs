@@ -9,6 +9,10 @@ use std::path::PathBuf;
 pub enum DaemonError {
     #[error("no IPsec server to serve (no [ipsec_server] and no [api])")]
     NoServer,
+    /// `ipsec-server upgrade`: what the previous process handed over cannot be taken over
+    /// (that process serves on).
+    #[error("taking over: {0}")]
+    HandOver(String),
     /// The control API's saved state could not be loaded.
     #[error("control API state: {0}")]
     ApiState(String),

@@ -10,8 +10,8 @@
 //! types of every older version stay in the code, frozen, with a conversion to the current
 //! ones, so a newer binary reads what an older one hands it ([`decode`]); an unknown
 //! version, a truncated or oversized snapshot, trailing bytes are refused with
-//! [`HandoverError`] (the old process then keeps serving). `tests::a_stored_v1_sample_is_read`
-//! holds a v1 snapshot as bytes: it fails the day v1 stops being readable.
+//! [`HandoverError`] (the old process then keeps serving). `tests::a_stored_vN_sample_is_read`
+//! holds a snapshot of each version as bytes: it fails the day one stops being readable.
 //!
 //! Secrets: the snapshot holds every key. It is written only into the hand-over socket,
 //! never to a file or a log; none of its types implements `Debug`.
@@ -24,7 +24,7 @@ use crate::ike::snapshot::ResponderState;
 use crate::ipsec::handover::SadState;
 
 /// The version [`encode`] writes.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// The largest snapshot read: far above 10,000 clients (about 2 KiB each with their cached
 /// response), far below what would hurt the new process.
@@ -40,16 +40,54 @@ pub enum HandoverError {
     Malformed(String),
 }
 
-/// Version 1 (the current one).
+/// Version 2 (the current one): version 1 and the daemon's listeners.
 #[derive(Serialize, Deserialize)]
 pub struct Snapshot {
     pub responder: ResponderState,
     pub sad: SadState,
     pub stack: StackState,
     /// Cluster mode (issue 17): the node's etcd lease, which the new process keeps alive
-    /// instead of registering again. `None` outside cluster mode. Wired by the cluster
-    /// work; the field is here so that v1 already carries it.
+    /// instead of registering again. `None` outside cluster mode.
     pub cluster: Option<ClusterLease>,
+    /// The listeners whose descriptors follow the stack's, in this order.
+    pub listeners: Vec<Listener>,
+}
+
+/// A listening socket of the daemon (not of a stack) handed over after the stack's sockets.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The control socket (Unix stream).
+    Control,
+    /// `[api]`'s TCP listener.
+    Api,
+    /// `[metrics]`'s TCP listener.
+    Metrics,
+}
+
+/// Version 1, frozen: what a v1 daemon hands over. It passed no listener (a new process
+/// reading it binds its own).
+mod v1 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Snapshot {
+        pub responder: ResponderState,
+        pub sad: SadState,
+        pub stack: StackState,
+        pub cluster: Option<ClusterLease>,
+    }
+
+    impl From<Snapshot> for super::Snapshot {
+        fn from(s: Snapshot) -> Self {
+            super::Snapshot {
+                responder: s.responder,
+                sad: s.sad,
+                stack: s.stack,
+                cluster: s.cluster,
+                listeners: Vec::new(),
+            }
+        }
+    }
 }
 
 /// The etcd lease of a cluster node (see [`Snapshot::cluster`]).
@@ -62,8 +100,8 @@ pub struct ClusterLease {
 
 /// What the running stack is made of, so the new process rebuilds it from the handed-over
 /// file descriptors (in this order: a UDP 500 socket per listen address, then per worker a
-/// TUN queue and a UDP 4500 socket per listen address) and knows what to undo at its own
-/// orderly stop.
+/// UDP 4500 socket per listen address; the TUN device is kept by attaching new queues to
+/// it, `upgrade.rs`) and knows what to undo at its own orderly stop.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct StackState {
     pub tun_name: String,
@@ -92,19 +130,23 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, HandoverError> {
         return Err(HandoverError::Malformed("no version".into()));
     };
     match u16::from_be_bytes(*version) {
-        1 => {
-            let (s, rest) = postcard::take_from_bytes::<Snapshot>(body)
-                .map_err(|e| HandoverError::Malformed(e.to_string()))?;
-            if !rest.is_empty() {
-                return Err(HandoverError::Malformed(format!(
-                    "{} octets after the snapshot",
-                    rest.len()
-                )));
-            }
-            Ok(s)
-        }
+        1 => take_all::<v1::Snapshot>(body).map(Snapshot::from),
+        2 => take_all::<Snapshot>(body),
         v => Err(HandoverError::UnknownVersion(v)),
     }
+}
+
+/// One `T` in postcard, and nothing after it.
+fn take_all<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HandoverError> {
+    let (s, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|e| HandoverError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(HandoverError::Malformed(format!(
+            "{} octets after the snapshot",
+            rest.len()
+        )));
+    }
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -175,6 +217,7 @@ mod tests {
                 lease_id: 0x1234,
                 ttl_left_ms: 9000,
             }),
+            listeners: vec![Listener::Control, Listener::Api],
         }
     }
 
@@ -186,6 +229,24 @@ mod tests {
         let sample = include_bytes!("handover-v1.bin");
         assert_eq!(&sample[..2], &1u16.to_be_bytes());
         let s = decode(sample).unwrap();
+        // v1 handed over no listener.
+        assert!(s.listeners.is_empty());
+        assert_sample(s);
+    }
+
+    /// `handover-v2.bin`: as the v1 sample, written by version 2 (which added the
+    /// listeners). Never regenerate it either.
+    #[test]
+    fn a_stored_v2_sample_is_read() {
+        let sample = include_bytes!("handover-v2.bin");
+        assert_eq!(&sample[..2], &2u16.to_be_bytes());
+        let s = decode(sample).unwrap();
+        assert_eq!(s.listeners, [Listener::Control, Listener::Api]);
+        assert_sample(s);
+    }
+
+    /// What both samples hold: one client of the fixtures' gateway.
+    fn assert_sample(s: Snapshot) {
         assert_eq!(s.stack.tun_name, "ipsec0");
         assert_eq!(s.stack.workers, 2);
         assert_eq!(s.stack.previous_forward, Some(false));
@@ -226,9 +287,12 @@ mod tests {
         // The capture's own encoding is the same again (nothing lost on the way).
         assert_eq!(encode(&back).unwrap(), bytes);
 
-        let mut v2 = bytes.clone();
-        v2[..2].copy_from_slice(&2u16.to_be_bytes());
-        assert_eq!(decode(&v2).err(), Some(HandoverError::UnknownVersion(2)));
+        let mut next = bytes.clone();
+        next[..2].copy_from_slice(&(VERSION + 1).to_be_bytes());
+        assert_eq!(
+            decode(&next).err(),
+            Some(HandoverError::UnknownVersion(VERSION + 1))
+        );
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1]),
             Err(HandoverError::Malformed(_))
@@ -243,10 +307,12 @@ mod tests {
             Some(HandoverError::TooLarge(MAX_SNAPSHOT + 1))
         );
         // Garbage after a valid version never panics.
-        for n in [3usize, 50, 500] {
-            let mut junk = vec![0xffu8; n];
-            junk[..2].copy_from_slice(&1u16.to_be_bytes());
-            assert!(decode(&junk).is_err());
+        for version in 1..=VERSION {
+            for n in [3usize, 50, 500] {
+                let mut junk = vec![0xffu8; n];
+                junk[..2].copy_from_slice(&version.to_be_bytes());
+                assert!(decode(&junk).is_err());
+            }
         }
     }
 }

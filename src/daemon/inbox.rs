@@ -150,6 +150,22 @@ impl Inbox {
         }
     }
 
+    /// A datagram already queued, without waiting; control messages stay queued.
+    pub fn try_datagram(&self) -> Option<Datagram> {
+        loop {
+            match self.items.try_recv() {
+                Ok(Item::Datagram(d)) => {
+                    self.queued_bytes
+                        .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+                    return Some(d);
+                }
+                // `recv` looks at the control messages first each time: nothing is lost.
+                Ok(Item::Wake) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Datagrams dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::control_plane::ControlMsg;
 use super::stack::Stack;
-use super::{responder_config, tun_mtu};
+use super::{responder_config, tun_mtu, DaemonError};
 use crate::api::Backend;
 use crate::config::{Config, IpsecServerConfig};
 use crate::ike::ResponderConfig;
@@ -214,6 +214,44 @@ impl StackManager {
         st.running = Some((stack, rcfg));
         st.served = Some(server.clone());
         Ok(applied)
+    }
+
+    /// Takes over the stack a previous process handed over (`upgrade.rs`), serving `server`.
+    pub(crate) fn adopt(
+        &self,
+        server: &IpsecServerConfig,
+        handed: super::stack::Handed,
+    ) -> Result<(), DaemonError> {
+        let _applied = CountOnDrop(&self.applied);
+        let config = self.base.with_ipsec_server(Some(server.clone()));
+        let rcfg = Arc::new(responder_config(&config).ok_or(DaemonError::NoServer)?);
+        let stack = Stack::adopt(&config, self.cluster.as_deref(), handed)?;
+        let mut st = self.lock();
+        st.running = Some((stack, rcfg));
+        st.served = Some(server.clone());
+        Ok(())
+    }
+
+    /// `ipsec-server upgrade`'s hand-over (`upgrade.rs`) with the manager locked throughout,
+    /// so no change is applied meanwhile: `hand` gets the running stack; `Ok` means the new
+    /// process took over, so the stack ends without DELETE or teardown and nothing is
+    /// applied after; on `Err` the stack serves on (`hand` resumed it).
+    pub(crate) fn hand_over<T>(
+        &self,
+        hand: impl FnOnce(&Stack) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut st = self.lock();
+        let Some((stack, _)) = &st.running else {
+            return Err("no IPsec server is being served: nothing to hand over \
+                        (restart the daemon instead)"
+                .into());
+        };
+        let out = hand(stack)?;
+        st.shut_down = true;
+        if let Some((stack, _)) = st.running.take() {
+            stack.handed_over();
+        }
+        Ok(out)
     }
 
     /// The server the running stack serves, as configured (its PSK included).

@@ -410,11 +410,10 @@ fn answer(req: &Request, scrape: &dyn Fn() -> Scrape) -> Response {
 /// Binds `cfg.listen` and serves `GET /metrics` on a supervised thread until `stop`.
 pub(crate) fn start(
     cfg: &MetricsConfig,
+    listener: TcpListener,
     stop: &Arc<AtomicBool>,
     scrape: impl Fn(bool) -> Scrape + Send + Sync + 'static,
 ) -> Result<JoinHandle<()>, DaemonError> {
-    let listener = TcpListener::bind(cfg.listen())
-        .map_err(DaemonError::bind(format!("metrics on {}", cfg.listen())))?;
     info!(listen = %cfg.listen(), per_client = cfg.per_client(), "metrics listening (GET /metrics)");
     if !cfg.listen().ip().is_loopback() {
         warn!(listen = %cfg.listen(), "metrics served beyond loopback, without authentication");

@@ -46,6 +46,7 @@ mod metrics;
 mod mtu;
 mod notify;
 mod os_state;
+mod pause;
 mod reload;
 mod responder_config;
 mod signals;
@@ -53,8 +54,10 @@ mod sockets;
 mod stack;
 mod status;
 mod supervise;
+mod upgrade;
 mod worker;
 
+use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,6 +76,7 @@ pub use responder_config::responder_config;
 pub use stack::Stack;
 pub use status::{SaStatus, Selector, Status};
 pub use supervise::{install_panic_hook, EXIT_THREAD_DIED};
+pub use upgrade::{Upgraded, TAKEOVER_ARG};
 
 use manager::StackManager;
 use signals::{Signal, Signals};
@@ -84,18 +88,76 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Runs the gateway until SIGINT or SIGTERM. Without `[api]` it serves `[ipsec_server]`;
 /// with `[api]` it serves the control API and whatever server the API's state (or, before
 /// the API's first change, `[ipsec_server]`) defines — possibly none (a bare gateway). The
-/// control socket is served throughout.
-pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
+/// control socket is served throughout. `takeover_fd`: this process takes over from the one
+/// that started it (`ipsec-server upgrade`, `upgrade.rs`).
+pub fn run(config: Config, path: &Path, takeover_fd: Option<RawFd>) -> Result<(), DaemonError> {
+    let mut takeover = match takeover_fd {
+        Some(fd) => Some(upgrade::receive(fd)?),
+        None => None,
+    };
+    let served = run_taking_over(config, path, &mut takeover);
+    if let (Some(t), Err(e)) = (takeover, &served) {
+        // Not confirmed: the old process serves on.
+        t.refuse(&e.to_string());
+    }
+    served
+}
+
+fn run_taking_over(
+    config: Config,
+    path: &Path,
+    takeover: &mut Option<upgrade::TakeOver>,
+) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let config = kept_psk::keep_generated_psk(config)?;
-    let cluster = cluster::Cluster::start(&config, None)?;
+    let lease = takeover.as_ref().and_then(|t| t.cluster_lease());
+    let cluster = cluster::Cluster::start(&config, lease)?;
     let manager = Arc::new(StackManager::new(config.clone(), cluster.clone()));
+    let listeners = takeover
+        .as_ref()
+        .map(|t| t.listeners())
+        .unwrap_or_default();
+    let api = match config.api() {
+        Some(_) => {
+            let backend: Arc<dyn Backend> = manager.clone();
+            Some(crate::api::Api::open(&config, backend).map_err(DaemonError::ApiState)?)
+        }
+        None => None,
+    };
+    if let Some(handed) = takeover.as_mut().and_then(|t| t.stack()) {
+        let server = match &api {
+            Some(api) => api.server_at_start().map_err(DaemonError::ApiState)?,
+            None => None,
+        };
+        let server = server
+            .or_else(|| config.ipsec_server().cloned())
+            .ok_or(DaemonError::NoServer)?;
+        manager.adopt(&server, handed)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let reload_from = config.api().is_none().then(|| path.to_path_buf());
-    let control = control::start(&config, manager.clone(), reload_from, &stop)?;
-    let served = match config.api().cloned() {
-        None => run_from_file(&config, path, &manager, &stop, &mut signals, &cluster),
-        Some(api_cfg) => run_api(&config, &api_cfg, &manager, &stop, &mut signals, &cluster),
+    let upgrader = upgrade::Upgrader {
+        binary: config
+            .gateway()
+            .upgrade_binary()
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::current_exe().ok()),
+        args: upgrade::own_args(),
+        manager: manager.clone(),
+        cluster: cluster.clone(),
+        listeners: listeners.clone(),
+    };
+    let control = control::start(&config, manager.clone(), reload_from, &stop, upgrader)?;
+    let ctx = Serving {
+        config: &config,
+        manager: &manager,
+        stop: &stop,
+        cluster: &cluster,
+        listeners: &listeners,
+    };
+    let served = match (config.api().cloned(), api) {
+        (Some(api_cfg), Some(api)) => run_api(&ctx, &api_cfg, api, &mut signals, takeover),
+        _ => run_from_file(&ctx, path, &mut signals, takeover),
     };
     stop.store(true, Ordering::Relaxed);
     let _ = control.join();
@@ -106,36 +168,73 @@ pub fn run(config: Config, path: &Path) -> Result<(), DaemonError> {
     served
 }
 
+/// What the serving loops share.
+struct Serving<'a> {
+    config: &'a Config,
+    manager: &'a Arc<StackManager>,
+    stop: &'a Arc<AtomicBool>,
+    cluster: &'a Option<Arc<cluster::Cluster>>,
+    listeners: &'a Arc<upgrade::Listeners>,
+}
+
+/// `READY=1` for systemd; after a take-over, this process becomes the main one and the old
+/// process may go (`upgrade.rs`).
+fn ready(status: &str, takeover: &mut Option<upgrade::TakeOver>) {
+    match takeover.take() {
+        Some(t) => t.confirm(status),
+        None => notify::ready(status),
+    }
+}
+
+/// A TCP listener of the daemon: the one the previous process handed over, else bound at
+/// `addr`; a duplicate is kept for the next hand-over.
+fn tcp_listener(
+    listeners: &upgrade::Listeners,
+    kind: handover::Listener,
+    addr: std::net::SocketAddr,
+    what: &str,
+) -> Result<std::net::TcpListener, DaemonError> {
+    let listener = match listeners.inherited(kind) {
+        Some(fd) => std::net::TcpListener::from(fd),
+        None => std::net::TcpListener::bind(addr)
+            .map_err(DaemonError::bind(format!("{what} on {addr}")))?,
+    };
+    listeners
+        .keep(kind, std::os::fd::AsFd::as_fd(&listener))
+        .map_err(DaemonError::socket(format!("duplicating the {what} listener")))?;
+    Ok(listener)
+}
+
 /// Serves the control API until SIGINT or SIGTERM.
 fn run_api(
-    config: &Config,
+    ctx: &Serving<'_>,
     api_cfg: &crate::config::ApiConfig,
-    manager: &Arc<StackManager>,
-    stop: &Arc<AtomicBool>,
+    api: Arc<crate::api::Api>,
     signals: &mut Signals,
-    cluster: &Option<Arc<cluster::Cluster>>,
+    takeover: &mut Option<upgrade::TakeOver>,
 ) -> Result<(), DaemonError> {
-    let backend: Arc<dyn Backend> = manager.clone();
-    let api = crate::api::Api::open(config, backend).map_err(DaemonError::ApiState)?;
-    let listener = std::net::TcpListener::bind(api_cfg.listen()).map_err(DaemonError::bind(
-        format!("the control API on {}", api_cfg.listen()),
-    ))?;
+    let listener = tcp_listener(
+        ctx.listeners,
+        handover::Listener::Api,
+        api_cfg.listen(),
+        "the control API",
+    )?;
     info!(listen = %api_cfg.listen(), "control API listening");
-    let metrics = start_metrics(config, manager, Some(api.clone()), stop, cluster)?;
+    let metrics = start_metrics(ctx, Some(api.clone()))?;
     let handler: crate::api::http::Handler = {
         let api = api.clone();
         Arc::new(move |req, peer| api.handle(req, peer))
     };
     let http = {
-        let stop2 = stop.clone();
-        supervise::spawn("api-http".into(), stop, move || {
+        let stop2 = ctx.stop.clone();
+        supervise::spawn("api-http".into(), ctx.stop, move || {
             crate::api::http::serve(listener, stop2, handler);
             Ok(())
         })?
     };
     match api.start() {
         Ok(true) => {
-            if !manager.wait_applied(READY_TIMEOUT) {
+            if !ctx.manager.wait_applied(READY_TIMEOUT) {
                 warn!("the IPsec server is not up after {READY_TIMEOUT:?}; ready anyway");
             }
         }
@@ -143,7 +242,7 @@ fn run_api(
         Err(e) => warn!("{e}; serving the API only"),
     }
     let status = format!("control API on {}", api_cfg.listen());
-    notify::ready(&status);
+    ready(&status, takeover);
     while signals.wait() == Signal::Reload {
         notify::reloading();
         info!("SIGHUP ignored: with [api] the server is changed through the API");
@@ -151,7 +250,7 @@ fn run_api(
     }
     notify::stopping();
     info!("shutting down");
-    stop.store(true, Ordering::Relaxed);
+    ctx.stop.store(true, Ordering::Relaxed);
     let _ = http.join();
     if let Some(m) = metrics {
         let _ = m.join();
@@ -163,18 +262,16 @@ fn run_api(
 /// and the API's request counts at each scrape. Bound before anything is served, so a port
 /// in use stops the start cleanly.
 fn start_metrics(
-    config: &Config,
-    manager: &Arc<StackManager>,
+    ctx: &Serving<'_>,
     api: Option<Arc<crate::api::Api>>,
-    stop: &Arc<AtomicBool>,
-    cluster: &Option<Arc<cluster::Cluster>>,
 ) -> Result<Option<std::thread::JoinHandle<()>>, DaemonError> {
-    let Some(cfg) = config.metrics() else {
+    let Some(cfg) = ctx.config.metrics() else {
         return Ok(None);
     };
-    let manager = manager.clone();
-    let cluster = cluster.clone();
-    metrics::start(cfg, stop, move |per_client| metrics::Scrape {
+    let listener = tcp_listener(ctx.listeners, handover::Listener::Metrics, cfg.listen(), "metrics")?;
+    let manager = ctx.manager.clone();
+    let cluster = ctx.cluster.clone();
+    metrics::start(cfg, listener, ctx.stop, move |per_client| metrics::Scrape {
         stack: manager.metrics(per_client),
         api_requests: api.as_ref().map(|a| a.request_counts()),
         http_refused: 0,
@@ -187,27 +284,25 @@ fn start_metrics(
 /// (`reload.rs`, as `ipsec-server reload` does). A file that no longer validates is logged
 /// and ignored.
 fn run_from_file(
-    config: &Config,
+    ctx: &Serving<'_>,
     path: &Path,
-    manager: &Arc<StackManager>,
-    stop: &Arc<AtomicBool>,
     signals: &mut Signals,
-    cluster: &Option<Arc<cluster::Cluster>>,
+    takeover: &mut Option<upgrade::TakeOver>,
 ) -> Result<(), DaemonError> {
-    let metrics = start_metrics(config, manager, None, stop, cluster)?;
-    if let Err(e) = manager.apply(config.ipsec_server(), false) {
-        stop.store(true, Ordering::Relaxed);
+    let metrics = start_metrics(ctx, None)?;
+    if let Err(e) = ctx.manager.apply(ctx.config.ipsec_server(), false) {
+        ctx.stop.store(true, Ordering::Relaxed);
         return Err(DaemonError::Apply(e));
     }
-    let status = format!("serving on {:?}", config.gateway().listen_addrs());
-    notify::ready(&status);
+    let status = format!("serving on {:?}", ctx.config.gateway().listen_addrs());
+    ready(&status, takeover);
     while signals.wait() == Signal::Reload {
         // Logged and reported to systemd either way; the outcome is for `ipsec-server reload`.
-        let _ = reload::reload(manager, path);
+        let _ = reload::reload(ctx.manager, path);
     }
     notify::stopping();
     info!("shutting down");
-    stop.store(true, Ordering::Relaxed);
+    ctx.stop.store(true, Ordering::Relaxed);
     if let Some(m) = metrics {
         let _ = m.join();
     }

@@ -31,6 +31,22 @@ pub(crate) fn reloading() {
     send(&states);
 }
 
+/// `MAINPID=` this process, `READY=1` and a status line: the process that took over in an
+/// upgrade (`upgrade.rs`; the unit has `NotifyAccess=all`, so systemd takes it from a
+/// process other than the main one).
+pub(crate) fn ready_as_main(status: &str) {
+    send(&[
+        NotifyState::MainPid(std::process::id()),
+        NotifyState::Ready,
+        NotifyState::Status(status),
+    ]);
+}
+
+/// `MAINPID=` this process again, after an upgrade that failed late.
+pub(crate) fn main_pid_again() {
+    send(&[NotifyState::MainPid(std::process::id())]);
+}
+
 /// `STOPPING=1`.
 pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("shutting down")]);

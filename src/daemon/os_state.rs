@@ -47,6 +47,51 @@ impl OsState {
         Ok(())
     }
 
+    /// The changes a previous process made for a stack of `config` (`upgrade.rs`), taken
+    /// over as they are: nothing on the host changes now; [`OsState::teardown`] undoes them
+    /// at this process's orderly stop. `previous_forward`: what `ip_forward` was before the
+    /// first process set it.
+    pub(crate) fn adopt(
+        config: &Config,
+        rcfg: &ResponderConfig,
+        previous_forward: Option<bool>,
+    ) -> std::io::Result<OsState> {
+        let gw = config.gateway();
+        Ok(OsState {
+            routes: vec![(rcfg.pool, gw.tun_name().to_string())],
+            previous_forward: previous_forward.filter(|_| gw.ip_forward()),
+            masquerade: if gw.masquerade() {
+                Some(io::net::Masquerade::adopt(gw.tun_name())?)
+            } else {
+                None
+            },
+            clamp: Some(io::net::MssClamp::adopt(gw.tun_name())?),
+        })
+    }
+
+    /// What is recorded: routes, the previous `ip_forward`, whether the masquerade and MSS
+    /// clamp tables exist.
+    pub(crate) fn record(&self) -> (Vec<(ipnet::Ipv4Net, String)>, Option<bool>, bool, bool) {
+        (
+            self.routes.clone(),
+            self.previous_forward,
+            self.masquerade.is_some(),
+            self.clamp.is_some(),
+        )
+    }
+
+    /// Leaves every change in place for the process that takes over (`upgrade.rs`).
+    pub(crate) fn keep(mut self) {
+        self.routes.clear();
+        self.previous_forward = None;
+        if let Some(m) = self.masquerade.take() {
+            m.keep();
+        }
+        if let Some(c) = self.clamp.take() {
+            c.keep();
+        }
+    }
+
     pub(crate) fn teardown(&mut self) {
         self.masquerade = None;
         self.clamp = None;

@@ -93,6 +93,8 @@ pub(crate) struct Worker {
     /// The IKE thread's queue, for IKE arriving on UDP 4500.
     pub ike: Postbox,
     pub stop: Arc<AtomicBool>,
+    /// Held still during an upgrade's capture (`super::pause`).
+    pub pause: Arc<super::pause::Pause>,
     pub nat_t_port: u16,
 }
 
@@ -125,6 +127,9 @@ impl Worker {
         let tun = self.tun.name().to_owned();
         let gone = |e: io::Error| format!("TUN {tun} is gone: {e}");
         while !self.stop.load(Ordering::Relaxed) {
+            if !self.pause.hold(&self.stop) {
+                break;
+            }
             // EINTR reports nothing ready; any other failure means a descriptor is not usable.
             poller
                 .wait(Duration::from_millis(200))

@@ -7,6 +7,14 @@
 //! module allows `unsafe` for one line: taking ownership of each descriptor the kernel just
 //! installed ([`owned`]).
 //!
+//! Before and after that, the two processes exchange short notes ([`send_note`],
+//! [`recv_note`]: a tag byte, a 2-byte length, at most [`MAX_NOTE`] octets of UTF-8): the new
+//! process says it is ready to take over, then that it took over or why it could not.
+//!
+//! The channel itself: [`pair_for_child`] makes it (the child's end is the only descriptor
+//! of ours a started process inherits), [`inherit`] adopts it in the new process
+//! (`--takeover-fd`), checking that the number names a Unix stream socket.
+//!
 //! Wire: a 12-byte header (u32 descriptor count, u64 payload length, big-endian), then one
 //! byte per group of at most [`FDS_PER_MESSAGE`] descriptors carrying them, then the payload.
 //! Everything read is bounded: the descriptor count ([`MAX_FDS`]), the payload length (the
@@ -40,6 +48,83 @@ fn owned(fd: RawFd) -> OwnedFd {
 
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("hand-over: {what}"))
+}
+
+/// The longest note ([`send_note`]).
+pub const MAX_NOTE: usize = 4096;
+
+/// A socketpair for a process about to be started: ours (close-on-exec) and the child's,
+/// whose close-on-exec flag is cleared so that it survives `exec` (drop it once the child
+/// is started: the child has its own copy).
+pub fn pair_for_child() -> io::Result<(UnixStream, OwnedFd)> {
+    let (ours, theirs) = UnixStream::pair()?;
+    // SAFETY: fcntl on a descriptor we own; F_SETFD changes only its close-on-exec flag.
+    if unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((ours, theirs.into()))
+}
+
+/// Adopts descriptor `fd`, inherited from the process that started this one, as the
+/// hand-over channel. Refused (and left alone) unless it is an open Unix stream socket other
+/// than standard input, output or error; from here on it is close-on-exec.
+pub fn inherit(fd: RawFd) -> io::Result<UnixStream> {
+    if fd <= 2 {
+        return Err(invalid("the descriptor is standard input, output or error"));
+    }
+    let int_opt = |level, name| -> io::Result<libc::c_int> {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`; an invalid `fd` fails.
+        let r = unsafe { libc::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(v)
+    };
+    let is_unix_stream = int_opt(libc::SOL_SOCKET, libc::SO_DOMAIN)? == libc::AF_UNIX
+        && int_opt(libc::SOL_SOCKET, libc::SO_TYPE)? == libc::SOCK_STREAM;
+    if !is_unix_stream {
+        return Err(invalid("the descriptor is not a Unix stream socket"));
+    }
+    // SAFETY: `fd` is an open socket this process inherited for this purpose and nothing
+    // else in it refers to; it is owned from here on, once.
+    let sock = unsafe { UnixStream::from_raw_fd(fd) };
+    // SAFETY: fcntl on the descriptor just adopted; F_SETFD sets only close-on-exec.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// Sends a note: `tag`, then `text` (cut to [`MAX_NOTE`] octets at a character boundary).
+pub fn send_note(sock: &UnixStream, tag: u8, text: &str) -> io::Result<()> {
+    let mut end = text.len().min(MAX_NOTE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut msg = vec![tag];
+    msg.extend_from_slice(&(end as u16).to_be_bytes());
+    msg.extend_from_slice(&text.as_bytes()[..end]);
+    let mut w = sock;
+    w.write_all(&msg)?;
+    w.flush()
+}
+
+/// Receives a note, waiting at most `deadline`: its tag and text (invalid UTF-8 replaced).
+pub fn recv_note(sock: &UnixStream, deadline: Duration) -> io::Result<(u8, String)> {
+    sock.set_read_timeout(Some(deadline.max(Duration::from_millis(1))))?;
+    let mut r = sock;
+    let mut head = [0u8; 3];
+    r.read_exact(&mut head)?;
+    let len = u16::from_be_bytes([head[1], head[2]]) as usize;
+    if len > MAX_NOTE {
+        return Err(invalid("note too long"));
+    }
+    let mut text = vec![0u8; len];
+    r.read_exact(&mut text)?;
+    sock.set_read_timeout(None)?;
+    Ok((head[0], String::from_utf8_lossy(&text).into_owned()))
 }
 
 /// Sends `fds` and then `payload` on `sock`.
@@ -175,6 +260,47 @@ mod tests {
             (&pairs[i].1).read_exact(&mut back).unwrap();
             assert_eq!(back, [i as u8, (i >> 8) as u8], "descriptor {i}");
         }
+    }
+
+    #[test]
+    fn notes_arrive_whole_and_bounded() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send_note(&a, b'R', "ready").unwrap();
+        assert_eq!(
+            recv_note(&b, Duration::from_secs(5)).unwrap(),
+            (b'R', "ready".into())
+        );
+        // Longer than MAX_NOTE: cut at a character boundary.
+        let long = "é".repeat(MAX_NOTE);
+        send_note(&a, b'F', &long).unwrap();
+        let (tag, text) = recv_note(&b, Duration::from_secs(5)).unwrap();
+        assert_eq!(tag, b'F');
+        assert!(text.len() <= MAX_NOTE && text.len() >= MAX_NOTE - 1);
+        assert!(long.starts_with(&text));
+        // A length above the bound is refused; silence ends at the deadline.
+        (&a).write_all(&[b'F', 0xff, 0xff]).unwrap();
+        assert!(recv_note(&b, Duration::from_secs(5)).is_err());
+        let t = Instant::now();
+        assert!(recv_note(&b, Duration::from_millis(200)).is_err());
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn only_a_unix_stream_socket_is_inherited() {
+        let (ours, theirs) = pair_for_child().unwrap();
+        let raw = theirs.as_raw_fd();
+        // SAFETY (test): F_GETFD only reads the descriptor's flags.
+        assert_eq!(unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+        std::mem::forget(theirs);
+        let adopted = inherit(raw).unwrap();
+        // SAFETY (test): as above.
+        assert_ne!(unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+        send_note(&adopted, b'H', "hello").unwrap();
+        assert_eq!(recv_note(&ours, Duration::from_secs(5)).unwrap().1, "hello");
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(inherit(udp.as_raw_fd()).is_err());
+        assert!(inherit(1).is_err());
+        assert!(inherit(1_000_000).is_err());
     }
 
     #[test]

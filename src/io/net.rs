@@ -89,6 +89,17 @@ impl Masquerade {
         &self.table.name
     }
 
+    /// The table a previous process of this gateway created for `table_suffix` (an
+    /// upgrade's hand-over): owned from here on, nothing run now.
+    pub fn adopt(table_suffix: &str) -> io::Result<Self> {
+        NftTable::adopt("ip", table_name(table_suffix, "nat")?).map(|table| Self { table })
+    }
+
+    /// Leaves the table in place (for the process taking over).
+    pub fn keep(mut self) {
+        self.table.live = false;
+    }
+
     /// Deletes the table now, reporting a failure that drop would only log.
     pub fn remove(mut self) -> io::Result<()> {
         self.table.delete()
@@ -123,6 +134,17 @@ impl MssClamp {
     /// The nft table holding the rules (family `inet`).
     pub fn table(&self) -> &str {
         &self.table.name
+    }
+
+    /// The table a previous process of this gateway created for `table_suffix` (an
+    /// upgrade's hand-over): owned from here on, nothing run now.
+    pub fn adopt(table_suffix: &str) -> io::Result<Self> {
+        NftTable::adopt("inet", table_name(table_suffix, "mss")?).map(|table| Self { table })
+    }
+
+    /// Leaves the table in place (for the process taking over).
+    pub fn keep(mut self) {
+        self.table.live = false;
     }
 
     /// Deletes the table now, reporting a failure that drop would only log.
@@ -169,6 +191,15 @@ impl NftTable {
             format!("table {family} {name}\ndelete table {family} {name}\ntable {family} {name} {{\n{body}}}\n");
         run("nft", &["-f", "-"], Some(&script))
             .map_err(|e| context(format_args!("nft: create table {family} {name}"), e))?;
+        Ok(NftTable {
+            family,
+            name,
+            live: true,
+        })
+    }
+
+    /// `family name`, created by another process of this gateway, owned from here on.
+    fn adopt(family: &'static str, name: String) -> io::Result<NftTable> {
         Ok(NftTable {
             family,
             name,

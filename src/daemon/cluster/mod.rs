@@ -229,11 +229,16 @@ impl Cluster {
         }
     }
 
-    /// This node's lease now: what the in-place upgrade (issue 18) hands to the process
-    /// that replaces this one, which passes it to [`Cluster::start`] as `adopt`.
-    #[allow(dead_code)] // wired by the in-place upgrade
-    pub(crate) fn lease_id(&self) -> Option<i64> {
-        self.shared.lease_id()
+    /// This node's lease now (id, time it is surely valid): what the in-place upgrade hands
+    /// to the process that replaces this one, which passes it to [`Cluster::start`] as
+    /// `adopt`.
+    pub(crate) fn handover_lease(&self) -> Option<super::handover::ClusterLease> {
+        let lease_id = self.shared.lease_id()?;
+        let left = self.shared.valid_for(Instant::now()).unwrap_or_default();
+        Some(super::handover::ClusterLease {
+            lease_id,
+            ttl_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+        })
     }
 
     /// Clients refused an address so far (metrics).

@@ -1,0 +1,320 @@
+//! `ipsec-server upgrade`: a new process (a new binary, a changed configuration) takes over
+//! the running one without dropping a tunnel (README, "Upgrading in place").
+//!
+//! The old process ([`Upgrader::upgrade`], on the control thread):
+//! 1. starts `upgrade_binary` with its own arguments and `--takeover-fd N`, N being its end
+//!    of a socketpair (`io::handover`), and waits (at most [`HELLO_WAIT`]) until the new
+//!    process has read its configuration and says `H` (hello) — a binary that does not
+//!    start, exits or says nothing changes nothing;
+//! 2. with the stack manager locked (no API change meanwhile) parks the stack's packet
+//!    threads and has the IKE thread capture its state (`Stack::capture`): from here on
+//!    neither process handles a packet; what arrives waits in the kernel's socket buffers;
+//! 3. sends the UDP sockets, the daemon's listeners (control socket, `[api]`, `[metrics]`)
+//!    and the snapshot (`handover.rs`: every IKE and Child SA, outbound sequence numbers
+//!    raised by a margin, replay windows, the pool, the cluster lease);
+//! 4. waits (at most [`READY_WAIT`]) for `R` (the new process serves: it attached new queues
+//!    to the TUN device, restored the SAs, started its threads and told systemd
+//!    `MAINPID=` itself). Then the old stack ends without DELETE and without undoing its
+//!    routes or nftables tables, the control thread answers the `upgrade` request, and the
+//!    process exits with status 0, its cluster lease not revoked.
+//!    Anything else (`F` with a reason, silence, the process gone) kills the new process
+//!    (by its PID, a child of ours) and only then resumes the stack: never two processes
+//!    serving, and the answer says why.
+//!
+//! The new process ([`receive`], from `run --takeover-fd N`) says hello, takes the
+//! descriptors and the snapshot, and [`TakeOver::confirm`]s once it serves, or
+//! [`TakeOver::refuse`]s with the reason (its error), then exits.
+//!
+//! Why not the TUN queues' descriptors: the queues use `IFF_VNET_HDR` (offload), whose
+//! framing `tun-rs` will not adopt from a bare descriptor (it cannot read the state back),
+//! so the new process attaches queues of its own to the same device instead; the device
+//! never goes away (the old queues stay open until the old process exits), so its routes
+//! and tables stay. Packets the kernel steers to the old queues between the pause and the
+//! exit are lost: at most the switch time's worth.
+//!
+//! The switch time reported is from the moment the old packet threads are parked (no packet
+//! handled by the old process after it) to the new process's `R` (its threads run): an
+//! upper bound of the time no packet is handled.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::cluster::Cluster;
+use super::handover::{self, Listener, Snapshot};
+use super::manager::StackManager;
+use super::stack::Handed;
+use super::DaemonError;
+use crate::io;
+
+/// How long the new process may take to start and read its configuration.
+pub(crate) const HELLO_WAIT: Duration = Duration::from_secs(10);
+/// How long it may take from the snapshot to serving (restore, TUN queues, threads).
+pub(crate) const READY_WAIT: Duration = Duration::from_secs(10);
+/// How long the new process waits for the snapshot after its hello.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(20);
+
+/// The argument that makes `run` a take-over.
+pub const TAKEOVER_ARG: &str = "--takeover-fd";
+
+const HELLO: u8 = b'H';
+const READY: u8 = b'R';
+const FAILED: u8 = b'F';
+
+/// The answer to a successful `upgrade`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upgraded {
+    pub old_pid: u32,
+    pub new_pid: u32,
+    /// Milliseconds in which neither process handled a packet (see the module docs).
+    pub switch_ms: u64,
+    pub ike_sas: usize,
+}
+
+/// The daemon's listening sockets: each is taken from the previous process when it handed
+/// one over, else bound; a duplicate of each is kept for the next hand-over.
+#[derive(Default)]
+pub(crate) struct Listeners {
+    inherited: Mutex<Vec<(Listener, OwnedFd)>>,
+    kept: Mutex<Vec<(Listener, OwnedFd)>>,
+}
+
+impl Listeners {
+    /// The listener of `kind` the previous process handed over, if it did.
+    pub(crate) fn inherited(&self, kind: Listener) -> Option<OwnedFd> {
+        let mut v = self.inherited.lock().unwrap_or_else(|p| p.into_inner());
+        let i = v.iter().position(|(k, _)| *k == kind)?;
+        Some(v.swap_remove(i).1)
+    }
+
+    /// Keeps a duplicate of `fd` for a hand-over.
+    pub(crate) fn keep(&self, kind: Listener, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+        let dup = fd.try_clone_to_owned()?;
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((kind, dup));
+        Ok(())
+    }
+}
+
+/// What the old process needs to hand over.
+pub(crate) struct Upgrader {
+    /// `gateway.upgrade_binary`, else this process's executable as it was at start (a
+    /// package upgrade replaces the file at that path).
+    pub binary: Option<PathBuf>,
+    /// This process's arguments (without the program and any `--takeover-fd`).
+    pub args: Vec<OsString>,
+    pub manager: Arc<StackManager>,
+    pub cluster: Option<Arc<Cluster>>,
+    pub listeners: Arc<Listeners>,
+}
+
+/// This process's arguments for the process that takes over: without the program name and
+/// without a `--takeover-fd N` of its own start.
+pub(crate) fn own_args() -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        if a == TAKEOVER_ARG {
+            args.next();
+        } else if !a.to_string_lossy().starts_with(&format!("{TAKEOVER_ARG}=")) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+impl Upgrader {
+    /// Hands the running server over to a new process (see the module docs). `Ok`: the new
+    /// process serves and this one must exit now; `Err`: this one serves on, and says why.
+    pub(crate) fn upgrade(&self) -> Result<Upgraded, String> {
+        let binary = self
+            .binary
+            .as_ref()
+            .ok_or("no gateway.upgrade_binary, and this process's executable is unknown")?;
+        let (sock, theirs) =
+            io::handover::pair_for_child().map_err(|e| format!("hand-over socket: {e}"))?;
+        let mut child = Command::new(binary)
+            .args(&self.args)
+            .arg(TAKEOVER_ARG)
+            .arg(theirs.as_raw_fd().to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        drop(theirs);
+        let new_pid = child.id();
+        info!(binary = %binary.display(), pid = new_pid, "upgrade: new process started");
+        let result = self.hand_to(&sock, &mut child);
+        if let Err(e) = &result {
+            // Never two processes serving: the new one is gone before we go on.
+            let _ = child.kill();
+            let _ = child.wait();
+            warn!("upgrade failed, serving on: {e}");
+        }
+        result
+    }
+
+    fn hand_to(&self, sock: &UnixStream, child: &mut Child) -> Result<Upgraded, String> {
+        let gone = |child: &mut Child, what: &str| match child.try_wait() {
+            Ok(Some(status)) => format!("the new process exited ({status}) {what}"),
+            _ => format!("the new process did not answer {what}"),
+        };
+        match io::handover::recv_note(sock, HELLO_WAIT) {
+            Ok((HELLO, _)) => {}
+            Ok((FAILED, why)) => return Err(format!("the new process refused: {why}")),
+            Ok(_) => return Err("the new process said something unexpected".into()),
+            Err(_) => {
+                return Err(gone(
+                    child,
+                    &format!("within {HELLO_WAIT:?} of its start"),
+                ))
+            }
+        }
+        let kept = self.listeners.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let (kinds, listener_fds): (Vec<Listener>, Vec<BorrowedFd<'_>>) =
+            kept.iter().map(|(k, fd)| (*k, fd.as_fd())).unzip();
+        self.manager.hand_over(|stack| {
+            let captured = stack.capture()?;
+            let parked = Instant::now();
+            let ike_sas = captured.responder.sas.len();
+            let snapshot = Snapshot {
+                responder: captured.responder,
+                sad: captured.sad,
+                stack: stack.record().clone(),
+                cluster: self.cluster.as_ref().and_then(|c| c.handover_lease()),
+                listeners: kinds.clone(),
+            };
+            let sent = handover::encode(&snapshot)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| {
+                    let mut fds: Vec<BorrowedFd<'_>> =
+                        stack.handover_sockets().iter().map(|s| s.as_fd()).collect();
+                    fds.extend(listener_fds.iter().copied());
+                    io::handover::send(sock, &fds, &bytes)
+                        .map_err(|e| format!("sending the snapshot: {e}"))
+                });
+            let answer = sent.and_then(|()| match io::handover::recv_note(sock, READY_WAIT) {
+                Ok((READY, _)) => Ok(()),
+                Ok((FAILED, why)) => Err(format!("the new process refused: {why}")),
+                Ok(_) => Err("the new process said something unexpected".into()),
+                Err(_) => Err(gone(
+                    child,
+                    &format!("within {READY_WAIT:?} of the snapshot"),
+                )),
+            });
+            if let Err(e) = answer {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Systemd may have been told the new process is the main one.
+                super::notify::main_pid_again();
+                stack.resume();
+                return Err(e);
+            }
+            Ok(Upgraded {
+                old_pid: std::process::id(),
+                new_pid: child.id(),
+                switch_ms: u64::try_from(parked.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ike_sas,
+            })
+        })
+    }
+}
+
+/// The new process's side, between the hand-over socket and serving.
+pub(crate) struct TakeOver {
+    sock: UnixStream,
+    snapshot: Option<Snapshot>,
+    udp: Vec<OwnedFd>,
+    listeners: Arc<Listeners>,
+}
+
+/// Adopts the hand-over socket `fd`, says hello and receives what the old process hands
+/// over. Errors are reported to the old process (which serves on) and returned.
+pub(crate) fn receive(fd: RawFd) -> Result<TakeOver, DaemonError> {
+    let fail = |what: String| DaemonError::HandOver(what);
+    let sock = io::handover::inherit(fd).map_err(|e| fail(format!("{TAKEOVER_ARG} {fd}: {e}")))?;
+    let refused = |sock: &UnixStream, why: String| {
+        let _ = io::handover::send_note(sock, FAILED, &why);
+        fail(why)
+    };
+    io::handover::send_note(&sock, HELLO, &handover::VERSION.to_string())
+        .map_err(|e| fail(format!("hello: {e}")))?;
+    let (mut fds, bytes) = io::handover::recv(&sock, handover::MAX_SNAPSHOT, SNAPSHOT_WAIT)
+        .map_err(|e| refused(&sock, format!("receiving the snapshot: {e}")))?;
+    let snapshot = handover::decode(&bytes).map_err(|e| refused(&sock, e.to_string()))?;
+    let n_udp = snapshot.stack.listen.len() * (1 + snapshot.stack.workers as usize);
+    if fds.len() != n_udp + snapshot.listeners.len() {
+        let why = format!(
+            "{} descriptors handed over, {} expected",
+            fds.len(),
+            n_udp + snapshot.listeners.len()
+        );
+        return Err(refused(&sock, why));
+    }
+    let listener_fds = fds.split_off(n_udp);
+    let listeners = Listeners {
+        inherited: Mutex::new(snapshot.listeners.iter().copied().zip(listener_fds).collect()),
+        kept: Mutex::new(Vec::new()),
+    };
+    info!(
+        ike_sas = snapshot.responder.sas.len(),
+        version = u16::from_be_bytes([bytes[0], bytes[1]]),
+        "upgrade: snapshot received"
+    );
+    Ok(TakeOver {
+        sock,
+        snapshot: Some(snapshot),
+        udp: fds,
+        listeners: Arc::new(listeners),
+    })
+}
+
+impl TakeOver {
+    /// The daemon's listeners: the handed-over ones first.
+    pub(crate) fn listeners(&self) -> Arc<Listeners> {
+        self.listeners.clone()
+    }
+
+    /// The node's etcd lease, to keep.
+    pub(crate) fn cluster_lease(&self) -> Option<i64> {
+        self.snapshot
+            .as_ref()
+            .and_then(|s| s.cluster.as_ref())
+            .map(|l| l.lease_id)
+    }
+
+    /// The stack's part, once (for `Stack::adopt`).
+    pub(crate) fn stack(&mut self) -> Option<Handed> {
+        let s = self.snapshot.take()?;
+        Some(Handed {
+            udp: std::mem::take(&mut self.udp),
+            responder: s.responder,
+            sad: s.sad,
+            stack: s.stack,
+        })
+    }
+
+    /// This process serves: systemd learns it is the main process, then the old one that
+    /// it may go.
+    pub(crate) fn confirm(self, status: &str) {
+        super::notify::ready_as_main(status);
+        if let Err(e) = io::handover::send_note(&self.sock, READY, "") {
+            // The old process is gone or gave up (it then kills this one).
+            warn!("upgrade: telling the old process: {e}");
+        }
+        info!("upgrade: took over");
+    }
+
+    /// This process cannot take over: the old one serves on.
+    pub(crate) fn refuse(self, why: &str) {
+        let _ = io::handover::send_note(&self.sock, FAILED, why);
+    }
+}
