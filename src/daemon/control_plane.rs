@@ -138,7 +138,7 @@ pub(crate) fn receive_ike(
             break;
         }
         if poller
-            .wait(Duration::from_millis(200))
+            .wait(super::pause::PACKET_WAIT)
             .map_err(|e| format!("UDP {bound}: {e}"))?
             == 0
         {

@@ -60,8 +60,8 @@ pub struct Stack {
     verdict: Mutex<Option<Sender<bool>>>,
 }
 
-/// The longest a hand-over waits for the packet threads to park (a worker waits up to
-/// 200 ms in epoll before it looks) and then for the IKE thread's capture.
+/// The longest a hand-over waits for the packet threads to park (a thread looks at least
+/// every `pause::PACKET_WAIT`) and then for the IKE thread's capture.
 const PARK_WAIT: Duration = Duration::from_secs(2);
 const CAPTURE_WAIT: Duration = Duration::from_secs(5);
 

@@ -32,9 +32,9 @@
 //! and tables stay. Packets the kernel steers to the old queues between the pause and the
 //! exit are lost: at most the switch time's worth.
 //!
-//! The switch time reported is from the moment the old packet threads are parked (no packet
-//! handled by the old process after it) to the new process's `R` (its threads run): an
-//! upper bound of the time no packet is handled.
+//! The switch time reported is from the moment the old packet threads are asked to park
+//! (each handles no packet after it has parked, within `pause::PACKET_WAIT`) to the new
+//! process's `R` (its threads run): an upper bound of the time a packet may wait.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -163,9 +163,9 @@ impl Upgrader {
     }
 
     fn hand_to(&self, sock: &UnixStream, child: &mut Child) -> Result<Upgraded, String> {
-        let gone = |child: &mut Child, what: &str| match child.try_wait() {
-            Ok(Some(status)) => format!("the new process exited ({status}) {what}"),
-            _ => format!("the new process did not answer {what}"),
+        let gone = |child: &mut Child, what: &str| match exit_status(child) {
+            Some(status) => format!("the new process exited ({status}) {what}"),
+            None => format!("the new process did not answer {what}"),
         };
         match io::handover::recv_note(sock, HELLO_WAIT) {
             Ok((HELLO, _)) => {}
@@ -182,8 +182,8 @@ impl Upgrader {
         let (kinds, listener_fds): (Vec<Listener>, Vec<BorrowedFd<'_>>) =
             kept.iter().map(|(k, fd)| (*k, fd.as_fd())).unzip();
         self.manager.hand_over(|stack| {
-            let captured = stack.capture()?;
             let parked = Instant::now();
+            let captured = stack.capture()?;
             let ike_sas = captured.responder.sas.len();
             let snapshot = Snapshot {
                 responder: captured.responder,
@@ -226,6 +226,18 @@ impl Upgrader {
             })
         })
     }
+}
+
+/// The new process's exit status, if it has exited or does within a moment (its end of the
+/// socket closes as it exits, just before it can be waited for).
+fn exit_status(child: &mut Child) -> Option<std::process::ExitStatus> {
+    for _ in 0..50 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
 }
 
 /// The new process's side, between the hand-over socket and serving.

@@ -21,7 +21,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -132,7 +131,7 @@ impl Worker {
             }
             // EINTR reports nothing ready; any other failure means a descriptor is not usable.
             poller
-                .wait(Duration::from_millis(200))
+                .wait(super::pause::PACKET_WAIT)
                 .map_err(|e| format!("poll on UDP {} and TUN {tun}: {e}", self.nat_t_port))?;
             for i in 0..n_udp {
                 if poller.ready().get(i).copied().unwrap_or(false) {
