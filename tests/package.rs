@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::flows::connect;
+use common::flows::{assert_ping, connect};
 use common::proc::{self, CmdOutput};
 use common::*;
 
@@ -396,4 +396,144 @@ access_key_secret = "Notify-Test-Secret-1"
     assert!(reload[0].lines().any(|l| l == "RELOADING=1"), "{reload:?}");
     topo.kill(pid);
     notify.until(&topo, pid, "STOPPING=1", Duration::from_secs(5));
+}
+
+/// Stops a process that is not this test's child (the one an upgrade started): SIGTERM,
+/// SIGKILL after 5 s; waits until it is gone or a zombie.
+fn stop_foreign(pid: u32) {
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive() {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, TUN, strongSwan"]
+fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
+    let topo = Topology::new("ntfu", TopoOpts::default());
+    let dir = topo.dir().join("gw");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let state = dir.join("state");
+    let upbin = dir.join("upgrade-binary");
+    let toml = GatewayConfig {
+        gateway_extra: vec![format!("upgrade_binary = \"{}\"", upbin.display())],
+        ..Default::default()
+    }
+    .to_toml(state.to_str().unwrap())
+        + "\n[metrics]\nlisten = \"127.0.0.1:9578\"\n";
+    let config = dir.join("config.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let notify = Notifications::bind(topo.dir().join("notify.sock"));
+    let pid = topo.spawn(
+        Role::Gateway,
+        "ipsec-server",
+        BIN,
+        &["run", "--config", config.to_str().unwrap()],
+        &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+    );
+    notify.until(&topo, pid, "READY=1", Duration::from_secs(20));
+    let (client, vip) = connect(&topo, Role::Client, &ClientConfig::new("c1"));
+    let socket = state.join("control.sock");
+    let upgrade = || {
+        topo.exec_timeout(
+            Role::Gateway,
+            BIN,
+            &["upgrade", "--socket", socket.to_str().unwrap()],
+            Duration::from_secs(60),
+        )
+    };
+
+    // A binary that exits at once: refused, the old process serves on and tells systemd
+    // nothing.
+    std::fs::write(&upbin, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&upbin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let failed = upgrade();
+    assert!(!failed.success(), "{failed}");
+    assert!(
+        failed.stderr.contains("OperationFailed.Upgrade")
+            && failed.stderr.contains("exit status: 3"),
+        "{failed}"
+    );
+    assert_eq!(topo.exited(pid), None, "the old process serves on");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut buf = [0u8; 4096];
+    if let Ok(n) = notify.sock.recv(&mut buf) {
+        panic!(
+            "a failed upgrade notified systemd: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    assert_ping(&topo, Role::Client, vip);
+
+    // The real binary: the new process says MAINPID=itself with READY=1; the old one exits
+    // 0 without STOPPING=1; the tunnel, the control socket and the metrics listener go on.
+    std::fs::remove_file(&upbin).unwrap();
+    std::os::unix::fs::symlink(BIN, &upbin).unwrap();
+    let done = upgrade();
+    assert!(done.success(), "{done}");
+    let new_pid: u32 = done
+        .stdout
+        .split("-> ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no new pid in {done}"));
+    let took_over = notify.until(&topo, pid, "READY=1", Duration::from_secs(10));
+    assert!(
+        took_over
+            .last()
+            .unwrap()
+            .lines()
+            .any(|l| l == format!("MAINPID={new_pid}")),
+        "{took_over:?}"
+    );
+    assert!(
+        !took_over.iter().any(|m| m.contains("STOPPING=1")),
+        "{took_over:?}"
+    );
+    let ended = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        topo.exited(pid)
+    });
+    assert_eq!(
+        ended.as_deref(),
+        Some("exit code 0"),
+        "the old process leaves cleanly"
+    );
+    assert_ping(&topo, Role::Client, vip);
+    let status = topo.exec(
+        Role::Gateway,
+        BIN,
+        &["status", "--socket", socket.to_str().unwrap()],
+    );
+    assert!(status.success() && status.stdout.contains("c1"), "{status}");
+    let metrics = topo.exec(
+        Role::Gateway,
+        "curl",
+        &["-sf", "http://127.0.0.1:9578/metrics"],
+    );
+    assert!(
+        metrics.stdout.contains("ipsec_server_serving 1"),
+        "metrics after the upgrade:\n{metrics}"
+    );
+    stop_foreign(new_pid);
+    notify.until(&topo, pid, "STOPPING=1", Duration::from_secs(5));
+    client.stop();
 }

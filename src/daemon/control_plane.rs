@@ -282,9 +282,13 @@ impl ControlPlane {
                 }
                 Received::Control(ControlMsg::HandOver { reply, verdict }) => {
                     while let Some(d) = inbox.try_datagram() {
-                        let actions =
-                            self.responder
-                                .handle(Instant::now(), &mut rng, &d.bytes, d.local, d.remote);
+                        let actions = self.responder.handle(
+                            Instant::now(),
+                            &mut rng,
+                            &d.bytes,
+                            d.local,
+                            d.remote,
+                        );
                         self.apply(actions);
                     }
                     let captured = Captured {

@@ -138,8 +138,8 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, HandoverError> {
 
 /// One `T` in postcard, and nothing after it.
 fn take_all<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HandoverError> {
-    let (s, rest) =
-        postcard::take_from_bytes::<T>(body).map_err(|e| HandoverError::Malformed(e.to_string()))?;
+    let (s, rest) = postcard::take_from_bytes::<T>(body)
+        .map_err(|e| HandoverError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(HandoverError::Malformed(format!(
             "{} octets after the snapshot",

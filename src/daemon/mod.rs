@@ -113,10 +113,7 @@ fn run_taking_over(
     let lease = takeover.as_ref().and_then(|t| t.cluster_lease());
     let cluster = cluster::Cluster::start(&config, lease)?;
     let manager = Arc::new(StackManager::new(config.clone(), cluster.clone()));
-    let listeners = takeover
-        .as_ref()
-        .map(|t| t.listeners())
-        .unwrap_or_default();
+    let listeners = takeover.as_ref().map(|t| t.listeners()).unwrap_or_default();
     let api = match config.api() {
         Some(_) => {
             let backend: Arc<dyn Backend> = manager.clone();
@@ -201,7 +198,9 @@ fn tcp_listener(
     };
     listeners
         .keep(kind, std::os::fd::AsFd::as_fd(&listener))
-        .map_err(DaemonError::socket(format!("duplicating the {what} listener")))?;
+        .map_err(DaemonError::socket(format!(
+            "duplicating the {what} listener"
+        )))?;
     Ok(listener)
 }
 
@@ -268,7 +267,12 @@ fn start_metrics(
     let Some(cfg) = ctx.config.metrics() else {
         return Ok(None);
     };
-    let listener = tcp_listener(ctx.listeners, handover::Listener::Metrics, cfg.listen(), "metrics")?;
+    let listener = tcp_listener(
+        ctx.listeners,
+        handover::Listener::Metrics,
+        cfg.listen(),
+        "metrics",
+    )?;
     let manager = ctx.manager.clone();
     let cluster = ctx.cluster.clone();
     metrics::start(cfg, listener, ctx.stop, move |per_client| metrics::Scrape {

@@ -89,13 +89,20 @@ mod tests {
         assert!(pause.engage(3, Duration::from_secs(10)));
         let frozen = work.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(work.load(Ordering::Relaxed), frozen, "a parked thread worked");
+        assert_eq!(
+            work.load(Ordering::Relaxed),
+            frozen,
+            "a parked thread worked"
+        );
         pause.release();
         let t = Instant::now();
         while work.load(Ordering::Relaxed) == frozen && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert!(work.load(Ordering::Relaxed) > frozen, "released threads work again");
+        assert!(
+            work.load(Ordering::Relaxed) > frozen,
+            "released threads work again"
+        );
         // Waiting for more threads than there are gives up within the bound.
         assert!(!pause.engage(4, Duration::from_millis(100)));
         // A stopping stack ends parked threads.

@@ -177,7 +177,15 @@ impl Stack {
             .setup(config, &rcfg)
             .and_then(|()| Sockets::bind(config, workers));
         let started = match sockets {
-            Ok(sockets) => serve(config, rcfg.clone(), queues, sockets, None, os_state, cluster),
+            Ok(sockets) => serve(
+                config,
+                rcfg.clone(),
+                queues,
+                sockets,
+                None,
+                os_state,
+                cluster,
+            ),
             Err(e) => Err(Box::new((e, os_state))),
         };
         match started {
@@ -211,16 +219,36 @@ impl Stack {
             .map_err(|e| refuse(format!("the nftables tables: {e}")))?;
         let want = Stack::describe(config, workers, &os_state);
         let had = &handed.stack;
-        if (&had.tun_name, had.workers, &had.listen, &had.routes, had.masquerade, had.clamp)
-            != (&want.tun_name, want.workers, &want.listen, &want.routes, want.masquerade, want.clamp)
-        {
+        if (
+            &had.tun_name,
+            had.workers,
+            &had.listen,
+            &had.routes,
+            had.masquerade,
+            had.clamp,
+        ) != (
+            &want.tun_name,
+            want.workers,
+            &want.listen,
+            &want.routes,
+            want.masquerade,
+            want.clamp,
+        ) {
             os_state.keep();
             return Err(refuse(format!(
                 "the running stack (TUN {}, {} workers, listen {:?}, routes {:?}, masquerade {}) \
                  is not what this configuration builds (TUN {}, {} workers, listen {:?}, \
                  routes {:?}, masquerade {}): restart instead",
-                had.tun_name, had.workers, had.listen, had.routes, had.masquerade,
-                want.tun_name, want.workers, want.listen, want.routes, want.masquerade
+                had.tun_name,
+                had.workers,
+                had.listen,
+                had.routes,
+                had.masquerade,
+                want.tun_name,
+                want.workers,
+                want.listen,
+                want.routes,
+                want.masquerade
             )));
         }
         let sockets = match Sockets::handed(handed.udp, config, workers) {
@@ -289,7 +317,10 @@ impl Stack {
         let asked = self
             .postbox
             .control(ControlMsg::HandOver { reply, verdict });
-        match asked.ok().and_then(|()| captured.recv_timeout(CAPTURE_WAIT).ok()) {
+        match asked
+            .ok()
+            .and_then(|()| captured.recv_timeout(CAPTURE_WAIT).ok())
+        {
             Some(c) => {
                 *self.verdict.lock().unwrap_or_else(|p| p.into_inner()) = Some(verdict_tx);
                 Ok(c)
@@ -305,7 +336,12 @@ impl Stack {
 
     /// After a [`Stack::capture`] whose hand-over failed: serve on.
     pub(crate) fn resume(&self) {
-        if let Some(v) = self.verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(v) = self
+            .verdict
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = v.send(false);
         }
         self.pause.release();
@@ -316,7 +352,12 @@ impl Stack {
     /// process that took over.
     pub(crate) fn handed_over(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(v) = self.verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(v) = self
+            .verdict
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = v.send(true);
         }
         if let Some(t) = self.ctl_thread.take() {

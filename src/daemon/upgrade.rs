@@ -171,14 +171,13 @@ impl Upgrader {
             Ok((HELLO, _)) => {}
             Ok((FAILED, why)) => return Err(format!("the new process refused: {why}")),
             Ok(_) => return Err("the new process said something unexpected".into()),
-            Err(_) => {
-                return Err(gone(
-                    child,
-                    &format!("within {HELLO_WAIT:?} of its start"),
-                ))
-            }
+            Err(_) => return Err(gone(child, &format!("within {HELLO_WAIT:?} of its start"))),
         }
-        let kept = self.listeners.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = self
+            .listeners
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let (kinds, listener_fds): (Vec<Listener>, Vec<BorrowedFd<'_>>) =
             kept.iter().map(|(k, fd)| (*k, fd.as_fd())).unzip();
         self.manager.hand_over(|stack| {
@@ -273,7 +272,14 @@ pub(crate) fn receive(fd: RawFd) -> Result<TakeOver, DaemonError> {
     }
     let listener_fds = fds.split_off(n_udp);
     let listeners = Listeners {
-        inherited: Mutex::new(snapshot.listeners.iter().copied().zip(listener_fds).collect()),
+        inherited: Mutex::new(
+            snapshot
+                .listeners
+                .iter()
+                .copied()
+                .zip(listener_fds)
+                .collect(),
+        ),
         kept: Mutex::new(Vec::new()),
     };
     info!(

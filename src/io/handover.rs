@@ -290,11 +290,17 @@ mod tests {
         let (ours, theirs) = pair_for_child().unwrap();
         let raw = theirs.as_raw_fd();
         // SAFETY (test): F_GETFD only reads the descriptor's flags.
-        assert_eq!(unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+        assert_eq!(
+            unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            0
+        );
         std::mem::forget(theirs);
         let adopted = inherit(raw).unwrap();
         // SAFETY (test): as above.
-        assert_ne!(unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC, 0);
+        assert_ne!(
+            unsafe { libc::fcntl(raw, libc::F_GETFD) } & libc::FD_CLOEXEC,
+            0
+        );
         send_note(&adopted, b'H', "hello").unwrap();
         assert_eq!(recv_note(&ours, Duration::from_secs(5)).unwrap().1, "hello");
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
