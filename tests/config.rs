@@ -461,6 +461,17 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
     );
     let ok = ok_with(|d| set(d, "gateway.control_socket", longest.as_str()));
     assert_eq!(ok.gateway().control_socket(), Path::new(&longest));
+    for bad in ["usr/sbin/ipsec-server", "", "./ipsec-server"] {
+        case(
+            codes::UPGRADE_BINARY,
+            err_with(|d| set(d, "gateway.upgrade_binary", bad)),
+        );
+    }
+    let ok = ok_with(|d| set(d, "gateway.upgrade_binary", "/opt/ipsec-server/bin/ipsec-server"));
+    assert_eq!(
+        ok.gateway().upgrade_binary(),
+        Some(Path::new("/opt/ipsec-server/bin/ipsec-server"))
+    );
     for bad in [0, -1, 100_001] {
         case(
             codes::MAX_CONNECTIONS,
@@ -854,6 +865,8 @@ fn defaults() {
     assert!(!g.masquerade());
     assert!(g.force_udp_encap());
     assert!(responder_config(&cfg).expect("server").force_udp_encap);
+    // Default: the binary the daemon runs (resolved by the daemon at its start).
+    assert_eq!(g.upgrade_binary(), None);
     assert_eq!(g.max_connections().get(), 1000);
     assert_eq!(g.dpd_interval(), Some(Duration::from_secs(30)));
     assert_eq!(g.psk_change_reauth(), Duration::from_secs(3600));
