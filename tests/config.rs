@@ -467,7 +467,13 @@ fn cases() -> Vec<(&'static str, ConfigError)> {
             err_with(|d| set(d, "gateway.upgrade_binary", bad)),
         );
     }
-    let ok = ok_with(|d| set(d, "gateway.upgrade_binary", "/opt/ipsec-server/bin/ipsec-server"));
+    let ok = ok_with(|d| {
+        set(
+            d,
+            "gateway.upgrade_binary",
+            "/opt/ipsec-server/bin/ipsec-server",
+        )
+    });
     assert_eq!(
         ok.gateway().upgrade_binary(),
         Some(Path::new("/opt/ipsec-server/bin/ipsec-server"))

@@ -27,6 +27,10 @@
 //! instead), stop it on Delete. `client.rs` is the other command: the in-crate initiator as
 //! a road-warrior client on the same data plane.
 //!
+//! `ipsec-server upgrade` hands the whole daemon (stack, SAs, listeners, cluster lease) to a
+//! new process without dropping a tunnel (`upgrade.rs`; the snapshot in [`handover`], the
+//! packet threads held still by `pause.rs`); [`run`] with a `takeover_fd` is that new process.
+//!
 //! Under systemd (`Type=notify`) [`run`] reports readiness, reloads and the shutdown
 //! (`notify.rs`). A PSK the configuration generated (no `psk`, no `psk_file`) is replaced by
 //! the one kept in `state_dir` ([`kept_psk`]), at start and on every SIGHUP, so clients keep
