@@ -574,10 +574,18 @@ fn cmd_upgrade(at: &SocketArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    println!(
-        "upgraded: pid {} -> {}, switch {} ms, {} IKE SAs kept",
-        u.old_pid, u.new_pid, u.switch_ms, u.ike_sas
-    );
+    if u.restarted {
+        println!(
+            "restarted: pid {} -> {}; the new binary cannot read this daemon's state, so {} \
+             IKE SAs were deleted (clients reconnect)",
+            u.old_pid, u.new_pid, u.ike_sas
+        );
+    } else {
+        println!(
+            "upgraded: pid {} -> {}, switch {} ms, {} IKE SAs kept",
+            u.old_pid, u.new_pid, u.switch_ms, u.ike_sas
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -427,7 +427,13 @@ fn stop_foreign(pid: u32) {
 #[test]
 #[ignore = "needs root: network namespaces, TUN, strongSwan"]
 fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
-    let topo = Topology::new("ntfu", TopoOpts::default());
+    let topo = Topology::new(
+        "ntfu",
+        TopoOpts {
+            second_client: true,
+            ..Default::default()
+        },
+    );
     let dir = topo.dir().join("gw");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -533,7 +539,57 @@ fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
         metrics.stdout.contains("ipsec_server_serving 1"),
         "metrics after the upgrade:\n{metrics}"
     );
-    stop_foreign(new_pid);
-    notify.until(&topo, pid, "STOPPING=1", Duration::from_secs(5));
+
+    // A binary that reads only older snapshots (the test hook plays an older binary): the
+    // fallback is a restart — the serving process sends DELETE and stops, the new one says
+    // MAINPID= itself first, then starts afresh and is READY; the client must reconnect.
+    std::fs::remove_file(&upbin).unwrap();
+    std::fs::write(
+        &upbin,
+        format!("#!/bin/sh\nIPSEC_SERVER_TEST_SNAPSHOT_VERSION=1 exec {BIN} \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&upbin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let restarted = upgrade();
+    assert!(restarted.success(), "{restarted}");
+    assert!(
+        restarted.stdout.starts_with("restarted: pid"),
+        "{restarted}"
+    );
+    let third: u32 = restarted
+        .stdout
+        .split("-> ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no new pid in {restarted}"));
+    // (`pid` exited at the first upgrade: `until` watches only processes this test started.)
+    let fresh = notify.until(&topo, third, "READY=1", Duration::from_secs(30));
+    let main_at = fresh
+        .iter()
+        .position(|m| m.lines().any(|l| l == format!("MAINPID={third}")))
+        .unwrap_or_else(|| panic!("no MAINPID={third}: {fresh:?}"));
+    assert!(
+        !fresh[..main_at].iter().any(|m| m.contains("STOPPING=1")),
+        "{fresh:?}"
+    );
+    let deleted = poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        client
+            .log_text()
+            .contains("received DELETE for IKE_SA")
+            .then_some(())
+    });
+    assert!(deleted.is_some(), "the client was not sent DELETE");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{new_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{new_pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z")),
+        "the process that stopped for the restart is gone"
+    );
+    let (client2, vip2) = connect(&topo, Role::Client2, &ClientConfig::new("c2"));
+    assert_ping(&topo, Role::Client2, vip2);
+    stop_foreign(third);
+    notify.until(&topo, third, "STOPPING=1", Duration::from_secs(5));
     client.stop();
+    client2.stop();
 }

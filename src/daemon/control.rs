@@ -325,8 +325,8 @@ pub(crate) struct Control {
     /// The config file `reload` applies; `None` with `[api]` (refused).
     pub reload_from: Option<PathBuf>,
     pub upgrader: super::upgrade::Upgrader,
-    /// Set when an `upgrade` handed over: the process exits once the answer is written.
-    pub handed_over: AtomicBool,
+    /// Set when an `upgrade` succeeded: the process exits once the answer is written.
+    pub upgraded: std::sync::Mutex<Option<super::upgrade::Upgraded>>,
 }
 
 /// Binds the control socket of `config` and answers it on a supervised thread until `stop`
@@ -363,7 +363,7 @@ pub(crate) fn start(
         manager,
         reload_from,
         upgrader,
-        handed_over: AtomicBool::new(false),
+        upgraded: std::sync::Mutex::new(None),
     };
     let stop2 = stop.clone();
     supervise::spawn("control".into(), stop, move || {
@@ -395,11 +395,19 @@ pub(crate) fn serve(
                 if let Err(e) = write_answer(&mut stream, &line, WRITE_DEADLINE) {
                     debug!("control socket client: {e}");
                 }
-                if control.handed_over.load(Ordering::SeqCst) {
+                match control.upgraded.lock().map(|u| u.clone()) {
                     // The new process serves: this one leaves without a DELETE, without
                     // undoing routes or tables, without revoking a cluster lease.
-                    info!("handed over; exiting");
-                    std::process::exit(0);
+                    Ok(Some(u)) if !u.restarted => {
+                        info!("handed over; exiting");
+                        std::process::exit(0);
+                    }
+                    // The new process cannot read the snapshot: an orderly stop, then it
+                    // starts afresh.
+                    Ok(Some(_)) => control
+                        .upgrader
+                        .stop_for_restart(control.config.gateway().control_socket()),
+                    _ => {}
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -433,8 +441,8 @@ fn handle(control: &Control, req: Request) -> Answer {
         Request::Upgrade => {
             info!("upgrade requested on the control socket");
             let upgraded = control.upgrader.upgrade();
-            if upgraded.is_ok() {
-                control.handed_over.store(true, Ordering::SeqCst);
+            if let (Ok(u), Ok(mut slot)) = (&upgraded, control.upgraded.lock()) {
+                *slot = Some(u.clone());
             }
             Answer::of(upgraded.map_err(|e| ControlError::new(codes::UPGRADE_FAILED, e)))
         }

@@ -233,12 +233,12 @@ impl StackManager {
     }
 
     /// `ipsec-server upgrade`'s hand-over (`upgrade.rs`) with the manager locked throughout,
-    /// so no change is applied meanwhile: `hand` gets the running stack; `Ok` means the new
-    /// process took over, so the stack ends without DELETE or teardown and nothing is
-    /// applied after; on `Err` the stack serves on (`hand` resumed it).
+    /// so no change is applied meanwhile: `hand` gets the running stack; `Ok((_, true))`
+    /// means the new process took over, so the stack ends without DELETE or teardown and
+    /// nothing is applied after; otherwise the stack serves on (`hand` resumed it).
     pub(crate) fn hand_over<T>(
         &self,
-        hand: impl FnOnce(&Stack) -> Result<T, String>,
+        hand: impl FnOnce(&Stack) -> Result<(T, bool), String>,
     ) -> Result<T, String> {
         let mut st = self.lock();
         let Some((stack, _)) = &st.running else {
@@ -246,10 +246,12 @@ impl StackManager {
                         (restart the daemon instead)"
                 .into());
         };
-        let out = hand(stack)?;
-        st.shut_down = true;
-        if let Some((stack, _)) = st.running.take() {
-            stack.handed_over();
+        let (out, handed) = hand(stack)?;
+        if handed {
+            st.shut_down = true;
+            if let Some((stack, _)) = st.running.take() {
+                stack.handed_over();
+            }
         }
         Ok(out)
     }

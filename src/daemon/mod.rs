@@ -96,7 +96,7 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// that started it (`ipsec-server upgrade`, `upgrade.rs`).
 pub fn run(config: Config, path: &Path, takeover_fd: Option<RawFd>) -> Result<(), DaemonError> {
     let mut takeover = match takeover_fd {
-        Some(fd) => Some(upgrade::receive(fd)?),
+        Some(fd) => upgrade::receive(fd)?,
         None => None,
     };
     let served = run_taking_over(config, path, &mut takeover);
@@ -147,6 +147,7 @@ fn run_taking_over(
         manager: manager.clone(),
         cluster: cluster.clone(),
         listeners: listeners.clone(),
+        restarting: Default::default(),
     };
     let control = control::start(&config, manager.clone(), reload_from, &stop, upgrader)?;
     let ctx = Serving {

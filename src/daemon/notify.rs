@@ -42,8 +42,9 @@ pub(crate) fn ready_as_main(status: &str) {
     ]);
 }
 
-/// `MAINPID=` this process again, after an upgrade that failed late.
-pub(crate) fn main_pid_again() {
+/// `MAINPID=` this process (an upgrade that failed late, or one that falls back to a
+/// restart).
+pub(crate) fn main_pid() {
     send(&[NotifyState::MainPid(std::process::id())]);
 }
 

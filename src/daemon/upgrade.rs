@@ -64,9 +64,38 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(20);
 /// The argument that makes `run` a take-over.
 pub const TAKEOVER_ARG: &str = "--takeover-fd";
 
+/// How long a new process that cannot read the snapshot waits for the old one to stop.
+const RESTART_WAIT: Duration = Duration::from_secs(60);
+
 const HELLO: u8 = b'H';
 const READY: u8 = b'R';
 const FAILED: u8 = b'F';
+/// The snapshot's version is unknown to the new process: restart instead.
+const RESTART: u8 = b'V';
+
+/// The test hook's environment variable: `IPSEC_SERVER_TEST_SNAPSHOT_VERSION=N` makes this
+/// binary read snapshots up to version N only, as an older binary would (so a test sees the
+/// fallback to a restart without an older binary at hand). Only root sets a daemon's
+/// environment; its use is logged at WARN.
+pub(crate) const SNAPSHOT_VERSION_ENV: &str = "IPSEC_SERVER_TEST_SNAPSHOT_VERSION";
+
+/// The newest snapshot version this process reads ([`SNAPSHOT_VERSION_ENV`]).
+fn newest_readable() -> u16 {
+    match std::env::var(SNAPSHOT_VERSION_ENV).map(|v| v.trim().parse::<u16>()) {
+        Ok(Ok(n)) if n <= handover::VERSION => {
+            warn!("{SNAPSHOT_VERSION_ENV}={n}: reading snapshots up to version {n} only (a test hook)");
+            n
+        }
+        Ok(_) => {
+            warn!(
+                "{SNAPSHOT_VERSION_ENV} is not a version 0..={}: ignored",
+                handover::VERSION
+            );
+            handover::VERSION
+        }
+        Err(_) => handover::VERSION,
+    }
+}
 
 /// The answer to a successful `upgrade`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +105,9 @@ pub struct Upgraded {
     /// Milliseconds in which neither process handled a packet (see the module docs).
     pub switch_ms: u64,
     pub ike_sas: usize,
+    /// The new binary cannot read this snapshot's version: this process stops as on
+    /// SIGTERM (DELETE to every client) and the new one starts afresh.
+    pub restarted: bool,
 }
 
 /// The daemon's listening sockets: each is taken from the previous process when it handed
@@ -115,6 +147,9 @@ pub(crate) struct Upgrader {
     pub manager: Arc<StackManager>,
     pub cluster: Option<Arc<Cluster>>,
     pub listeners: Arc<Listeners>,
+    /// After a fallback to a restart: the hand-over socket, open until this process exits
+    /// (the new process waits for its end).
+    pub restarting: Mutex<Option<UnixStream>>,
 }
 
 /// This process's arguments for the process that takes over: without the program name and
@@ -201,7 +236,11 @@ impl Upgrader {
                         .map_err(|e| format!("sending the snapshot: {e}"))
                 });
             let answer = sent.and_then(|()| match io::handover::recv_note(sock, READY_WAIT) {
-                Ok((READY, _)) => Ok(()),
+                Ok((READY, _)) => Ok(true),
+                Ok((RESTART, why)) => {
+                    warn!("upgrade: {why}; restarting with DELETEs instead");
+                    Ok(false)
+                }
                 Ok((FAILED, why)) => Err(format!("the new process refused: {why}")),
                 Ok(_) => Err("the new process said something unexpected".into()),
                 Err(_) => Err(gone(
@@ -209,21 +248,47 @@ impl Upgrader {
                     &format!("within {READY_WAIT:?} of the snapshot"),
                 )),
             });
-            if let Err(e) = answer {
-                let _ = child.kill();
-                let _ = child.wait();
-                // Systemd may have been told the new process is the main one.
-                super::notify::main_pid_again();
+            let handed = match answer {
+                Ok(handed) => handed,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    // Systemd may have been told the new process is the main one.
+                    super::notify::main_pid();
+                    stack.resume();
+                    return Err(e);
+                }
+            };
+            if !handed {
+                // Serve until the orderly stop (`Upgrader::stop_for_restart`).
                 stack.resume();
-                return Err(e);
+                if let Ok(keep) = sock.try_clone() {
+                    *self.restarting.lock().unwrap_or_else(|p| p.into_inner()) = Some(keep);
+                }
             }
-            Ok(Upgraded {
+            let upgraded = Upgraded {
                 old_pid: std::process::id(),
                 new_pid: child.id(),
                 switch_ms: u64::try_from(parked.elapsed().as_millis()).unwrap_or(u64::MAX),
                 ike_sas,
-            })
+                restarted: !handed,
+            };
+            Ok((upgraded, handed))
         })
+    }
+
+    /// After an upgrade that fell back to a restart: the orderly stop of SIGTERM (DELETE to
+    /// every client, host changes undone, the cluster lease revoked, the control socket
+    /// removed), then the exit that lets the new process start afresh. Systemd already
+    /// knows the new process as the main one: no `STOPPING=1`.
+    pub(crate) fn stop_for_restart(&self, control_socket: &std::path::Path) -> ! {
+        self.manager.shutdown();
+        if let Some(c) = &self.cluster {
+            c.stop(true);
+        }
+        let _ = std::fs::remove_file(control_socket);
+        info!("stopped for the new process's restart; exiting");
+        std::process::exit(0)
     }
 }
 
@@ -248,8 +313,10 @@ pub(crate) struct TakeOver {
 }
 
 /// Adopts the hand-over socket `fd`, says hello and receives what the old process hands
-/// over. Errors are reported to the old process (which serves on) and returned.
-pub(crate) fn receive(fd: RawFd) -> Result<TakeOver, DaemonError> {
+/// over. Errors are reported to the old process (which serves on) and returned. A snapshot
+/// of a version this binary does not read: the old process is asked to stop as on SIGTERM
+/// (DELETE to every client), and once it is gone `Ok(None)`: start afresh.
+pub(crate) fn receive(fd: RawFd) -> Result<Option<TakeOver>, DaemonError> {
     let fail = |what: String| DaemonError::HandOver(what);
     let sock = io::handover::inherit(fd).map_err(|e| fail(format!("{TAKEOVER_ARG} {fd}: {e}")))?;
     let refused = |sock: &UnixStream, why: String| {
@@ -260,7 +327,23 @@ pub(crate) fn receive(fd: RawFd) -> Result<TakeOver, DaemonError> {
         .map_err(|e| fail(format!("hello: {e}")))?;
     let (mut fds, bytes) = io::handover::recv(&sock, handover::MAX_SNAPSHOT, SNAPSHOT_WAIT)
         .map_err(|e| refused(&sock, format!("receiving the snapshot: {e}")))?;
-    let snapshot = handover::decode(&bytes).map_err(|e| refused(&sock, e.to_string()))?;
+    let version = bytes.first_chunk::<2>().map(|v| u16::from_be_bytes(*v));
+    let newest = newest_readable();
+    let decoded = match version {
+        Some(v) if v > newest => Err(handover::HandoverError::UnknownVersion(v)),
+        _ => handover::decode(&bytes),
+    };
+    let snapshot = match decoded {
+        Ok(s) => s,
+        Err(handover::HandoverError::UnknownVersion(v)) => {
+            let why = format!(
+                "snapshot version {v} is unknown to the new binary (it reads up to {newest})"
+            );
+            restart_instead(&sock, &why);
+            return Ok(None);
+        }
+        Err(e) => return Err(refused(&sock, e.to_string())),
+    };
     let n_udp = snapshot.stack.listen.len() * (1 + snapshot.stack.workers as usize);
     if fds.len() != n_udp + snapshot.listeners.len() {
         let why = format!(
@@ -287,12 +370,29 @@ pub(crate) fn receive(fd: RawFd) -> Result<TakeOver, DaemonError> {
         version = u16::from_be_bytes([bytes[0], bytes[1]]),
         "upgrade: snapshot received"
     );
-    Ok(TakeOver {
+    Ok(Some(TakeOver {
         sock,
         snapshot: Some(snapshot),
         udp: fds,
         listeners: Arc::new(listeners),
-    })
+    }))
+}
+
+/// The snapshot cannot be read: this process becomes systemd's main one, asks the old one
+/// to stop and waits (at most [`RESTART_WAIT`]) until it is gone, so that its sockets,
+/// listeners and TUN device are free.
+fn restart_instead(sock: &UnixStream, why: &str) {
+    warn!(
+        "upgrade: {why}: the old process stops (DELETE to every client) and this one starts afresh"
+    );
+    super::notify::main_pid();
+    if io::handover::send_note(sock, RESTART, why).is_err() {
+        return;
+    }
+    // The old process's end closes when it exits.
+    let _ = sock.set_read_timeout(Some(RESTART_WAIT));
+    let mut byte = [0u8; 1];
+    let _ = std::io::Read::read(&mut &*sock, &mut byte);
 }
 
 impl TakeOver {
