@@ -592,3 +592,68 @@ fn serve_inner(
     let ctl_thread = supervise::spawn("ike".into(), stop, move || plane.run(inbox))?;
     Ok((postbox, ctl_thread, sad))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gateway on 127.0.0.1 with `workers` workers and these ports.
+    fn config(workers: u32, ike: u16, natt: u16) -> Config {
+        let text = format!(
+            r#"
+[gateway]
+vpn_gateway_id = "vpn-test0001"
+region_id = "local"
+listen_addrs = ["127.0.0.1"]
+ike_port = {ike}
+nat_t_port = {natt}
+workers = {workers}
+
+[ipsec_server]
+local_subnet = ["192.168.0.0/24"]
+client_ip_pool = "10.0.0.0/24"
+psk = "Sup3r-Secret-Psk"
+"#
+        );
+        Config::from_toml_str(&text, &[], &mut rand::thread_rng()).expect("valid config")
+    }
+
+    fn fds(socks: &[UdpSocket]) -> Vec<OwnedFd> {
+        socks
+            .iter()
+            .map(|s| OwnedFd::from(s.try_clone().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn handed_over_sockets_must_be_where_this_configuration_binds() {
+        let (ike, natt) = (47_921, 47_922);
+        let cfg = config(2, ike, natt);
+        let sockets = Sockets::bind(&cfg, 2).unwrap();
+        let order = sockets.handover_order().unwrap();
+        assert_eq!(order.len(), 3, "UDP 500, then one UDP 4500 per worker");
+        let ports: Vec<u16> = order
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        assert_eq!(ports, [ike, natt, natt]);
+
+        let back = Sockets::handed(fds(&order), &cfg, 2).unwrap();
+        assert_eq!(back.s500.len(), 1);
+        assert_eq!(back.s4500.len(), 2);
+        // Another worker count, other ports, or sockets in another order: refused.
+        let e = Sockets::handed(fds(&order), &cfg, 3).err().unwrap();
+        assert!(e.contains("4 expected"), "{e}");
+        let e = Sockets::handed(fds(&order), &config(2, ike + 10, natt), 2)
+            .err()
+            .unwrap();
+        assert!(e.contains("not 127.0.0.1:47931"), "{e}");
+        let mut swapped = fds(&order);
+        swapped.swap(0, 1);
+        assert!(Sockets::handed(swapped, &cfg, 2).is_err());
+        // A descriptor that is no socket at all.
+        let mut junk = fds(&order);
+        junk[2] = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+        assert!(Sockets::handed(junk, &cfg, 2).is_err());
+    }
+}
