@@ -230,6 +230,14 @@ fn listeners_up(topo: &Topology) -> Result<(), String> {
     Ok(())
 }
 
+/// `{topo}/gw`, mode 0700 (the daemon wants its state and socket directories private).
+fn private_gateway_dir(topo: &Topology) -> PathBuf {
+    let dir = topo.dir().join("gw");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 fn show_psk(topo: &Topology, config: &Path) -> String {
     let out = topo.exec(
         Role::Gateway,
@@ -250,9 +258,7 @@ fn notify_ready_after_the_listeners_and_a_generated_psk_kept_across_reload_and_r
             ..Default::default()
         },
     );
-    let dir = topo.dir().join("gw");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = private_gateway_dir(&topo);
     let state = dir.join("state");
     // The test config without a psk line: the daemon generates one.
     let toml: String = GatewayConfig::default()
@@ -434,9 +440,7 @@ fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
             ..Default::default()
         },
     );
-    let dir = topo.dir().join("gw");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = private_gateway_dir(&topo);
     let state = dir.join("state");
     let upbin = dir.join("upgrade-binary");
     let toml = GatewayConfig {
