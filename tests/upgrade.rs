@@ -207,6 +207,20 @@ fn charon_events(log: &str) -> CharonEvents {
     e
 }
 
+/// What the daemon set up on the host: the TUN device's interface index (a device created
+/// again gets a new one), the routes and the nftables tables of the gateway namespace.
+fn host_state(topo: &Topology) -> [String; 3] {
+    let run =
+        |prog: &str, args: &[&str]| topo.exec(Role::Gateway, prog, args).expect_ok(prog).stdout;
+    let tun = run("ip", &["-o", "link", "show", "dev", "ipsec0"]);
+    let ifindex = tun.split(':').next().unwrap_or_default().to_string();
+    [
+        ifindex,
+        run("ip", &["route", "show"]),
+        run("nft", &["list", "tables"]),
+    ]
+}
+
 /// `ipsec-server status --json` in the gateway namespace.
 fn status_json(topo: &Topology, gw: &Daemon) -> serde_json::Value {
     let cfg = gw.config.to_str().unwrap();
@@ -258,6 +272,71 @@ fn assert_single(role: Role, s: &Spis) {
         s.ike.len() == 1 && s.child.len() == 1,
         "{role:?}: expected one IKE and one Child SA: {s:?}"
     );
+}
+
+/// Every client's SPIs, in the order of `clients`.
+fn client_spis(clients: &[(Role, Charon, Ipv4Addr)]) -> Vec<Spis> {
+    clients.iter().map(|(_, c, _)| c.spis()).collect()
+}
+
+/// Every client's [`CharonEvents`] so far, in the order of `clients`.
+fn client_events(clients: &[(Role, Charon, Ipv4Addr)]) -> Vec<CharonEvents> {
+    clients
+        .iter()
+        .map(|(_, c, _)| charon_events(&c.log_text()))
+        .collect()
+}
+
+/// `when` (e.g. "across the upgrade"): the clients still have the SAs `before`, the daemon
+/// shows exactly those, and no client sent an IKE_SA_INIT or exchanged a DELETE since
+/// `events_before`.
+fn assert_same_sas(
+    topo: &Topology,
+    gw: &Daemon,
+    clients: &[(Role, Charon, Ipv4Addr)],
+    before: &[Spis],
+    events_before: &[CharonEvents],
+    when: &str,
+) {
+    assert_eq!(
+        client_spis(clients),
+        before,
+        "the clients' SPIs changed {when}"
+    );
+    let mut gw_view = gateway_spis(&status_json(topo, gw));
+    let mut want: Vec<Spis> = before.iter().map(mirrored).collect();
+    gw_view.sort_by(|a, b| a.ike.cmp(&b.ike));
+    want.sort_by(|a, b| a.ike.cmp(&b.ike));
+    assert_eq!(
+        gw_view, want,
+        "the daemon's SAs are not the clients' {when}"
+    );
+    for ((role, ..), (e, b)) in clients
+        .iter()
+        .zip(client_events(clients).iter().zip(events_before))
+    {
+        assert_eq!(e.sa_init, b.sa_init, "{role:?}: a new IKE_SA_INIT {when}");
+        assert_eq!(e.deletes, b.deletes, "{role:?}: a DELETE {when}");
+    }
+}
+
+/// Every pinger ran to its end and lost at most [`MAX_PINGS_LOST`]; prints the losses.
+fn assert_pings(
+    tag: &str,
+    clients: &[(Role, Charon, Ipv4Addr)],
+    results: &[(u32, u32)],
+    pings: u32,
+    when: &str,
+) {
+    for ((role, ..), (sent, received)) in clients.iter().zip(results) {
+        let lost = sent - received;
+        eprintln!("[{tag}] {role:?}: {lost} of {sent} pings lost {when}");
+        assert_eq!(*sent, pings, "{role:?}: ping did not run to its end");
+        assert!(
+            lost <= MAX_PINGS_LOST,
+            "{role:?}: lost {lost} of {sent} pings {when}"
+        );
+    }
 }
 
 /// A raw IPv4 socket for `protocol` (no bind: it sees every datagram of that protocol the
@@ -451,14 +530,16 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
         mut gw,
         clients,
     } = scene("upg", |_| Vec::new());
-    let before: Vec<Spis> = clients.iter().map(|(_, c, _)| c.spis()).collect();
+    let before = client_spis(&clients);
     for ((role, ..), s) in clients.iter().zip(&before) {
         assert_single(*role, s);
     }
-    let events_before: Vec<CharonEvents> = clients
-        .iter()
-        .map(|(_, c, _)| charon_events(&c.log_text()))
-        .collect();
+    let events_before = client_events(&clients);
+    let host_before = host_state(&topo);
+    assert!(
+        host_before[2].contains("ipsec_server_ipsec0_mss"),
+        "no MSS clamping table: {host_before:?}"
+    );
     let (_, _, vip1) = clients[0];
     let spi1 = u32::from_str_radix(&before[0].child[0].1, 16).unwrap();
     let capture = capture_esp(&topo, topo.client_addr(Role::Client), spi1);
@@ -490,15 +571,7 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
     });
 
     // Pings: at most a few lost per client.
-    for ((role, ..), (sent, received)) in clients.iter().zip(&lost) {
-        eprintln!("[upg] {role:?}: {} of {sent} pings lost", sent - received);
-        assert_eq!(*sent, pings, "{role:?}: ping did not run to its end");
-        assert!(
-            sent - received <= MAX_PINGS_LOST,
-            "{role:?}: lost {} of {sent} pings across the upgrade",
-            sent - received
-        );
-    }
+    assert_pings("upg", &clients, &lost, pings, "across the upgrade");
     // TCP: no error, and bytes kept going after the event. iperf3's intervals count from its
     // own start, which is after `iperf_start`: those starting at or after `event.1` surely
     // began after the upgrade returned.
@@ -527,26 +600,22 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
         mbit_per_s(&intervals, |s, _| s >= event.1),
     );
 
+    // The TUN device (not created again), the routes and nftables tables are the same.
+    assert_eq!(
+        host_state(&topo),
+        host_before,
+        "the host state changed across the upgrade"
+    );
     // Same SAs on both sides, no reconnect, no DELETE; status works in the new process.
-    let after_spis: Vec<Spis> = clients.iter().map(|(_, c, _)| c.spis()).collect();
-    assert_eq!(
-        after_spis, before,
-        "the clients' SPIs changed across the upgrade"
+    assert_same_sas(
+        &topo,
+        &gw,
+        &clients,
+        &before,
+        &events_before,
+        "across the upgrade",
     );
-    let mut gw_view = gateway_spis(&status_json(&topo, &gw));
-    let mut want: Vec<Spis> = before.iter().map(mirrored).collect();
-    gw_view.sort_by(|a, b| a.ike.cmp(&b.ike));
-    want.sort_by(|a, b| a.ike.cmp(&b.ike));
-    assert_eq!(
-        gw_view, want,
-        "the new daemon's status differs from the clients' SAs"
-    );
-    for (((role, c, _), b), n) in clients.iter().zip(&events_before).zip(1..) {
-        let e = charon_events(&c.log_text());
-        assert_eq!(e.sa_init, b.sa_init, "{role:?}: a new IKE_SA_INIT");
-        assert_eq!(e.deletes, b.deletes, "{role:?}: a DELETE");
-        eprintln!("[upg] client {n}: no new IKE_SA_INIT, no DELETE");
-    }
+    eprintln!("[upg] both clients: same IKE and Child SPIs, no new IKE_SA_INIT, no DELETE");
 
     // Replay: the packet captured before the switch is refused by the new process.
     let replays = || {
@@ -599,15 +668,9 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
     );
 
     // DPD: both clients, now idle, probe every 2 s and get answers; nobody reconnects.
-    let at_rekey: Vec<CharonEvents> = clients
-        .iter()
-        .map(|(_, c, _)| charon_events(&c.log_text()))
-        .collect();
+    let at_rekey = client_events(&clients);
     let answered = poll_until(Duration::from_secs(15), Duration::from_millis(250), || {
-        let now: Vec<CharonEvents> = clients
-            .iter()
-            .map(|(_, c, _)| charon_events(&c.log_text()))
-            .collect();
+        let now = client_events(&clients);
         now.iter()
             .zip(&at_rekey)
             .all(|(n, b)| {
@@ -649,11 +712,8 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::rename(&tmp, &next).unwrap();
     };
-    let before: Vec<Spis> = clients.iter().map(|(_, c, _)| c.spis()).collect();
-    let events_before: Vec<CharonEvents> = clients
-        .iter()
-        .map(|(_, c, _)| charon_events(&c.log_text()))
-        .collect();
+    let before = client_spis(&clients);
+    let events_before = client_events(&clients);
     let pid = gw.pid;
     // Two attempts of at most ~10 s each inside the ping window.
     let pings = 14_000 / PING_INTERVAL_MS;
@@ -704,27 +764,9 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
         "upgrade gave up on a silent new process after {waited:?}, before its 10 s bound"
     );
     assert_eq!(gw.pid, pid);
-    for ((role, ..), (sent, received)) in clients.iter().zip(&lost) {
-        eprintln!("[upf] {role:?}: {} of {sent} pings lost", sent - received);
-        assert_eq!(*sent, pings, "{role:?}: ping did not run to its end");
-        assert!(
-            sent - received <= MAX_PINGS_LOST,
-            "{role:?}: lost {} of {sent} pings during the failed upgrades",
-            sent - received
-        );
-    }
-    let after: Vec<Spis> = clients.iter().map(|(_, c, _)| c.spis()).collect();
-    assert_eq!(after, before, "the clients' SPIs changed");
-    let mut gw_view = gateway_spis(&status_json(&topo, &gw));
-    let mut want: Vec<Spis> = before.iter().map(mirrored).collect();
-    gw_view.sort_by(|a, b| a.ike.cmp(&b.ike));
-    want.sort_by(|a, b| a.ike.cmp(&b.ike));
-    assert_eq!(gw_view, want, "the daemon's SAs changed");
-    for ((role, c, _), b) in clients.iter().zip(&events_before) {
-        let e = charon_events(&c.log_text());
-        assert_eq!(e.sa_init, b.sa_init, "{role:?}: a new IKE_SA_INIT");
-        assert_eq!(e.deletes, b.deletes, "{role:?}: a DELETE");
-    }
+    let when = "during the failed upgrades";
+    assert_pings("upf", &clients, &lost, pings, when);
+    assert_same_sas(&topo, &gw, &clients, &before, &events_before, when);
     for (role, _, vip) in &clients {
         assert_ping(&topo, *role, *vip);
     }
