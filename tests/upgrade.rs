@@ -24,7 +24,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use common::charon::CLIENT_CHILD;
-use common::flows::{assert_ping, connect};
+use common::flows::{assert_ping, connect, ping_series};
 use common::gateway::Daemon;
 use common::metrics::{scrape, value};
 use common::net::in_ns;
@@ -140,37 +140,6 @@ fn scene(tag: &str, gateway_extra: impl Fn(&Topology) -> Vec<String>) -> Scene {
     })
     .collect();
     Scene { topo, gw, clients }
-}
-
-/// `ping -i 0.01 -c count` from `vip` to the LAN host: (sent, received).
-fn ping_series(topo: &Topology, role: Role, vip: Ipv4Addr, count: u32) -> (u32, u32) {
-    let out = topo.exec_timeout(
-        role,
-        "ping",
-        &[
-            "-q",
-            "-c",
-            &count.to_string(),
-            "-i",
-            &format!("{}", f64::from(PING_INTERVAL_MS) / 1000.0),
-            "-W",
-            "1",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-        Duration::from_secs(u64::from(count * PING_INTERVAL_MS / 1000 + 30)),
-    );
-    let nums: Vec<u32> = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_default()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    assert!(nums.len() >= 2, "{role:?}: no ping summary:\n{out}");
-    (nums[0], nums[1])
 }
 
 /// What a client's charon log says about its IKE SA, counted over the whole log.
@@ -318,6 +287,30 @@ fn assert_same_sas(
         assert_eq!(e.sa_init, b.sa_init, "{role:?}: a new IKE_SA_INIT {when}");
         assert_eq!(e.deletes, b.deletes, "{role:?}: a DELETE {when}");
     }
+}
+
+/// Runs `during` while every client pings the LAN host `pings` times, every 10 ms; returns
+/// what `during` returned and each client's (sent, received) pings.
+fn while_pinging<T>(
+    topo: &Topology,
+    clients: &[(Role, Charon, Ipv4Addr)],
+    pings: u32,
+    during: impl FnOnce() -> T,
+) -> (T, Vec<(u32, u32)>) {
+    std::thread::scope(|s| {
+        let pingers: Vec<_> = clients
+            .iter()
+            .map(|&(role, _, vip)| {
+                s.spawn(move || ping_series(topo, role, vip, pings, PING_INTERVAL_MS))
+            })
+            .collect();
+        let during = during();
+        let pinged = pingers
+            .into_iter()
+            .map(|p| p.join().expect("pinger"))
+            .collect();
+        (during, pinged)
+    })
 }
 
 /// Every pinger ran to its end and lost at most [`MAX_PINGS_LOST`]; prints the losses.
@@ -545,30 +538,26 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
     let capture = capture_esp(&topo, topo.client_addr(Role::Client), spi1);
 
     let pings = TRAFFIC_SECS * 1000 / PING_INTERVAL_MS;
-    let (lost, iperf, up, event, captured, log_mark) = std::thread::scope(|s| {
-        let topo = &topo;
-        let pingers: Vec<_> = clients
-            .iter()
-            .map(|&(role, _, vip)| s.spawn(move || ping_series(topo, role, vip, pings)))
-            .collect();
-        let iperf_start = Instant::now();
-        let iperf =
-            s.spawn(move || topo.iperf3_json(Role::Client, vip1, TRAFFIC_SECS, &["-i", "0.5"]));
-        let captured = capture
-            .join(Duration::from_secs(8))
-            .expect("no ESP packet of client 1 seen by the gateway within 5 s");
-        std::thread::sleep(EVENT_AFTER.saturating_sub(iperf_start.elapsed()));
-        let log_mark = std::fs::metadata(&gw.log).map(|m| m.len()).unwrap_or(0);
-        let t = iperf_start.elapsed();
-        let up = upgrade(topo, &mut gw);
-        let event = (t.as_secs_f64(), iperf_start.elapsed().as_secs_f64());
-        let lost: Vec<(u32, u32)> = pingers
-            .into_iter()
-            .map(|p| p.join().expect("pinger"))
-            .collect();
-        let iperf = iperf.join().expect("iperf3");
-        (lost, iperf, up, event, captured, log_mark)
-    });
+    let ((iperf, up, event, captured, log_mark), lost) =
+        while_pinging(&topo, &clients, pings, || {
+            std::thread::scope(|s| {
+                let topo = &topo;
+                let iperf_start = Instant::now();
+                let iperf = s.spawn(move || {
+                    topo.iperf3_json(Role::Client, vip1, TRAFFIC_SECS, &["-i", "0.5"])
+                });
+                let captured = capture
+                    .join(Duration::from_secs(8))
+                    .expect("no ESP packet of client 1 seen by the gateway within 5 s");
+                std::thread::sleep(EVENT_AFTER.saturating_sub(iperf_start.elapsed()));
+                let log_mark = std::fs::metadata(&gw.log).map(|m| m.len()).unwrap_or(0);
+                let t = iperf_start.elapsed();
+                let up = upgrade(topo, &mut gw);
+                let event = (t.as_secs_f64(), iperf_start.elapsed().as_secs_f64());
+                let iperf = iperf.join().expect("iperf3");
+                (iperf, up, event, captured, log_mark)
+            })
+        });
 
     // Pings: at most a few lost per client.
     assert_pings("upg", &clients, &lost, pings, "across the upgrade");
@@ -717,12 +706,8 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
     let pid = gw.pid;
     // Two attempts of at most ~10 s each inside the ping window.
     let pings = 14_000 / PING_INTERVAL_MS;
-    let (lost, failures) = std::thread::scope(|s| {
+    let (failures, lost) = while_pinging(&topo, &clients, pings, || {
         let topo = &topo;
-        let pingers: Vec<_> = clients
-            .iter()
-            .map(|&(role, _, vip)| s.spawn(move || ping_series(topo, role, vip, pings)))
-            .collect();
         std::thread::sleep(Duration::from_secs(1));
         let mut failures = Vec::new();
         for (what, script) in [
@@ -751,11 +736,7 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
             );
             failures.push((what, took));
         }
-        let lost: Vec<(u32, u32)> = pingers
-            .into_iter()
-            .map(|p| p.join().expect("pinger"))
-            .collect();
-        (lost, failures)
+        failures
     });
     // The one that never confirms is given up at the 10 s bound, not earlier.
     let (_, waited) = failures[1];
