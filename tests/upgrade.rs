@@ -41,7 +41,8 @@ const PING_INTERVAL_MS: u32 = 10;
 /// "At most a few pings lost" (issue 18): 20 pings are 200 ms without an answer.
 const MAX_PINGS_LOST: u32 = 20;
 
-/// What `ipsec-server upgrade` reported: `upgraded: pid OLD -> NEW, switch N ms`.
+/// What `ipsec-server upgrade` reported: `upgraded: pid OLD -> NEW, switch N ms`, optionally
+/// followed by `, K IKE SAs kept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Upgraded {
     old_pid: u32,
@@ -49,6 +50,7 @@ struct Upgraded {
     /// Last packet handled by the old process → first handled by the new, as the daemon
     /// measured it.
     switch_ms: u64,
+    ike_sas_kept: Option<usize>,
 }
 
 fn parse_upgraded(stdout: &str) -> Option<Upgraded> {
@@ -57,11 +59,16 @@ fn parse_upgraded(stdout: &str) -> Option<Upgraded> {
     };
     let rest = line.strip_prefix("upgraded: pid ")?;
     let (old, rest) = rest.split_once(" -> ")?;
-    let (new, switch) = rest.split_once(", switch ")?;
+    let (new, rest) = rest.split_once(", switch ")?;
+    let (switch, kept) = match rest.split_once(", ") {
+        Some((switch, kept)) => (switch, Some(kept.strip_suffix(" IKE SAs kept")?)),
+        None => (rest, None),
+    };
     Some(Upgraded {
         old_pid: old.parse().ok()?,
         new_pid: new.parse().ok()?,
         switch_ms: switch.strip_suffix(" ms")?.parse().ok()?,
+        ike_sas_kept: kept.map(str::parse).transpose().ok()?,
     })
 }
 
@@ -431,7 +438,17 @@ fn parses_the_upgrade_line() {
         Some(Upgraded {
             old_pid: 4242,
             new_pid: 4301,
-            switch_ms: 17
+            switch_ms: 17,
+            ike_sas_kept: None,
+        })
+    );
+    assert_eq!(
+        parse_upgraded("upgraded: pid 4242 -> 4301, switch 0 ms, 2 IKE SAs kept\n"),
+        Some(Upgraded {
+            old_pid: 4242,
+            new_pid: 4301,
+            switch_ms: 0,
+            ike_sas_kept: Some(2),
         })
     );
     for bad in [
@@ -439,6 +456,8 @@ fn parses_the_upgrade_line() {
         "upgraded: pid 4242 -> 4301\n",
         "upgraded: pid 4242 -> x, switch 17 ms\n",
         "upgraded: pid 4242 -> 4301, switch 17 ms\nmore\n",
+        "upgraded: pid 4242 -> 4301, switch 17 ms, two IKE SAs kept\n",
+        "upgraded: pid 4242 -> 4301, switch 17 ms, 2 tunnels\n",
     ] {
         assert_eq!(parse_upgraded(bad), None, "{bad:?}");
     }
@@ -580,6 +599,9 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
             .all(|i| i.2 > 0),
         "iperf3: the stream stalled after the upgrade: {intervals:?} (upgrade at {event:?} s)"
     );
+    if let Some(kept) = up.ike_sas_kept {
+        assert_eq!(kept, clients.len(), "IKE SAs the upgrade reports kept");
+    }
     eprintln!(
         "[upg] switch {} ms (pid {} -> {}); iperf3 {:.0} Mbit/s before, {:.0} Mbit/s after",
         up.switch_ms,
