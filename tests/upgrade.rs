@@ -726,6 +726,12 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
     let before = client_spis(&clients);
     let events_before = client_events(&clients);
     let pid = gw.pid;
+    // The silent one writes its PID here: the old daemon must end it.
+    let silent_pid = topo.dir().join("next.pid");
+    let silent = format!(
+        "#!/bin/sh\necho $$ > {}\nexec sleep 30\n",
+        silent_pid.display()
+    );
     // Two attempts of at most ~10 s each inside the ping window.
     let pings = 14_000 / PING_INTERVAL_MS;
     let (failures, lost) = while_pinging(&topo, &clients, pings, || {
@@ -737,7 +743,7 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
                 "exits 1",
                 "#!/bin/sh\necho 'next: refusing to start' >&2\nexit 1\n",
             ),
-            ("never confirms", "#!/bin/sh\nexec sleep 30\n"),
+            ("never confirms", silent.as_str()),
         ] {
             install(script);
             let t = Instant::now();
@@ -760,11 +766,20 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
         }
         failures
     });
-    // The one that never confirms is given up at the 10 s bound, not earlier.
+    // The one that never confirms is given up at the 10 s bound, not earlier, and ended.
     let (_, waited) = failures[1];
     assert!(
         waited >= Duration::from_secs(9),
         "upgrade gave up on a silent new process after {waited:?}, before its 10 s bound"
+    );
+    let silent_pid = std::fs::read_to_string(&silent_pid).expect("the silent binary ran");
+    let proc_dir = format!("/proc/{}", silent_pid.trim());
+    assert!(
+        poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            (!std::path::Path::new(&proc_dir).exists()).then_some(())
+        })
+        .is_some(),
+        "the silent new process ({proc_dir}) still runs after the failed upgrade"
     );
     assert_eq!(gw.pid, pid);
     let when = "during the failed upgrades";
