@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::charon::CLIENT_CONN;
-use common::flows::{assert_ping, connect};
+use common::flows::{assert_ping, connect, ping_series};
 use common::gateway::Daemon;
 use common::topo::addr;
 use common::*;
@@ -79,37 +79,6 @@ fn client_spis(charon: &Charon) -> Vec<String> {
         .collect()
 }
 
-/// Pings the LAN host `count` times every `interval_ms`; returns (sent, received).
-fn ping_series(topo: &Topology, vip: Ipv4Addr, count: u32, interval_ms: u32) -> (u32, u32) {
-    let out = topo.exec_timeout(
-        Role::Client,
-        "ping",
-        &[
-            "-c",
-            &count.to_string(),
-            "-i",
-            &format!("{}", f64::from(interval_ms) / 1000.0),
-            "-W",
-            "1",
-            "-I",
-            &vip.to_string(),
-            &addr::LAN_HOST.to_string(),
-        ],
-        Duration::from_secs(u64::from(count * interval_ms / 1000 + 30)),
-    );
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_default();
-    let nums: Vec<u32> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    assert!(nums.len() >= 2, "no ping summary:\n{out}");
-    (nums[0], nums[1])
-}
-
 fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let found = poll_until(timeout, Duration::from_millis(250), || ok().then_some(()));
     assert!(
@@ -131,7 +100,7 @@ fn rekeys_with_pfs_under_traffic() {
         .conn("rand_time = 1s");
     let (client, vip) = connect(&topo, Role::Client, &cfg);
     let before = client_spis(&client);
-    let (sent, received) = ping_series(&topo, vip, 80, 200);
+    let (sent, received) = ping_series(&topo, Role::Client, vip, 80, 200);
     assert!(
         sent - received <= 2,
         "lost {} of {sent} pings across the rekeys",
@@ -182,7 +151,7 @@ fn gateway_rekeys_for_a_client_that_does_not() {
         .conn("rekey_time = 0");
     let (client, vip) = connect(&topo, Role::Client, &cfg);
     let before = client_spis(&client);
-    let (sent, received) = ping_series(&topo, vip, 40, 400);
+    let (sent, received) = ping_series(&topo, Role::Client, vip, 40, 400);
     assert!(
         sent - received <= 2,
         "lost {} of {sent} pings across the gateway's rekey",
@@ -222,7 +191,7 @@ fn gateway_rekeys_a_child_sa_before_its_sequence_numbers_run_out() {
         .conn("rekey_time = 0");
     let (client, vip) = connect(&topo, Role::Client, &cfg);
     let before = client_spis(&client);
-    let (sent, received) = ping_series(&topo, vip, 50, 200);
+    let (sent, received) = ping_series(&topo, Role::Client, vip, 50, 200);
     assert!(
         sent - received <= 2,
         "lost {} of {sent} pings across the gateway's rekey",
@@ -551,7 +520,7 @@ fn ipsec_server_client_answers_dpd_and_ends_with_the_gateway() {
         vip.is_some()
     });
     let vip = vip.unwrap();
-    assert_eq!(ping_series(&topo, vip, 3, 200).1, 3);
+    assert_eq!(ping_series(&topo, Role::Client, vip, 3, 200).1, 3);
     // Idle for several DPD intervals: the gateway probes, the client answers, nothing ends.
     wait_for("answered liveness checks", Duration::from_secs(20), || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -567,7 +536,7 @@ fn ipsec_server_client_answers_dpd_and_ends_with_the_gateway() {
         "a probe went unanswered"
     );
     assert_eq!(
-        ping_series(&topo, vip, 3, 200).1,
+        ping_series(&topo, Role::Client, vip, 3, 200).1,
         3,
         "tunnel down after DPD"
     );
@@ -617,7 +586,7 @@ fn clients_authenticate_again_within_ike_lifetime_though_they_rekey() {
         s.contains("re-authenticate within 1"),
         "status shows the deadline:\n{s}"
     );
-    assert_eq!(ping_series(&topo, vip, 10, 500).1, 10);
+    assert_eq!(ping_series(&topo, Role::Client, vip, 10, 500).1, 10);
     wait_for("a second IKE_AUTH", Duration::from_secs(25), || {
         log_count(&gw, IKE_AUTH_DONE) >= 2
     });

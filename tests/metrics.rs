@@ -14,44 +14,20 @@ use std::time::Duration;
 use common::charon::CLIENT_CHILD;
 use common::flows::{assert_ping, connect};
 use common::gateway::Daemon;
+use common::metrics::value;
 use common::*;
 
 /// Not the default (9571): another daemon of the host may use that; the namespace is ours
 /// anyway.
 const PORT: u16 = 9572;
 
-/// `GET /metrics` from inside the gateway namespace (bash's /dev/tcp: no HTTP client needed);
-/// the body of a 200 answer.
 fn scrape(topo: &Topology) -> String {
-    let out = bash(
-        topo,
-        &format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{PORT} && \
-             printf 'GET /metrics HTTP/1.1\\r\\nHost: gw\\r\\n\\r\\n' >&3 && timeout 10 cat <&3"
-        ),
-    );
-    let (head, body) = out
-        .stdout
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer:\n{out}"));
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
-        "{head}"
-    );
-    body.to_string()
+    common::metrics::scrape(topo, PORT)
 }
 
 /// `script` run by bash (for its /dev/tcp) in the gateway namespace.
 fn bash(topo: &Topology, script: &str) -> CmdOutput {
     topo.exec(Role::Gateway, "bash", &["-c", script])
-}
-
-/// The value of one series (name with its labels, as rendered), `None` if absent.
-fn value(text: &str, series: &str) -> Option<u64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn get(text: &str, series: &str) -> u64 {

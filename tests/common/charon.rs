@@ -270,6 +270,11 @@ impl Charon {
         parse_counters(&self.list_sas())
     }
 
+    /// SPIs of every IKE SA and Child SA this client has.
+    pub fn spis(&self) -> Spis {
+        parse_spis(&self.list_sas())
+    }
+
     /// The outer `address[port]` of the remote peer of each IKE SA (`remote '…' @ A[P]`).
     pub fn remote_endpoints(&self) -> Vec<String> {
         self.list_sas()
@@ -345,6 +350,51 @@ pub fn parse_virtual_ip(list_sas: &str) -> Option<Ipv4Addr> {
         })
 }
 
+/// SPIs as `swanctl --list-sas` prints them, in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spis {
+    /// (initiator's, responder's) SPI of each IKE SA, 16 hex digits each.
+    pub ike: Vec<(String, String)>,
+    /// (inbound, outbound) SPI of each Child SA, 8 hex digits each (the client's view: its
+    /// outbound SPI is the gateway's inbound one).
+    pub child: Vec<(String, String)>,
+}
+
+/// `gw: #1, ESTABLISHED, IKEv2, fa09a4ad3947f959_i* 5dfa9af0e839605f_r` (the `*` marks our
+/// side) and each Child SA's `in  f5bdc933, …` / `out 1d4159b4, …` lines.
+pub fn parse_spis(list_sas: &str) -> Spis {
+    let mut spis = Spis::default();
+    let mut child_in = None;
+    for line in list_sas.lines() {
+        if line.contains(", IKEv2, ") {
+            let spi = |suffix: &str| {
+                line.split_whitespace().find_map(|t| {
+                    let t = t.trim_end_matches('*').strip_suffix(suffix)?;
+                    (t.len() == 16 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .then(|| t.to_string())
+                })
+            };
+            if let (Some(i), Some(r)) = (spi("_i"), spi("_r")) {
+                spis.ike.push((i, r));
+            }
+            continue;
+        }
+        let line = line.trim_start();
+        let spi = |prefix: &str| -> Option<String> {
+            let t = line.strip_prefix(prefix)?.trim_start().get(..8)?;
+            t.bytes()
+                .all(|b| b.is_ascii_hexdigit())
+                .then(|| t.to_string())
+        };
+        if let Some(s) = spi("in ") {
+            child_in = Some(s);
+        } else if let (Some(s), Some(i)) = (spi("out "), child_in.take()) {
+            spis.child.push((i, s));
+        }
+    }
+    spis
+}
+
 /// `in  f5bdc933,    252 bytes,     3 packets,     0s ago` (and the `out` line) of the first
 /// Child SA.
 pub fn parse_counters(list_sas: &str) -> Option<ChildCounters> {
@@ -383,6 +433,46 @@ mod tests {
     local  10.0.0.1/32
     remote 192.168.0.0/24
 ";
+
+    /// Two IKE SAs (one rekeyed by the client), the first with a Child SA being replaced.
+    const REKEYED: &str = "gw: #2, ESTABLISHED, IKEv2, 0123456789abcdef_i* fedcba9876543210_r
+  local  'client1.example' @ 172.29.1.2[4500] [10.0.0.1]
+  remote 'gw.example.com' @ 172.29.1.1[4500]
+  net: #3, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA1_96
+    in  c0000003,      0 bytes,     0 packets
+    out 0000abcd,     84 bytes,     1 packets,     1s ago
+  net: #2, reqid 1, REKEYED, TUNNEL-in-UDP, ESP:AES_CBC-128/HMAC_SHA1_96
+    in  c0000002,    252 bytes,     3 packets,     5s ago
+    out 1d4159b4,    252 bytes,     3 packets,     5s ago
+gw: #1, REKEYED, IKEv2, aaaaaaaaaaaaaaaa_i* bbbbbbbbbbbbbbbb_r
+";
+
+    #[test]
+    fn parses_spis() {
+        assert_eq!(
+            parse_spis(SAMPLE),
+            Spis {
+                ike: vec![("fa09a4ad3947f959".into(), "5dfa9af0e839605f".into())],
+                child: vec![("f5bdc933".into(), "1d4159b4".into())],
+            }
+        );
+        let s = parse_spis(REKEYED);
+        assert_eq!(
+            s.ike,
+            [
+                ("0123456789abcdef".into(), "fedcba9876543210".into()),
+                ("aaaaaaaaaaaaaaaa".into(), "bbbbbbbbbbbbbbbb".into())
+            ]
+        );
+        assert_eq!(
+            s.child,
+            [
+                ("c0000003".into(), "0000abcd".into()),
+                ("c0000002".into(), "1d4159b4".into())
+            ]
+        );
+        assert_eq!(parse_spis("no SAs\n"), Spis::default());
+    }
 
     #[test]
     fn parses_list_sas() {

@@ -1,7 +1,7 @@
 //! Steps shared by the interop suites: connect a strongSwan client, ping through the tunnel.
 
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::charon::Charon;
 use super::topo::{addr, Role, Topology};
@@ -72,4 +72,42 @@ pub fn ping(topo: &Topology, role: Role, vip: Ipv4Addr) -> (bool, String) {
 pub fn assert_ping(topo: &Topology, role: Role, vip: Ipv4Addr) {
     let (ok, out) = ping(topo, role, vip);
     assert!(ok, "ping through the tunnel from {role:?}:\n{out}");
+}
+
+/// `ping -q -c count -i interval_ms/1000 -W 1 -I <vip> 192.168.0.10` from `role` (a deadline
+/// of the series' length plus 30 s): (sent, received).
+pub fn ping_series(
+    topo: &Topology,
+    role: Role,
+    vip: Ipv4Addr,
+    count: u32,
+    interval_ms: u32,
+) -> (u32, u32) {
+    let out = topo.exec_timeout(
+        role,
+        "ping",
+        &[
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            &format!("{}", f64::from(interval_ms) / 1000.0),
+            "-W",
+            "1",
+            "-I",
+            &vip.to_string(),
+            &addr::LAN_HOST.to_string(),
+        ],
+        Duration::from_secs(u64::from(count * interval_ms / 1000 + 30)),
+    );
+    let nums: Vec<u32> = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_default()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    assert!(nums.len() >= 2, "{role:?}: no ping summary:\n{out}");
+    (nums[0], nums[1])
 }

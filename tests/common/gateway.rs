@@ -10,6 +10,7 @@
 //! client ID.
 
 use super::charon::{Charon, Suite};
+use super::proc::Adopted;
 use super::topo::{addr, Role, Topology};
 use super::{poll_until, GATEWAY_ID, PSK};
 use std::path::PathBuf;
@@ -252,11 +253,11 @@ impl Gateway {
 
     /// Panics if the gateway process has died (a crash during the test).
     pub fn assert_running(&self, topo: &Topology) {
-        let (name, pid) = match self {
-            Gateway::IpsecServer(d) => ("ipsec-server", d.pid),
-            Gateway::StrongSwan(c) => (c.name.as_str(), c.pid),
+        let (name, pid, exited) = match self {
+            Gateway::IpsecServer(d) => ("ipsec-server", d.pid, d.exited(topo)),
+            Gateway::StrongSwan(c) => (c.name.as_str(), c.pid, topo.exited(c.pid)),
         };
-        if let Some(how) = topo.exited(pid) {
+        if let Some(how) = exited {
             panic!("gateway {name} (pid {pid}) has ended ({how})");
         }
     }
@@ -272,9 +273,14 @@ impl Gateway {
 /// `ipsec-server run --config FILE` in the gateway namespace, `RUST_LOG=debug` (unless
 /// started with [`Daemon::start_log`]), stdout and stderr to `{dir}/ipsec-server.log`.
 pub struct Daemon {
+    /// The process serving now: the one started here, or after `ipsec-server upgrade` its
+    /// successor ([`Daemon::adopt_upgraded`]).
     pub pid: u32,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// The successor after an upgrade, stopped when the daemon is dropped (the topology
+    /// stops only what it started).
+    successor: Option<Adopted>,
 }
 
 impl Daemon {
@@ -346,6 +352,29 @@ impl Daemon {
             ready.is_some(),
             "ipsec-server not ready after 15 s (UDP 500/4500 bound and TUN ipsec0)"
         );
-        Daemon { pid, config, log }
+        Daemon {
+            pid,
+            config,
+            log,
+            successor: None,
+        }
+    }
+
+    /// After `ipsec-server upgrade`: the new process `pid` (started by the old one with its
+    /// stdout and stderr, so it logs into [`Daemon::log`] too) is this daemon from now on, and
+    /// dropping the daemon stops it (SIGTERM, SIGKILL after 3 s, by pidfd).
+    pub fn adopt_upgraded(&mut self, pid: u32) {
+        let adopted = Adopted::new("ipsec-server (upgraded)", pid)
+            .unwrap_or_else(|e| panic!("the upgraded daemon (pid {pid}) is not running: {e}"));
+        self.successor = Some(adopted);
+        self.pid = pid;
+    }
+
+    /// How the serving process ended, `None` while it runs.
+    pub fn exited(&self, topo: &Topology) -> Option<String> {
+        match &self.successor {
+            Some(s) => s.exited(),
+            None => topo.exited(self.pid),
+        }
     }
 }

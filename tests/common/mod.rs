@@ -29,11 +29,12 @@ pub mod charon;
 pub mod flood;
 pub mod flows;
 pub mod gateway;
+pub mod metrics;
 pub mod net;
 pub mod proc;
 pub mod topo;
 
-pub use charon::{Charon, ChildCounters, ClientConfig, Suite};
+pub use charon::{Charon, ChildCounters, ClientConfig, Spis, Suite};
 pub use gateway::{Gateway, GatewayConfig, GatewayKind};
 pub use net::{tcp_transfer, udp_request, NsTask, TransferReport, UdpServer};
 pub use proc::CmdOutput;

@@ -3,11 +3,17 @@
 //! Every child gets its own process group (so a timeout can kill a whole `sh -c` pipeline) and
 //! `PR_SET_PDEATHSIG = SIGKILL` (so it dies with the test thread that started it even when the
 //! test binary itself is killed and no destructor runs).
-// System calls std does not wrap: prctl(2) before exec, kill(2), waitid(2).
+//!
+//! One process is stopped that the harness did not start: the daemon's successor after
+//! `ipsec-server upgrade` ([`Adopted`]), held by a pidfd so no signal can reach a process that
+//! later reuses its PID.
+// System calls std does not wrap: prctl(2) before exec, kill(2), waitid(2), pidfd_open(2),
+// pidfd_send_signal(2), poll(2).
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -256,6 +262,124 @@ fn stop(mut t: Tracked, grace: Duration) -> ExitStatus {
     }
     signal_group(pid, libc::SIGKILL); // the leader if still there, and leftovers in its group
     t.child.wait().expect("wait for killed child")
+}
+
+/// A process this harness did not start but must stop: the successor a daemon started for
+/// `ipsec-server upgrade`, reparented when the old daemon exits (to this test process if it
+/// called [`become_subreaper`], else to init). Held by a pidfd taken while it runs; dropping
+/// it stops the process (SIGTERM, SIGKILL after 3 s) and waits, bounded, until its
+/// `/proc/PID` is gone.
+pub struct Adopted {
+    pub name: String,
+    pub pid: u32,
+    pidfd: OwnedFd,
+}
+
+impl Adopted {
+    /// Takes hold of the running process `pid`; fails if there is none.
+    pub fn new(name: &str, pid: u32) -> std::io::Result<Adopted> {
+        // SAFETY: pidfd_open(2) takes a PID and flags and returns a new fd or -1; no memory
+        // is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a pidfd just returned to us and owned by nothing else.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+        Ok(Adopted {
+            name: name.to_string(),
+            pid,
+            pidfd,
+        })
+    }
+
+    /// Waits at most `wait` for the process to end; true once it has (the pidfd turns
+    /// readable when it exits, reaped or not).
+    pub fn has_exited(&self, wait: Duration) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on one pollfd we own, for at most `ms`.
+        unsafe { libc::poll(&mut p, 1, ms) > 0 }
+    }
+
+    /// How it ended ("exit code 0" if this process is its reaper, else "ended"), `None`
+    /// while it runs. Does not reap it.
+    pub fn exited(&self) -> Option<String> {
+        self.has_exited(Duration::ZERO)
+            .then(|| exit_info(self.pid).unwrap_or_else(|| "ended".to_string()))
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: pidfd_send_signal(2) with our pidfd, no siginfo (null) and no flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        let pid = self.pid;
+        if !self.has_exited(Duration::ZERO) {
+            self.signal(libc::SIGTERM);
+            if !self.has_exited(Duration::from_secs(3)) {
+                eprintln!(
+                    "[harness] {} (pid {pid}) ignored SIGTERM; sending SIGKILL",
+                    self.name
+                );
+                self.signal(libc::SIGKILL);
+                self.has_exited(Duration::from_secs(5));
+            }
+        }
+        // Reap it if it is ours (the pidfd pins nothing: /proc/PID goes with the zombie).
+        // SAFETY: waitid(2) writes only into the zeroed siginfo_t we own; ECHILD when it is
+        // not our child is fine.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            );
+        }
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while proc_dir.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if proc_dir.exists() {
+            eprintln!(
+                "[harness] {} (pid {pid}) ended but {} remains (its reaper has not reaped it)",
+                self.name,
+                proc_dir.display()
+            );
+        }
+    }
+}
+
+/// Makes this test process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER):
+/// a daemon's successor then becomes our child when the old daemon exits, and is reaped
+/// here rather than by whatever init the machine has.
+pub fn become_subreaper() {
+    // SAFETY: prctl(2) with an integer option and value; no memory is involved.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(
+        r,
+        0,
+        "prctl(PR_SET_CHILD_SUBREAPER): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// True once the child `pid` has exited; does not reap it (WNOWAIT).

@@ -227,6 +227,22 @@ impl Topology {
     /// TCP throughput from `from` (bound to `src`) to an `iperf3 -s -1` on the LAN host, for
     /// `secs` seconds; returns the receiver's Mbit/s. The server is PID-tracked.
     pub fn iperf3(&self, from: Role, src: Ipv4Addr, secs: u32) -> f64 {
+        let v = self.iperf3_json(from, src, secs, &[]);
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .expect("end.sum_received.bits_per_second");
+        bps / 1e6
+    }
+
+    /// [`Topology::iperf3`] with `extra` client arguments (e.g. `-i 0.5`); the client's
+    /// `-J` report (panics unless iperf3 succeeded).
+    pub fn iperf3_json(
+        &self,
+        from: Role,
+        src: Ipv4Addr,
+        secs: u32,
+        extra: &[&str],
+    ) -> serde_json::Value {
         let port = "5202";
         let lan = addr::LAN_HOST.to_string();
         let server = self.spawn(
@@ -240,30 +256,18 @@ impl Topology {
             self.wait_listening(Role::Lan, "tcp", 5202, Duration::from_secs(5)),
             "iperf3 -s did not start"
         );
+        let (src, secs_arg) = (src.to_string(), secs.to_string());
+        let mut args = vec!["-c", &lan, "-p", port, "-B", &src, "-t", &secs_arg, "-J"];
+        args.extend_from_slice(extra);
         let out = self.exec_timeout(
             from,
             "iperf3",
-            &[
-                "-c",
-                &lan,
-                "-p",
-                port,
-                "-B",
-                &src.to_string(),
-                "-t",
-                &secs.to_string(),
-                "-J",
-            ],
+            &args,
             Duration::from_secs(u64::from(secs) + 20),
         );
         self.kill(server);
         let out = out.expect_ok("iperf3 -c");
-        let v: serde_json::Value =
-            serde_json::from_str(&out.stdout).expect("iperf3 -J output is JSON");
-        let bps = v["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .expect("end.sum_received.bits_per_second");
-        bps / 1e6
+        serde_json::from_str(&out.stdout).expect("iperf3 -J output is JSON")
     }
 
     /// Registers a log file whose tail is printed if the test fails.
