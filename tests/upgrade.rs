@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::charon::CLIENT_CHILD;
 use common::flows::{assert_ping, connect, ping_series};
-use common::gateway::Daemon;
+use common::gateway::{parse_upgraded, Daemon, Upgraded};
 use common::metrics::{scrape, value};
 use common::net::in_ns;
 use common::proc::Adopted;
@@ -40,76 +40,6 @@ const REPLAY_DROPS: &str = "ipsec_server_esp_dropped_packets_total{reason=\"repl
 const PING_INTERVAL_MS: u32 = 10;
 /// "At most a few pings lost" (issue 18): 20 pings are 200 ms without an answer.
 const MAX_PINGS_LOST: u32 = 20;
-
-/// What `ipsec-server upgrade` reported: `upgraded: pid OLD -> NEW, switch N ms`, optionally
-/// followed by `, K IKE SAs kept`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Upgraded {
-    old_pid: u32,
-    new_pid: u32,
-    /// Last packet handled by the old process → first handled by the new, as the daemon
-    /// measured it.
-    switch_ms: u64,
-    ike_sas_kept: Option<usize>,
-}
-
-fn parse_upgraded(stdout: &str) -> Option<Upgraded> {
-    let [line] = stdout.lines().collect::<Vec<_>>()[..] else {
-        return None;
-    };
-    let rest = line.strip_prefix("upgraded: pid ")?;
-    let (old, rest) = rest.split_once(" -> ")?;
-    let (new, rest) = rest.split_once(", switch ")?;
-    let (switch, kept) = match rest.split_once(", ") {
-        Some((switch, kept)) => (switch, Some(kept.strip_suffix(" IKE SAs kept")?)),
-        None => (rest, None),
-    };
-    Some(Upgraded {
-        old_pid: old.parse().ok()?,
-        new_pid: new.parse().ok()?,
-        switch_ms: switch.strip_suffix(" ms")?.parse().ok()?,
-        ike_sas_kept: kept.map(str::parse).transpose().ok()?,
-    })
-}
-
-/// `ipsec-server upgrade` against the daemon's control socket (as `status` finds it), 30 s
-/// at most (the daemon's own bound is 10 s).
-fn run_upgrade(topo: &Topology, gw: &Daemon) -> CmdOutput {
-    let cfg = gw.config.to_str().unwrap();
-    topo.exec_timeout(
-        Role::Gateway,
-        Daemon::BIN,
-        &["upgrade", "--config", cfg],
-        Duration::from_secs(30),
-    )
-}
-
-/// The event: upgrades the daemon in place and checks the hand-over from outside — one line
-/// naming the old and the new PID, the old process gone with exit status 0, the new one
-/// adopted by `gw` (its Drop stops it).
-fn upgrade(topo: &Topology, gw: &mut Daemon) -> Upgraded {
-    // The new process is the old one's child; when the old one exits it becomes ours, so we
-    // reap it (common::proc::Adopted).
-    common::proc::become_subreaper();
-    let old = gw.pid;
-    let out = run_upgrade(topo, gw).expect_ok("ipsec-server upgrade");
-    let up = parse_upgraded(&out.stdout)
-        .unwrap_or_else(|| panic!("not `upgraded: pid OLD -> NEW, switch N ms`:\n{out}"));
-    assert_eq!(up.old_pid, old, "upgrade names another old process:\n{out}");
-    assert_ne!(up.new_pid, old, "upgrade kept the same process:\n{out}");
-    gw.adopt_upgraded(up.new_pid);
-    let how = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
-        topo.exited(old)
-    })
-    .unwrap_or_else(|| panic!("the old daemon (pid {old}) still runs 10 s after the upgrade"));
-    assert_eq!(how, "exit code 0", "how the old daemon (pid {old}) ended");
-    assert!(
-        gw.exited(topo).is_none(),
-        "the new daemon (pid {}) has ended",
-        up.new_pid
-    );
-    up
-}
 
 /// Two clients connected to the daemon, with DPD every 2 s on the clients' side.
 struct Scene {
@@ -571,7 +501,7 @@ fn upgrade_keeps_every_tunnel_under_traffic() {
                 std::thread::sleep(EVENT_AFTER.saturating_sub(iperf_start.elapsed()));
                 let log_mark = std::fs::metadata(&gw.log).map(|m| m.len()).unwrap_or(0);
                 let t = iperf_start.elapsed();
-                let up = upgrade(topo, &mut gw);
+                let up = gw.upgrade(topo, Role::Gateway);
                 let event = (t.as_secs_f64(), iperf_start.elapsed().as_secs_f64());
                 let iperf = iperf.join().expect("iperf3");
                 (iperf, up, event, captured, log_mark)
@@ -747,7 +677,7 @@ fn a_failed_upgrade_leaves_the_old_daemon_serving() {
         ] {
             install(script);
             let t = Instant::now();
-            let out = run_upgrade(topo, &gw);
+            let out = gw.run_upgrade(topo, Role::Gateway);
             let took = t.elapsed();
             eprintln!("[upf] upgrade to a binary that {what}: {took:?}\n{out}");
             assert!(

@@ -378,3 +378,77 @@ impl Daemon {
         }
     }
 }
+
+/// What `ipsec-server upgrade` reported: `upgraded: pid OLD -> NEW, switch N ms`, optionally
+/// followed by `, K IKE SAs kept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upgraded {
+    pub old_pid: u32,
+    pub new_pid: u32,
+    /// Last packet handled by the old process → first handled by the new, as the daemon
+    /// measured it.
+    pub switch_ms: u64,
+    pub ike_sas_kept: Option<usize>,
+}
+
+pub fn parse_upgraded(stdout: &str) -> Option<Upgraded> {
+    let [line] = stdout.lines().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    let rest = line.strip_prefix("upgraded: pid ")?;
+    let (old, rest) = rest.split_once(" -> ")?;
+    let (new, rest) = rest.split_once(", switch ")?;
+    let (switch, kept) = match rest.split_once(", ") {
+        Some((switch, kept)) => (switch, Some(kept.strip_suffix(" IKE SAs kept")?)),
+        None => (rest, None),
+    };
+    Some(Upgraded {
+        old_pid: old.parse().ok()?,
+        new_pid: new.parse().ok()?,
+        switch_ms: switch.strip_suffix(" ms")?.parse().ok()?,
+        ike_sas_kept: kept.map(str::parse).transpose().ok()?,
+    })
+}
+
+impl Daemon {
+    /// `ipsec-server upgrade` against this daemon's control socket (as `status` finds it) in
+    /// namespace `role`, 30 s at most (the daemon's own bound is 10 s).
+    pub fn run_upgrade(&self, topo: &Topology, role: Role) -> super::proc::CmdOutput {
+        let cfg = self.config.to_str().unwrap();
+        topo.exec_timeout(
+            role,
+            Daemon::BIN,
+            &["upgrade", "--config", cfg],
+            Duration::from_secs(30),
+        )
+    }
+
+    /// Upgrades the daemon in place and checks the hand-over from outside — one line naming
+    /// the old and the new PID, the old process gone with exit status 0, the new one adopted
+    /// (the daemon's Drop stops it).
+    pub fn upgrade(&mut self, topo: &Topology, role: Role) -> Upgraded {
+        // The new process is the old one's child; when the old one exits it becomes ours, so
+        // we reap it (`proc::Adopted`).
+        super::proc::become_subreaper();
+        let old = self.pid;
+        let out = self
+            .run_upgrade(topo, role)
+            .expect_ok("ipsec-server upgrade");
+        let up = parse_upgraded(&out.stdout)
+            .unwrap_or_else(|| panic!("not `upgraded: pid OLD -> NEW, switch N ms`:\n{out}"));
+        assert_eq!(up.old_pid, old, "upgrade names another old process:\n{out}");
+        assert_ne!(up.new_pid, old, "upgrade kept the same process:\n{out}");
+        self.adopt_upgraded(up.new_pid);
+        let how = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+            topo.exited(old)
+        })
+        .unwrap_or_else(|| panic!("the old daemon (pid {old}) still runs 10 s after the upgrade"));
+        assert_eq!(how, "exit code 0", "how the old daemon (pid {old}) ended");
+        assert!(
+            self.exited(topo).is_none(),
+            "the new daemon (pid {}) has ended",
+            up.new_pid
+        );
+        up
+    }
+}
