@@ -165,12 +165,8 @@ fn node_toml(topo: &Topology, node: &str, opts: NodeOpts) -> String {
 
 /// Starts node `name` in `role` and waits (≤ 15 s) until it joined the cluster.
 fn start_node(topo: &Topology, role: Role, name: &str, opts: NodeOpts) -> Daemon {
-    start_node_with(topo, role, name, &node_toml(topo, name, opts))
-}
-
-/// [`start_node`] with the config `toml`.
-fn start_node_with(topo: &Topology, role: Role, name: &str, toml: &str) -> Daemon {
-    let d = Daemon::start_in(topo, role, name, toml, "info", &[]);
+    let toml = node_toml(topo, name, opts);
+    let d = Daemon::start_in(topo, role, name, &toml, "info", &[]);
     let joined = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
         log(&d).contains("cluster: joined").then_some(())
     });
@@ -605,6 +601,40 @@ fn api_node_toml(topo: &Topology, node: &str) -> String {
     )
 }
 
+/// Starts `[api]` node `name` in `role` with no server yet (nothing on UDP 500): waits
+/// (≤ 15 s) until it joined the cluster and its API listens.
+fn start_api_node(topo: &Topology, role: Role, name: &str) -> Daemon {
+    let dir = topo.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, api_node_toml(topo, name)).unwrap();
+    let cfg = config.to_str().unwrap();
+    let rust_log = [("RUST_LOG", "info")];
+    let pid = topo.spawn(
+        role,
+        name,
+        Daemon::BIN,
+        &["run", "--config", cfg],
+        &rust_log,
+    );
+    let d = Daemon {
+        pid,
+        config: config.clone(),
+        log: topo.dir().join(format!("{name}.log")),
+    };
+    topo.add_log(&format!("{name} config"), &config);
+    let port: u16 = API.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        topo.wait_listening(role, "tcp", port, Duration::from_secs(15)),
+        "{name}'s API does not listen"
+    );
+    let joined = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        log(&d).contains("cluster: joined").then_some(())
+    });
+    assert!(joined.is_some(), "{name} did not join the cluster");
+    d
+}
+
 /// One API call on the node in `role`, signed with RPC signature v1 as
 /// `aliyun-python-sdk-core` signs it: the HTTP status and the JSON answer.
 fn api(topo: &Topology, role: Role, params: &[(&str, &str)]) -> (u16, serde_json::Value) {
@@ -737,18 +767,8 @@ fn client_of(topo: &Topology, role: Role, id: &str, gateway: Ipv4Addr) -> (Charo
 fn an_ipsec_server_made_through_the_api_of_one_node_is_served_by_both() {
     let topo = cluster_topology("capi");
     start_etcd(&topo);
-    let n1 = start_node_with(
-        &topo,
-        Role::Gateway,
-        "node1",
-        &api_node_toml(&topo, "node1"),
-    );
-    let n2 = start_node_with(
-        &topo,
-        Role::Gateway2,
-        "node2",
-        &api_node_toml(&topo, "node2"),
-    );
+    let n1 = start_api_node(&topo, Role::Gateway, "node1");
+    let n2 = start_api_node(&topo, Role::Gateway2, "node2");
     let (a, b) = (Role::Gateway, Role::Gateway2);
     assert!(servers(&topo, a).is_empty() && servers(&topo, b).is_empty());
 
