@@ -20,7 +20,9 @@
 //! Layout: this file holds the service ([`Api`]: state, locking, applying a change in the
 //! background) and the dispatch of one request; [`params`] decodes the parameters,
 //! [`changes`] and [`queries`] are the actions, [`idempotency`] the ClientToken replay,
-//! [`errors`] the error codes, [`render`] the JSON/XML answers, [`ids`] the generated ids.
+//! [`errors`] the error codes, [`render`] the JSON/XML answers, [`ids`] the generated ids,
+//! [`shared`] cluster mode's store (the state in etcd instead of `state_dir`, one definition
+//! for every node: [`Api::share`], [`Api::adopt`]).
 
 pub mod http;
 pub mod requests;
