@@ -686,14 +686,16 @@ fn api(topo: &Topology, role: Role, params: &[(&str, &str)]) -> (u16, serde_json
     (status.trim().parse().expect("an HTTP status"), body)
 }
 
+/// `action` of the gateway on the node in `role`, which must succeed: its answer.
+fn gateway_query(topo: &Topology, role: Role, action: &str) -> serde_json::Value {
+    let (code, v) = api(topo, role, &[("Action", action), ("VpnGatewayId", GW_ID)]);
+    assert_eq!(code, 200, "{action}: {v}");
+    v
+}
+
 /// DescribeVpnGateway's Status on the node in `role`.
 fn gateway_status(topo: &Topology, role: Role) -> String {
-    let (code, v) = api(
-        topo,
-        role,
-        &[("Action", "DescribeVpnGateway"), ("VpnGatewayId", GW_ID)],
-    );
-    assert_eq!(code, 200, "{v}");
+    let v = gateway_query(topo, role, "DescribeVpnGateway");
     v["Status"].as_str().expect("Status").to_string()
 }
 
@@ -710,12 +712,7 @@ fn wait_active(topo: &Topology) {
 
 /// ListIpsecServers on the node in `role`: its servers.
 fn servers(topo: &Topology, role: Role) -> Vec<serde_json::Value> {
-    let (code, v) = api(
-        topo,
-        role,
-        &[("Action", "ListIpsecServers"), ("VpnGatewayId", GW_ID)],
-    );
-    assert_eq!(code, 200, "{v}");
+    let v = gateway_query(topo, role, "ListIpsecServers");
     v["IpsecServers"].as_array().expect("IpsecServers").clone()
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::errors::ApiError;
 use super::idempotency::{remember, replay};
@@ -227,15 +227,7 @@ impl Api {
                 return Err(ApiError::not_saved());
             }
         };
-        if let Err(e) = state::store(&self.state_path, &doc.state) {
-            warn!(
-                "cluster: writing this node's copy {}: {e}",
-                self.state_path.display()
-            );
-        }
-        inner.persisted = doc.state;
-        inner.generation = generation;
-        inner.seen = generation;
+        self.keep_shared(inner, doc.state, generation);
         Ok(())
     }
 }

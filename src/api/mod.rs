@@ -296,20 +296,27 @@ impl Api {
                 return Adopted::Refused;
             }
         };
-        if let Err(e) = state::store(&self.state_path, &doc.state) {
-            warn!(
-                "cluster: writing this node's copy {}: {e}",
-                self.state_path.display()
-            );
-        }
-        inner.persisted = doc.state;
-        inner.generation = g;
+        self.keep_shared(&mut inner, doc.state, g);
         info!(
             generation = g,
             "cluster: applying the IPsec server definition from etcd"
         );
         self.spawn_apply(&mut inner, server, doc.effect_immediately, false);
         Adopted::Applying
+    }
+
+    /// Cluster mode: `state` of `generation` (stored in etcd) becomes this node's, and its
+    /// copy in `state_dir` (a failure to write the copy is only logged: etcd has it).
+    fn keep_shared(&self, inner: &mut Inner, state: Persisted, generation: u64) {
+        if let Err(e) = state::store(&self.state_path, &state) {
+            warn!(
+                "cluster: writing this node's copy {}: {e}",
+                self.state_path.display()
+            );
+        }
+        inner.persisted = state;
+        inner.generation = generation;
+        inner.seen = generation;
     }
 
     /// Cluster mode: the generation this node applied last (0: none).
