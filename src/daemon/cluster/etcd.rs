@@ -208,8 +208,8 @@ impl Node {
                         }
                         let _ = reply.try_send(view);
                     }
-                    Some(Request::Report { generation, online }) => {
-                        self.report = Some((generation, online));
+                    Some(Request::Report) => {
+                        self.report = self.shared.take_report();
                         self.put_report().await;
                     }
                     Some(Request::Stop { revoke }) => {

@@ -107,6 +107,9 @@ pub(crate) struct Shared {
     /// `P/api/server` as last read ([`Shared::observe`], [`Shared::definition_after`]).
     definition: Mutex<Observed>,
     definition_changed: Condvar,
+    /// The `api-follow` thread's newest (generation applied, online clients), and whether
+    /// a [`Request::Report`] that will pick it up is queued: at most one is.
+    report: Mutex<(Option<(u64, u64)>, bool)>,
 }
 
 impl Shared {
@@ -121,7 +124,22 @@ impl Shared {
             node_id,
             definition: Mutex::new(Observed::default()),
             definition_changed: Condvar::new(),
+            report: Mutex::new((None, false)),
         }
+    }
+
+    /// Notes a report; true when a [`Request::Report`] must be queued to pick it up.
+    fn set_report(&self, generation: u64, online: u64) -> bool {
+        let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = Some((generation, online));
+        !std::mem::replace(&mut r.1, true)
+    }
+
+    /// The `cluster` thread takes the newest report (its [`Request::Report`] is handled).
+    pub(crate) fn take_report(&self) -> Option<(u64, u64)> {
+        let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        r.1 = false;
+        r.0
     }
 
     /// The `cluster` thread read `stored` at etcd revision `at`.
@@ -228,11 +246,9 @@ pub(crate) enum Request {
     View {
         reply: SyncSender<Result<ClusterView, String>>,
     },
-    /// This node applied `generation` and has `online` clients.
-    Report {
-        generation: u64,
-        online: u64,
-    },
+    /// A report of the `api-follow` thread is waiting ([`Shared::take_report`]; at most one
+    /// such request is queued, so reports never pile up while etcd is slow).
+    Report,
     /// End the thread; `revoke`: give the lease up (every address this node held returns
     /// at once), else keep it for the process that adopts it.
     Stop {
@@ -374,7 +390,9 @@ impl Cluster {
                 if report || reported.elapsed() >= REPORT_EVERY {
                     let online = u64::try_from(backend.online_clients()).unwrap_or(u64::MAX);
                     let generation = api.applied_generation();
-                    let _ = me.requests.send(Request::Report { generation, online });
+                    if me.shared.set_report(generation, online) {
+                        let _ = me.requests.send(Request::Report);
+                    }
                     reported = Instant::now();
                     report = false;
                 }
@@ -578,6 +596,16 @@ mod tests {
         assert!(matches!(err, PoolError::Cluster(ref w) if w.contains("no valid etcd lease")));
         assert!(rx.try_recv().is_err(), "etcd was not asked");
         assert_eq!(s.refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn at_most_one_report_request_is_queued() {
+        let s = Shared::new("n1".into());
+        assert!(s.set_report(1, 0), "the first is queued");
+        assert!(!s.set_report(1, 1), "the next waits for the queued one");
+        assert!(!s.set_report(2, 5));
+        assert_eq!(s.take_report(), Some((2, 5)), "the newest is taken");
+        assert!(s.set_report(2, 6), "queued again once taken");
     }
 
     #[test]
