@@ -582,3 +582,348 @@ fn routed_mode_reaches_each_client_through_the_node_holding_it() {
         "the hook's down removes node2's route for {vip2}"
     );
 }
+
+/// The control API of the `[api]` nodes (each in its own namespace).
+const API: &str = "127.0.0.1:18081";
+const API_AK: &str = "capi-key";
+const API_SECRET: &str = "capi-secret-0123456789";
+const GW_ID: &str = "vpn-interop01";
+
+/// An `[api]` node's config: [`node_toml`] without `[ipsec_server]` (the API defines it),
+/// with `[api]`.
+fn api_node_toml(topo: &Topology, node: &str) -> String {
+    let full = node_toml(topo, node, NodeOpts::default());
+    let (gateway, rest) = full.split_once("[ipsec_server]").expect("[ipsec_server]");
+    let cluster = &rest[rest.find("\n[metrics]").expect("[metrics]")..];
+    format!(
+        "{gateway}{cluster}\n[api]\nlisten = \"{API}\"\n[[api.access_keys]]\n\
+         access_key_id = \"{API_AK}\"\naccess_key_secret = \"{API_SECRET}\"\n"
+    )
+}
+
+/// Starts `[api]` node `name` in `role` with no server yet (nothing on UDP 500): waits
+/// (≤ 15 s) until it joined the cluster and its API listens.
+fn start_api_node(topo: &Topology, role: Role, name: &str) -> Daemon {
+    let dir = topo.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, api_node_toml(topo, name)).unwrap();
+    let cfg = config.to_str().unwrap();
+    let rust_log = [("RUST_LOG", "info")];
+    let pid = topo.spawn(
+        role,
+        name,
+        Daemon::BIN,
+        &["run", "--config", cfg],
+        &rust_log,
+    );
+    let d = Daemon {
+        pid,
+        config: config.clone(),
+        log: topo.dir().join(format!("{name}.log")),
+    };
+    topo.add_log(&format!("{name} config"), &config);
+    let port: u16 = API.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        topo.wait_listening(role, "tcp", port, Duration::from_secs(15)),
+        "{name}'s API does not listen"
+    );
+    let joined = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
+        log(&d).contains("cluster: joined").then_some(())
+    });
+    assert!(joined.is_some(), "{name} did not join the cluster");
+    d
+}
+
+/// One API call on the node in `role`, signed with RPC signature v1 as
+/// `aliyun-python-sdk-core` signs it: the HTTP status and the JSON answer.
+fn api(topo: &Topology, role: Role, params: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    use hmac::Mac;
+    use ipsec_server::api::sign::{base64, format_utc, percent_encode};
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!(
+        "capi-{}-{}",
+        std::process::id(),
+        NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ts = format_utc(now);
+    let fixed = [
+        ("AccessKeyId", API_AK),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce.as_str()),
+        ("Timestamp", ts.as_str()),
+        ("Version", "2016-04-28"),
+        ("Format", "JSON"),
+        ("RegionId", "local"),
+    ];
+    let mut enc: Vec<(String, String)> = params
+        .iter()
+        .chain(&fixed)
+        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
+        .collect();
+    enc.sort();
+    let canon: Vec<String> = enc.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let canon = canon.join("&");
+    let to_sign = format!("GET&%2F&{}", percent_encode(&canon));
+    let mut mac =
+        hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{API_SECRET}&").as_bytes()).unwrap();
+    mac.update(to_sign.as_bytes());
+    let sig = base64(&mac.finalize().into_bytes());
+    let url = format!("http://{API}/?{canon}&Signature={}", percent_encode(&sig));
+    let script = "import sys, urllib.request as u, urllib.error as e\n\
+                  try:\n r = u.urlopen(sys.argv[1], timeout=10); print(r.status); print(r.read().decode())\n\
+                  except e.HTTPError as x:\n print(x.code); print(x.read().decode())\n";
+    let out = topo
+        .exec(role, "python3", &["-c", script, &url])
+        .expect_ok("an API call");
+    let (status, body) = out.stdout.split_once('\n').expect("status and body");
+    let body = serde_json::from_str(body.trim()).unwrap_or(serde_json::Value::Null);
+    (status.trim().parse().expect("an HTTP status"), body)
+}
+
+/// `action` of the gateway on the node in `role`, which must succeed: its answer.
+fn gateway_query(topo: &Topology, role: Role, action: &str) -> serde_json::Value {
+    let (code, v) = api(topo, role, &[("Action", action), ("VpnGatewayId", GW_ID)]);
+    assert_eq!(code, 200, "{action}: {v}");
+    v
+}
+
+/// DescribeVpnGateway's Status on the node in `role`.
+fn gateway_status(topo: &Topology, role: Role) -> String {
+    let v = gateway_query(topo, role, "DescribeVpnGateway");
+    v["Status"].as_str().expect("Status").to_string()
+}
+
+/// Waits (≤ 20 s) until DescribeVpnGateway says `active` on both nodes.
+fn wait_active(topo: &Topology) {
+    let both = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        [Role::Gateway, Role::Gateway2]
+            .iter()
+            .all(|r| gateway_status(topo, *r) == "active")
+            .then_some(())
+    });
+    assert!(both.is_some(), "the nodes did not both become active");
+}
+
+/// ListIpsecServers on the node in `role`: its servers.
+fn servers(topo: &Topology, role: Role) -> Vec<serde_json::Value> {
+    let v = gateway_query(topo, role, "ListIpsecServers");
+    v["IpsecServers"].as_array().expect("IpsecServers").clone()
+}
+
+/// What every node must answer alike (not InternetIp: each node's own address).
+fn definition(server: &serde_json::Value) -> serde_json::Value {
+    let keys = [
+        "IpsecServerId",
+        "IpsecServerName",
+        "CreationTime",
+        "LocalSubnet",
+        "ClientIpPool",
+        "Psk",
+        "IkeConfig",
+        "IpsecConfig",
+        "EffectImmediately",
+    ];
+    keys.iter()
+        .map(|k| (k.to_string(), server[*k].clone()))
+        .collect()
+}
+
+/// UpdateIpsecServer of `id` on the node in `role` with LocalSubnet `subnets`.
+fn update_subnets(
+    topo: &Topology,
+    role: Role,
+    id: &str,
+    subnets: &str,
+) -> (u16, serde_json::Value) {
+    api(
+        topo,
+        role,
+        &[
+            ("Action", "UpdateIpsecServer"),
+            ("IpsecServerId", id),
+            ("LocalSubnet", subnets),
+        ],
+    )
+}
+
+/// A client of the node at `gateway`.
+fn client_of(topo: &Topology, role: Role, id: &str, gateway: Ipv4Addr) -> (Charon, Ipv4Addr) {
+    let mut cfg = ClientConfig::new(id);
+    cfg.remote_addr = gateway;
+    common::flows::connect(topo, role, &cfg)
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, etcd, strongSwan"]
+fn an_ipsec_server_made_through_the_api_of_one_node_is_served_by_both() {
+    let topo = cluster_topology("capi");
+    start_etcd(&topo);
+    let n1 = start_api_node(&topo, Role::Gateway, "node1");
+    let n2 = start_api_node(&topo, Role::Gateway2, "node2");
+    let (a, b) = (Role::Gateway, Role::Gateway2);
+    assert!(servers(&topo, a).is_empty() && servers(&topo, b).is_empty());
+
+    // CreateIpsecServer on node1: node2 applies it; `updating` until both have.
+    let ike = serde_json::json!({"IkeVersion": "ikev2", "IkeMode": "main", "IkeEncAlg": "aes",
+        "IkeAuthAlg": "sha1", "IkePfs": "group2", "IkeLifetime": 86400,
+        "LocalId": common::GATEWAY_ID, "RemoteId": ""})
+    .to_string();
+    let ipsec = serde_json::json!({"IpsecEncAlg": "aes", "IpsecAuthAlg": "sha1",
+        "IpsecPfs": "group2", "IpsecLifetime": 86400})
+    .to_string();
+    let t0 = Instant::now();
+    let (code, v) = api(
+        &topo,
+        a,
+        &[
+            ("Action", "CreateIpsecServer"),
+            ("VpnGatewayId", GW_ID),
+            ("LocalSubnet", addr::LOCAL_SUBNET),
+            ("ClientIpPool", addr::CLIENT_IP_POOL),
+            ("IpSecServerName", "capi"),
+            ("PskEnabled", "true"),
+            ("Psk", common::PSK),
+            ("IkeConfig", &ike),
+            ("IpsecConfig", &ipsec),
+        ],
+    );
+    assert_eq!(code, 200, "{v}");
+    let id = v["IpsecServerId"]
+        .as_str()
+        .expect("IpsecServerId")
+        .to_string();
+    assert_eq!(
+        gateway_status(&topo, b),
+        "updating",
+        "node2 has not applied it yet"
+    );
+    wait_active(&topo);
+    eprintln!(
+        "[capi] created on node1, active on both after {:.1?}",
+        t0.elapsed()
+    );
+    let (on_a, on_b) = (servers(&topo, a), servers(&topo, b));
+    assert_eq!(on_a.len(), 1);
+    assert_eq!(on_a[0]["IpsecServerId"], id.as_str());
+    assert_eq!(
+        definition(&on_a[0]),
+        definition(&on_b[0]),
+        "the same answer on both"
+    );
+
+    // A client on each node: both serve it, and both count 2 online.
+    let (_c1, vip1) = client_of(&topo, Role::Client, "client1.example", addr::GW2_OUTSIDE);
+    let (_c2, vip2) = client_of(&topo, Role::Client2, "client2.example", addr::GW_OUTSIDE);
+    assert_ne!(vip1, vip2, "one pool across the nodes");
+    for (role, vip) in [(Role::Client, vip1), (Role::Client2, vip2)] {
+        let (ok, out) = ping(&topo, role, vip);
+        assert!(ok, "{role:?}:\n{out}");
+    }
+    assert_eq!(node_vips(&topo, b, &n2), vec![vip1]);
+    assert_eq!(node_vips(&topo, a, &n1), vec![vip2]);
+    let counted = poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        [a, b]
+            .iter()
+            .all(|r| servers(&topo, *r)[0]["OnlineClientCount"] == 2)
+            .then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "OnlineClientCount is not 2 on both: {:?} {:?}",
+        servers(&topo, a)[0]["OnlineClientCount"],
+        servers(&topo, b)[0]["OnlineClientCount"]
+    );
+
+    // UpdateIpsecServer on node2: node1 applies it (clients stay: no EffectImmediately).
+    let subnets = "192.168.0.0/24,192.168.50.0/24";
+    let (code, v) = update_subnets(&topo, b, &id, subnets);
+    let updated = Instant::now();
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        gateway_status(&topo, a),
+        "updating",
+        "node1 has not applied it yet"
+    );
+    wait_active(&topo);
+    let (on_a, on_b) = (servers(&topo, a), servers(&topo, b));
+    assert_eq!(on_a[0]["LocalSubnet"], subnets);
+    assert_eq!(definition(&on_a[0]), definition(&on_b[0]));
+    assert_eq!(node_vips(&topo, a, &n1), vec![vip2], "node1's client stays");
+
+    // Two nodes changing at once: etcd's transaction lets one through, the other gets
+    // VpnGateway.Configuring (past each node's own CHANGE_INTERVAL of 3 s).
+    if let Some(rest) = Duration::from_secs(4).checked_sub(updated.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let (x, y) = (
+        "192.168.0.0/24,192.168.51.0/24",
+        "192.168.0.0/24,192.168.52.0/24",
+    );
+    let (ra, rb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| update_subnets(&topo, a, &id, x));
+        let tb = s.spawn(|| update_subnets(&topo, b, &id, y));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    let codes = [ra.0, rb.0];
+    assert_eq!(
+        codes.iter().filter(|c| **c == 200).count(),
+        1,
+        "exactly one wins: {ra:?} {rb:?}"
+    );
+    let (winner, loser) = if ra.0 == 200 { (x, &rb) } else { (y, &ra) };
+    assert_eq!(loser.1["Code"], "VpnGateway.Configuring", "{loser:?}");
+    wait_active(&topo);
+    for role in [a, b] {
+        assert_eq!(servers(&topo, role)[0]["LocalSubnet"], winner, "{role:?}");
+    }
+    eprintln!(
+        "[capi] concurrent updates: {winner} won, the other {}",
+        loser.1["Code"]
+    );
+    let keys = etcd_keys(&topo, &format!("{PREFIX}/api/"));
+    for (k, v) in &keys {
+        let v = if k.ends_with("/server") {
+            format!("({} bytes)", v.len())
+        } else {
+            v.clone()
+        };
+        eprintln!("[capi] etcd {k} {v}");
+    }
+    assert_eq!(
+        keys.len(),
+        3,
+        "the server and one report per node: {keys:?}"
+    );
+
+    // DeleteIpsecServer on node1 (after its own CHANGE_INTERVAL): both stop serving.
+    let deleted = poll_until(Duration::from_secs(10), Duration::from_millis(500), || {
+        let (code, v) = api(
+            &topo,
+            a,
+            &[("Action", "DeleteIpsecServer"), ("IpsecServerId", &id)],
+        );
+        (code != 409).then_some((code, v))
+    });
+    let (code, v) = deleted.expect("DeleteIpsecServer kept answering OperationConflict");
+    assert_eq!(code, 200, "{v}");
+    wait_active(&topo);
+    for (role, d) in [(a, &n1), (b, &n2)] {
+        assert!(servers(&topo, role).is_empty(), "{role:?} still lists it");
+        assert!(
+            node_vips(&topo, role, d).is_empty(),
+            "{role:?} still serves a client"
+        );
+    }
+    for (role, vip) in [(Role::Client, vip1), (Role::Client2, vip2)] {
+        assert!(
+            !ping_once(&topo, role, vip).success(),
+            "{role:?} still pings"
+        );
+    }
+}

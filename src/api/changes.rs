@@ -1,7 +1,8 @@
 //! The actions that change the IPsec server: CreateIpsecServer, UpdateIpsecServer and
 //! DeleteIpsecServer. Each validates fully, then checks the gateway may change now
 //! ([`Api::check_change`]: not `updating`, not a dry run, not too soon after the last
-//! change), persists the new state ([`Api::commit`]) and only then applies it in the
+//! change), persists the new state ([`Api::commit`]: the state file, or etcd in cluster
+//! mode) and only then applies it in the
 //! background. A ClientToken replays the stored answer ([`super::idempotency`]).
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use super::errors::ApiError;
 use super::idempotency::{remember, replay};
 use super::ids::server_id;
 use super::params::Params;
+use super::shared::{encode, Document, StoreError};
 use super::state::{self, ServerRecord};
 use super::{now_unix, sign, Api, Inner, Status, CHANGE_INTERVAL};
 use crate::config::{codes, ConfigError, IkeConfigRaw, IpsecConfigRaw, IpsecServerSpec};
@@ -59,13 +61,13 @@ impl Api {
             "RegionId": self.gateway.region_id(),
             "VpnGatewayId": self.gateway.vpn_gateway_id(),
         });
-        self.commit(&mut inner, (ACTION, p), Some(rec.clone()), &answer)?;
+        let ei = server.effect_immediately();
+        self.commit(&mut inner, (ACTION, p), Some(rec.clone()), &answer, ei)?;
         info!(
             id = rec.id,
             pool = rec.client_ip_pool,
             "IPsec server created"
         );
-        let ei = server.effect_immediately();
         self.spawn_apply(&mut inner, Some(server), ei, true);
         Ok(answer)
     }
@@ -136,14 +138,10 @@ impl Api {
             "IkeConfig": rec.ike_config.to_string(),
             "IpsecConfig": rec.ipsec_config.to_string(),
         });
-        self.commit(&mut inner, (ACTION, p), Some(rec), &answer)?;
+        let ei = effect_immediately.unwrap_or(false);
+        self.commit(&mut inner, (ACTION, p), Some(rec), &answer, ei)?;
         info!(id, "IPsec server updated");
-        self.spawn_apply(
-            &mut inner,
-            Some(server),
-            effect_immediately.unwrap_or(false),
-            true,
-        );
+        self.spawn_apply(&mut inner, Some(server), ei, true);
         Ok(answer)
     }
 
@@ -160,7 +158,7 @@ impl Api {
         let dry_run = p.bool("DryRun")?.unwrap_or(false);
         Self::check_change(&inner, dry_run)?;
         let answer = json!({});
-        self.commit(&mut inner, (ACTION, p), None, &answer)?;
+        self.commit(&mut inner, (ACTION, p), None, &answer, true)?;
         info!(id, "IPsec server deleted");
         self.spawn_apply(&mut inner, None, true, true);
         Ok(answer)
@@ -184,22 +182,52 @@ impl Api {
     }
 
     /// Persists the server record `server` and the answer to this request (for a ClientToken
-    /// replay), then (only if that worked) commits both in memory.
+    /// replay), then (only if that worked) commits both in memory. In cluster mode the
+    /// store is etcd ([`super::shared`]): a transaction on the generation this node last
+    /// saw, lost to another node's change with `VpnGateway.Configuring`; the state file
+    /// then keeps this node's copy. `effect_immediately`: what the change asks of every node.
     fn commit(
         &self,
         inner: &mut Inner,
         (action, p): (&str, &Params),
         server: Option<ServerRecord>,
         answer: &Value,
+        effect_immediately: bool,
     ) -> Result<(), ApiError> {
         let mut next = inner.persisted.clone();
         next.server = server;
         remember(&mut next, action, p, answer);
-        state::store(&self.state_path, &next).map_err(|e| {
-            error!("writing {}: {e}", self.state_path.display());
+        let Some(shared) = self.shared.get() else {
+            state::store(&self.state_path, &next).map_err(|e| {
+                error!("writing {}: {e}", self.state_path.display());
+                ApiError::not_saved()
+            })?;
+            inner.persisted = next;
+            return Ok(());
+        };
+        let mut doc = Document {
+            state: next,
+            effect_immediately,
+        };
+        let bytes = encode(&mut doc).map_err(|e| {
+            error!("cluster: encoding the IPsec server definition: {e}");
             ApiError::not_saved()
         })?;
-        inner.persisted = next;
+        let generation = match shared.store(inner.seen, bytes) {
+            Ok(g) => g,
+            Err(StoreError::Conflict) => {
+                info!(
+                    base = inner.seen,
+                    "cluster: another node changed the IPsec server first; this change is refused"
+                );
+                return Err(ApiError::configuring());
+            }
+            Err(StoreError::Unavailable(e)) => {
+                error!("cluster: storing the IPsec server definition in etcd: {e}");
+                return Err(ApiError::not_saved());
+            }
+        };
+        self.keep_shared(inner, doc.state, generation);
         Ok(())
     }
 }

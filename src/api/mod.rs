@@ -20,10 +20,13 @@
 //! Layout: this file holds the service ([`Api`]: state, locking, applying a change in the
 //! background) and the dispatch of one request; [`params`] decodes the parameters,
 //! [`changes`] and [`queries`] are the actions, [`idempotency`] the ClientToken replay,
-//! [`errors`] the error codes, [`render`] the JSON/XML answers, [`ids`] the generated ids.
+//! [`errors`] the error codes, [`render`] the JSON/XML answers, [`ids`] the generated ids,
+//! [`shared`] cluster mode's store (the state in etcd instead of `state_dir`, one definition
+//! for every node: [`Api::share`], [`Api::adopt`]).
 
 pub mod http;
 pub mod requests;
+pub mod shared;
 pub mod sign;
 pub mod state;
 
@@ -37,7 +40,7 @@ mod render;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -48,6 +51,7 @@ use crate::io::host::host_networks_excluding;
 pub use errors::ApiError;
 use http::{Request, Response};
 use params::Params;
+use shared::{SharedDefinition, Stored};
 use state::{Persisted, ServerRecord};
 
 /// The API version we speak.
@@ -84,6 +88,27 @@ struct Inner {
     status: Status,
     last_change: Option<Instant>,
     nonces: sign::NonceCache,
+    /// Cluster mode: the generation `persisted` is (0: this node's own copy; always 0
+    /// outside cluster mode).
+    generation: u64,
+    /// Cluster mode: the newest generation seen in the store, also one that was refused
+    /// (the base of the next change's transaction).
+    seen: u64,
+    /// Cluster mode: the generation whose apply succeeded last.
+    applied: u64,
+}
+
+/// What [`Api::adopt`] did with a document read from the cluster's store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopted {
+    /// It is being applied.
+    Applying,
+    /// Nothing to do (this node has it, or there is none).
+    Unchanged,
+    /// A change is being applied here: try again shortly.
+    Busy,
+    /// Malformed or invalid: logged and ignored, this node keeps serving what it has.
+    Refused,
 }
 
 /// The control API service: authentication, actions, persisted state.
@@ -92,6 +117,8 @@ pub struct Api {
     api: ApiConfig,
     backend: Arc<dyn Backend>,
     state_path: PathBuf,
+    /// Cluster mode: where the server definition is shared ([`Api::share`]).
+    shared: OnceLock<Arc<dyn SharedDefinition>>,
     inner: Mutex<Inner>,
     created_ms: i64,
     /// Requests by action and code (metrics).
@@ -142,11 +169,15 @@ impl Api {
             api,
             backend,
             state_path,
+            shared: OnceLock::new(),
             inner: Mutex::new(Inner {
                 persisted,
                 status: Status::Active,
                 last_change: None,
                 nonces: sign::NonceCache::default(),
+                generation: 0,
+                seen: 0,
+                applied: 0,
             }),
             created_ms,
             requests: requests::RequestCounts::default(),
@@ -172,6 +203,132 @@ impl Api {
         self.validate_record(&rec)
             .map(Some)
             .map_err(|e| format!("the persisted IPsec server is invalid: {}", e.message))
+    }
+
+    /// Cluster mode: changes are stored in `shared` (the local state file stays as this
+    /// node's copy); call before [`Api::start_shared`].
+    pub fn share(&self, shared: Arc<dyn SharedDefinition>) {
+        if self.shared.set(shared).is_err() {
+            warn!("the API's shared store was set twice; the first is kept");
+        }
+    }
+
+    /// Cluster mode's [`Api::start`]: `first` is what the store held at start (`None`: it
+    /// did not answer in time). A stored document is applied; with none yet, this node's
+    /// server (its state file or `[ipsec_server]`) is stored for every node and served;
+    /// without an answer this node serves its own copy until the store answers.
+    pub fn start_shared(self: &Arc<Self>, first: Option<&Stored>) -> Result<bool, String> {
+        match first {
+            None => {
+                warn!("cluster: etcd did not answer in time: serving this node's own copy of the IPsec server until it does");
+            }
+            Some(Stored { document: None, .. }) => self.publish(),
+            Some(stored) => {
+                if self.adopt(stored) == Adopted::Applying {
+                    return Ok(true);
+                }
+            }
+        }
+        self.start()
+    }
+
+    /// Stores this node's server as the cluster's first definition (when etcd holds none).
+    fn publish(&self) {
+        let Some(shared) = self.shared.get() else {
+            return;
+        };
+        let mut inner = self.lock();
+        if inner.persisted.server.is_none() {
+            return;
+        }
+        let mut doc = shared::Document {
+            state: inner.persisted.clone(),
+            effect_immediately: false,
+        };
+        let stored = shared::encode(&mut doc)
+            .map_err(shared::StoreError::Unavailable)
+            .and_then(|bytes| shared.store(0, bytes));
+        match stored {
+            Ok(g) => {
+                inner.generation = g;
+                inner.seen = g;
+                info!(
+                    generation = g,
+                    "cluster: this node's IPsec server stored in etcd as the cluster's"
+                );
+            }
+            Err(shared::StoreError::Conflict) => {
+                info!(
+                    "cluster: another node stored the IPsec server first; it is applied when read"
+                )
+            }
+            Err(shared::StoreError::Unavailable(e)) => {
+                warn!("cluster: storing this node's IPsec server in etcd failed ({e})")
+            }
+        }
+    }
+
+    /// Cluster mode: applies `stored` (a document read from etcd) unless this node has it.
+    /// A malformed or invalid document is logged and ignored: the node keeps serving what
+    /// it has (and never reports that generation applied).
+    pub fn adopt(self: &Arc<Self>, stored: &Stored) -> Adopted {
+        let mut inner = self.lock();
+        if inner.status == Status::Updating {
+            return Adopted::Busy;
+        }
+        let Some(bytes) = &stored.document else {
+            if inner.seen != 0 {
+                warn!("cluster: the IPsec server definition was deleted from etcd; this node keeps serving its own, the next change through the API stores it again");
+                inner.seen = 0;
+            }
+            return Adopted::Unchanged;
+        };
+        let g = stored.generation;
+        if g <= inner.seen {
+            return Adopted::Unchanged;
+        }
+        inner.seen = g;
+        let doc = match shared::decode(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                error!(generation = g, "cluster: the IPsec server definition in etcd is malformed ({e}); ignored, this node keeps serving what it has");
+                return Adopted::Refused;
+            }
+        };
+        let server = match doc.state.server.as_ref().map(|r| self.validate_record(r)) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                error!(generation = g, "cluster: the IPsec server definition in etcd is invalid here ({}); ignored, this node keeps serving what it has", e.message);
+                return Adopted::Refused;
+            }
+        };
+        self.keep_shared(&mut inner, doc.state, g);
+        info!(
+            generation = g,
+            "cluster: applying the IPsec server definition from etcd"
+        );
+        self.spawn_apply(&mut inner, server, doc.effect_immediately, false);
+        Adopted::Applying
+    }
+
+    /// Cluster mode: `state` of `generation` (stored in etcd) becomes this node's, and its
+    /// copy in `state_dir` (a failure to write the copy is only logged: etcd has it).
+    fn keep_shared(&self, inner: &mut Inner, state: Persisted, generation: u64) {
+        if let Err(e) = state::store(&self.state_path, &state) {
+            warn!(
+                "cluster: writing this node's copy {}: {e}",
+                self.state_path.display()
+            );
+        }
+        inner.persisted = state;
+        inner.generation = generation;
+        inner.seen = generation;
+    }
+
+    /// Cluster mode: the generation this node applied last (0: none).
+    pub fn applied_generation(&self) -> u64 {
+        self.lock().applied
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -208,17 +365,23 @@ impl Api {
         if is_change {
             inner.last_change = Some(Instant::now());
         }
+        let generation = inner.generation;
         let me = self.clone();
         let run = move || {
             let t0 = Instant::now();
-            match me.backend.apply(server.as_ref(), effect_immediately) {
+            let done = me.backend.apply(server.as_ref(), effect_immediately);
+            match &done {
                 Ok(()) => info!("IPsec server configuration applied"),
                 Err(e) => error!("applying the IPsec server configuration failed: {e}"),
             }
             if let Some(rest) = MIN_APPLY.checked_sub(t0.elapsed()) {
                 std::thread::sleep(rest);
             }
-            me.lock().status = Status::Active;
+            let mut inner = me.lock();
+            inner.status = Status::Active;
+            if done.is_ok() {
+                inner.applied = generation;
+            }
         };
         if let Err(e) = std::thread::Builder::new()
             .name("api-apply".into())

@@ -1,10 +1,14 @@
 //! The actions that only read: ListIpsecServers (with the cloud API's paging and filters)
 //! and DescribeVpnGateway (the gateway's status, `updating` while a change is applied).
+//! In cluster mode both answer for the cluster ([`super::shared::ClusterView`]): `updating`
+//! until every live node applied the newest generation, the online count summed over the
+//! live nodes; when etcd cannot tell, this node's own.
 
 use serde_json::{json, Value};
 
 use super::errors::ApiError;
 use super::params::Params;
+use super::shared::ClusterView;
 use super::state::ServerRecord;
 use super::{Api, Status};
 
@@ -39,6 +43,10 @@ impl Api {
         let ids = p.list("IpsecServerId");
         let name = p.get("IpsecServerName").filter(|n| !n.is_empty());
         let rec = self.lock().persisted.server.clone();
+        let online = match self.cluster_view() {
+            Some(v) => v.online,
+            None => self.backend.online_clients() as u64,
+        };
         let all: Vec<ServerRecord> = rec
             .into_iter()
             .filter(|r| ids.is_empty() || ids.contains(&r.id.as_str()))
@@ -49,7 +57,7 @@ impl Api {
             .iter()
             .skip(start)
             .take(max)
-            .map(|r| self.server_json(r))
+            .map(|r| self.server_json(r, online))
             .collect();
         let next = if start + max < total {
             (start + max).to_string()
@@ -64,7 +72,7 @@ impl Api {
         }))
     }
 
-    fn server_json(&self, r: &ServerRecord) -> Value {
+    fn server_json(&self, r: &ServerRecord, online: u64) -> Value {
         json!({
             "IpsecServerId": r.id,
             "IpsecServerName": r.name.clone().unwrap_or_default(),
@@ -78,7 +86,7 @@ impl Api {
             "Psk": r.psk,
             "IkeConfig": r.ike_config,
             "IpsecConfig": r.ipsec_config,
-            "OnlineClientCount": self.backend.online_clients(),
+            "OnlineClientCount": online,
             "MaxConnections": self.gateway.max_connections().get(),
             "InternetIp": self.internet_ip(),
             "MultiFactorAuthEnabled": false,
@@ -88,11 +96,10 @@ impl Api {
 
     pub(super) fn describe(&self, p: &Params) -> Result<Value, ApiError> {
         self.check_gateway(p.required("VpnGatewayId")?)?;
-        let inner = self.lock();
-        let status = match inner.status {
-            Status::Updating => "updating",
-            Status::Active => "active",
-        };
+        let local = self.lock().status;
+        let updating =
+            local == Status::Updating || self.cluster_view().is_some_and(|v| !v.behind.is_empty());
+        let status = if updating { "updating" } else { "active" };
         Ok(json!({
             "VpnGatewayId": self.gateway.vpn_gateway_id(),
             "RegionId": self.gateway.region_id(),
@@ -108,6 +115,12 @@ impl Api {
             "ChargeType": "PostPay",
             "Description": "ipsec-server",
         }))
+    }
+
+    /// Cluster mode: what the live nodes report (`None` outside cluster mode, or when etcd
+    /// does not answer).
+    fn cluster_view(&self) -> Option<ClusterView> {
+        self.shared.get()?.view()
     }
 
     /// The first specific listen address, else empty.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::ids::request_id;
 use super::*;
 use crate::config::codes;
+use serde_json::json;
 
 struct Fake {
     applied: AtomicUsize,
@@ -377,4 +378,116 @@ fn answers_are_byte_stable() {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListIpsecServersResponse><IpsecServers><ClientIpPool>10.0.0.0/24</ClientIpPool><CreationTime>TIME</CreationTime><EffectImmediately>false</EffectImmediately><IDaaSInstanceId></IDaaSInstanceId><IkeConfig><IkeAuthAlg>sha1</IkeAuthAlg><IkeEncAlg>aes</IkeEncAlg><IkeLifetime>86400</IkeLifetime><IkeMode>main</IkeMode><IkePfs>group2</IkePfs><IkeVersion>ikev2</IkeVersion><LocalId></LocalId><RemoteId></RemoteId></IkeConfig><InternetIp></InternetIp><IpsecConfig><IpsecAuthAlg>sha1</IpsecAuthAlg><IpsecEncAlg>aes</IpsecEncAlg><IpsecLifetime>86400</IpsecLifetime><IpsecPfs>group2</IpsecPfs></IpsecConfig><IpsecServerId>ID</IpsecServerId><IpsecServerName>a&lt;b&gt;&amp;&quot;c</IpsecServerName><LocalSubnet>192.168.0.0/24,192.168.1.0/24</LocalSubnet><MaxConnections>1000</MaxConnections><MultiFactorAuthEnabled>false</MultiFactorAuthEnabled><OnlineClientCount>0</OnlineClientCount><Psk>psk-0123456789</Psk><PskEnabled>true</PskEnabled><RegionId>local</RegionId><VpnGatewayId>vpn-test0001</VpnGatewayId></IpsecServers><MaxResults>10</MaxResults><NextToken></NextToken><RequestId>RID</RequestId><TotalCount>1</TotalCount></ListIpsecServersResponse>"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cluster's store in memory: generations count up by one; `view` is set by the test.
+#[derive(Default)]
+struct FakeStore {
+    doc: Mutex<(u64, Option<Vec<u8>>)>,
+    view: Mutex<Option<shared::ClusterView>>,
+}
+
+impl SharedDefinition for FakeStore {
+    fn store(&self, base: u64, document: Vec<u8>) -> Result<u64, shared::StoreError> {
+        let mut d = self.doc.lock().unwrap();
+        if d.0 != base {
+            return Err(shared::StoreError::Conflict);
+        }
+        *d = (base + 1, Some(document));
+        Ok(base + 1)
+    }
+    fn view(&self) -> Option<shared::ClusterView> {
+        self.view.lock().unwrap().clone()
+    }
+}
+
+impl FakeStore {
+    fn stored(&self) -> Stored {
+        let d = self.doc.lock().unwrap();
+        Stored {
+            generation: d.0,
+            document: d.1.clone(),
+        }
+    }
+}
+
+#[test]
+fn in_cluster_mode_changes_go_through_the_shared_store() {
+    let (da, db) = (tmpdir("shared-a"), tmpdir("shared-b"));
+    let (a, b) = (api(&da), api(&db));
+    let store = Arc::new(FakeStore::default());
+    a.share(store.clone());
+    b.share(store.clone());
+    let create = |pool| {
+        v1(
+            &[
+                ("Action", "CreateIpsecServer"),
+                ("VpnGatewayId", "vpn-test0001"),
+                ("LocalSubnet", "192.168.0.0/24"),
+                ("ClientIpPool", pool),
+                ("ClientToken", "tok-c"),
+            ],
+            SECRET,
+        )
+    };
+    let (st, made) = call(&a, &create("10.0.0.0/24"));
+    assert_eq!(st, 200, "{made}");
+    assert_eq!(store.stored().generation, 1);
+    // node B has not read generation 1 yet: its change loses the transaction.
+    let (st, lost) = call(&b, &create("10.9.0.0/24"));
+    assert_eq!((st, &lost["Code"]), (400, &json!("VpnGateway.Configuring")));
+    let list = [("Action", "ListIpsecServers")];
+    assert_eq!(call(&b, &v1(&list, SECRET)).1["TotalCount"], 0);
+    // B applies what it reads; then it answers as A does, the ClientToken included.
+    assert_eq!(b.adopt(&store.stored()), Adopted::Applying);
+    wait_active(&b);
+    assert_eq!(b.applied_generation(), 1);
+    assert_eq!(b.adopt(&store.stored()), Adopted::Unchanged);
+    let on_b = call(&b, &v1(&list, SECRET)).1;
+    assert_eq!(
+        on_b["IpsecServers"][0]["IpsecServerId"],
+        made["IpsecServerId"]
+    );
+    let replayed = call(&b, &create("10.0.0.0/24")).1;
+    assert_eq!(
+        replayed["IpsecServerId"], made["IpsecServerId"],
+        "replayed on B"
+    );
+    // A malformed generation is refused: B keeps serving generation 1...
+    *store.doc.lock().unwrap() = (2, Some(b"{\"state\":".to_vec()));
+    assert_eq!(b.adopt(&store.stored()), Adopted::Refused);
+    assert_eq!(b.applied_generation(), 1);
+    let listed = call(&b, &v1(&list, SECRET)).1;
+    assert_eq!(listed["IpsecServers"][0]["ClientIpPool"], "10.0.0.0/24");
+    // ...and its next change replaces it.
+    let id = made["IpsecServerId"].as_str().unwrap();
+    let update = [
+        ("Action", "UpdateIpsecServer"),
+        ("IpsecServerId", id),
+        ("LocalSubnet", "192.168.1.0/24"),
+    ];
+    assert_eq!(call(&b, &v1(&update, SECRET)).0, 200);
+    let doc = shared::decode(&store.stored().document.unwrap()).unwrap();
+    assert_eq!(doc.state.server.unwrap().local_subnet, ["192.168.1.0/24"]);
+    wait_active(&b);
+    assert_eq!(b.applied_generation(), 3);
+    // DescribeVpnGateway and ListIpsecServers answer for the cluster.
+    let describe = [
+        ("Action", "DescribeVpnGateway"),
+        ("VpnGatewayId", "vpn-test0001"),
+    ];
+    *store.view.lock().unwrap() = Some(shared::ClusterView {
+        generation: 3,
+        live: 2,
+        behind: vec!["node-a".into()],
+        online: 7,
+    });
+    assert_eq!(call(&b, &v1(&describe, SECRET)).1["Status"], "updating");
+    let listed = call(&b, &v1(&list, SECRET)).1;
+    assert_eq!(listed["IpsecServers"][0]["OnlineClientCount"], 7);
+    store.view.lock().unwrap().as_mut().unwrap().behind.clear();
+    assert_eq!(call(&b, &v1(&describe, SECRET)).1["Status"], "active");
+    for d in [da, db] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }

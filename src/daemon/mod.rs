@@ -236,7 +236,21 @@ fn run_api(
             Ok(())
         })?
     };
-    match api.start() {
+    // Cluster mode: the server definition is etcd's (src/api/shared.rs), followed by the
+    // `api-follow` thread.
+    let (started, follower) = match ctx.cluster {
+        Some(c) => {
+            api.share(c.clone());
+            let (seq, first) = c.first_definition();
+            let started = api.start_shared(first.as_ref());
+            (
+                started,
+                Some(c.follow(api.clone(), ctx.manager.clone(), ctx.stop, seq)?),
+            )
+        }
+        None => (api.start(), None),
+    };
+    match started {
         Ok(true) => {
             if !ctx.manager.wait_applied(READY_TIMEOUT) {
                 warn!("the IPsec server is not up after {READY_TIMEOUT:?}; ready anyway");
@@ -256,6 +270,9 @@ fn run_api(
     info!("shutting down");
     ctx.stop.store(true, Ordering::Relaxed);
     let _ = http.join();
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
     if let Some(m) = metrics {
         let _ = m.join();
     }

@@ -13,17 +13,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
-    LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse,
+    WatchOptions, WatchResponse, WatchStream,
 };
 use ipnet::Ipv4Net;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{info, warn};
 
 use super::super::inbox::DropReport;
 use super::super::DaemonError;
 use super::{Keys, Request, Shared, CLAIM_WAIT, ETCD_CALL, REPORT_PERIOD};
+use crate::api::shared::{ClusterView, StoreError, Stored};
 use crate::config::ClusterConfig;
 
 /// The longest a `route_hook` may run; then it is killed.
@@ -32,6 +35,11 @@ const HOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Transactions one claim may try before it gives up (each loses only to another node's
 /// claim of the same address, so this bounds contention, not progress).
 const CLAIM_ATTEMPTS: usize = 8;
+
+/// The most nodes (and their reports) one view reads: the cluster's size bound.
+const MAX_NODES: i64 = 1000;
+/// The largest `P/api/applied/NODE_ID` value accepted (this daemon writes about 40 bytes).
+const MAX_REPORT: usize = 256;
 
 pub(super) fn spawn(
     cfg: ClusterConfig,
@@ -63,6 +71,9 @@ pub(super) fn spawn(
                 unreachable_report: DropReport::new(REPORT_PERIOD),
                 failures: 0,
                 unreleased: HashSet::new(),
+                watch: None,
+                report: None,
+                reported: None,
             };
             runtime.block_on(node.run(requests));
         })
@@ -84,6 +95,43 @@ struct Node {
     failures: u64,
     /// Releases that failed, retried at each keepalive (at most the addresses held).
     unreleased: HashSet<(Ipv4Net, Ipv4Addr)>,
+    /// The watch of `P/api/server`; made again (after a fresh read) at a keepalive.
+    watch: Option<WatchStream>,
+    /// (generation applied, online clients) as the `api-follow` thread last reported them.
+    report: Option<(u64, u64)>,
+    /// (lease, generation, online) as last written to `P/api/applied/NODE_ID`.
+    reported: Option<(i64, u64, u64)>,
+}
+
+/// `P/api/applied/NODE_ID`'s value.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Report {
+    generation: u64,
+    online: u64,
+}
+
+/// The next message of the definition's watch (never, without one).
+async fn next_event(
+    watch: &mut Option<WatchStream>,
+) -> Result<Option<WatchResponse>, etcd_client::Error> {
+    match watch {
+        Some(w) => w.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A reading of `P/api/server` (`None`: no such key).
+fn stored_of(kv: Option<&KeyValue>) -> Stored {
+    match kv {
+        Some(kv) => Stored {
+            generation: u64::try_from(kv.mod_revision()).unwrap_or(0),
+            document: Some(kv.value().to_vec()),
+        },
+        None => Stored {
+            generation: 0,
+            document: None,
+        },
+    }
 }
 
 type Fallible<T> = Result<T, String>;
@@ -108,11 +156,17 @@ impl Node {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = self.keep_alive().await {
-                        self.unreachable(&e);
+                    let alive = match self.keep_alive().await {
+                        Ok(()) if self.watch.is_none() => self.watch_definition().await,
+                        done => done,
+                    };
+                    match alive {
+                        Ok(()) => self.put_report().await,
+                        Err(e) => self.unreachable(&e),
                     }
                     self.retry_releases().await;
                 }
+                event = next_event(&mut self.watch) => self.on_watch(event),
                 request = requests.recv() => match request {
                     Some(Request::Claim { pool, identity, reply }) => {
                         // Bounded as a whole (the keepalives wait behind it), and a little
@@ -140,6 +194,24 @@ impl Node {
                         }
                     }
                     Some(Request::Release { pool, addr }) => self.release(pool, addr).await,
+                    Some(Request::Store { base, document, reply }) => {
+                        let stored = self.store(base, document).await;
+                        if let Err(StoreError::Unavailable(_)) = &stored {
+                            self.client = None;
+                        }
+                        let _ = reply.try_send(stored);
+                    }
+                    Some(Request::View { reply }) => {
+                        let view = self.view().await;
+                        if view.is_err() {
+                            self.client = None;
+                        }
+                        let _ = reply.try_send(view);
+                    }
+                    Some(Request::Report) => {
+                        self.report = self.shared.take_report();
+                        self.put_report().await;
+                    }
                     Some(Request::Stop { revoke }) => {
                         self.stop(revoke).await;
                         return;
@@ -156,6 +228,7 @@ impl Node {
     fn unreachable(&mut self, why: &str) {
         self.client = None;
         self.keeper = None;
+        self.watch = None;
         self.failures += 1;
         if let Some(n) = self.unreachable_report.due(Instant::now(), self.failures) {
             let left = match self.shared.valid_for(Instant::now()) {
@@ -298,6 +371,152 @@ impl Node {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Reads `P/api/server` (catching up on anything a broken watch missed) and watches it
+    /// from there.
+    async fn watch_definition(&mut self) -> Fallible<()> {
+        let mut client = self.client().await?;
+        let key = Keys::definition(self.cfg.prefix());
+        let got = bounded(
+            "reading the server definition",
+            client.get(key.clone(), None),
+        )
+        .await?;
+        let at = got.header().map_or(0, |h| h.revision());
+        self.shared.observe(at, stored_of(got.kvs().first()));
+        let from = WatchOptions::new().with_start_revision(at + 1);
+        let watch = bounded(
+            "watching the server definition",
+            client.watch(key, Some(from)),
+        )
+        .await?;
+        self.watch = Some(watch);
+        Ok(())
+    }
+
+    /// A message of the definition's watch: each change is observed; an error or the end
+    /// of the watch drops it (made again, after a fresh read, at the next keepalive). The
+    /// gRPC layer bounds each message (4 MiB); the document's own bound is the API's.
+    fn on_watch(&mut self, event: Result<Option<WatchResponse>, etcd_client::Error>) {
+        let resp = match event {
+            Ok(Some(resp)) if !resp.canceled() => resp,
+            Ok(Some(_)) | Ok(None) => {
+                info!("cluster: the watch of the server definition ended; read again at the next keepalive");
+                self.watch = None;
+                return;
+            }
+            Err(e) => {
+                warn!("cluster: the watch of the server definition failed ({e}); read again at the next keepalive");
+                self.watch = None;
+                return;
+            }
+        };
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            let stored = match event.event_type() {
+                EventType::Put => stored_of(Some(kv)),
+                EventType::Delete => stored_of(None),
+            };
+            self.shared.observe(kv.mod_revision(), stored);
+        }
+    }
+
+    /// Stores the server definition if its generation (`P/api/server`'s mod_revision) is
+    /// still `base`: the new one, observed at once.
+    async fn store(&mut self, base: u64, document: Vec<u8>) -> Result<u64, StoreError> {
+        let mut client = self.client().await.map_err(StoreError::Unavailable)?;
+        let key = Keys::definition(self.cfg.prefix());
+        let base = i64::try_from(base).unwrap_or(i64::MAX);
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                base,
+            )])
+            .and_then(vec![TxnOp::put(key, document.clone(), None)]);
+        let done = bounded("storing the server definition", client.txn(txn))
+            .await
+            .map_err(StoreError::Unavailable)?;
+        if !done.succeeded() {
+            return Err(StoreError::Conflict);
+        }
+        let at = done.header().map_or(0, |h| h.revision());
+        let generation = u64::try_from(at)
+            .ok()
+            .filter(|g| *g > 0)
+            .ok_or_else(|| StoreError::Unavailable("etcd answered no revision".into()))?;
+        let document = Some(document);
+        self.shared.observe(
+            at,
+            Stored {
+                generation,
+                document,
+            },
+        );
+        Ok(generation)
+    }
+
+    /// The live nodes, their reports and the stored generation, in one transaction (one
+    /// consistent snapshot).
+    async fn view(&mut self) -> Fallible<ClusterView> {
+        let mut client = self.client().await?;
+        let prefix = self.cfg.prefix();
+        let nodes = GetOptions::new()
+            .with_prefix()
+            .with_keys_only()
+            .with_limit(MAX_NODES);
+        let txn = Txn::new().and_then(vec![
+            TxnOp::get(Keys::nodes_prefix(prefix), Some(nodes)),
+            TxnOp::get(
+                Keys::applied_prefix(prefix),
+                Some(GetOptions::new().with_prefix().with_limit(MAX_NODES)),
+            ),
+            TxnOp::get(
+                Keys::definition(prefix),
+                Some(GetOptions::new().with_keys_only()),
+            ),
+        ]);
+        let done = bounded("reading the nodes' reports", client.txn(txn)).await?;
+        let gets: Vec<_> = done
+            .op_responses()
+            .into_iter()
+            .filter_map(|op| match op {
+                TxnOpResponse::Get(g) => Some(g),
+                _ => None,
+            })
+            .collect();
+        let [nodes, applied, definition] = &gets[..] else {
+            return Err("etcd's answer lacks a part".into());
+        };
+        let live: Vec<&[u8]> = nodes.kvs().iter().map(KeyValue::key).collect();
+        let reports: Vec<(&[u8], &[u8])> = applied
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key(), kv.value()))
+            .collect();
+        let generation = definition.kvs().first().map_or(0, KeyValue::mod_revision);
+        Ok(view_of(prefix, &live, &reports, generation))
+    }
+
+    /// Writes `P/api/applied/NODE_ID` under the lease when the report changed (or the
+    /// lease did). Only on a connection the keepalives made: a report never waits for etcd.
+    async fn put_report(&mut self) {
+        let (Some(lease), Some((generation, online)), Some(mut client)) =
+            (self.lease, self.report, self.client.clone())
+        else {
+            return;
+        };
+        if self.reported == Some((lease, generation, online)) {
+            return;
+        }
+        let key = Keys::applied(self.cfg.prefix(), &self.shared.node_id);
+        let value = serde_json::json!(Report { generation, online }).to_string();
+        let put = client.put(key, value, Some(PutOptions::new().with_lease(lease)));
+        match bounded("reporting the applied generation", put).await {
+            Ok(_) => self.reported = Some((lease, generation, online)),
+            Err(e) => warn!("cluster: {e}; reported again later"),
+        }
     }
 
     /// An address of `pool` for `identity`: its sticky one when free, else a fresh one,
@@ -511,6 +730,61 @@ impl Node {
     }
 }
 
+/// The cluster's state from etcd's keys: `live` are `P/nodes/NODE_ID` keys, `reports`
+/// `P/api/applied/NODE_ID` keys and values, `generation` the stored definition's. A node
+/// without a readable report has applied nothing; a report of a node that is not live
+/// (its lease is gone) does not count; a report too big or not this daemon's is ignored.
+fn view_of(
+    prefix: &str,
+    live: &[&[u8]],
+    reports: &[(&[u8], &[u8])],
+    generation: i64,
+) -> ClusterView {
+    let node_of = |key: &[u8], under: &str| {
+        std::str::from_utf8(key)
+            .ok()?
+            .strip_prefix(under)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+    };
+    let nodes_prefix = Keys::nodes_prefix(prefix);
+    let applied_prefix = Keys::applied_prefix(prefix);
+    let reports: HashMap<String, Report> = reports
+        .iter()
+        .filter_map(|(k, v)| {
+            let node = node_of(k, &applied_prefix)?;
+            let report = (v.len() <= MAX_REPORT)
+                .then(|| serde_json::from_slice::<Report>(v).ok())
+                .flatten();
+            if report.is_none() {
+                warn!(node, "cluster: a malformed report in etcd is ignored");
+            }
+            Some((node, report?))
+        })
+        .collect();
+    let generation = u64::try_from(generation).unwrap_or(0);
+    let mut view = ClusterView {
+        generation,
+        live: 0,
+        behind: Vec::new(),
+        online: 0,
+    };
+    for node in live.iter().filter_map(|k| node_of(k, &nodes_prefix)) {
+        view.live += 1;
+        match reports.get(&node) {
+            Some(r) => {
+                view.online = view.online.saturating_add(r.online);
+                if r.generation < generation {
+                    view.behind.push(node);
+                }
+            }
+            None if generation > 0 => view.behind.push(node),
+            None => {}
+        }
+    }
+    view
+}
+
 /// Whether `addr` is a host address of `pool` (not its network or broadcast address).
 fn is_host(pool: Ipv4Net, addr: Ipv4Addr) -> bool {
     pool.contains(&addr) && addr != pool.network() && addr != pool.broadcast()
@@ -539,6 +813,45 @@ fn pick(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_view_counts_live_nodes_and_bounds_what_it_reads() {
+        let p = "/p";
+        let live: Vec<&[u8]> = vec![b"/p/nodes/a", b"/p/nodes/b", b"/p/nodes/c", b"/p/nodes/"];
+        let big = format!(
+            "{{\"generation\":9,\"online\":1,\"x\":\"{}\"}}",
+            "y".repeat(300)
+        );
+        let reports: Vec<(&[u8], &[u8])> = vec![
+            (b"/p/api/applied/a", br#"{"generation":9,"online":2}"#),
+            (b"/p/api/applied/b", br#"{"generation":8,"online":3}"#),
+            (b"/p/api/applied/c", big.as_bytes()),
+            // A dead node's report (its lease is gone, its key not yet): not counted.
+            (b"/p/api/applied/d", br#"{"generation":9,"online":50}"#),
+            (b"/p/api/applied/e", b"\xff garbage"),
+        ];
+        let v = view_of(p, &live, &reports, 9);
+        assert_eq!(v.generation, 9);
+        assert_eq!(v.live, 3, "the bare prefix is no node");
+        assert_eq!(v.online, 5);
+        assert_eq!(
+            v.behind,
+            ["b", "c"],
+            "c's report is too big: applied nothing"
+        );
+        let v = view_of(p, &live, &reports, 8);
+        assert_eq!(v.behind, ["c"]);
+        // Nothing stored yet: nobody is behind.
+        let v = view_of(p, &live, &[], 0);
+        assert!(v.behind.is_empty());
+        assert_eq!(v.online, 0);
+        let online = format!("{{\"generation\":1,\"online\":{}}}", u64::MAX);
+        let two: Vec<(&[u8], &[u8])> = vec![
+            (b"/p/api/applied/a", online.as_bytes()),
+            (b"/p/api/applied/b", online.as_bytes()),
+        ];
+        assert_eq!(view_of(p, &live, &two, 1).online, u64::MAX, "saturates");
+    }
 
     #[test]
     fn pick_prefers_never_used_addresses_then_any_free_one() {

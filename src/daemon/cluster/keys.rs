@@ -6,6 +6,8 @@
 //! P/pool/N/held/IP           IP is leased (value: NODE_ID)     lease: the holder's
 //! P/pool/N/last/IP           IP was last leased to this identity (SHA-256 hex)   no lease
 //! P/pool/N/sticky/IDHASH     the identity's last address (value: IP)             no lease
+//! P/api/server               the IPsec server and ClientToken answers (JSON)     no lease
+//! P/api/applied/NODE_ID      {"generation":G,"online":N} this node reports      lease: the node's
 //! ```
 //!
 //! `held` keys go with their node's lease: a dead node's addresses return after the TTL.
@@ -13,6 +15,10 @@
 //! free): one `last` per pool address and one `sticky` per `last` (a claim that moves an
 //! address to another identity deletes the old identity's `sticky` in the same
 //! transaction), so both are bounded by the pool's size.
+//!
+//! `api/server` (cluster mode with `[api]`, `src/api/shared.rs`) is one document; its
+//! `mod_revision` is its generation. `api/applied/NODE_ID` is one per live node: the
+//! generation it applied last and its online clients.
 
 use std::net::Ipv4Addr;
 
@@ -33,6 +39,21 @@ impl Keys {
 
     pub(crate) fn node(prefix: &str, node_id: &str) -> String {
         format!("{prefix}/nodes/{node_id}")
+    }
+
+    pub(crate) fn nodes_prefix(prefix: &str) -> String {
+        format!("{prefix}/nodes/")
+    }
+
+    pub(crate) fn definition(prefix: &str) -> String {
+        format!("{prefix}/api/server")
+    }
+
+    pub(crate) fn applied_prefix(prefix: &str) -> String {
+        format!("{prefix}/api/applied/")
+    }
+    pub(crate) fn applied(prefix: &str, node_id: &str) -> String {
+        format!("{prefix}/api/applied/{node_id}")
     }
 
     pub(crate) fn held_prefix(&self) -> String {
@@ -72,6 +93,10 @@ mod tests {
         assert!(k.held(a).starts_with(&k.held_prefix()));
         assert!(k.last(a).starts_with(&k.last_prefix()));
         assert_eq!(Keys::node("/p", "gw1"), "/p/nodes/gw1");
+        assert!(Keys::node("/p", "gw1").starts_with(&Keys::nodes_prefix("/p")));
+        assert_eq!(Keys::definition("/p"), "/p/api/server");
+        assert_eq!(Keys::applied("/p", "gw1"), "/p/api/applied/gw1");
+        assert!(Keys::applied("/p", "gw1").starts_with(&Keys::applied_prefix("/p")));
         assert_eq!(Keys::addr_of(k.held(a).as_bytes()), Some(a));
         assert_eq!(Keys::addr_of(b"/p/pool/x/held/banana"), None);
         assert_eq!(Keys::addr_of(&[0xff, b'/', b'1']), None);

@@ -21,6 +21,16 @@
 //! out of the SAD: no more forwarding, the addresses forgotten) and refuses new clients
 //! (INTERNAL_ADDRESS_FAILURE) until a keepalive succeeds again. A lease that expired all the
 //! same is replaced by a new one (a new *epoch*): SAs of an older epoch are deleted too.
+//!
+//! **One server definition** (with `[api]`; `src/api/shared.rs`). The `cluster` thread
+//! watches `P/api/server` and keeps the newest document it read in [`Shared`] (a read at
+//! each (re)connection catches up on what a broken watch missed); the `api-follow` thread
+//! ([`Cluster::follow`]) hands each new one to the API, which applies it through the same
+//! path as a local change, and reports, at most once per [`REPORT_EVERY`], the generation
+//! applied and the online clients under `P/api/applied/NODE_ID` (bound to the lease: a
+//! dead node stops counting after the TTL). The API's changes and its `updating` and online
+//! count questions are requests to the `cluster` thread ([`SharedDefinition`] on
+//! [`Cluster`]), each bounded by [`CLAIM_WAIT`].
 
 // Without the `cluster` feature the handle is never built (`start` refuses a `[cluster]`
 // config), so its parts look unused to the compiler.
@@ -31,9 +41,9 @@ mod etcd;
 mod keys;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,6 +53,8 @@ use tracing::warn;
 
 use super::inbox::DropReport;
 use super::DaemonError;
+use crate::api::shared::{ClusterView, SharedDefinition, StoreError, Stored};
+use crate::api::{Adopted, Api, Backend};
 use crate::config::Config;
 use crate::pool::{PoolError, SharedLeases};
 
@@ -61,6 +73,22 @@ pub(crate) const ETCD_CALL: Duration = Duration::from_millis(1000);
 pub(crate) const FENCE_MARGIN: Duration = Duration::from_secs(3);
 /// At most one log line per this period about refused clients or an unreachable etcd.
 pub(crate) const REPORT_PERIOD: Duration = Duration::from_secs(10);
+/// How often a node with `[api]` reports its applied generation and online clients (etcd is
+/// written only when they changed).
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How long a starting node with `[api]` waits for etcd's server definition before it
+/// serves its own copy.
+pub(crate) const START_WAIT: Duration = Duration::from_secs(5);
+
+/// The server definition as the `cluster` thread last read it.
+#[derive(Default)]
+struct Observed {
+    /// Counted up with each new reading.
+    seq: u64,
+    /// The etcd revision of the reading (a later reading never loses to an earlier one).
+    at: i64,
+    stored: Option<Stored>,
+}
 
 /// What the `ike` thread, the metrics and the `cluster` thread share.
 pub(crate) struct Shared {
@@ -76,6 +104,12 @@ pub(crate) struct Shared {
     /// Log lines about refusals: at most one per [`REPORT_PERIOD`].
     refusal_report: Mutex<DropReport>,
     pub(crate) node_id: String,
+    /// `P/api/server` as last read ([`Shared::observe`], [`Shared::definition_after`]).
+    definition: Mutex<Observed>,
+    definition_changed: Condvar,
+    /// The `api-follow` thread's newest (generation applied, online clients), and whether
+    /// a [`Request::Report`] that will pick it up is queued: at most one is.
+    report: Mutex<(Option<(u64, u64)>, bool)>,
 }
 
 impl Shared {
@@ -88,7 +122,46 @@ impl Shared {
             refused: AtomicU64::new(0),
             refusal_report: Mutex::new(DropReport::new(REPORT_PERIOD)),
             node_id,
+            definition: Mutex::new(Observed::default()),
+            definition_changed: Condvar::new(),
+            report: Mutex::new((None, false)),
         }
+    }
+
+    /// Notes a report; true when a [`Request::Report`] must be queued to pick it up.
+    fn set_report(&self, generation: u64, online: u64) -> bool {
+        let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = Some((generation, online));
+        !std::mem::replace(&mut r.1, true)
+    }
+
+    /// The `cluster` thread takes the newest report (its [`Request::Report`] is handled).
+    pub(crate) fn take_report(&self) -> Option<(u64, u64)> {
+        let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        r.1 = false;
+        r.0
+    }
+
+    /// The `cluster` thread read `stored` at etcd revision `at`.
+    pub(crate) fn observe(&self, at: i64, stored: Stored) {
+        let mut d = self.definition.lock().unwrap_or_else(|p| p.into_inner());
+        if at >= d.at {
+            d.at = at;
+            d.stored = Some(stored);
+            d.seq += 1;
+            self.definition_changed.notify_all();
+        }
+    }
+
+    /// The newest reading when it is newer than reading `seq` (waits at most `wait`).
+    fn definition_after(&self, seq: u64, wait: Duration) -> Option<(u64, Stored)> {
+        let d = self.definition.lock().unwrap_or_else(|p| p.into_inner());
+        let (d, _) = self
+            .definition_changed
+            .wait_timeout_while(d, wait, |d| d.seq == seq)
+            .unwrap_or_else(|p| p.into_inner());
+        let stored = d.stored.clone().filter(|_| d.seq != seq)?;
+        Some((d.seq, stored))
     }
 
     /// A keepalive sent at `sent` was answered with `ttl`: the lease is valid until
@@ -163,6 +236,19 @@ pub(crate) enum Request {
         pool: Ipv4Net,
         addr: Ipv4Addr,
     },
+    /// Store the server definition if its generation is still `base`.
+    Store {
+        base: u64,
+        document: Vec<u8>,
+        reply: SyncSender<Result<u64, StoreError>>,
+    },
+    /// What the live nodes report.
+    View {
+        reply: SyncSender<Result<ClusterView, String>>,
+    },
+    /// A report of the `api-follow` thread is waiting ([`Shared::take_report`]; at most one
+    /// such request is queued, so reports never pile up while etcd is slow).
+    Report,
     /// End the thread; `revoke`: give the lease up (every address this node held returns
     /// at once), else keep it for the process that adopts it.
     Stop {
@@ -258,6 +344,88 @@ impl Cluster {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = thread {
             let _ = t.join();
+        }
+    }
+}
+
+impl Cluster {
+    /// Sends `request` (built around its reply channel) and waits at most [`CLAIM_WAIT`].
+    fn ask<T>(&self, request: impl FnOnce(SyncSender<T>) -> Request) -> Result<T, String> {
+        let (reply, answer) = sync_channel(1);
+        self.requests
+            .send(request(reply))
+            .map_err(|_| "the cluster thread has ended".to_string())?;
+        answer
+            .recv_timeout(CLAIM_WAIT)
+            .map_err(|_| format!("etcd did not answer within {CLAIM_WAIT:?}"))
+    }
+
+    /// What etcd holds at start, read by the `cluster` thread (`None` when it has not
+    /// within [`START_WAIT`]), and the reading's number for [`Cluster::follow`].
+    pub(crate) fn first_definition(&self) -> (u64, Option<Stored>) {
+        match self.shared.definition_after(0, START_WAIT) {
+            Some((seq, stored)) => (seq, Some(stored)),
+            None => (0, None),
+        }
+    }
+
+    /// Starts the `api-follow` thread: each definition the `cluster` thread reads after
+    /// reading `seq` goes to `api` ([`Api::adopt`]; one refused is not retried, a busy API
+    /// is asked again shortly), and the applied generation and online clients of `backend`
+    /// are reported every [`REPORT_EVERY`], until `stop`.
+    pub(crate) fn follow(
+        self: &Arc<Self>,
+        api: Arc<Api>,
+        backend: Arc<dyn Backend>,
+        stop: &Arc<AtomicBool>,
+        mut seq: u64,
+    ) -> Result<JoinHandle<()>, DaemonError> {
+        let me = self.clone();
+        let stopping = stop.clone();
+        super::supervise::spawn("api-follow".into(), stop, move || {
+            let mut reported = Instant::now();
+            let mut report = true;
+            while !stopping.load(Ordering::SeqCst) {
+                if let Some((next, stored)) = me.shared.definition_after(seq, REPORT_EVERY / 4) {
+                    match api.adopt(&stored) {
+                        Adopted::Busy => std::thread::sleep(REPORT_EVERY / 10),
+                        _ => seq = next,
+                    }
+                }
+                if report || reported.elapsed() >= REPORT_EVERY {
+                    let online = u64::try_from(backend.online_clients()).unwrap_or(u64::MAX);
+                    let generation = api.applied_generation();
+                    if me.shared.set_report(generation, online) {
+                        let _ = me.requests.send(Request::Report);
+                    }
+                    reported = Instant::now();
+                    report = false;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SharedDefinition for Cluster {
+    fn store(&self, base: u64, document: Vec<u8>) -> Result<u64, StoreError> {
+        self.ask(|reply| Request::Store {
+            base,
+            document,
+            reply,
+        })
+        .map_err(StoreError::Unavailable)?
+    }
+
+    fn view(&self) -> Option<ClusterView> {
+        match self.ask(|reply| Request::View { reply }).and_then(|v| v) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(
+                    "cluster: the nodes' reports could not be read ({e}); answering for this node"
+                );
+                None
+            }
         }
     }
 }
@@ -433,6 +601,16 @@ mod tests {
         assert!(matches!(err, PoolError::Cluster(ref w) if w.contains("no valid etcd lease")));
         assert!(rx.try_recv().is_err(), "etcd was not asked");
         assert_eq!(s.refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn at_most_one_report_request_is_queued() {
+        let s = Shared::new("n1".into());
+        assert!(s.set_report(1, 0), "the first is queued");
+        assert!(!s.set_report(1, 1), "the next waits for the queued one");
+        assert!(!s.set_report(2, 5));
+        assert_eq!(s.take_report(), Some((2, 5)), "the newest is taken");
+        assert!(s.set_report(2, 6), "queued again once taken");
     }
 
     #[test]
