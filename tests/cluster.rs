@@ -617,11 +617,7 @@ fn start_api_node(topo: &Topology, role: Role, name: &str) -> Daemon {
         &["run", "--config", cfg],
         &rust_log,
     );
-    let d = Daemon {
-        pid,
-        config: config.clone(),
-        log: topo.dir().join(format!("{name}.log")),
-    };
+    let d = Daemon::started(pid, config.clone(), topo.dir().join(format!("{name}.log")));
     topo.add_log(&format!("{name} config"), &config);
     let port: u16 = API.rsplit(':').next().unwrap().parse().unwrap();
     assert!(
@@ -926,4 +922,54 @@ fn an_ipsec_server_made_through_the_api_of_one_node_is_served_by_both() {
             "{role:?} still pings"
         );
     }
+}
+
+/// The lease (decimal id) etcd binds `key` to, if the key exists and has one.
+fn etcd_lease(topo: &Topology, key: &str) -> Option<String> {
+    let script = r#"
+import base64, json, sys, urllib.request
+req = json.dumps({"key": base64.b64encode(sys.argv[2].encode()).decode()})
+r = urllib.request.urlopen(sys.argv[1] + "/v3/kv/range", req.encode(), timeout=5)
+for kv in json.load(r).get("kvs", []):
+    print(kv.get("lease", ""))
+"#;
+    let out = topo
+        .exec(Role::Lan, "python3", &["-c", script, ETCD, key])
+        .expect_ok("reading etcd");
+    Some(out.stdout.trim().to_string()).filter(|l| !l.is_empty())
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, etcd, strongSwan"]
+fn an_upgraded_node_keeps_its_etcd_lease_and_its_clients() {
+    let topo = cluster_topology("cupg");
+    start_etcd(&topo);
+    let mut n1 = start_node(&topo, Role::Gateway, "node1", NodeOpts::default());
+    service_on_node1(&topo);
+    let (c1, vip) = client(&topo, Role::Client, "c1");
+    assert!(ping_once(&topo, Role::Client, vip).success());
+    let node_key = format!("{PREFIX}/nodes/node1");
+    let held_key = format!("{PREFIX}/pool/10.0.0.0-24/held/{vip}");
+    let lease = etcd_lease(&topo, &node_key).expect("node1's key is bound to its lease");
+    assert_eq!(etcd_lease(&topo, &held_key).as_ref(), Some(&lease));
+
+    let up = n1.upgrade(&topo, Role::Gateway);
+    assert_eq!(up.ike_sas_kept, Some(1));
+    // Longer than the lease TTL: only the new process can have kept the same lease alive,
+    // and it still holds the client's address.
+    std::thread::sleep(Duration::from_secs(TTL + 2));
+    assert_eq!(etcd_lease(&topo, &node_key).as_ref(), Some(&lease));
+    assert_eq!(etcd_lease(&topo, &held_key).as_ref(), Some(&lease));
+    assert!(held(&topo).contains(&(vip, "node1".to_string())));
+    assert!(
+        log(&n1).contains("cluster: adopted lease kept alive"),
+        "the new process did not adopt the lease"
+    );
+    assert_eq!(c1.virtual_ip(), Some(vip), "the client kept its address");
+    assert!(ping_once(&topo, Role::Client, vip).success());
+    eprintln!(
+        "[cupg] lease {lease} kept across the upgrade (switch {} ms)",
+        up.switch_ms
+    );
+    c1.stop();
 }

@@ -360,6 +360,16 @@ impl Daemon {
         }
     }
 
+    /// A daemon the topology started by other means (`topo.spawn`): its PID, config and log.
+    pub fn started(pid: u32, config: PathBuf, log: PathBuf) -> Daemon {
+        Daemon {
+            pid,
+            config,
+            log,
+            successor: None,
+        }
+    }
+
     /// After `ipsec-server upgrade`: the new process `pid` (started by the old one with its
     /// stdout and stderr, so it logs into [`Daemon::log`] too) is this daemon from now on, and
     /// dropping the daemon stops it (SIGTERM, SIGKILL after 3 s, by pidfd).
