@@ -965,6 +965,10 @@ fn an_upgraded_node_keeps_its_etcd_lease_and_its_clients() {
         log(&n1).contains("cluster: adopted lease kept alive"),
         "the new process did not adopt the lease"
     );
+    assert!(
+        !log(&n1).contains("cluster: fenced"),
+        "the restored SAs were fenced (deleted) across the upgrade"
+    );
     assert_eq!(c1.virtual_ip(), Some(vip), "the client kept its address");
     assert!(ping_once(&topo, Role::Client, vip).success());
     eprintln!(

@@ -114,8 +114,8 @@ fn run_taking_over(
 ) -> Result<(), DaemonError> {
     let mut signals = Signals::new()?;
     let config = kept_psk::keep_generated_psk(config)?;
-    let lease = takeover.as_ref().and_then(|t| t.cluster_lease());
-    let cluster = cluster::Cluster::start(&config, lease)?;
+    let lease = takeover.as_ref().and_then(|t| t.cluster_lease().cloned());
+    let cluster = cluster::Cluster::start(&config, lease.as_ref())?;
     let manager = Arc::new(StackManager::new(config.clone(), cluster.clone()));
     let listeners = takeover.as_ref().map(|t| t.listeners()).unwrap_or_default();
     let api = match config.api() {

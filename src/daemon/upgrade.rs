@@ -402,11 +402,8 @@ impl TakeOver {
     }
 
     /// The node's etcd lease, to keep.
-    pub(crate) fn cluster_lease(&self) -> Option<i64> {
-        self.snapshot
-            .as_ref()
-            .and_then(|s| s.cluster.as_ref())
-            .map(|l| l.lease_id)
+    pub(crate) fn cluster_lease(&self) -> Option<&handover::ClusterLease> {
+        self.snapshot.as_ref().and_then(|s| s.cluster.as_ref())
     }
 
     /// The stack's part, once (for `Stack::adopt`).

@@ -298,7 +298,8 @@ impl Node {
                         lease = format_args!("{id:x}"),
                         "cluster: adopted lease kept alive"
                     );
-                    self.shared.new_lease(id, sent, ttl);
+                    // `Cluster::start` made it this node's lease already (no new epoch:
+                    // the SAs restored under it are not fenced).
                     self.register(&mut client, id).await?;
                 }
                 self.shared

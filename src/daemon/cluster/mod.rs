@@ -180,6 +180,14 @@ impl Shared {
         self.renewed(sent, ttl);
     }
 
+    /// The lease a replaced process handed over (the in-place upgrade), surely valid for
+    /// the `ttl_left_ms` that process still counted on at the capture, from `now`.
+    pub(crate) fn adopt_lease(&self, lease: &super::handover::ClusterLease, now: Instant) {
+        let left = Duration::from_millis(lease.ttl_left_ms);
+        // `new_lease` takes the margin off again.
+        self.new_lease(lease.lease_id, now, left + FENCE_MARGIN);
+    }
+
     /// The lease is gone (expired, revoked): fenced from now on.
     pub(crate) fn lost_lease(&self) {
         self.valid_until_ms.store(0, Ordering::SeqCst);
@@ -270,7 +278,7 @@ impl Cluster {
     /// kept alive instead of a new one while etcd still knows it.
     pub(crate) fn start(
         config: &Config,
-        adopt: Option<i64>,
+        adopt: Option<&super::handover::ClusterLease>,
     ) -> Result<Option<Arc<Cluster>>, DaemonError> {
         let Some(cfg) = config.cluster() else {
             return Ok(None);
@@ -287,8 +295,13 @@ impl Cluster {
                 None => host_name()?,
             };
             let shared = Arc::new(Shared::new(node_id));
+            if let Some(lease) = adopt {
+                // Valid for as long as the old process knew it to be: the restored SAs are
+                // not fenced before the first keepalive of this process is answered.
+                shared.adopt_lease(lease, Instant::now());
+            }
             let (requests, rx) = tokio::sync::mpsc::unbounded_channel();
-            let thread = etcd::spawn(cfg.clone(), shared.clone(), rx, adopt)?;
+            let thread = etcd::spawn(cfg.clone(), shared.clone(), rx, adopt.map(|l| l.lease_id))?;
             Ok(Some(Arc::new(Cluster {
                 shared,
                 requests,
@@ -564,6 +577,32 @@ mod tests {
         s.lost_lease();
         assert!(!s.valid(t0 + Duration::from_secs(1)));
         assert_eq!(s.lease_id(), None);
+    }
+
+    #[test]
+    fn an_adopted_lease_is_valid_for_what_the_old_process_had_left() {
+        let s = Shared::new("n1".into());
+        let t0 = s.base;
+        let lease = crate::daemon::handover::ClusterLease {
+            lease_id: 9,
+            ttl_left_ms: 4000,
+        };
+        s.adopt_lease(&lease, t0);
+        assert_eq!(s.lease_id(), Some(9));
+        assert!(s.valid(t0 + Duration::from_millis(3900)));
+        assert!(!s.valid(t0 + Duration::from_millis(4000)));
+        // The restored SAs' fence sees a valid lease of the first epoch: nothing fires
+        // until it expires; a keepalive of the same lease extends it without a new epoch.
+        let mut fence = Fence {
+            shared: Arc::new(s),
+            epoch: None,
+            fenced: false,
+        };
+        assert_eq!(fence.check(t0), None);
+        fence
+            .shared
+            .renewed(t0 + Duration::from_secs(1), Duration::from_secs(10));
+        assert_eq!(fence.check(t0 + Duration::from_secs(5)), None);
     }
 
     #[test]
