@@ -17,7 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::flows::{assert_ping, connect};
-use common::proc::{self, CmdOutput};
+use common::gateway::parse_upgraded;
+use common::proc::{self, Adopted, CmdOutput};
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipsec-server");
@@ -404,32 +405,6 @@ access_key_secret = "Notify-Test-Secret-1"
     notify.until(&topo, pid, "STOPPING=1", Duration::from_secs(5));
 }
 
-/// Stops a process that is not this test's child (the one an upgrade started): SIGTERM,
-/// SIGKILL after 5 s; waits until it is gone or a zombie.
-fn stop_foreign(pid: u32) {
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false)
-    };
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if alive() {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    }
-}
-
 #[test]
 #[ignore = "needs root: network namespaces, TUN, strongSwan"]
 fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
@@ -499,13 +474,11 @@ fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
     std::os::unix::fs::symlink(BIN, &upbin).unwrap();
     let done = upgrade();
     assert!(done.success(), "{done}");
-    let new_pid: u32 = done
-        .stdout
-        .split("-> ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no new pid in {done}"));
+    let new_pid = parse_upgraded(&done.stdout)
+        .unwrap_or_else(|| panic!("no `upgraded: pid OLD -> NEW, …` in {done}"))
+        .new_pid;
+    // Not this test's child: held by a pidfd, stopped when dropped (also on a failure).
+    let second = Adopted::new("ipsec-server (upgraded)", new_pid).expect("the new process runs");
     let took_over = notify.until(&topo, pid, "READY=1", Duration::from_secs(10));
     assert!(
         took_over
@@ -560,19 +533,20 @@ fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
         restarted.stdout.starts_with("restarted: pid"),
         "{restarted}"
     );
-    let third: u32 = restarted
+    let third_pid: u32 = restarted
         .stdout
         .split("-> ")
         .nth(1)
         .and_then(|r| r.split(';').next())
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no new pid in {restarted}"));
+    let third = Adopted::new("ipsec-server (restarted)", third_pid).expect("the new process runs");
     // (`pid` exited at the first upgrade: `until` watches only processes this test started.)
-    let fresh = notify.until(&topo, third, "READY=1", Duration::from_secs(30));
+    let fresh = notify.until(&topo, third_pid, "READY=1", Duration::from_secs(30));
     let main_at = fresh
         .iter()
-        .position(|m| m.lines().any(|l| l == format!("MAINPID={third}")))
-        .unwrap_or_else(|| panic!("no MAINPID={third}: {fresh:?}"));
+        .position(|m| m.lines().any(|l| l == format!("MAINPID={third_pid}")))
+        .unwrap_or_else(|| panic!("no MAINPID={third_pid}: {fresh:?}"));
     assert!(
         !fresh[..main_at].iter().any(|m| m.contains("STOPPING=1")),
         "{fresh:?}"
@@ -585,15 +559,13 @@ fn an_upgrade_tells_systemd_the_new_main_pid_and_a_failed_one_says_nothing() {
     });
     assert!(deleted.is_some(), "the client was not sent DELETE");
     assert!(
-        !std::path::Path::new(&format!("/proc/{new_pid}")).exists()
-            || std::fs::read_to_string(format!("/proc/{new_pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z")),
+        second.has_exited(Duration::ZERO),
         "the process that stopped for the restart is gone"
     );
     let (client2, vip2) = connect(&topo, Role::Client2, &ClientConfig::new("c2"));
     assert_ping(&topo, Role::Client2, vip2);
-    stop_foreign(third);
-    notify.until(&topo, third, "STOPPING=1", Duration::from_secs(5));
+    drop(third);
+    notify.until(&topo, third_pid, "STOPPING=1", Duration::from_secs(5));
     client.stop();
     client2.stop();
 }
