@@ -32,8 +32,8 @@ pub const MAX_SNAPSHOT: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HandoverError {
-    #[error("snapshot version {0} is unknown to this binary (it reads up to {VERSION})")]
-    UnknownVersion(u16),
+    #[error("snapshot version {version} is unknown to this binary (it reads up to {newest})")]
+    UnknownVersion { version: u16, newest: u16 },
     #[error("snapshot of {0} octets: more than {MAX_SNAPSHOT}")]
     TooLarge(usize),
     #[error("malformed snapshot: {0}")]
@@ -123,16 +123,25 @@ pub fn encode(s: &Snapshot) -> Result<Vec<u8>, HandoverError> {
 
 /// Reads a snapshot of this or an older version.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, HandoverError> {
+    decode_up_to(bytes, VERSION)
+}
+
+/// [`decode`] reading versions up to `newest` (at most [`VERSION`]) only, as an older binary
+/// would (the upgrade's test hook, `upgrade::SNAPSHOT_VERSION_ENV`).
+pub fn decode_up_to(bytes: &[u8], newest: u16) -> Result<Snapshot, HandoverError> {
     if bytes.len() > MAX_SNAPSHOT {
         return Err(HandoverError::TooLarge(bytes.len()));
     }
     let Some((version, body)) = bytes.split_first_chunk::<2>() else {
         return Err(HandoverError::Malformed("no version".into()));
     };
+    let newest = newest.min(VERSION);
     match u16::from_be_bytes(*version) {
-        1 => take_all::<v1::Snapshot>(body).map(Snapshot::from),
-        2 => take_all::<Snapshot>(body),
-        v => Err(HandoverError::UnknownVersion(v)),
+        v @ 1..=2 if v <= newest => match v {
+            1 => take_all::<v1::Snapshot>(body).map(Snapshot::from),
+            _ => take_all::<Snapshot>(body),
+        },
+        version => Err(HandoverError::UnknownVersion { version, newest }),
     }
 }
 
@@ -291,7 +300,18 @@ mod tests {
         next[..2].copy_from_slice(&(VERSION + 1).to_be_bytes());
         assert_eq!(
             decode(&next).err(),
-            Some(HandoverError::UnknownVersion(VERSION + 1))
+            Some(HandoverError::UnknownVersion {
+                version: VERSION + 1,
+                newest: VERSION
+            })
+        );
+        // A binary that reads only older versions (the test hook) refuses this one alike.
+        assert_eq!(
+            decode_up_to(&bytes, VERSION - 1).err(),
+            Some(HandoverError::UnknownVersion {
+                version: VERSION,
+                newest: VERSION - 1
+            })
         );
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1]),

@@ -327,19 +327,10 @@ pub(crate) fn receive(fd: RawFd) -> Result<Option<TakeOver>, DaemonError> {
         .map_err(|e| fail(format!("hello: {e}")))?;
     let (mut fds, bytes) = io::handover::recv(&sock, handover::MAX_SNAPSHOT, SNAPSHOT_WAIT)
         .map_err(|e| refused(&sock, format!("receiving the snapshot: {e}")))?;
-    let version = bytes.first_chunk::<2>().map(|v| u16::from_be_bytes(*v));
-    let newest = newest_readable();
-    let decoded = match version {
-        Some(v) if v > newest => Err(handover::HandoverError::UnknownVersion(v)),
-        _ => handover::decode(&bytes),
-    };
-    let snapshot = match decoded {
+    let snapshot = match handover::decode_up_to(&bytes, newest_readable()) {
         Ok(s) => s,
-        Err(handover::HandoverError::UnknownVersion(v)) => {
-            let why = format!(
-                "snapshot version {v} is unknown to the new binary (it reads up to {newest})"
-            );
-            restart_instead(&sock, &why);
+        Err(e @ handover::HandoverError::UnknownVersion { .. }) => {
+            restart_instead(&sock, &format!("the new process: {e}"));
             return Ok(None);
         }
         Err(e) => return Err(refused(&sock, e.to_string())),
