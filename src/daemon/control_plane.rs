@@ -313,7 +313,8 @@ impl ControlPlane {
                 if let Some(n) = self.drops.due(Instant::now(), inbox.dropped()) {
                     warn!(
                         "IKE queue full: {n} IKE datagrams dropped since the last report \
-                         (total {}); the IKE thread cannot keep up (limits.ike_queue = {})",
+                         (total {}); the IKE thread cannot keep up or one source address \
+                         sent more than its eighth of the queue (limits.ike_queue = {})",
                         inbox.dropped(),
                         inbox.capacity()
                     );

@@ -7,6 +7,11 @@
 //!   datagram that finds the queue full is dropped and counted ([`Inbox::dropped`]); posting
 //!   never blocks, so an IKE flood (of large datagrams too) can neither grow memory beyond
 //!   that nor stall a worker's ESP.
+//! - One source address holds at most an eighth of the queue (of its slots and of its bytes,
+//!   [`SHARE_DIVISOR`]): a flood from one address is dropped at its share and everybody
+//!   else still finds room, whatever the IKE thread's speed. Sources are counted in
+//!   [`SHARE_BUCKETS`] buckets under a hash keyed at random per inbox, so a sender cannot
+//!   choose an address that shares another's bucket; memory is fixed.
 //! - A control message is never dropped and never waits behind datagrams: [`Inbox::recv`]
 //!   hands out every pending control message before the next datagram.
 //! - The IKE thread wakes promptly for both: posting a control message also offers a wake-up
@@ -14,8 +19,10 @@
 //!   looks for control messages before each datagram anyway.
 //! - [`DropReport`] turns the drop counter into at most one log line per period.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
 };
@@ -35,6 +42,65 @@ pub(crate) struct Datagram {
 /// Bytes of datagrams that may wait in all: 4096 typical IKE messages (at most 1 KiB each)
 /// fit, a flood of maximal UDP datagrams cannot hold more than this.
 pub(crate) const MAX_QUEUED_BYTES: usize = 4 << 20;
+/// One source address may hold at most `1 / SHARE_DIVISOR` of the queue's slots and bytes.
+pub(crate) const SHARE_DIVISOR: usize = 8;
+/// Buckets the per-source counts are kept in.
+const SHARE_BUCKETS: usize = 1024;
+
+/// Bytes queued in all, datagrams and bytes queued per source address (bucketed), and what
+/// may wait.
+struct Ledger {
+    queued_bytes: AtomicUsize,
+    hasher: RandomState,
+    slots: Box<[AtomicU32]>,
+    bytes: Box<[AtomicUsize]>,
+    max_slots: u32,
+    max_bytes: usize,
+}
+
+impl Ledger {
+    fn new(capacity: usize) -> Self {
+        Self {
+            queued_bytes: AtomicUsize::new(0),
+            hasher: RandomState::new(),
+            slots: (0..SHARE_BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            bytes: (0..SHARE_BUCKETS).map(|_| AtomicUsize::new(0)).collect(),
+            max_slots: u32::try_from((capacity / SHARE_DIVISOR).max(1)).unwrap_or(u32::MAX),
+            max_bytes: MAX_QUEUED_BYTES / SHARE_DIVISOR,
+        }
+    }
+
+    fn bucket(&self, ip: IpAddr) -> usize {
+        (self.hasher.hash_one(ip) % SHARE_BUCKETS as u64) as usize
+    }
+
+    /// Admits a datagram of `len` bytes from `ip`: the bucket it is counted in, or None (and
+    /// nothing counted) when the queue's bytes or the source's share are used up.
+    fn admit(&self, ip: IpAddr, len: usize) -> Option<usize> {
+        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return None;
+        }
+        let bucket = self.bucket(ip);
+        if self.slots[bucket].fetch_add(1, Ordering::Relaxed) >= self.max_slots {
+            self.slots[bucket].fetch_sub(1, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return None;
+        }
+        if self.bytes[bucket].fetch_add(len, Ordering::Relaxed) + len > self.max_bytes {
+            self.release(bucket, len);
+            return None;
+        }
+        Some(bucket)
+    }
+
+    /// Gives back what [`Ledger::admit`] counted.
+    fn release(&self, bucket: usize, len: usize) {
+        self.bytes[bucket].fetch_sub(len, Ordering::Relaxed);
+        self.slots[bucket].fetch_sub(1, Ordering::Relaxed);
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
 
 /// A new inbox holding at most `capacity` (≥ 1) datagrams, and the postbox that fills it.
 pub(crate) fn with_capacity(capacity: usize) -> (Postbox, Inbox) {
@@ -42,19 +108,19 @@ pub(crate) fn with_capacity(capacity: usize) -> (Postbox, Inbox) {
     let (items_tx, items_rx) = mpsc::sync_channel(capacity);
     let (control_tx, control_rx) = mpsc::channel();
     let dropped = Arc::new(AtomicU64::new(0));
-    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let ledger = Arc::new(Ledger::new(capacity));
     (
         Postbox {
             items: items_tx,
             control: control_tx,
             dropped: dropped.clone(),
-            queued_bytes: queued_bytes.clone(),
+            ledger: ledger.clone(),
         },
         Inbox {
             items: items_rx,
             control: control_rx,
             dropped,
-            queued_bytes,
+            ledger,
             capacity,
         },
     )
@@ -70,22 +136,22 @@ pub(crate) struct Postbox {
     items: SyncSender<Item>,
     control: Sender<ControlMsg>,
     dropped: Arc<AtomicU64>,
-    queued_bytes: Arc<AtomicUsize>,
+    ledger: Arc<Ledger>,
 }
 
 impl Postbox {
-    /// Queues an IKE datagram without blocking; a full queue drops it and counts the drop.
+    /// Queues an IKE datagram without blocking; a full queue, or a source that holds its
+    /// share of it already, drops it and counts the drop.
     pub fn datagram(&self, d: Datagram) -> Result<(), Closed> {
         let len = d.bytes.len();
-        if self.queued_bytes.fetch_add(len, Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
-            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+        let Some(bucket) = self.ledger.admit(d.remote.ip(), len) else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
-        }
-        match self.items.try_send(Item::Datagram(d)) {
+        };
+        match self.items.try_send(Item::Datagram(d, bucket)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.ledger.release(bucket, len);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -120,7 +186,7 @@ pub(crate) struct Inbox {
     items: Receiver<Item>,
     control: Receiver<ControlMsg>,
     dropped: Arc<AtomicU64>,
-    queued_bytes: Arc<AtomicUsize>,
+    ledger: Arc<Ledger>,
     capacity: usize,
 }
 
@@ -137,9 +203,8 @@ impl Inbox {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.items.recv_timeout(left) {
-                Ok(Item::Datagram(d)) => {
-                    self.queued_bytes
-                        .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+                Ok(Item::Datagram(d, bucket)) => {
+                    self.ledger.release(bucket, d.bytes.len());
                     return Received::Datagram(d);
                 }
                 // A control message is pending, or was taken above already: look again.
@@ -154,9 +219,8 @@ impl Inbox {
     pub fn try_datagram(&self) -> Option<Datagram> {
         loop {
             match self.items.try_recv() {
-                Ok(Item::Datagram(d)) => {
-                    self.queued_bytes
-                        .fetch_sub(d.bytes.len(), Ordering::Relaxed);
+                Ok(Item::Datagram(d, bucket)) => {
+                    self.ledger.release(bucket, d.bytes.len());
                     return Some(d);
                 }
                 // `recv` looks at the control messages first each time: nothing is lost.
@@ -166,7 +230,7 @@ impl Inbox {
         }
     }
 
-    /// Datagrams dropped so far because the queue was full.
+    /// Datagrams dropped so far because the queue (or the source's share of it) was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -214,7 +278,8 @@ impl DropReport {
 
 /// What the datagram queue carries: a datagram, or a wake-up for a pending control message.
 enum Item {
-    Datagram(Datagram),
+    /// With the bucket it is counted in.
+    Datagram(Datagram, usize),
     Wake,
 }
 
@@ -230,14 +295,26 @@ mod tests {
         }
     }
 
+    /// `n` source addresses that the inbox counts in different buckets.
+    fn distinct_sources(post: &Postbox, n: usize) -> Vec<SocketAddr> {
+        let mut seen = std::collections::HashSet::new();
+        (0u32..)
+            .map(|i| SocketAddr::from((std::net::Ipv4Addr::from(0x0a00_0000 + i), 500)))
+            .filter(|a| seen.insert(post.ledger.bucket(a.ip())))
+            .take(n)
+            .collect()
+    }
+
     const NOW: Duration = Duration::ZERO;
 
     #[test]
     fn large_datagrams_are_bounded_by_bytes_too() {
         let (post, inbox) = with_capacity(4096);
-        let big = |i: u8| Datagram {
-            bytes: vec![i; 65_000],
-            ..datagram(i)
+        let sources = distinct_sources(&post, 200);
+        let big = |i: usize| Datagram {
+            bytes: vec![i as u8; 65_000],
+            remote: sources[i],
+            ..datagram(0)
         };
         for i in 0..200 {
             assert_eq!(post.datagram(big(i)), Ok(()));
@@ -252,8 +329,55 @@ mod tests {
     }
 
     #[test]
+    fn one_source_holds_at_most_its_share_and_the_others_still_get_in() {
+        let (post, inbox) = with_capacity(64);
+        let [flooder, victim] = distinct_sources(&post, 2)[..] else {
+            unreachable!()
+        };
+        let from = |remote, len| Datagram {
+            bytes: vec![7; len],
+            remote,
+            ..datagram(0)
+        };
+        for _ in 0..1000 {
+            post.datagram(from(flooder, 100)).expect("open");
+        }
+        assert_eq!(inbox.dropped(), 1000 - 64 / SHARE_DIVISOR as u64);
+        post.datagram(from(victim, 100)).expect("open");
+        assert_eq!(inbox.dropped(), 1000 - 8, "the victim's datagram is kept");
+        // Its share is of bytes too: 512 KiB of large datagrams from one address.
+        let (post, inbox) = with_capacity(4096);
+        let [flooder, victim] = distinct_sources(&post, 2)[..] else {
+            unreachable!()
+        };
+        for _ in 0..100 {
+            post.datagram(from(flooder, 65_000)).expect("open");
+        }
+        let fits = MAX_QUEUED_BYTES / SHARE_DIVISOR / 65_000;
+        assert_eq!(inbox.dropped(), 100 - fits as u64);
+        post.datagram(from(victim, 65_000)).expect("open");
+        assert_eq!(inbox.dropped(), 100 - fits as u64);
+        // Taken out, the flooder's datagrams free its share again, slot and bytes.
+        let mut taken = 0;
+        while let Some(d) = inbox.try_datagram() {
+            taken += 1;
+            assert_eq!(d.bytes.len(), 65_000);
+        }
+        assert_eq!(taken, fits + 1);
+        for _ in 0..fits {
+            post.datagram(from(flooder, 65_000)).expect("open");
+        }
+        assert_eq!(inbox.dropped(), 100 - fits as u64, "room again");
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_but_control_messages_get_through() {
         let (post, inbox) = with_capacity(4);
+        let sources = distinct_sources(&post, 10);
+        let datagram = |i: u8| Datagram {
+            remote: sources[i as usize],
+            ..datagram(i)
+        };
         for i in 0..10 {
             assert_eq!(post.datagram(datagram(i)), Ok(()), "posting never fails");
         }
@@ -274,9 +398,9 @@ mod tests {
         }
         assert!(matches!(inbox.recv(NOW), Received::Timeout));
         // Room again.
-        post.datagram(datagram(20)).expect("open");
+        post.datagram(datagram(9)).expect("open");
         assert_eq!(inbox.dropped(), 6);
-        assert!(matches!(inbox.recv(NOW), Received::Datagram(d) if d.bytes == [20]));
+        assert!(matches!(inbox.recv(NOW), Received::Datagram(d) if d.bytes == [9]));
     }
 
     #[test]

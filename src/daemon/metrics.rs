@@ -323,7 +323,7 @@ fn render_stack(b: &mut Builder, st: &StackMetrics) {
     );
     b.counter(
         "ike_queue_dropped",
-        "IKE datagrams dropped because the IKE thread's queue (limits.ike_queue) was full",
+        "IKE datagrams dropped because the IKE thread's queue (limits.ike_queue), or the sender's share of it, was full",
         st.ike_queue_dropped,
     );
     let e = &st.esp;

@@ -61,7 +61,8 @@ pub struct PoolStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IkeQueue {
     pub capacity: usize,
-    /// Datagrams dropped since the start because the queue was full.
+    /// Datagrams dropped since the start because the queue, or the sender's share of it (an
+    /// eighth per source address), was full.
     pub dropped: u64,
 }
 
