@@ -166,25 +166,36 @@ impl<'a> Lane<'a> {
         }
     }
 
-    fn block(&self) -> &[u8; BLOCK] {
-        let bytes = if self.next < self.full {
-            &self.data[self.next * BLOCK..(self.next + 1) * BLOCK]
+    /// Blocks that can be compressed in one run from here: the whole message blocks left,
+    /// else one (a tail block, or the outer block).
+    fn run(&self) -> usize {
+        if self.next < self.full {
+            self.full - self.next
+        } else {
+            1
+        }
+    }
+
+    /// The next `count` blocks (`1..=self.run()`).
+    fn blocks(&self, count: usize) -> &[u8] {
+        debug_assert!((1..=self.run()).contains(&count));
+        if self.next < self.full {
+            &self.data[self.next * BLOCK..(self.next + count) * BLOCK]
         } else {
             let i = self.next - self.full;
             &self.tail[i * BLOCK..(i + 1) * BLOCK]
-        };
-        bytes.try_into().expect("a block is BLOCK bytes")
+        }
     }
 
-    /// After `block()` was compressed into `state`: moves on; at the end of the inner hash
-    /// starts the outer one. Returns the MAC once the outer block is done.
-    fn advance(&mut self, pads: &Sha1Pads) -> Option<[u8; DIGEST]> {
+    /// After `blocks(count)` were compressed into `state`: moves on; at the end of the inner
+    /// hash starts the outer one. Returns the MAC once the outer block is done.
+    fn advance(&mut self, count: usize, pads: &Sha1Pads) -> Option<[u8; DIGEST]> {
         if self.outer {
             let mut mac = [0u8; DIGEST];
             digest_into(&self.state, &mut mac);
             return Some(mac);
         }
-        self.next += 1;
+        self.next += count;
         if self.next == self.inner_end {
             // The outer block: inner digest, 0x80, zeros, bit length of opad block + digest.
             self.tail.fill(0);
@@ -233,7 +244,6 @@ pub(crate) fn hmac_sha1_many_with(
     // The busy lanes' states, packed to the front for the kernel.
     let mut packed = [[0u32; 5]; LANES];
     loop {
-        let mut blocks: [&[u8; BLOCK]; LANES] = [&[0u8; BLOCK]; LANES];
         let mut n = 0;
         for slot in lanes.iter_mut() {
             if slot.is_none() {
@@ -247,14 +257,19 @@ pub(crate) fn hmac_sha1_many_with(
         if n == 0 {
             break;
         }
+        // As many blocks as every busy lane can take in one run: while all are inside their
+        // messages (equal lengths, the usual batch, stay there until the tails), the kernel
+        // keeps the states in registers across the whole run.
+        let count = lanes.iter().flatten().map(Lane::run).min().unwrap_or(1);
+        let mut blocks: [&[u8]; LANES] = [&[]; LANES];
         for (block, lane) in blocks.iter_mut().zip(lanes.iter().flatten()) {
-            *block = lane.block();
+            *block = lane.blocks(count);
         }
-        compress(kernel, &mut packed, &blocks, n);
+        compress(kernel, &mut packed, &mut blocks, n, count);
         for (slot, state) in lanes.iter_mut().filter(|s| s.is_some()).zip(packed.iter()) {
             if let Some(lane) = slot {
                 lane.state = *state;
-                if let Some(mut mac) = lane.advance(pads) {
+                if let Some(mut mac) = lane.advance(count, pads) {
                     out[lane.msg] = mac;
                     mac.zeroize();
                     *slot = None;
@@ -265,30 +280,42 @@ pub(crate) fn hmac_sha1_many_with(
     packed.zeroize();
 }
 
-/// Compresses `blocks[i]` into `states[i]` for `i < n`; the lanes from `n` on are dummies.
+/// Compresses the `count` blocks of `blocks[i]` (exactly `count * BLOCK` bytes) into
+/// `states[i]` for `i < n`; the lanes from `n` on are dummies (they hash lane 0's blocks).
 fn compress(
     kernel: Kernel,
     states: &mut [[u32; 5]; LANES],
-    blocks: &[&[u8; BLOCK]; LANES],
+    blocks: &mut [&[u8]; LANES],
     n: usize,
+    count: usize,
 ) {
+    let (busy, dummies) = blocks.split_at_mut(n);
+    dummies.fill(busy[0]);
+    assert!(
+        blocks.iter().all(|b| b.len() == count * BLOCK),
+        "every lane has its blocks"
+    );
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::ShaNi => {
             // SAFETY: `Kernel::ShaNi` is only used after `Kernel::detect` found sha, ssse3
-            // and sse4.1 (`hmac_sha1_many_with` re-detects a kernel it is handed).
+            // and sse4.1 (`hmac_sha1_many_with` re-detects a kernel it is handed); every lane
+            // holds `count` blocks (asserted above).
             unsafe {
                 match n {
-                    1 => shani::compress::<1>(states, blocks),
-                    2 => shani::compress::<2>(states, blocks),
+                    1 => shani::compress::<1>(states, blocks, count),
+                    2 => shani::compress::<2>(states, blocks, count),
                     // Three lanes run in the four-lane kernel, the fourth on a dummy.
-                    _ => shani::compress::<LANES>(states, blocks),
+                    _ => shani::compress::<LANES>(states, blocks, count),
                 }
             }
         }
         _ => {
-            for (state, block) in states.iter_mut().zip(blocks).take(n) {
-                sha1::compress(state, &[(**block).into()]);
+            for (state, lane) in states.iter_mut().zip(blocks.iter()).take(n) {
+                for block in lane.chunks_exact(BLOCK) {
+                    let block: &[u8; BLOCK] = block.try_into().expect("a block");
+                    sha1::compress(state, &[(*block).into()]);
+                }
             }
         }
     }
@@ -298,84 +325,96 @@ fn compress(
 mod shani {
     use core::arch::x86_64::*;
 
-    /// One SHA-1 block compressed into each of `N` states, the lanes' rounds interleaved:
-    /// group `g` (rounds 4g..4g+3) of every lane is issued before group `g + 1` of any.
+    /// `count` SHA-1 blocks compressed into each of `N` states, the lanes' rounds
+    /// interleaved: group `g` (rounds 4g..4g+3) of every lane is issued before group `g + 1`
+    /// of any. The states stay in registers from the first block to the last.
     ///
     /// The schedule (FIPS 180-4 §6.1.2) in groups of four words: `W[g]` for `g >= 4` is
     /// `sha1msg2(sha1msg1(W[g-4], W[g-3]) ^ W[g-2], W[g-1])`; the round input of group
     /// `g >= 1` is `sha1nexte(ABCD before group g-1, W[g])` (E is A rotated by 30).
     ///
     /// # Safety
-    /// The CPU must have `sha`, `ssse3` and `sse4.1`.
+    /// The CPU must have `sha`, `ssse3` and `sse4.1`; `blocks[l]` must hold at least
+    /// `count * 64` bytes for every `l < N`.
     #[target_feature(enable = "sha,ssse3,sse4.1")]
     pub(super) unsafe fn compress<const N: usize>(
         states: &mut [[u32; 5]; super::LANES],
-        blocks: &[&[u8; 64]; super::LANES],
+        blocks: &[&[u8]; super::LANES],
+        count: usize,
     ) {
         // Reverses the bytes of the whole register: big-endian words, word 0 on top.
         let flip = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
         let mut abcd = [_mm_setzero_si128(); N];
-        let mut e_save = [_mm_setzero_si128(); N];
-        let mut w = [[_mm_setzero_si128(); 4]; N];
+        // E in the top word, as `sha1nexte` leaves it.
+        let mut e0 = [_mm_setzero_si128(); N];
         for l in 0..N {
-            // SAFETY: unaligned 16-byte loads inside the 20-byte state and 64-byte block.
+            // SAFETY: an unaligned 16-byte load inside the 20-byte state.
             let s = unsafe { _mm_loadu_si128(states[l].as_ptr().cast()) };
             abcd[l] = _mm_shuffle_epi32(s, 0x1b);
-            e_save[l] = _mm_set_epi32(states[l][4] as i32, 0, 0, 0);
-            for (i, word) in w[l].iter_mut().enumerate() {
-                // SAFETY: as above, bytes 16i..16i+16 of the block.
-                let m = unsafe { _mm_loadu_si128(blocks[l].as_ptr().add(16 * i).cast()) };
-                *word = _mm_shuffle_epi8(m, flip);
+            e0[l] = _mm_set_epi32(states[l][4] as i32, 0, 0, 0);
+        }
+        for b in 0..count {
+            let mut w = [[_mm_setzero_si128(); 4]; N];
+            for l in 0..N {
+                for (i, word) in w[l].iter_mut().enumerate() {
+                    // SAFETY: bytes 64b+16i..64b+16i+16 of a lane of `count` blocks.
+                    let m =
+                        unsafe { _mm_loadu_si128(blocks[l].as_ptr().add(64 * b + 16 * i).cast()) };
+                    *word = _mm_shuffle_epi8(m, flip);
+                }
+            }
+            let abcd_save = abcd;
+            let mut prev = abcd;
+            for l in 0..N {
+                let e = _mm_add_epi32(e0[l], w[l][0]);
+                abcd[l] = _mm_sha1rnds4_epu32::<0>(abcd[l], e);
+            }
+            // Group `$g` (a literal, so that the schedule indices and the round function `$f`
+            // are constants and the whole block unrolls into registers).
+            macro_rules! group {
+                ($g:literal, $f:literal) => {
+                    for l in 0..N {
+                        let w = &mut w[l];
+                        if $g >= 4 {
+                            let x = _mm_sha1msg1_epu32(w[$g % 4], w[($g + 1) % 4]);
+                            let x = _mm_xor_si128(x, w[($g + 2) % 4]);
+                            w[$g % 4] = _mm_sha1msg2_epu32(x, w[($g + 3) % 4]);
+                        }
+                        let e = _mm_sha1nexte_epu32(prev[l], w[$g % 4]);
+                        prev[l] = abcd[l];
+                        abcd[l] = _mm_sha1rnds4_epu32::<$f>(abcd[l], e);
+                    }
+                };
+            }
+            group!(1, 0);
+            group!(2, 0);
+            group!(3, 0);
+            group!(4, 0);
+            group!(5, 1);
+            group!(6, 1);
+            group!(7, 1);
+            group!(8, 1);
+            group!(9, 1);
+            group!(10, 2);
+            group!(11, 2);
+            group!(12, 2);
+            group!(13, 2);
+            group!(14, 2);
+            group!(15, 3);
+            group!(16, 3);
+            group!(17, 3);
+            group!(18, 3);
+            group!(19, 3);
+            for l in 0..N {
+                e0[l] = _mm_sha1nexte_epu32(prev[l], e0[l]);
+                abcd[l] = _mm_add_epi32(abcd[l], abcd_save[l]);
             }
         }
-        let abcd_save = abcd;
-        let mut prev = abcd;
         for l in 0..N {
-            let e = _mm_add_epi32(e_save[l], w[l][0]);
-            abcd[l] = _mm_sha1rnds4_epu32::<0>(abcd[l], e);
-        }
-        // Group `$g` (a literal, so that the schedule indices and the round function `$f`
-        // are constants and the whole block unrolls into registers).
-        macro_rules! group {
-            ($g:literal, $f:literal) => {
-                for l in 0..N {
-                    let w = &mut w[l];
-                    if $g >= 4 {
-                        let x = _mm_sha1msg1_epu32(w[$g % 4], w[($g + 1) % 4]);
-                        let x = _mm_xor_si128(x, w[($g + 2) % 4]);
-                        w[$g % 4] = _mm_sha1msg2_epu32(x, w[($g + 3) % 4]);
-                    }
-                    let e = _mm_sha1nexte_epu32(prev[l], w[$g % 4]);
-                    prev[l] = abcd[l];
-                    abcd[l] = _mm_sha1rnds4_epu32::<$f>(abcd[l], e);
-                }
-            };
-        }
-        group!(1, 0);
-        group!(2, 0);
-        group!(3, 0);
-        group!(4, 0);
-        group!(5, 1);
-        group!(6, 1);
-        group!(7, 1);
-        group!(8, 1);
-        group!(9, 1);
-        group!(10, 2);
-        group!(11, 2);
-        group!(12, 2);
-        group!(13, 2);
-        group!(14, 2);
-        group!(15, 3);
-        group!(16, 3);
-        group!(17, 3);
-        group!(18, 3);
-        group!(19, 3);
-        for l in 0..N {
-            let e = _mm_sha1nexte_epu32(prev[l], e_save[l]);
-            let a = _mm_shuffle_epi32(_mm_add_epi32(abcd[l], abcd_save[l]), 0x1b);
+            let a = _mm_shuffle_epi32(abcd[l], 0x1b);
             // SAFETY: an unaligned 16-byte store into words 0..4 of the state.
             unsafe { _mm_storeu_si128(states[l].as_mut_ptr().cast(), a) };
-            states[l][4] = _mm_extract_epi32::<3>(e) as u32;
+            states[l][4] = _mm_extract_epi32::<3>(e0[l]) as u32;
         }
     }
 }

@@ -72,6 +72,20 @@ fn matches_hmac_crate_on_random_lengths_keys_and_stream_counts() {
 }
 
 #[test]
+fn matches_hmac_crate_on_batches_of_equal_lengths() {
+    // The data plane's usual call: a batch of packets of one length, every lane in a run of
+    // whole blocks from the first to the tails.
+    let mut rng = StdRng::seed_from_u64(0x5a1_0016);
+    for len in [0, 63, 64, 65, 119, 120, 128, 1400, 1432, 9000] {
+        for streams in 1..=9 {
+            let key = random_bytes(&mut rng, 20);
+            let msgs: Vec<Vec<u8>> = (0..streams).map(|_| random_bytes(&mut rng, len)).collect();
+            check(&key, &msgs);
+        }
+    }
+}
+
+#[test]
 fn matches_hmac_crate_at_every_padding_boundary() {
     // Tails of 0..=64+ bytes around the one/two padding block limit (55/56 bytes), all in
     // one call so the lanes end at different steps.
