@@ -14,8 +14,14 @@
 //! - Key schedules are wiped on drop (`aes`/`des` feature `zeroize`); `Debug` prints the
 //!   algorithm only.
 
+use std::marker::PhantomData;
+
+use aes::cipher::generic_array::{ArrayLength, GenericArray};
 use aes::cipher::inout::InOutBuf;
-use aes::cipher::{Block, BlockDecrypt, BlockEncrypt, KeyInit};
+use aes::cipher::typenum::Unsigned;
+use aes::cipher::{
+    Block, BlockBackend, BlockClosure, BlockDecrypt, BlockEncrypt, BlockSizeUser, KeyInit,
+};
 use aes::{Aes128, Aes192, Aes256};
 use des::{Des, TdesEde3};
 
@@ -231,29 +237,62 @@ pub const PAR_BLOCKS: usize = 8;
 /// CBC encryption in place, `C_i = E(P_i ^ C_{i-1})` with `C_0 = IV` (RFC 3602 §2.1), of
 /// items laid out as `IV || plaintext` (checked by the caller). Up to [`PAR_BLOCKS`] items
 /// advance together, one lane each: a lane holds its item's chaining value, takes the next
-/// plaintext block in, and all lanes are encrypted with one call (the backend's parallel
-/// path). A lane whose item has ended keeps being encrypted and is ignored: cheaper than
+/// plaintext block in, and the lanes are encrypted together (the backend's parallel path).
+/// A lane whose item has ended keeps being encrypted and is ignored: cheaper than
 /// regrouping, and never more work than the group's longest item.
+///
+/// The loop runs inside the cipher's backend ([`BlockClosure`]): one CPU-feature dispatch
+/// per call instead of one per block step, and the loop is compiled with the backend's
+/// target features, so the AES-NI rounds inline into it (a third of the batched seal went
+/// to that dispatch and the copies around it, BENCHMARKS.md "Sealing a batch").
 fn cbc_encrypt_interleaved<C: BlockEncrypt>(cipher: &C, items: &mut [&mut [u8]]) {
-    let bl = C::block_size();
-    let mut lanes: [Block<C>; PAR_BLOCKS] = Default::default();
-    for group in items.chunks_mut(PAR_BLOCKS) {
-        let mut blocks = 0;
-        for (lane, item) in lanes.iter_mut().zip(group.iter()) {
-            lane.copy_from_slice(&item[..bl]);
-            blocks = blocks.max(item.len() / bl);
-        }
-        for i in 1..blocks {
-            let range = i * bl..(i + 1) * bl;
+    cipher.encrypt_with_backend(CbcEncryptMany::<C::BlockSize> {
+        items,
+        block: PhantomData,
+    });
+}
+
+/// The CBC loop of [`cbc_encrypt_interleaved`] as a closure over the cipher's backend.
+struct CbcEncryptMany<'a, 'b, BS> {
+    items: &'a mut [&'b mut [u8]],
+    block: PhantomData<BS>,
+}
+
+impl<BS: ArrayLength<u8>> BlockSizeUser for CbcEncryptMany<'_, '_, BS> {
+    type BlockSize = BS;
+}
+
+impl<BS: ArrayLength<u8>> BlockClosure for CbcEncryptMany<'_, '_, BS> {
+    fn call<B: BlockBackend<BlockSize = BS>>(self, backend: &mut B) {
+        let bl = BS::USIZE;
+        let par = B::ParBlocksSize::USIZE;
+        let mut lanes: [Block<B>; PAR_BLOCKS] = Default::default();
+        for group in self.items.chunks_mut(PAR_BLOCKS) {
+            let mut blocks = 0;
             for (lane, item) in lanes.iter_mut().zip(group.iter()) {
-                if let Some(plain) = item.get(range.clone()) {
-                    xor_block(lane, plain);
-                }
+                lane.copy_from_slice(&item[..bl]);
+                blocks = blocks.max(item.len() / bl);
             }
-            cipher.encrypt_blocks(&mut lanes[..group.len()]);
-            for (lane, item) in lanes.iter().zip(group.iter_mut()) {
-                if let Some(out) = item.get_mut(range.clone()) {
-                    copy_block(out, lane);
+            // Whole parallel batches of lanes: a short group's spare lanes ride along.
+            let busy = (group.len().div_ceil(par) * par).min(PAR_BLOCKS);
+            for i in 1..blocks {
+                let range = i * bl..(i + 1) * bl;
+                for (lane, item) in lanes.iter_mut().zip(group.iter()) {
+                    if let Some(plain) = item.get(range.clone()) {
+                        xor_block(lane, plain);
+                    }
+                }
+                let mut batches = lanes[..busy].chunks_exact_mut(par);
+                for batch in &mut batches {
+                    backend.proc_par_blocks_inplace(GenericArray::from_mut_slice(batch));
+                }
+                for lane in batches.into_remainder() {
+                    backend.proc_block_inplace(lane);
+                }
+                for (lane, item) in lanes.iter().zip(group.iter_mut()) {
+                    if let Some(out) = item.get_mut(range.clone()) {
+                        copy_block(out, lane);
+                    }
                 }
             }
         }

@@ -26,8 +26,8 @@
 //! differential tests (tests/sha1_multi.rs) and the fuzz target `hmac_multi` compare it with
 //! the `hmac`/`sha1` crates.
 //!
-//! Secrets: [`Sha1Pads`] are wiped on drop; the per-call lane buffers (message tails, inner
-//! digests) are wiped before returning.
+//! Secrets: [`Sha1Pads`] are wiped on drop; the per-call lane states and inner digests are
+//! wiped before returning (the message tails are the caller's own bytes, left as they are).
 #![allow(unsafe_code)]
 
 use sha1::{Digest, Sha1};
@@ -215,7 +215,9 @@ impl<'a> Lane<'a> {
 impl Drop for Lane<'_> {
     fn drop(&mut self) {
         self.state.zeroize();
-        self.tail.zeroize();
+        // Only the outer block's first bytes held a secret (the inner digest); the rest of
+        // the tail is the message's own bytes and padding.
+        self.tail[..DIGEST].zeroize();
     }
 }
 
