@@ -297,16 +297,13 @@ impl Backend for StackManager {
     }
 
     fn online_clients(&self) -> usize {
-        let st = self.lock();
-        let Some((stack, _)) = &st.running else {
+        // The answer is awaited without the manager's lock: a busy IKE thread must not hold
+        // up reconfiguration or the other API calls for the 2 s.
+        let Some(postbox) = self.postbox() else {
             return 0;
         };
         let (tx, rx) = mpsc::channel();
-        if stack
-            .postbox()
-            .control(ControlMsg::OnlineClients(tx))
-            .is_err()
-        {
+        if postbox.control(ControlMsg::OnlineClients(tx)).is_err() {
             return 0;
         }
         rx.recv_timeout(Duration::from_secs(2)).unwrap_or(0)

@@ -224,18 +224,9 @@ impl Topology {
         .is_some()
     }
 
-    /// TCP throughput from `from` (bound to `src`) to an `iperf3 -s -1` on the LAN host, for
-    /// `secs` seconds; returns the receiver's Mbit/s. The server is PID-tracked.
-    pub fn iperf3(&self, from: Role, src: Ipv4Addr, secs: u32) -> f64 {
-        let v = self.iperf3_json(from, src, secs, &[]);
-        let bps = v["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .expect("end.sum_received.bits_per_second");
-        bps / 1e6
-    }
-
-    /// [`Topology::iperf3`] with `extra` client arguments (e.g. `-i 0.5`); the client's
-    /// `-J` report (panics unless iperf3 succeeded).
+    /// TCP from `from` (bound to `src`) to an `iperf3 -s -1` on the LAN host (PID-tracked)
+    /// for `secs` seconds, with `extra` client arguments (e.g. `-i 0.5`); the client's `-J`
+    /// report (panics unless iperf3 succeeded).
     pub fn iperf3_json(
         &self,
         from: Role,
