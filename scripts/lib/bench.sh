@@ -136,6 +136,12 @@ cpu_ticks() { # utime+stime of PID $1 (or of task $1/task/TID), in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
+total_ticks() { # busy (non-idle) clock ticks of the whole machine
+    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat
+}
+
+ticks_s() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'; }
+
 # Waits until $2 in namespace $1 is listening on UDP port $3.
 wait_udp() {
     for _ in $(seq 100); do
