@@ -1,7 +1,8 @@
 //! Multi-buffer HMAC against one at a time: `Integ::sign_many` (HMAC-SHA1's interleaved
 //! SHA-NI lanes, `src/crypto/sha1_multi.rs`) writes, for any number of messages of any
 //! lengths in one call, exactly the ICVs `Integ::sign` (the `hmac` crate) writes, and
-//! `Integ::verify` accepts them. The other HMACs (one by one inside `sign_many`) ride along.
+//! `Integ::verify` accepts them; `Integ::verify_many` accepts them all, and refuses exactly
+//! the one whose ICV the input flips. The other HMACs (one by one inside) ride along.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -13,6 +14,8 @@ struct Input {
     alg: u8,
     key: [u8; 64],
     msgs: Vec<Vec<u8>>,
+    /// Which item's ICV `verify_many` sees with a flipped bit.
+    flip: u8,
 }
 
 fuzz_target!(|input: Input| {
@@ -38,5 +41,15 @@ fuzz_target!(|input: Input| {
             msg.len()
         );
         assert!(integ.verify(msg, &want));
+    }
+    let flip = usize::from(input.flip) % (items.len() + 1);
+    if let Some(item) = items.get_mut(flip) {
+        *item.last_mut().expect("an ICV") ^= 0x80;
+    }
+    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
+    let mut ok = vec![false; refs.len()];
+    integ.verify_many(&refs, &mut ok);
+    for (i, ok) in ok.iter().enumerate() {
+        assert_eq!(*ok, i != flip, "{alg:?}, item {i} of {}", refs.len());
     }
 });

@@ -172,26 +172,63 @@ impl Integ {
         let mut macs = [[0u8; sha1_multi::DIGEST]; MANY];
         for group in items.chunks_mut(MANY) {
             let n = group.len();
-            if n == 1 {
-                // One message: nothing to interleave, so the `hmac` crate's one-stream
-                // SHA-NI path. It was measured faster than one lane when the lanes paid a
-                // kernel call per block (ESP `seal` of one 1,400-byte packet: 4.17 µs through
-                // one lane); since lanes take runs of blocks per call, not re-measured.
-                let (data, icv) = group[0].split_at_mut(group[0].len() - icv_len);
-                self.sign(data, icv);
-                continue;
-            }
             let mut msgs: [&[u8]; MANY] = [&[]; MANY];
             let mut icvs: [&mut [u8]; MANY] = Default::default();
             for ((msg, icv), item) in msgs.iter_mut().zip(icvs.iter_mut()).zip(group.iter_mut()) {
                 (*msg, *icv) = item.split_at_mut(item.len() - icv_len);
             }
-            sha1_multi::hmac_sha1_many(pads, &msgs[..n], &mut macs[..n]);
+            self.sha1_group(pads, &msgs[..n], &mut macs[..n]);
             for (icv, mac) in icvs.iter_mut().zip(&macs[..n]) {
                 icv.copy_from_slice(&mac[..icv_len]);
             }
         }
         macs.zeroize();
+    }
+
+    /// Checks several messages at once: each item is `data || ICV` (its last
+    /// [`IntegAlg::icv_len`] bytes), and `ok[i]` becomes what [`Integ::verify`] says of item
+    /// `i` (constant-time comparison; HMAC-SHA1 computes the MACs together as
+    /// [`Integ::sign_many`] does).
+    ///
+    /// # Panics
+    /// If an item is shorter than the ICV or `ok` is shorter than `items` — caller bugs,
+    /// independent of any received data.
+    pub fn verify_many(&self, items: &[&[u8]], ok: &mut [bool]) {
+        let icv_len = self.alg.icv_len();
+        let Some(pads) = &self.sha1 else {
+            for (item, ok) in items.iter().zip(ok.iter_mut()) {
+                let (data, icv) = item.split_at(item.len() - icv_len);
+                *ok = self.verify(data, icv);
+            }
+            return;
+        };
+        let mut macs = [[0u8; sha1_multi::DIGEST]; MANY];
+        for (group, ok) in items.chunks(MANY).zip(ok.chunks_mut(MANY)) {
+            let n = group.len();
+            let mut msgs: [&[u8]; MANY] = [&[]; MANY];
+            for (msg, item) in msgs.iter_mut().zip(group) {
+                *msg = &item[..item.len() - icv_len];
+            }
+            self.sha1_group(pads, &msgs[..n], &mut macs[..n]);
+            for ((ok, mac), item) in ok.iter_mut().zip(&macs[..n]).zip(group) {
+                *ok = bool::from(mac[..icv_len].ct_eq(&item[item.len() - icv_len..]));
+            }
+        }
+        macs.zeroize();
+    }
+
+    /// The HMAC-SHA1 of each of up to [`MANY`] messages into `macs`.
+    fn sha1_group(&self, pads: &Sha1Pads, msgs: &[&[u8]], macs: &mut [[u8; sha1_multi::DIGEST]]) {
+        if let [msg] = msgs {
+            // One message: nothing to interleave, so the `hmac` crate's one-stream SHA-NI
+            // path (`benches/crypto.rs`, hmac/one: measured against one lane).
+            let mut full = [0u8; MAX_OUTPUT];
+            self.mac_into(&[msg], &mut full);
+            macs[0].copy_from_slice(&full[..sha1_multi::DIGEST]);
+            full.zeroize();
+        } else {
+            sha1_multi::hmac_sha1_many(pads, msgs, macs);
+        }
     }
 
     /// Checks `icv` against the ICV of `data` in constant time. An ICV of the wrong length

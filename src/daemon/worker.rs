@@ -26,9 +26,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tracing::{debug, warn};
 
+use crate::crypto::PAR_BLOCKS;
 use crate::io::tun::{GROTable, TunQueue, IDEAL_BATCH_SIZE, MAX_SUPER_PACKET, VIRTIO_NET_HDR_LEN};
 use crate::io::udp::{segments, RecvBatch, SendBatch};
-use crate::ipsec::{DropReason, InboundSa, Opened, OutboundSa, Sad};
+use crate::ipsec::{
+    DropReason, EspDrops, EspError, InboundSa, Opened, OutboundSa, Sad, SadSnapshot,
+};
 use crate::wire::{classify_4500, Ipv4Header, Udp4500};
 
 use super::inbox::{Datagram, Postbox};
@@ -166,23 +169,28 @@ impl Worker {
             };
             let sad = self.sad.snapshot();
             // The datagrams of a batch mostly come from one client on one SA: the SA is looked
-            // up, and the client's outer address checked, once per run of them, not per packet.
+            // up once per run of them, not per packet, and up to PAR_BLOCKS packets of a run
+            // are opened together (their ICVs checked at once).
             let mut last: Option<(u32, &Arc<InboundSa>)> = None;
-            let mut checked: Option<(u32, SocketAddr)> = None;
-            let mut k = 0;
+            let mut run = Run::default();
+            let mut to = TunSlots {
+                bufs: &mut to_tun[..],
+                k: 0,
+                checked: None,
+                drops: self.sad.drops(),
+            };
             for i in 0..n {
                 let (meta, datagram) = rx.get(i);
                 for data in segments(meta, datagram) {
-                    if k == to_tun.len() {
-                        self.write_tun(gro, to_tun)?;
-                        k = 0;
-                    }
                     match classify_4500(data) {
                         Ok(Udp4500::Esp(esp)) => {
                             let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
                             let sa = match last {
                                 Some((s, sa)) if s == spi => sa,
                                 _ => {
+                                    if let Some((s, sa)) = last {
+                                        to.open(&sad, s, sa, &mut run);
+                                    }
                                     let Some(sa) = sad.inbound(spi) else {
                                         self.sad.drops().count(DropReason::UnknownSpi);
                                         debug!(
@@ -195,31 +203,16 @@ impl Worker {
                                     sa
                                 }
                             };
-                            let buf = &mut to_tun[k];
-                            // Room for the plaintext, which is shorter than the ESP packet.
-                            // Within capacity: no allocation; and as the buffer held the
-                            // last packet, only the few bytes beyond it are zeroed.
-                            buf.resize(HDR + esp.len().min(SLOT), 0);
-                            match sa.open(esp, &mut buf[HDR..]) {
-                                Ok(Opened::Packet { len, .. }) => {
-                                    buf.truncate(HDR + len);
-                                    k += 1;
-                                    if checked != Some((spi, meta.src)) {
-                                        if let Some(out) = sad.outbound(sa.client_vip) {
-                                            if out.remote() != meta.src {
-                                                debug!(old = %out.remote(), new = %meta.src, "peer's outer address changed");
-                                                out.set_remote(meta.src);
-                                            }
-                                        }
-                                        checked = Some((spi, meta.src));
-                                    }
+                            if to.k + run.len == to.bufs.len() {
+                                to.open(&sad, spi, sa, &mut run);
+                                if to.k == to.bufs.len() {
+                                    self.write_tun(gro, to.bufs)?;
+                                    to.k = 0;
                                 }
-                                // Counted by `open`; nothing to deliver.
-                                Ok(Opened::Dummy { .. }) => {}
-                                Err(e) => {
-                                    self.sad.drops().count(DropReason::of(&e));
-                                    debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
-                                }
+                            }
+                            run.push(esp, meta.src);
+                            if run.len == PAR_BLOCKS {
+                                to.open(&sad, spi, sa, &mut run);
                             }
                         }
                         Ok(Udp4500::Ike(ike)) => {
@@ -238,6 +231,10 @@ impl Worker {
                     }
                 }
             }
+            if let Some((s, sa)) = last {
+                to.open(&sad, s, sa, &mut run);
+            }
+            let k = to.k;
             self.write_tun(gro, &mut to_tun[..k])?;
             if n < BATCH {
                 return Ok(());
@@ -352,6 +349,81 @@ impl Worker {
         if let Err(e) = tx.flush(sock) {
             debug!(worker = self.id, "sendmmsg: {e}");
         }
+    }
+}
+
+/// ESP packets of one SA waiting to be opened together, with the addresses they came from.
+#[derive(Default)]
+struct Run<'a> {
+    packets: [&'a [u8]; PAR_BLOCKS],
+    srcs: [Option<SocketAddr>; PAR_BLOCKS],
+    len: usize,
+}
+
+impl<'a> Run<'a> {
+    fn push(&mut self, esp: &'a [u8], src: SocketAddr) {
+        (self.packets[self.len], self.srcs[self.len]) = (esp, Some(src));
+        self.len += 1;
+    }
+}
+
+/// The decrypted packets of one receive batch: `bufs[..k]` are ready for the TUN device.
+struct TunSlots<'b> {
+    bufs: &'b mut [Vec<u8>],
+    k: usize,
+    /// The SA and outer address last checked against the SA's outbound side (a client's
+    /// address changes rarely: checked once per run of its packets, not per packet).
+    checked: Option<(u32, SocketAddr)>,
+    drops: &'b EspDrops,
+}
+
+impl TunSlots<'_> {
+    /// Opens `run` (packets of SA `spi`) into the slots after `k`; those that opened stay
+    /// there in order and `k` moves past them, the others are counted as drops. Empties
+    /// `run`. The caller leaves room: `k + run.len <= bufs.len()`.
+    fn open(&mut self, sad: &SadSnapshot, spi: u32, sa: &InboundSa, run: &mut Run<'_>) {
+        let n = std::mem::take(&mut run.len);
+        if n == 0 {
+            return;
+        }
+        let slots = &mut self.bufs[self.k..self.k + n];
+        let mut outs: [&mut [u8]; PAR_BLOCKS] = Default::default();
+        for ((out, buf), esp) in outs.iter_mut().zip(slots.iter_mut()).zip(&run.packets[..n]) {
+            // Room for the plaintext, which is shorter than the ESP packet. Within capacity:
+            // no allocation; and as the buffer held an earlier packet, only the few bytes
+            // beyond it are zeroed.
+            buf.resize(HDR + esp.len().min(SLOT), 0);
+            *out = &mut buf[HDR..];
+        }
+        let mut results = [Err(EspError::Truncated); PAR_BLOCKS];
+        sa.open_many(&run.packets[..n], &mut outs[..n], &mut results[..n]);
+        let mut kept = 0;
+        for (j, (result, src)) in results[..n].iter().zip(&run.srcs[..n]).enumerate() {
+            match result {
+                Ok(Opened::Packet { len, .. }) => {
+                    slots[j].truncate(HDR + len);
+                    slots.swap(kept, j);
+                    kept += 1;
+                    let Some(src) = *src else { continue };
+                    if self.checked != Some((spi, src)) {
+                        if let Some(out) = sad.outbound(sa.client_vip) {
+                            if out.remote() != src {
+                                debug!(old = %out.remote(), new = %src, "peer's outer address changed");
+                                out.set_remote(src);
+                            }
+                        }
+                        self.checked = Some((spi, src));
+                    }
+                }
+                // Counted by `open_many`; nothing to deliver.
+                Ok(Opened::Dummy { .. }) => {}
+                Err(e) => {
+                    self.drops.count(DropReason::of(e));
+                    debug!(spi = format_args!("{spi:08x}"), "ESP dropped: {e}")
+                }
+            }
+        }
+        self.k += kept;
     }
 }
 

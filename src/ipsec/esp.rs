@@ -419,6 +419,13 @@ impl OutboundSa {
     }
 }
 
+/// A packet [`InboundSa::precheck`] let through: its sequence number and where its ICV starts.
+#[derive(Clone, Copy)]
+struct Prechecked {
+    seq: u32,
+    icv_at: usize,
+}
+
 impl InboundSa {
     pub fn new(spec: &ChildSaSpec) -> Result<Self, EspError> {
         Self::with_role(spec, Role::Gateway)
@@ -447,15 +454,58 @@ impl InboundSa {
 
     /// Authenticates and decrypts an ESP packet (starting at the SPI) into `out`.
     pub fn open(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
-        let r = self.open_inner(packet, out);
-        match &r {
-            Ok(Opened::Packet { len, .. }) => self.counters.count(*len),
-            Ok(Opened::Dummy { .. }) => {
-                self.counters.dummies.fetch_add(1, Ordering::Relaxed);
+        let r = self.precheck(packet, out.len()).and_then(|c| {
+            if !self.integ.verify(&packet[..c.icv_at], &packet[c.icv_at..]) {
+                return Err(EspError::Integrity);
             }
-            Err(e) => self.counters.drop_for(e),
-        }
+            self.finish(packet, c, out)
+        });
+        self.count(&r);
         r
+    }
+
+    /// [`InboundSa::open`] for a run of up to [`PAR_BLOCKS`] packets of this SA, packet `i`
+    /// into `outs[i]`, its outcome to `results[i]`: what `open` would return for each,
+    /// called one after the other, except that the ICVs are checked together
+    /// ([`Integ::verify_many`]: HMAC-SHA1's interleaved lanes). The replay window is checked
+    /// for all before their ICVs and updated packet by packet after them, as `open` does, so a
+    /// packet that repeats an earlier one of the same run is refused as a replay there.
+    ///
+    /// # Panics
+    /// If there are more than [`PAR_BLOCKS`] packets or fewer outputs or result slots than
+    /// packets — caller bugs, independent of any received data.
+    pub fn open_many(
+        &self,
+        packets: &[&[u8]],
+        outs: &mut [&mut [u8]],
+        results: &mut [Result<Opened, EspError>],
+    ) {
+        assert!(packets.len() <= PAR_BLOCKS, "at most PAR_BLOCKS packets");
+        let mut checked = [None; PAR_BLOCKS];
+        let mut signed: [&[u8]; PAR_BLOCKS] = [&[]; PAR_BLOCKS];
+        let mut which = [0; PAR_BLOCKS];
+        let mut m = 0;
+        for (i, (packet, out)) in packets.iter().zip(outs.iter()).enumerate() {
+            match self.precheck(packet, out.len()) {
+                Ok(c) => {
+                    checked[i] = Some(c);
+                    (signed[m], which[m]) = (packet, i);
+                    m += 1;
+                }
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        let mut ok = [false; PAR_BLOCKS];
+        self.integ.verify_many(&signed[..m], &mut ok[..m]);
+        for (&i, ok) in which[..m].iter().zip(ok) {
+            results[i] = match checked[i] {
+                Some(c) if ok => self.finish(packets[i], c, outs[i]),
+                _ => Err(EspError::Integrity),
+            };
+        }
+        for r in &results[..packets.len()] {
+            self.count(r);
+        }
     }
 
     /// The highest sequence number accepted so far: how far the peer's outbound counter
@@ -464,7 +514,19 @@ impl InboundSa {
         self.replay.highest()
     }
 
-    fn open_inner(&self, packet: &[u8], out: &mut [u8]) -> Result<Opened, EspError> {
+    fn count(&self, r: &Result<Opened, EspError>) {
+        match r {
+            Ok(Opened::Packet { len, .. }) => self.counters.count(*len),
+            Ok(Opened::Dummy { .. }) => {
+                self.counters.dummies.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => self.counters.drop_for(e),
+        }
+    }
+
+    /// What `open` checks before the ICV: lengths, the sequence number against the replay
+    /// window (not yet updated), room in the output.
+    fn precheck(&self, packet: &[u8], out_len: usize) -> Result<Prechecked, EspError> {
         let alg = self.cipher.alg();
         let (iv_len, block) = (alg.iv_len(), alg.block_len());
         let icv_len = self.integ.alg().icv_len();
@@ -472,25 +534,30 @@ impl InboundSa {
         if packet.len() < body_start + block + icv_len {
             return Err(EspError::Truncated);
         }
-        let body_end = packet.len() - icv_len;
-        let body_len = body_end - body_start;
+        let icv_at = packet.len() - icv_len;
+        let body_len = icv_at - body_start;
         if body_len % block != 0 {
             return Err(EspError::BadPadding);
         }
-        if out.len() < body_len {
+        if out_len < body_len {
             return Err(EspError::BufferTooSmall);
         }
         let seq = EspHeader::parse(packet)
             .map_err(|_| EspError::Truncated)?
             .seq;
         self.replay.check(seq).map_err(EspError::Replay)?;
-        if !self.integ.verify(&packet[..body_end], &packet[body_end..]) {
-            return Err(EspError::Integrity);
-        }
-        let plain = &mut out[..body_len];
+        Ok(Prechecked { seq, icv_at })
+    }
+
+    /// What `open` does after the ICV verified: decrypt, update the replay window, check the
+    /// padding, the next header and the selectors.
+    fn finish(&self, packet: &[u8], c: Prechecked, out: &mut [u8]) -> Result<Opened, EspError> {
+        let Prechecked { seq, icv_at } = c;
+        let body_start = ESP_HEADER_LEN + self.cipher.alg().iv_len();
+        let plain = &mut out[..icv_at - body_start];
         self.cipher.decrypt(
             &packet[ESP_HEADER_LEN..body_start],
-            &packet[body_start..body_end],
+            &packet[body_start..icv_at],
             plain,
         )?;
         self.replay.accept(seq).map_err(EspError::Replay)?;

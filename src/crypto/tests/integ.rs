@@ -215,3 +215,39 @@ fn sign_many_writes_what_sign_writes_for_every_transform() {
         }
     }
 }
+
+#[test]
+fn verify_many_says_what_verify_says_for_every_transform() {
+    // Nineteen items (two full groups of the multi-buffer path and a short one; then one
+    // item alone), every third with a flipped bit in its ICV or its message: each answer is
+    // the one-by-one `verify`'s.
+    for alg in IntegAlg::ALL {
+        let key: Vec<u8> = (0..alg.key_len()).map(|i| i as u8 ^ 0x3a).collect();
+        let integ = Integ::new(alg, &key).expect("key length");
+        let mut items: Vec<Vec<u8>> = (0..19usize)
+            .map(|i| {
+                let msg: Vec<u8> = (0..i * 97 + 1).map(|b| (b * 5 + i) as u8).collect();
+                let mut icv = vec![0u8; alg.icv_len()];
+                integ.sign(&msg, &mut icv);
+                [msg, icv].concat()
+            })
+            .collect();
+        for (i, item) in items.iter_mut().enumerate() {
+            match i % 3 {
+                1 => *item.last_mut().unwrap() ^= 0x40,
+                2 => item[0] ^= 0x01,
+                _ => {}
+            }
+        }
+        for run in [&items[..], &items[..1]] {
+            let refs: Vec<&[u8]> = run.iter().map(|i| i.as_slice()).collect();
+            let mut ok = vec![true; refs.len()];
+            integ.verify_many(&refs, &mut ok);
+            for (i, (item, ok)) in run.iter().zip(&ok).enumerate() {
+                let (msg, icv) = item.split_at(item.len() - alg.icv_len());
+                assert_eq!(*ok, integ.verify(msg, icv), "{alg:?}, item {i}");
+                assert_eq!(*ok, i % 3 == 0, "{alg:?}, item {i}");
+            }
+        }
+    }
+}
