@@ -221,7 +221,8 @@ impl Integ {
     fn sha1_group(&self, pads: &Sha1Pads, msgs: &[&[u8]], macs: &mut [[u8; sha1_multi::DIGEST]]) {
         if let [msg] = msgs {
             // One message: nothing to interleave, so the `hmac` crate's one-stream SHA-NI
-            // path (`benches/crypto.rs`, hmac/one: measured against one lane).
+            // path (`benches/crypto.rs`, hmac/sha1-96-sign-many-x1: measured against one lane,
+            // BENCHMARKS.md "One message alone").
             let mut full = [0u8; MAX_OUTPUT];
             self.mac_into(&[msg], &mut full);
             macs[0].copy_from_slice(&full[..sha1_multi::DIGEST]);
