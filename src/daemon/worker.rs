@@ -10,7 +10,10 @@
 //! written with one [`TunQueue::send_batch`]: consecutive TCP segments of a flow are coalesced
 //! into one super-packet (GRO), so the kernel forwards one skb instead of dozens. In the other
 //! direction one TUN read may bring a TSO super-packet, split into MTU-sized packets before
-//! sealing. All buffers are allocated once per worker; the per-packet path does not allocate.
+//! sealing. ESP is sealed and opened in runs of up to [`PAR_BLOCKS`] packets of one SA: CBC
+//! chains interleaved on the way out, HMAC-SHA1 lanes for the ICVs both ways (sealing signs a
+//! run at once, opening checks a run's ICVs at once, `InboundSa::open_many`). All buffers are
+//! allocated once per worker; the per-packet path does not allocate.
 //!
 //! A worker runs until its stop flag is set. It returns an error — which ends the process
 //! (`super::supervise`) — when its TUN queue is gone (the device was deleted: reads and writes
