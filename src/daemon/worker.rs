@@ -355,17 +355,27 @@ impl Worker {
     }
 }
 
-/// ESP packets of one SA waiting to be opened together, with the addresses they came from.
-#[derive(Default)]
+/// ESP packets of one SA waiting to be opened together (`..len`), with the addresses they
+/// came from.
 struct Run<'a> {
     packets: [&'a [u8]; PAR_BLOCKS],
-    srcs: [Option<SocketAddr>; PAR_BLOCKS],
+    srcs: [SocketAddr; PAR_BLOCKS],
     len: usize,
+}
+
+impl Default for Run<'_> {
+    fn default() -> Self {
+        Self {
+            packets: [&[]; PAR_BLOCKS],
+            srcs: [SocketAddr::from(([0, 0, 0, 0], 0)); PAR_BLOCKS],
+            len: 0,
+        }
+    }
 }
 
 impl<'a> Run<'a> {
     fn push(&mut self, esp: &'a [u8], src: SocketAddr) {
-        (self.packets[self.len], self.srcs[self.len]) = (esp, Some(src));
+        (self.packets[self.len], self.srcs[self.len]) = (esp, src);
         self.len += 1;
     }
 }
@@ -401,13 +411,12 @@ impl TunSlots<'_> {
         let mut results = [Err(EspError::Truncated); PAR_BLOCKS];
         sa.open_many(&run.packets[..n], &mut outs[..n], &mut results[..n]);
         let mut kept = 0;
-        for (j, (result, src)) in results[..n].iter().zip(&run.srcs[..n]).enumerate() {
+        for (j, (result, &src)) in results[..n].iter().zip(&run.srcs[..n]).enumerate() {
             match result {
                 Ok(Opened::Packet { len, .. }) => {
                     slots[j].truncate(HDR + len);
                     slots.swap(kept, j);
                     kept += 1;
-                    let Some(src) = *src else { continue };
                     if self.checked != Some((spi, src)) {
                         if let Some(out) = sad.outbound(sa.client_vip) {
                             if out.remote() != src {

@@ -481,15 +481,14 @@ impl InboundSa {
         results: &mut [Result<Opened, EspError>],
     ) {
         assert!(packets.len() <= PAR_BLOCKS, "at most PAR_BLOCKS packets");
-        let mut checked = [None; PAR_BLOCKS];
+        // The packets the cheap checks let through: their index and what was checked.
+        let mut passed = [(0, Prechecked { seq: 0, icv_at: 0 }); PAR_BLOCKS];
         let mut signed: [&[u8]; PAR_BLOCKS] = [&[]; PAR_BLOCKS];
-        let mut which = [0; PAR_BLOCKS];
         let mut m = 0;
         for (i, (packet, out)) in packets.iter().zip(outs.iter()).enumerate() {
             match self.precheck(packet, out.len()) {
                 Ok(c) => {
-                    checked[i] = Some(c);
-                    (signed[m], which[m]) = (packet, i);
+                    (signed[m], passed[m]) = (packet, (i, c));
                     m += 1;
                 }
                 Err(e) => results[i] = Err(e),
@@ -497,10 +496,11 @@ impl InboundSa {
         }
         let mut ok = [false; PAR_BLOCKS];
         self.integ.verify_many(&signed[..m], &mut ok[..m]);
-        for (&i, ok) in which[..m].iter().zip(ok) {
-            results[i] = match checked[i] {
-                Some(c) if ok => self.finish(packets[i], c, outs[i]),
-                _ => Err(EspError::Integrity),
+        for (&(i, c), ok) in passed[..m].iter().zip(ok) {
+            results[i] = if ok {
+                self.finish(packets[i], c, outs[i])
+            } else {
+                Err(EspError::Integrity)
             };
         }
         for r in &results[..packets.len()] {
